@@ -1,0 +1,1 @@
+"""Example flowml plugin."""

@@ -1,0 +1,317 @@
+"""The ``flowml`` command: run | validate | nodes | schema | params.
+
+Exit codes: 0 success, 1 a node failed while running, 2 a bad graph file or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.console import Console
+
+from . import __version__
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _registry():
+    from .plugins import load_registry
+
+    return load_registry()
+
+
+def _load(path: str, registry) -> Any:
+    """Validate a graph file; print every error and exit 2 if there are any."""
+    from .graph import GraphErrors, load_graph
+
+    try:
+        return load_graph(path, registry)
+    except GraphErrors as e:
+        for ge in e.errors:
+            err.print(str(ge), markup=False)
+        n = len(e.errors)
+        err.print(f"{n} error{'s' if n != 1 else ''} in {path}", markup=False)
+        sys.exit(2)
+
+
+# -- flowml run ---------------------------------------------------------------------------------
+def cmd_run(a: argparse.Namespace) -> int:
+    from .runtime.scheduler import NodeFailed, Scheduler
+
+    graph = _load(a.graph, _registry())
+    mode = "offline" if a.offline else "live" if a.live else None
+    sched = Scheduler(graph, mode=mode, device=a.device, max_in_flight=a.max_in_flight,
+                      on_error=a.on_error)
+    _install_stop_signals(sched)
+    try:
+        sched.setup()
+    except NodeFailed as f:
+        err.print(f"error: {f}", markup=False)
+        if f.detail():
+            err.print(f.detail(), markup=False)
+        return 1
+    name = graph.spec.name or Path(a.graph).stem
+    err.print(f"running {name}: {len(graph.nodes)} nodes, {sched.mode} mode, "
+              f"device {sched.device}", markup=False)
+    stop_live = _start_live_view(sched, name) if a.stats else _start_progress(sched, name)
+    try:
+        result = sched.run(frames=a.frames, duration=a.duration)
+    finally:
+        stop_live()
+        sched.teardown()
+    s = result.stats
+    p50, p99 = s.latency_ms(50), s.latency_ms(99)
+    lat = f", latency p50 {p50:.1f} ms p99 {p99:.1f} ms" if p50 is not None else ""
+    err.print(f"{result.reason}: {s.completed} frames in {s.elapsed():.2f} s ({s.fps():.1f} fps)"
+              f"{lat}, dropped {s.source_drops}", markup=False)
+    if a.stats_json:
+        Path(a.stats_json).write_text(json.dumps({"graph": name, "mode": sched.mode,
+                                                  "reason": result.reason, **s.as_dict()}, indent=2))
+    if result.error is not None:
+        err.print(f"error: {result.error}", markup=False)
+        if result.error.detail():
+            err.print(result.error.detail(), markup=False)
+        return 1
+    return 0
+
+
+def _install_stop_signals(sched) -> None:
+    """First Ctrl-C / SIGTERM stops cleanly (sinks flush, files close); a second one aborts."""
+    count = 0
+
+    def handler(signum, frame):
+        nonlocal count
+        count += 1
+        if count > 1:
+            raise KeyboardInterrupt
+        err.print(f"\n{signal.Signals(signum).name}: stopping (again to abort)", markup=False)
+        sched.stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _start_live_view(sched, name: str):
+    from rich.live import Live
+
+    from .runtime.stats import stats_table
+
+    live = Live(stats_table(sched.stats, name), console=err, refresh_per_second=4)
+    live.start()
+    done = threading.Event()
+
+    def loop():
+        while not done.wait(0.5):
+            live.update(stats_table(sched.stats, name))
+
+    threading.Thread(target=loop, daemon=True).start()
+
+    def stop():
+        done.set()
+        live.update(stats_table(sched.stats, name))
+        live.stop()
+
+    return stop
+
+
+def _start_progress(sched, name: str):
+    """A one-line status (frames, fps) on a terminal; nothing when output is not a terminal."""
+    if not err.is_terminal:
+        return lambda: None
+    status = err.status(f"{name}: starting")
+    status.start()
+    done = threading.Event()
+
+    def loop():
+        while not done.wait(0.5):
+            s = sched.stats
+            status.update(f"{name}: {s.completed} frames, {s.recent_fps():.1f} fps, "
+                          f"dropped {s.source_drops}")
+
+    threading.Thread(target=loop, daemon=True).start()
+
+    def stop():
+        done.set()
+        status.stop()
+
+    return stop
+
+
+# -- flowml validate / schema / nodes / params --------------------------------------------------
+def cmd_validate(a: argparse.Namespace) -> int:
+    registry = _registry()
+    for path in a.graphs:
+        g = _load(path, registry)
+        out.print(f"ok: {path}: {len(g.nodes)} nodes, clock {_clock_text(g.clock)}", markup=False)
+    return 0
+
+
+def _clock_text(clock) -> str:
+    return clock if isinstance(clock, str) else f"{clock.fps:g} fps"
+
+
+def cmd_schema(a: argparse.Namespace) -> int:
+    from .graph import graph_json_schema
+
+    text = json.dumps(graph_json_schema(_registry()), indent=2)
+    if a.output:
+        Path(a.output).write_text(text + "\n")
+        err.print(f"wrote {a.output}", markup=False)
+    else:
+        print(text)
+    return 0
+
+
+def node_type_info(t) -> dict[str, Any]:
+    """A JSON-able description of a registered node type."""
+    from .paraminfo import describe_params
+
+    cls = t.cls
+    try:
+        ports = cls.ports(cls.Params())
+        inputs = [{"name": p.name, "type": p.type.name, "optional": p.optional} for p in ports.inputs]
+        outputs = [{"name": p.name, "type": p.type.name} for p in ports.outputs]
+    except Exception:  # ports need params without defaults: say they depend on params
+        inputs = outputs = "depends on params"
+    return {
+        "type": t.name, "plugin": t.plugin, "distribution": t.distribution, "version": t.version,
+        "description": cls.describe(), "inputs": inputs, "outputs": outputs,
+        "blocking": cls.blocking, "live": cls.live,
+        "params": [{"name": p.name, "type": p.type, "default": _jsonable(p.default),
+                    "min": p.min, "max": p.max, "choices": p.choices, "required": p.required,
+                    "description": p.description} for p in describe_params(cls.Params)],
+    }
+
+
+def _jsonable(v: Any) -> Any:
+    try:
+        json.dumps(v)
+        return v
+    except TypeError:
+        return str(v)
+
+
+def cmd_nodes(a: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    reg = _registry()
+    types = [t for name, t in sorted(reg.types.items()) if not a.type or name.startswith(a.type)]
+    infos = [node_type_info(t) for t in types]
+    if a.json:
+        failures = [{"plugin": f.plugin, "error": f.error} for f in reg.failures]
+        print(json.dumps({"node_types": infos, "failed_plugins": failures}, indent=2))
+        return 0
+    table = Table(title=f"{len(infos)} node types", title_justify="left", show_lines=True)
+    for col in ("type", "plugin", "inputs", "outputs", "params"):
+        table.add_column(col, overflow="fold")
+    for i in infos:
+        def ports(ps):
+            return ps if isinstance(ps, str) else "\n".join(
+                f"{p['name']}: {p['type']}{'?' if p.get('optional') else ''}" for p in ps)
+        params = "\n".join(
+            f"{p['name']}: {p['type']} = {'(required)' if p['required'] else p['default']!r}"
+            + (f" {_range(p)}" if _range(p) else "") for p in i["params"])
+        table.add_row(f"{i['type']}\n[dim]{i['description']}[/dim]",
+                      f"{i['plugin']}\n[dim]{i['distribution']} {i['version']}[/dim]",
+                      ports(i["inputs"]), ports(i["outputs"]), params)
+    out.print(table)
+    for f in reg.failures:
+        err.print(f"[red]plugin '{f.plugin}' failed to load:[/red] {f.error}")
+    return 0
+
+
+def _range(p: dict[str, Any]) -> str:
+    if p["choices"]:
+        return "{" + "|".join(map(str, p["choices"])) + "}"
+    if p["min"] is None and p["max"] is None:
+        return ""
+    return f"[{'' if p['min'] is None else p['min']}, {'' if p['max'] is None else p['max']}]"
+
+
+def cmd_params(a: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .paraminfo import describe_params
+
+    g = _load(a.graph, _registry())
+    prefix = (g.spec.osc.prefix if g.spec.osc else "").rstrip("/")
+    table = Table(title=f"OSC addresses of {a.graph}", title_justify="left")
+    for col in ("address", "type", "range", "value", "description"):
+        table.add_column(col, overflow="fold")
+    rows = []
+    for nid in g.order:
+        rn = g.nodes[nid]
+        for p in describe_params(rn.type.cls.Params):
+            value = getattr(rn.params, p.name)
+            rows.append({"address": f"{prefix}/{nid}/{p.name}", "type": p.type,
+                         "range": p.range_text(), "value": _jsonable(value),
+                         "default": _jsonable(p.default), "description": p.description})
+    if a.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        table.add_row(r["address"], r["type"], r["range"], repr(r["value"]), r["description"])
+    out.print(table)
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flowml", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"flowml {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run a graph file")
+    r.add_argument("graph")
+    r.add_argument("--frames", type=int, help="stop after N frames")
+    r.add_argument("--duration", type=float, help="stop after S seconds")
+    m = r.add_mutually_exclusive_group()
+    m.add_argument("--offline", action="store_true", help="every frame, nothing dropped")
+    m.add_argument("--live", action="store_true", help="latest frame wins, drops counted")
+    r.add_argument("--device", help="auto, cpu, cuda, cuda:N (overrides the graph's)")
+    r.add_argument("--max-in-flight", type=int, help="frames in flight at once")
+    r.add_argument("--on-error", choices=["stop", "skip"], help="when a node raises")
+    r.add_argument("--stats", action="store_true", help="live table of per-node stats")
+    r.add_argument("--stats-json", metavar="PATH", help="write a JSON stats summary at exit")
+    r.set_defaults(fn=cmd_run)
+
+    v = sub.add_parser("validate", help="check graph files, report every error")
+    v.add_argument("graphs", nargs="+")
+    v.set_defaults(fn=cmd_validate)
+
+    n = sub.add_parser("nodes", help="list installed node types")
+    n.add_argument("type", nargs="?", help="only types starting with this")
+    n.add_argument("--json", action="store_true")
+    n.set_defaults(fn=cmd_nodes)
+
+    s = sub.add_parser("schema", help="JSON Schema of graph files, for editors")
+    s.add_argument("-o", "--output")
+    s.set_defaults(fn=cmd_schema)
+
+    pa = sub.add_parser("params", help="every live parameter address of a graph")
+    pa.add_argument("graph")
+    pa.add_argument("--json", action="store_true")
+    pa.set_defaults(fn=cmd_params)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False, show_time=False)])
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""The authoring API: a node type is a class with typed ports and a pydantic ``Params`` model.
+
+A minimal node::
+
+    from flowml import Node, Input, Output, Params, Field, IMAGE
+
+    class Brightness(Node):
+        \"\"\"Multiply an image by a gain.\"\"\"
+        type_name = "example.brightness"
+        inputs = (Input("image", IMAGE),)
+        outputs = (Output("image", IMAGE),)
+
+        class Params(Params):
+            gain: float = Field(1.0, ge=0.0, le=4.0, description="multiplier")
+
+        def process(self, image):
+            return (image * self.params.gain).clamp(0, 1)
+
+The framework owns ``__init__``: state is made in ``setup(ctx)``, work is done in
+``process(**inputs)``, resources are released in ``teardown()``. ``self.params`` is replaced
+between ticks when a live parameter changes (never during ``process``); ``on_params`` is
+called when that happens.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .ports import ANY, Input, Output, Ports, PortType
+
+__all__ = [
+    "Params", "Field", "Node", "NodeContext", "Tick", "EndOfStream", "Stamped",
+    "function_node", "NodeError",
+]
+
+
+class Params(BaseModel):
+    """Base class of every node's parameters: strict about unknown names, immutable.
+
+    Live changes build a new instance (validated by the same fields) and swap it in
+    between ticks.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class EndOfStream(Exception):
+    """Raised by a source's ``process()`` when it has no more frames (end of a file)."""
+
+
+class NodeError(Exception):
+    """Raised by a node for a problem the user can fix (missing file, bad shape).
+
+    The message is shown as it is, prefixed with the node id; no traceback.
+    """
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """What a source may return instead of its outputs to give the frame's own time.
+
+    ``outputs`` is what ``process`` would otherwise return; ``t`` is the presentation
+    time in seconds (e.g. a video frame's pts). The clock source's stamp becomes the tick's ``t``.
+    """
+
+    outputs: Any
+    t: float
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One frame of the whole graph. ``t`` is in seconds from the start of the stream."""
+
+    index: int
+    t: float
+
+
+@dataclass
+class NodeContext:
+    """What a node may know about where it runs. Given to ``setup``; kept as ``self.ctx``."""
+
+    node_id: str
+    type_name: str
+    device: str = "cpu"
+    graph_dir: Path = Path(".")
+    mode: Literal["live", "offline"] = "offline"
+    tick: Tick = Tick(0, 0.0)
+    log: logging.Logger = logging.getLogger("flowml.node")
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the graph file, made absolute relative to the graph file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.graph_dir / p).resolve()
+
+    @property
+    def torch_device(self):
+        """This node's device as a ``torch.device`` (imports torch)."""
+        import torch
+
+        return torch.device(self.device)
+
+
+class Node:
+    """Base class of node types. Subclasses set the class attributes below and override
+    ``setup`` / ``process`` / ``teardown`` as needed."""
+
+    type_name: ClassVar[str] = ""
+    """The name used in graph files, e.g. ``"image.resize"``: ``<family>.<name>``."""
+    Params: ClassVar[type[Params]] = Params
+    inputs: ClassVar[tuple[Input, ...]] = ()
+    outputs: ClassVar[tuple[Output, ...]] = ()
+    blocking: ClassVar[bool] = False
+    """True for host-blocking work (file or network I/O, feature matching): the scheduler runs
+    ``process`` on the node's own worker thread, in order, so the graph is not held up."""
+    live: ClassVar[bool] = False
+    """For sources: True when frames arrive in real time (camera, network), so the graph runs
+    in live mode (latest frame wins); False for files (offline: every frame, back-pressure)."""
+
+    def __init__(self, params: Params, ctx: NodeContext):
+        self.params = params
+        self.ctx = ctx
+        self.log = ctx.log
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "__init__" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__}: the framework owns __init__; make state in setup(ctx) instead"
+            )
+
+    @classmethod
+    def ports(cls, params: Params) -> Ports:
+        """The ports of a node with these params. Override for ports that depend on params
+        (a model node whose inputs are named in its params, say)."""
+        return Ports(tuple(cls.inputs), tuple(cls.outputs))
+
+    @classmethod
+    def describe(cls) -> str:
+        """First line of the class docstring."""
+        return (inspect.getdoc(cls) or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def setup(self, ctx: NodeContext) -> None:
+        """Make state: open files, load models. Raise ``NodeError`` with a clear message."""
+
+    def process(self, **inputs: Any) -> Any:
+        """Do one frame's work. Return a dict of outputs, a bare value when the node has
+        exactly one output, ``Stamped(...)`` from a source, or ``None`` from a sink."""
+        raise NotImplementedError(f"{type(self).__name__}.process")
+
+    def teardown(self) -> None:
+        """Release resources: flush and close files. Called once, also after errors."""
+
+    def on_params(self, old: Params, new: Params) -> None:
+        """Called between ticks after ``self.params`` changed from ``old`` to ``new``."""
+
+
+def normalize_outputs(node: Node, ports: Ports, result: Any) -> tuple[dict[str, Any], float | None]:
+    """Turn what ``process`` returned into ``({port: value}, stamp)``; check port names."""
+    stamp = None
+    if isinstance(result, Stamped):
+        stamp, result = result.t, result.outputs
+    names = [o.name for o in ports.outputs]
+    if not names:
+        return {}, stamp
+    if isinstance(result, Mapping) and set(result) <= set(names) and result:
+        return dict(result), stamp
+    if len(names) == 1:
+        return {names[0]: result}, stamp
+    raise NodeError(
+        f"process() must return a dict with keys from {names}, got {type(result).__name__}"
+    )
+
+
+def function_node(
+    type_name: str,
+    *,
+    inputs: Mapping[str, PortType] | None = None,
+    outputs: Mapping[str, PortType] | None = None,
+    blocking: bool = False,
+) -> Callable[[Callable[..., Any]], type[Node]]:
+    """Make a stateless node type from a function.
+
+    Positional parameters are input ports (typed by ``inputs``, else ``ANY``); keyword-only
+    parameters with defaults are the node's params (their annotations and ``Annotated[...,
+    Field(...)]`` give types and ranges). The return value is the output (one output named
+    ``out`` unless ``outputs`` says otherwise)::
+
+        @function_node("example.invert", inputs={"image": IMAGE}, outputs={"image": IMAGE})
+        def invert(image, *, amount: Annotated[float, Field(ge=0, le=1)] = 1.0):
+            return image * (1 - amount) + (1 - image) * amount
+    """
+
+    def wrap(fn: Callable[..., Any]) -> type[Node]:
+        sig = inspect.signature(fn)
+        in_names, fields = [], {}
+        hints = inspect.get_annotations(fn, eval_str=True)
+        for p in sig.parameters.values():
+            if p.kind is p.KEYWORD_ONLY:
+                if p.default is p.empty:
+                    raise TypeError(f"{fn.__name__}: param {p.name!r} needs a default")
+                fields[p.name] = (hints.get(p.name, type(p.default)), p.default)
+            elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                in_names.append(p.name)
+            else:
+                raise TypeError(f"{fn.__name__}: *args/**kwargs are not supported in nodes")
+        types = dict(inputs or {})
+        params_model = create_model(f"{fn.__name__}_Params", __base__=Params, **fields)
+        param_names = tuple(fields)
+
+        def process(self: Node, **kw: Any) -> Any:
+            return fn(**kw, **{n: getattr(self.params, n) for n in param_names})
+
+        return type(
+            fn.__name__,
+            (Node,),
+            {
+                "__doc__": fn.__doc__,
+                "__module__": fn.__module__,
+                "type_name": type_name,
+                "Params": params_model,
+                "inputs": tuple(Input(n, types.get(n, ANY)) for n in in_names),
+                "outputs": tuple(Output(n, t) for n, t in (outputs or {"out": ANY}).items()),
+                "blocking": blocking,
+                "process": process,
+            },
+        )
+
+    return wrap

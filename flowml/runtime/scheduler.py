@@ -1,0 +1,510 @@
+"""The scheduler: runs a validated graph tick by tick.
+
+Inside a tick, nodes are visited in topological order on one dispatch thread. A node runs
+
+- inline (the default; a GPU node only enqueues work there, so this is cheap),
+- on its own worker thread when its type is ``blocking`` (file or network I/O): a sink's call
+  is handed off and the dispatcher moves on; a blocking node with outputs hands its consumers
+  a future they wait on,
+- every N ticks (``every: N``), holding its last outputs in between,
+- asynchronously (``hold: true``, live mode): it is started when it is free and everyone else
+  sees its last finished outputs (sample-and-hold), so a slow estimator never bounds the rate.
+
+At most ``max_in_flight`` ticks are unfinished at once (a tick finishes when its last sink is
+done). Live mode: the newest source frame wins, frames the graph could not start are dropped
+and counted, a sink that is behind skips frames. Offline mode: every frame, in order; the source
+waits (back-pressure) and nothing is dropped, so the output is deterministic.
+
+Parameter changes (``set_params``, OSC, expressions) are validated when they arrive and applied
+together at the start of the next tick, never during a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from ..graph.resolved import ValidatedGraph
+from ..graph.spec import RateClock as RateClockSpec
+from ..gpu.device import resolve_device
+from ..ports import Ports
+from ..node import EndOfStream, Node, NodeContext, NodeError, Params, Tick, normalize_outputs
+from .clock import RateClock, SourceFailure, SourceFrame, SourcePump
+from .stats import GraphStats, NodeStats
+from .workers import SerialWorker
+
+log = logging.getLogger("flowml")
+
+Mode = Literal["live", "offline"]
+
+
+class NodeFailed(Exception):
+    """A node raised while setting up or processing; names the node, its type and the frame."""
+
+    def __init__(self, node_id: str, type_name: str, error: BaseException, tick: int | None = None,
+                 phase: str = "process"):
+        self.node_id, self.type_name, self.error, self.tick = node_id, type_name, error, tick
+        where = f" on frame {tick}" if tick is not None else f" in {phase}"
+        msg = str(error) if isinstance(error, NodeError) else f"{type(error).__name__}: {error}"
+        super().__init__(f"node '{node_id}' ({type_name}) failed{where}: {msg}")
+
+    def detail(self) -> str:
+        """The user-code traceback, except for NodeError, whose message says it all."""
+        if isinstance(self.error, NodeError):
+            return ""
+        return "".join(traceback.format_exception(self.error, limit=-4))
+
+
+@dataclass
+class NodeRuntime:
+    """A node instance and what the scheduler keeps about it."""
+
+    id: str
+    node: Node
+    ports: Ports
+    stats: NodeStats
+    every: int = 1
+    hold: bool = False
+    worker: SerialWorker | None = None
+    last: dict[str, Any] | None = None
+    busy: Future | None = None
+
+    @property
+    def is_sink(self) -> bool:
+        return not self.ports.outputs
+
+    def call(self, inputs: dict[str, Any], tick: Tick) -> tuple[dict[str, Any], float | None]:
+        """Run ``process`` once and time it; raise NodeFailed naming this node."""
+        self.node.ctx.tick = tick
+        t0 = time.perf_counter()
+        try:
+            result = self.node.process(**inputs)
+            out = normalize_outputs(self.node, self.ports, result)
+        except EndOfStream:
+            raise
+        except Exception as exc:
+            self.stats.errors += 1
+            raise NodeFailed(self.id, self.node.type_name, exc, tick.index) from exc
+        self.stats.record(time.perf_counter() - t0)
+        return out
+
+
+@dataclass
+class _TickRun:
+    """Book-keeping of one tick while its sinks finish."""
+
+    tick: Tick
+    arrived: float
+    pending: int = 1  # the dispatch itself counts as one part
+    failed: bool = False
+    abandoned: bool = False  # a source ended during dispatch: neither done nor failed
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class RunResult:
+    reason: str                      # "end of stream" | "frames" | "duration" | "stopped" | "error"
+    stats: GraphStats
+    error: NodeFailed | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Scheduler:
+    """Builds the nodes of a validated graph and runs it. Use as a context manager, or call
+    ``setup()`` / ``run()`` / ``teardown()`` yourself."""
+
+    def __init__(self, graph: ValidatedGraph, *, mode: Mode | None = None, device: str | None = None,
+                 max_in_flight: int | None = None, on_error: str | None = None):
+        self.graph = graph
+        spec = graph.spec
+        self.mode: Mode = mode or self._auto_mode()
+        self.device = device or spec.device
+        self.max_in_flight = max_in_flight or spec.max_in_flight
+        self.on_error = on_error or spec.on_error
+        self.order = list(graph.order)
+        self.clock_id = graph.clock if isinstance(graph.clock, str) else None
+        self.nodes: dict[str, NodeRuntime] = {}
+        self.stats = GraphStats()
+        self.before_tick: list[Callable[[Tick], None]] = []
+        self.after_tick: list[Callable[[Tick, dict[str, dict[str, Any]]], None]] = []
+        self._pending_params: dict[str, dict[str, Any]] = {}
+        self._params_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
+        self._stop = threading.Event()
+        self._failure: NodeFailed | None = None
+        self._clock: RateClock | SourcePump | None = None
+        self._is_setup = False
+        self._reload: tuple[ValidatedGraph, Future] | None = None
+
+    # -- building ---------------------------------------------------------------------------
+    def _auto_mode(self) -> Mode:
+        if self.graph.spec.mode != "auto":
+            return self.graph.spec.mode  # type: ignore[return-value]
+        clock = self.graph.clock
+        if isinstance(clock, RateClockSpec):
+            return "live"
+        return "live" if self.graph.nodes[clock].type.cls.live else "offline"
+
+    def setup(self) -> None:
+        """Instantiate every node and run its ``setup``; on failure, tear down the ones built."""
+        try:
+            for nid in self.order:
+                self._install(self._make_node(nid, self.graph))
+        except NodeFailed:
+            self.teardown()
+            raise
+        self._is_setup = True
+
+    def _install(self, nrt: NodeRuntime) -> None:
+        self.nodes[nrt.id] = nrt
+        self.stats.nodes[nrt.id] = nrt.stats
+
+    def _make_node(self, nid: str, graph: ValidatedGraph) -> NodeRuntime:
+        """Instantiate one node of ``graph`` and run its ``setup`` (raises NodeFailed)."""
+        rn = graph.nodes[nid]
+        cls = rn.type.cls
+        try:
+            device = resolve_device(rn.spec.device, self.device)
+        except RuntimeError as exc:
+            raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
+        ctx = NodeContext(nid, rn.type.name, device, graph.directory, self.mode,
+                          log=logging.getLogger(f"flowml.{nid}"))
+        hold = rn.spec.hold and self.mode == "live"
+        nrt = NodeRuntime(nid, cls(rn.params, ctx), rn.ports, NodeStats(rn.type.name),
+                          rn.spec.every, hold)
+        if (cls.blocking or hold) and nid != graph.clock:
+            nrt.worker = SerialWorker(nid)
+        try:
+            nrt.node.setup(ctx)
+        except Exception as exc:
+            if nrt.worker:
+                nrt.worker.close()
+            raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
+        return nrt
+
+    def teardown(self) -> None:
+        """Finish the sinks' queued work, then ``teardown`` every node (reverse order)."""
+        for nrt in self.nodes.values():
+            if nrt.worker:
+                nrt.worker.close(timeout=30)
+        for nid in reversed(list(self.nodes)):
+            try:
+                self.nodes[nid].node.teardown()
+            except Exception as exc:
+                log.error("node '%s' failed in teardown: %s", nid, exc)
+        self.nodes.clear()
+        self._is_setup = False
+
+    def __enter__(self) -> "Scheduler":
+        self.setup()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+    # -- live parameters --------------------------------------------------------------------
+    def set_params(self, node_id: str, changes: dict[str, Any]) -> Params:
+        """Validate ``changes`` to one node's params now (raises pydantic.ValidationError or
+        KeyError) and queue them for the start of the next tick. Returns the params as they
+        will be."""
+        rn = self.graph.nodes[node_id]
+        with self._params_lock:
+            merged = {**self._pending_params.get(node_id, {}), **changes}
+            current = self.nodes[node_id].node.params if node_id in self.nodes else rn.params
+            new = type(current).model_validate({**current.model_dump(), **merged})
+            self._pending_params[node_id] = merged
+        return new
+
+    def params_of(self, node_id: str) -> Params:
+        return self.nodes[node_id].node.params
+
+    def _apply_params(self) -> None:
+        with self._params_lock:
+            pending, self._pending_params = self._pending_params, {}
+        for nid, changes in pending.items():
+            nrt = self.nodes[nid]
+            old = nrt.node.params
+            try:
+                new = type(old).model_validate({**old.model_dump(), **changes})
+            except Exception as exc:  # validated on arrival; only a race could get here
+                log.error("node '%s': params not applied: %s", nid, exc)
+                continue
+            if nrt.worker:  # between this node's own frames, in order
+                nrt.worker.submit(lambda n=nrt.node, o=old, w=new: _swap_params(n, o, w))
+            else:
+                _swap_params(nrt.node, old, new)
+
+    # -- editing while running --------------------------------------------------------------
+    def request_reload(self, graph: ValidatedGraph) -> Future:
+        """Swap in an edited, validated graph at the next tick start.
+
+        Nodes whose type, ports and device are unchanged keep their instance (and loaded
+        models); their params change as a live change would (``on_params``). Other nodes are
+        built anew; removed nodes are torn down. If a new node fails in ``setup``, nothing
+        changes and the future's exception says why. The future's result is a dict with the
+        node ids ``kept``, ``built`` and ``removed``. Before ``run()`` it applies at once.
+        """
+        fut: Future = Future()
+        if not self._is_setup or self._clock is None:
+            self._reload = (graph, fut)
+            self._apply_reload()
+        else:
+            self._reload = (graph, fut)
+        return fut
+
+    def _apply_reload(self) -> None:
+        pending, self._reload = self._reload, None
+        if pending is None:
+            return
+        new, fut = pending
+        old = self.graph
+        kept = [n for n in new.order if n in self.nodes and _same_instance(old.nodes[n], new.nodes[n])]
+        fresh: dict[str, NodeRuntime] = {}
+        try:
+            for nid in new.order:
+                if nid not in kept:
+                    fresh[nid] = self._make_node(nid, new)
+        except NodeFailed as failure:  # the old graph runs on, untouched
+            for nrt in fresh.values():
+                _close(nrt)
+            fut.set_exception(failure)
+            return
+        clock_changed = new.clock != old.clock or (isinstance(new.clock, str) and new.clock in fresh)
+        if clock_changed and self._clock is not None:  # stop reading before the source goes
+            self._clock.stop()
+            self.stats.source_drops += self._clock.drops
+        replaced = [n for n in self.nodes if n not in kept]
+        for nid in replaced:
+            _close(self.nodes.pop(nid))
+        for nid in kept:
+            nrt, rn = self.nodes[nid], new.nodes[nid]
+            nrt.every, nrt.hold = rn.spec.every, rn.spec.hold and self.mode == "live"
+            if rn.params != old.nodes[nid].params:
+                self.set_params(nid, rn.params.model_dump())
+        self.stats.nodes = {}
+        for nid in new.order:
+            self._install(self.nodes.get(nid) or fresh[nid])
+        self.nodes = {nid: self.nodes[nid] for nid in new.order}
+        self.graph, self.order = new, list(new.order)
+        self.clock_id = new.clock if isinstance(new.clock, str) else None
+        if clock_changed and self._clock is not None:
+            self._clock = self._make_clock()
+            self._clock.start()
+        fut.set_result({"kept": kept, "built": list(fresh),
+                        "removed": [n for n in replaced if n not in new.nodes]})
+
+    # -- running ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the run loop to stop after the current tick (safe from signal handlers)."""
+        self._stop.set()
+        if self._clock:
+            self._clock.stop()
+
+    def run(self, frames: int | None = None, duration: float | None = None) -> RunResult:
+        """Run until the clock source ends, ``frames`` ticks were started, ``duration`` seconds
+        passed, ``stop()`` was called, or a node failed under ``on_error: stop``."""
+        if not self._is_setup:
+            self.setup()
+        self._clock = self._make_clock()
+        self._clock.start()
+        self.stats.started = time.perf_counter()
+        reason, index = "stopped", 0
+        while not self._stop.is_set():
+            if frames is not None and index >= frames:
+                reason = "frames"
+                break
+            if duration is not None and self.stats.elapsed() >= duration:
+                reason = "duration"
+                break
+            if not self._acquire_slot():
+                break
+            frame = self._clock.next()
+            if frame is None:
+                self._slots.release()
+                reason = "stopped" if self._stop.is_set() else "end of stream"
+                break
+            if isinstance(frame, SourceFailure):
+                self._slots.release()
+                self._source_failed(frame.error, index)
+                continue
+            if not self._run_tick(frame, index):
+                reason = "end of stream"
+                break
+            index += 1
+        self._clock.stop()
+        self._drain()
+        self.stats.source_drops += self._clock.drops
+        self.stats.ended = time.perf_counter()
+        if self._failure is not None:
+            return RunResult("error", self.stats, self._failure)
+        return RunResult(reason, self.stats)
+
+    def _make_clock(self) -> RateClock | SourcePump:
+        live = self.mode == "live"
+        if self.clock_id is None:
+            return RateClock(self.graph.clock.fps, live)  # type: ignore[union-attr]
+        nrt = self.nodes[self.clock_id]
+
+        def read() -> tuple[dict[str, Any], float | None]:
+            return nrt.call({}, Tick(nrt.stats.calls, 0.0))
+
+        return SourcePump(read, live=live, capacity=self.max_in_flight,
+                          keep_going=self.on_error == "skip")
+
+    def _acquire_slot(self) -> bool:
+        while not self._stop.is_set():
+            if self._slots.acquire(timeout=0.05):
+                return True
+        return False
+
+    def _drain(self) -> None:
+        """Wait for every unfinished tick (all slots back), then free the slots again."""
+        got = sum(self._slots.acquire(timeout=60) for _ in range(self.max_in_flight))
+        for _ in range(got):
+            self._slots.release()
+
+    def _source_failed(self, error: BaseException, index: int) -> None:
+        failure = error if isinstance(error, NodeFailed) else NodeFailed(
+            self.clock_id or "clock", "source", error, index)
+        self._node_failed(failure)
+
+    def _node_failed(self, failure: NodeFailed) -> None:
+        if self.on_error == "stop":
+            if self._failure is None:
+                self._failure = failure
+            self.stop()
+        else:
+            log.error("%s (frame skipped)", failure)
+
+    def _run_tick(self, frame: SourceFrame, index: int) -> bool:
+        """Dispatch one tick. False when a source ended (the tick is abandoned)."""
+        tick = Tick(index, frame.t)
+        if self._reload is not None:
+            self._apply_reload()
+        for hook in self.before_tick:
+            hook(tick)
+        self._apply_params()
+        self.stats.ticks += 1
+        run = _TickRun(tick, frame.arrived)
+        values: dict[str, Any] = {}
+        ended = False
+        try:
+            for nid in self.order:
+                if nid == self.clock_id:
+                    values[nid] = frame.outputs
+                else:
+                    values[nid] = self._dispatch(self.nodes[nid], values, run)
+        except EndOfStream:
+            ended = run.abandoned = True
+        except NodeFailed as failure:
+            run.failed = True
+            self._node_failed(failure)
+        if not (run.failed or run.abandoned):
+            for after in self.after_tick:
+                after(tick, values)
+        self._part_done(run)
+        return not ended
+
+    def _dispatch(self, nrt: NodeRuntime, values: dict[str, Any], run: _TickRun) -> Any:
+        tick = run.tick
+        if nrt.last is not None and (tick.index % nrt.every or (nrt.hold and _busy(nrt))):
+            nrt.stats.held += 1
+            return nrt.last
+        inputs = self._gather(nrt, values)
+        if nrt.hold:
+            return self._dispatch_held(nrt, inputs, tick)
+        if nrt.worker is None:
+            nrt.last, _ = nrt.call(inputs, tick)
+            return nrt.last
+        if nrt.is_sink:
+            if self.mode == "live" and nrt.worker.backlog >= 1:
+                nrt.stats.drops += 1
+                return {}
+            with run.lock:
+                run.pending += 1
+            fut = nrt.worker.submit(lambda: nrt.call(inputs, tick))
+            fut.add_done_callback(lambda f: self._sink_done(f, run))
+            return {}
+        nrt.last = nrt.worker.submit(lambda: nrt.call(inputs, tick)[0])
+        return nrt.last  # a Future: consumers wait on it in _gather
+
+    def _dispatch_held(self, nrt: NodeRuntime, inputs: dict[str, Any], tick: Tick) -> Any:
+        """Start a ``hold`` node on its worker; hand out its last finished outputs."""
+        def job() -> dict[str, Any]:
+            out, _ = nrt.call(inputs, tick)
+            nrt.last = out
+            return out
+
+        nrt.busy = nrt.worker.submit(job)  # type: ignore[union-attr]
+        nrt.busy.add_done_callback(self._held_done)
+        if nrt.last is None:  # the very first result is waited for
+            return nrt.busy.result()
+        nrt.stats.held += 1
+        return nrt.last
+
+    def _held_done(self, fut: Future) -> None:
+        exc = fut.exception()
+        if isinstance(exc, NodeFailed):
+            self._node_failed(exc)
+
+    def _gather(self, nrt: NodeRuntime, values: dict[str, Any]) -> dict[str, Any]:
+        rn = self.graph.nodes[nrt.id]
+        inputs: dict[str, Any] = {p.name: None for p in nrt.ports.inputs}
+        for port, src in rn.inputs.items():
+            v = values[src.node]
+            if isinstance(v, Future):
+                v = v.result()  # raises the producer's NodeFailed
+                values[src.node] = v
+            inputs[port] = v.get(src.port)
+        return inputs
+
+    def _sink_done(self, fut: Future, run: _TickRun) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            run.failed = True
+            if isinstance(exc, NodeFailed):
+                self._node_failed(exc)
+            else:
+                log.error("sink failed: %s", exc)
+        self._part_done(run)
+
+    def _part_done(self, run: _TickRun) -> None:
+        with run.lock:
+            run.pending -= 1
+            done = run.pending == 0
+        if done:
+            if not run.abandoned:
+                self.stats.tick_done(time.perf_counter() - run.arrived, ok=not run.failed)
+            self._slots.release()
+
+
+def _same_instance(old, new) -> bool:
+    """Can a node instance built for ``old`` (a ResolvedNode) serve ``new``?"""
+    return (old.type.cls is new.type.cls and old.ports == new.ports
+            and old.spec.device == new.spec.device)
+
+
+def _close(nrt: NodeRuntime) -> None:
+    if nrt.worker:
+        nrt.worker.close(timeout=30)
+    try:
+        nrt.node.teardown()
+    except Exception as exc:
+        log.error("node '%s' failed in teardown: %s", nrt.id, exc)
+
+
+def _busy(nrt: NodeRuntime) -> bool:
+    return nrt.busy is not None and not nrt.busy.done()
+
+
+def _swap_params(node: Node, old: Params, new: Params) -> None:
+    node.params = new
+    node.on_params(old, new)

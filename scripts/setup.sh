@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Make .venv and install flowml with its built-in plugins (and, with --dev, the test tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+req=requirements.txt
+[ "${1:-}" = "--dev" ] && req=requirements-dev.txt
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -r "$req"

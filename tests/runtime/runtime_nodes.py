@@ -1,0 +1,137 @@
+"""Small node types for scheduler tests: a counting source, a slow stage, a recording sink."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+
+import flowml
+from flowml import SCALAR, TENSOR, EndOfStream, Field, Input, Node, Output, Params, Stamped
+
+RECORDS: dict[str, list] = defaultdict(list)
+EVENTS: dict[str, list] = defaultdict(list)
+_lock = threading.Lock()
+
+
+class Counter(Node):
+    """Emits 0, 1, 2, ... stamped at index / fps; ends after ``frames`` (0: never)."""
+
+    type_name = "test.counter"
+    outputs = (Output("value", SCALAR),)
+
+    class Params(Params):
+        frames: int = Field(0, ge=0)
+        fps: float = 30.0
+        interval: float = Field(0.0, ge=0, description="seconds to wait before each frame")
+
+    def setup(self, ctx):
+        self.i = 0
+
+    def process(self):
+        if self.params.frames and self.i >= self.params.frames:
+            raise EndOfStream
+        if self.params.interval:
+            time.sleep(self.params.interval)
+        self.i += 1
+        return Stamped({"value": self.i - 1}, t=(self.i - 1) / self.params.fps)
+
+
+class LiveCounter(Counter):
+    """A Counter that says it is live (a camera would)."""
+
+    type_name = "test.live_counter"
+    live = True
+
+
+class AddOne(Node):
+    """value + offset; records which offset each frame saw."""
+
+    type_name = "test.add"
+    inputs = (Input("value", SCALAR),)
+    outputs = (Output("value", SCALAR),)
+
+    class Params(Params):
+        offset: int = 1
+        delay: float = Field(0.0, ge=0)
+
+    def process(self, value):
+        if self.params.delay:
+            time.sleep(self.params.delay)
+        return value + self.params.offset
+
+
+class Blob(Node):
+    """A 1 MB tensor per frame, to watch memory."""
+
+    type_name = "test.blob"
+    inputs = (Input("value", SCALAR),)
+    outputs = (Output("tensor", TENSOR),)
+
+    def process(self, value):
+        import torch
+
+        return torch.full((256, 1024), float(value))
+
+
+class Record(Node):
+    """Records what it gets under RECORDS[key]; optionally slow; runs on its own thread."""
+
+    type_name = "test.record"
+    blocking = True
+    inputs = (Input("value", flowml.ANY),)
+
+    class Params(Params):
+        key: str = "default"
+        delay: float = Field(0.0, ge=0)
+
+    def process(self, value):
+        if self.params.delay:
+            time.sleep(self.params.delay)
+        with _lock:
+            RECORDS[self.params.key].append(value if not hasattr(value, "shape") else float(value.flatten()[0]))
+
+    def teardown(self):
+        EVENTS[self.params.key].append("teardown")
+
+
+class Fail(Node):
+    """Passes values through, raises on frame ``at``."""
+
+    type_name = "test.fail"
+    inputs = (Input("value", SCALAR),)
+    outputs = (Output("value", SCALAR),)
+
+    class Params(Params):
+        at: int = 5
+
+    def process(self, value):
+        if value == self.params.at:
+            raise ValueError(f"boom at {value}")
+        return value
+
+
+class Calls(Node):
+    """Counts its own calls; passes the value through with the count."""
+
+    type_name = "test.calls"
+    inputs = (Input("value", SCALAR),)
+    outputs = (Output("value", flowml.ANY),)
+
+    class Params(Params):
+        delay: float = Field(0.0, ge=0)
+
+    def setup(self, ctx):
+        self.n = 0
+
+    def process(self, value):
+        if self.params.delay:
+            time.sleep(self.params.delay)
+        self.n += 1
+        return (value, self.n)
+
+
+@flowml.hookimpl
+def register_node_types(register):
+    for cls in (Counter, LiveCounter, AddOne, Blob, Record, Fail, Calls):
+        register(cls)

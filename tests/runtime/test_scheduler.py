@@ -1,0 +1,211 @@
+"""The scheduler on the CPU: offline determinism, live dropping, every/hold, errors, params."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from runtime_nodes import EVENTS, RECORDS
+
+from flowml.runtime.scheduler import Scheduler
+
+CHAIN = """
+flowml: 1
+clock: src
+max_in_flight: {mif}
+nodes:
+  src: {{type: test.counter, params: {{frames: {frames}}}}}
+  add: {{type: test.add, inputs: {{value: src/value}}, params: {{offset: 100}}}}
+  rec: {{type: test.record, inputs: {{value: add/value}}, params: {{delay: {delay}}}}}
+"""
+
+
+def run(g, **kw):
+    sched = Scheduler(g, **{k: v for k, v in kw.items() if k in ("mode", "max_in_flight", "on_error")})
+    with sched:
+        result = sched.run(**{k: v for k, v in kw.items() if k in ("frames", "duration")})
+    return result, sched
+
+
+def test_offline_processes_every_frame_in_order(graph):
+    g = graph(CHAIN.format(frames=200, delay=0.001, mif=3))
+    result, sched = run(g)
+    assert sched.mode == "offline"  # a non-live clock source means offline
+    assert result.reason == "end of stream" and result.ok
+    assert RECORDS["default"] == [100 + i for i in range(200)]
+    assert result.stats.completed == 200 and result.stats.source_drops == 0
+    assert result.stats.nodes["rec"].drops == 0
+    assert EVENTS["default"] == ["teardown"]
+
+
+def test_offline_back_pressure_with_a_slow_sink_drops_nothing(graph):
+    g = graph(CHAIN.format(frames=30, delay=0.01, mif=2))
+    result, _ = run(g)
+    assert RECORDS["default"] == [100 + i for i in range(30)]
+    assert result.stats.source_drops == 0
+
+
+def test_frames_limit(graph):
+    g = graph(CHAIN.format(frames=0, delay=0, mif=2))
+    result, _ = run(g, frames=25)
+    assert result.reason == "frames"
+    assert RECORDS["default"] == [100 + i for i in range(25)]
+
+
+def test_live_slow_node_drops_frames_and_latency_stays_bounded(graph):
+    g = graph("""
+        flowml: 1
+        clock: src
+        max_in_flight: 2
+        nodes:
+          src: {type: test.live_counter, params: {interval: 0.002}}
+          slow: {type: test.add, inputs: {value: src/value}, params: {delay: 0.03}}
+          rec: {type: test.record, inputs: {value: slow/value}}
+    """)
+    result, sched = run(g, duration=1.5)
+    assert sched.mode == "live"
+    s = result.stats
+    assert s.source_drops > 0, "a source 15x faster than the graph must drop frames"
+    seen = RECORDS["default"]
+    assert seen == sorted(seen) and len(set(seen)) == len(seen), "frames stay in order, no repeats"
+    assert seen[-1] - seen[0] > len(seen), "later frames were skipped, not queued"
+    # latency is bounded by a few stage times, not by how long the graph has run
+    assert s.latency_ms(99) < 10 * 30, s.as_dict()
+
+
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_live_memory_stays_flat_with_a_slow_sink(graph):
+    g = graph("""
+        flowml: 1
+        clock: src
+        nodes:
+          src: {type: test.live_counter, params: {interval: 0.001}}
+          blob: {type: test.blob, inputs: {value: src/value}}
+          rec: {type: test.record, inputs: {value: blob/tensor}, params: {delay: 0.02}}
+    """)
+    sched = Scheduler(g)
+    samples = []
+    sched.after_tick.append(lambda tick, values: tick.index % 20 == 0 and samples.append(_rss_mb()))
+    with sched:
+        result = sched.run(duration=3.0)
+    assert result.stats.nodes["rec"].drops > 0 or result.stats.source_drops > 0
+    early = max(samples[1:len(samples) // 3])
+    late = max(samples[-len(samples) // 3:])
+    assert late - early < 20, f"RSS grew from {early:.0f} MB to {late:.0f} MB"
+
+
+def test_every_n_runs_a_node_every_third_tick_and_holds(graph):
+    g = graph("""
+        flowml: 1
+        nodes:
+          src: {type: test.counter, params: {frames: 10}}
+          c: {type: test.calls, inputs: {value: src/value}, every: 3}
+          rec: {type: test.record, inputs: {value: c/value}}
+    """)
+    result, _ = run(g)
+    assert RECORDS["default"] == [(0, 1)] * 3 + [(3, 2)] * 3 + [(6, 3)] * 3 + [(9, 4)]
+    assert result.stats.nodes["c"].calls == 4 and result.stats.nodes["c"].held == 6
+
+
+def test_hold_node_runs_asynchronously_in_live_mode(graph):
+    g = graph("""
+        flowml: 1
+        clock: src
+        nodes:
+          src: {type: test.live_counter, params: {interval: 0.005}}
+          est: {type: test.calls, inputs: {value: src/value}, hold: true, params: {delay: 0.1}}
+          rec: {type: test.record, inputs: {value: est/value}}
+    """)
+    result, _ = run(g, duration=1.5)
+    s = result.stats
+    calls = s.nodes["est"].calls
+    assert s.completed > 3 * calls, "the graph ran on while the slow node worked"
+    counts = [n for _, n in RECORDS["default"]]
+    assert counts == sorted(counts) and counts[-1] >= calls - 1
+
+
+def test_hold_is_synchronous_offline_so_output_is_deterministic(graph):
+    g = graph("""
+        flowml: 1
+        nodes:
+          src: {type: test.counter, params: {frames: 6}}
+          est: {type: test.calls, inputs: {value: src/value}, hold: true}
+          rec: {type: test.record, inputs: {value: est/value}}
+    """)
+    run(g)
+    assert RECORDS["default"] == [(i, i + 1) for i in range(6)]
+
+
+FAILING = """
+flowml: 1
+on_error: {policy}
+nodes:
+  src: {{type: test.counter, params: {{frames: 10}}}}
+  bad: {{type: test.fail, inputs: {{value: src/value}}, params: {{at: 4}}}}
+  rec: {{type: test.record, inputs: {{value: bad/value}}}}
+"""
+
+
+def test_error_policy_stop_names_the_node_and_tears_down(graph):
+    result, _ = run(graph(FAILING.format(policy="stop")))
+    assert result.reason == "error"
+    assert str(result.error) == "node 'bad' (test.fail) failed on frame 4: ValueError: boom at 4"
+    assert RECORDS["default"] == [0, 1, 2, 3]
+    assert EVENTS["default"] == ["teardown"]
+
+
+def test_error_policy_skip_drops_the_frame_and_goes_on(graph):
+    result, _ = run(graph(FAILING.format(policy="skip")))
+    assert result.ok and result.reason == "end of stream"
+    assert RECORDS["default"] == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    assert result.stats.failed == 1 and result.stats.nodes["bad"].errors == 1
+
+
+def test_param_change_applies_at_the_next_tick_start(graph):
+    g = graph(CHAIN.format(frames=20, delay=0, mif=1))
+    sched = Scheduler(g)
+
+    def change(tick, values):
+        if tick.index == 9:
+            sched.set_params("add", {"offset": 1000})
+
+    sched.after_tick.append(change)
+    with sched:
+        sched.run()
+    assert RECORDS["default"] == [100 + i for i in range(10)] + [1000 + i for i in range(10, 20)]
+
+
+def test_bad_param_change_is_rejected_and_changes_nothing(graph):
+    import pydantic
+    import pytest
+
+    g = graph(CHAIN.format(frames=3, delay=0, mif=1))
+    with Scheduler(g) as sched:
+        with pytest.raises(pydantic.ValidationError):
+            sched.set_params("add", {"offset": "many"})
+        sched.run()
+    assert RECORDS["default"] == [100, 101, 102]
+
+
+def test_rate_clock_offline_stamps_ticks_at_index_over_fps(graph):
+    g = graph("""
+        flowml: 1
+        clock: {fps: 50}
+        mode: offline
+        nodes:
+          src: {type: test.counter}
+          rec: {type: test.record, inputs: {value: src/value}}
+    """)
+    stamps = []
+    sched = Scheduler(g)
+    sched.before_tick.append(lambda tick: stamps.append(tick.t))
+    t0 = time.perf_counter()
+    with sched:
+        result = sched.run(frames=200)
+    assert stamps == [i / 50 for i in range(200)]
+    assert time.perf_counter() - t0 < 2.0, "offline does not pace to the wall clock (paced: 4 s)"
+    assert result.stats.completed == 200
