@@ -59,12 +59,17 @@ BUILTIN_TYPES: dict[str, PortType] = {
 
 @dataclass(frozen=True)
 class Input:
-    """An input port. ``optional`` inputs may be left unconnected (the node then gets ``None``)."""
+    """An input port. ``optional`` inputs may be left unconnected (the node then gets ``None``).
+
+    ``host=True`` says the node wants this input in host memory (a file writer, a network
+    sender): on a GPU graph the scheduler downloads it asynchronously into pinned memory and
+    the node's worker thread waits for the copy, never the graph."""
 
     name: str
     type: PortType = ANY
     doc: str = ""
     optional: bool = False
+    host: bool = False
 
 
 @dataclass(frozen=True)

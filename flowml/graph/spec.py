@@ -42,6 +42,7 @@ class NodeSpec(Strict):
     every: int = Field(1, ge=1, description="run every N ticks, hold the last output between")
     hold: bool = Field(False, description="run asynchronously; others see the last finished output")
     device: str | None = Field(None, description="cpu, cuda, cuda:N; default: the graph's")
+    cuda_graph: bool = Field(False, description="capture as a CUDA graph (static shapes; GPU only)")
 
 
 class GraphSpec(Strict):

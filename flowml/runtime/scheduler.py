@@ -34,6 +34,7 @@ from ..graph.spec import RateClock as RateClockSpec
 from ..gpu.device import resolve_device
 from ..ports import Ports
 from ..node import EndOfStream, Node, NodeContext, NodeError, Params, Tick, normalize_outputs
+from .edges import Produced, host_ready, resolve
 from .clock import RateClock, SourceFailure, SourceFrame, SourcePump
 from .stats import GraphStats, NodeStats
 from .workers import SerialWorker
@@ -71,27 +72,43 @@ class NodeRuntime:
     every: int = 1
     hold: bool = False
     worker: SerialWorker | None = None
-    last: dict[str, Any] | None = None
+    gpu: Any = None          # gpu.lanes.GpuCall for nodes on a CUDA device
+    captured: Any = None     # gpu.capture.CapturedCall with cuda_graph: true
+    last: Produced | Future | None = None
     busy: Future | None = None
 
     @property
     def is_sink(self) -> bool:
         return not self.ports.outputs
 
-    def call(self, inputs: dict[str, Any], tick: Tick) -> tuple[dict[str, Any], float | None]:
-        """Run ``process`` once and time it; raise NodeFailed naming this node."""
+    def call(self, inputs: dict[str, Any], tick: Tick, waits: list = ()) -> Produced:  # type: ignore[assignment]
+        """Run ``process`` once (on its CUDA lane after ``waits``, for a GPU node) and time it;
+        raise NodeFailed naming this node."""
         self.node.ctx.tick = tick
         t0 = time.perf_counter()
         try:
-            result = self.node.process(**inputs)
-            out = normalize_outputs(self.node, self.ports, result)
+            inputs = host_ready(inputs)
+            if self.gpu is None:
+                result, event = self._process(inputs), None
+            else:
+                result, event = self.gpu.run(self._process, inputs, waits)
+            outputs, stamp = normalize_outputs(self.node, self.ports, result)
         except EndOfStream:
             raise
         except Exception as exc:
             self.stats.errors += 1
             raise NodeFailed(self.id, self.node.type_name, exc, tick.index) from exc
         self.stats.record(time.perf_counter() - t0)
-        return out
+        if self.gpu is not None and self.gpu.timing:
+            for ms in self.gpu.lane.harvest(self.id):
+                self.stats.gpu_ms_total += ms
+                self.stats.gpu_calls += 1
+        return Produced(outputs, event, self.gpu.lane if self.gpu else None, stamp)
+
+    def _process(self, inputs: dict[str, Any]) -> Any:
+        if self.captured is not None:
+            return self.captured(inputs, self.node.params)
+        return self.node.process(**inputs)
 
 
 @dataclass
@@ -122,7 +139,8 @@ class Scheduler:
     ``setup()`` / ``run()`` / ``teardown()`` yourself."""
 
     def __init__(self, graph: ValidatedGraph, *, mode: Mode | None = None, device: str | None = None,
-                 max_in_flight: int | None = None, on_error: str | None = None):
+                 max_in_flight: int | None = None, on_error: str | None = None,
+                 gpu_timing: bool = False):
         self.graph = graph
         spec = graph.spec
         self.mode: Mode = mode or self._auto_mode()
@@ -143,6 +161,9 @@ class Scheduler:
         self._clock: RateClock | SourcePump | None = None
         self._is_setup = False
         self._reload: tuple[ValidatedGraph, Future] | None = None
+        self.gpu_timing = gpu_timing
+        self._lanes: Any = None        # gpu.lanes.LanePool, made when a node is on CUDA
+        self._copy_streams: dict[str, Any] = {}
 
     # -- building ---------------------------------------------------------------------------
     def _auto_mode(self) -> Mode:
@@ -182,6 +203,8 @@ class Scheduler:
                           rn.spec.every, hold)
         if (cls.blocking or hold) and nid != graph.clock:
             nrt.worker = SerialWorker(nid)
+        if device.startswith("cuda"):
+            self._attach_gpu(nrt, rn, graph, device)
         try:
             nrt.node.setup(ctx)
         except Exception as exc:
@@ -189,6 +212,46 @@ class Scheduler:
                 nrt.worker.close()
             raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
         return nrt
+
+    def _attach_gpu(self, nrt: NodeRuntime, rn, graph: ValidatedGraph, device: str) -> None:
+        """Give a CUDA node its lane: its producer's, for an inline chain link; else a new one."""
+        import torch
+
+        from ..gpu.capture import CapturedCall
+        from ..gpu.lanes import GpuCall, LanePool
+
+        if self._lanes is None:
+            self._lanes = LanePool()
+        lane = None
+        srcs = list(rn.inputs.values())
+        if len(srcs) == 1 and self._inline_link(srcs[0].node, nrt.id, graph):
+            producer = self.nodes.get(srcs[0].node)
+            if producer is not None and producer.gpu is not None:
+                lane = producer.gpu.lane
+        if lane is None or lane.device != torch.device(device):
+            lane = self._lanes.new_lane(torch.device(device))
+        consumers = graph.consumers(nrt.id)
+        private = len(consumers) == 1 and self._inline_link(nrt.id, consumers[0][0], graph)
+        nrt.gpu = GpuCall(nrt.id, lane, record_event=not private, timing=self.gpu_timing)
+        if rn.spec.cuda_graph:
+            nrt.captured = CapturedCall(lambda inputs: nrt.node.process(**inputs), nrt.id)
+
+    def _inline_link(self, producer: str, consumer: str, graph: ValidatedGraph) -> bool:
+        """May ``consumer`` share ``producer``'s CUDA stream (no event between them)? Only when
+        both run inline on the dispatcher, on one device, and this is the producer's only edge
+        and the consumer's only input."""
+        p, c = graph.nodes[producer], graph.nodes[consumer]
+        return (producer != graph.clock and len(graph.consumers(producer)) == 1
+                and len(c.inputs) == 1
+                and not (p.type.cls.blocking or c.type.cls.blocking or p.spec.hold or c.spec.hold)
+                and resolve_device(p.spec.device, self.device) == resolve_device(c.spec.device, self.device))
+
+    def _copy_stream(self, device: str):
+        import torch
+
+        if device not in self._copy_streams:
+            self._copy_streams[device] = torch.cuda.Stream(torch.device(device))
+        return self._copy_streams[device]
 
     def teardown(self) -> None:
         """Finish the sinks' queued work, then ``teardown`` every node (reverse order)."""
@@ -353,8 +416,9 @@ class Scheduler:
             return RateClock(self.graph.clock.fps, live)  # type: ignore[union-attr]
         nrt = self.nodes[self.clock_id]
 
-        def read() -> tuple[dict[str, Any], float | None]:
-            return nrt.call({}, Tick(nrt.stats.calls, 0.0))
+        def read() -> tuple[Produced, float | None]:
+            produced = nrt.call({}, Tick(nrt.stats.calls, 0.0))
+            return produced, produced.stamp
 
         return SourcePump(read, live=live, capacity=self.max_in_flight,
                           keep_going=self.on_error == "skip")
@@ -394,12 +458,12 @@ class Scheduler:
         self._apply_params()
         self.stats.ticks += 1
         run = _TickRun(tick, frame.arrived)
-        values: dict[str, Any] = {}
+        values: dict[str, Produced | Future] = {}
         ended = False
         try:
             for nid in self.order:
                 if nid == self.clock_id:
-                    values[nid] = frame.outputs
+                    values[nid] = frame.outputs  # type: ignore[assignment]
                 else:
                     values[nid] = self._dispatch(self.nodes[nid], values, run)
         except EndOfStream:
@@ -407,64 +471,83 @@ class Scheduler:
         except NodeFailed as failure:
             run.failed = True
             self._node_failed(failure)
-        if not (run.failed or run.abandoned):
+        if self.after_tick and not (run.failed or run.abandoned):
+            ready = {nid: v.outputs for nid, v in values.items() if isinstance(v, Produced)}
             for after in self.after_tick:
-                after(tick, values)
+                after(tick, ready)
         self._part_done(run)
         return not ended
 
-    def _dispatch(self, nrt: NodeRuntime, values: dict[str, Any], run: _TickRun) -> Any:
+    def _dispatch(self, nrt: NodeRuntime, values: dict[str, Produced | Future],
+                  run: _TickRun) -> Produced | Future:
         tick = run.tick
         if nrt.last is not None and (tick.index % nrt.every or (nrt.hold and _busy(nrt))):
             nrt.stats.held += 1
             return nrt.last
-        inputs = self._gather(nrt, values)
+        inputs, waits = self._gather(nrt, values)
         if nrt.hold:
-            return self._dispatch_held(nrt, inputs, tick)
+            return self._dispatch_held(nrt, inputs, waits, tick)
         if nrt.worker is None:
-            nrt.last, _ = nrt.call(inputs, tick)
+            nrt.last = nrt.call(inputs, tick, waits)
             return nrt.last
         if nrt.is_sink:
             if self.mode == "live" and nrt.worker.backlog >= 1:
                 nrt.stats.drops += 1
-                return {}
+                return _NOTHING
             with run.lock:
                 run.pending += 1
-            fut = nrt.worker.submit(lambda: nrt.call(inputs, tick))
+            fut = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits))
             fut.add_done_callback(lambda f: self._sink_done(f, run))
-            return {}
-        nrt.last = nrt.worker.submit(lambda: nrt.call(inputs, tick)[0])
+            return _NOTHING
+        nrt.last = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits))
         return nrt.last  # a Future: consumers wait on it in _gather
 
-    def _dispatch_held(self, nrt: NodeRuntime, inputs: dict[str, Any], tick: Tick) -> Any:
+    def _dispatch_held(self, nrt: NodeRuntime, inputs: dict[str, Any], waits: list,
+                       tick: Tick) -> Produced:
         """Start a ``hold`` node on its worker; hand out its last finished outputs."""
-        def job() -> dict[str, Any]:
-            out, _ = nrt.call(inputs, tick)
-            nrt.last = out
-            return out
+        def job() -> Produced:
+            nrt.last = nrt.call(inputs, tick, waits)
+            return nrt.last
 
         nrt.busy = nrt.worker.submit(job)  # type: ignore[union-attr]
         nrt.busy.add_done_callback(self._held_done)
         if nrt.last is None:  # the very first result is waited for
             return nrt.busy.result()
         nrt.stats.held += 1
-        return nrt.last
+        return nrt.last  # type: ignore[return-value]
 
     def _held_done(self, fut: Future) -> None:
         exc = fut.exception()
         if isinstance(exc, NodeFailed):
             self._node_failed(exc)
 
-    def _gather(self, nrt: NodeRuntime, values: dict[str, Any]) -> dict[str, Any]:
+    def _gather(self, nrt: NodeRuntime, values: dict[str, Produced | Future]
+                ) -> tuple[dict[str, Any], list]:
+        """The node's inputs, and the CUDA events it must wait on before its work.
+
+        A GPU consumer waits on its producers' events on the GPU (none for a producer on its own
+        lane). A host consumer gets its GPU inputs as downloads into pinned memory, which a
+        worker-thread node waits for on its own thread, an inline one right here."""
         rn = self.graph.nodes[nrt.id]
         inputs: dict[str, Any] = {p.name: None for p in nrt.ports.inputs}
+        waits = []
         for port, src in rn.inputs.items():
-            v = values[src.node]
-            if isinstance(v, Future):
-                v = v.result()  # raises the producer's NodeFailed
-                values[src.node] = v
-            inputs[port] = v.get(src.port)
-        return inputs
+            produced = resolve(values[src.node])  # raises the producer's NodeFailed
+            values[src.node] = produced
+            value = produced.outputs.get(src.port)
+            if produced.event is not None:
+                wants_host = nrt.gpu is None or rn.ports.input(port).host  # type: ignore[union-attr]
+                if wants_host:
+                    from ..gpu.transfer import start_download
+
+                    stream = self._copy_stream(str(produced.lane.device))
+                    value = start_download(value, [produced.event], stream)
+                    if nrt.worker is None:
+                        value = value.wait()
+                elif produced.lane is not nrt.gpu.lane:
+                    waits.append(produced.event)
+            inputs[port] = value
+        return inputs, waits
 
     def _sink_done(self, fut: Future, run: _TickRun) -> None:
         exc = fut.exception()
@@ -499,6 +582,9 @@ def _close(nrt: NodeRuntime) -> None:
         nrt.node.teardown()
     except Exception as exc:
         log.error("node '%s' failed in teardown: %s", nrt.id, exc)
+
+
+_NOTHING = Produced({})
 
 
 def _busy(nrt: NodeRuntime) -> bool:

@@ -1,0 +1,115 @@
+"""CUDA lanes: each GPU node runs on a stream; edges between streams carry CUDA events.
+
+A *lane* is a CUDA stream plus the book-keeping of the nodes that run on it. A node whose
+only input comes from a GPU node that feeds nobody else shares that producer's lane: work on
+one stream is ordered by CUDA itself, so such a chain needs no events at all. Every other GPU
+node gets a lane of its own (from a small pool per device), waits on its inputs' events and
+records one event after its work, only if something on another lane or the host consumes it.
+
+Nothing here blocks the host: the dispatcher enqueues and moves on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+
+
+@dataclass
+class Lane:
+    """A CUDA stream and the GPU-time events of the nodes that ran on it."""
+
+    device: torch.device
+    stream: torch.cuda.Stream
+    timings: dict[str, deque] = field(default_factory=dict)
+
+    def harvest(self, node_id: str) -> list[float]:
+        """Milliseconds of the node's finished calls since the last harvest (no host sync)."""
+        q = self.timings.get(node_id)
+        out = []
+        while q and q[0][1].query():
+            start, end = q.popleft()
+            out.append(start.elapsed_time(end))
+        return out
+
+
+class LanePool:
+    """Streams per device, handed out round-robin (CUDA runs at most a few dozen concurrently)."""
+
+    def __init__(self, streams_per_device: int = 8):
+        self.size = streams_per_device
+        self._lanes: dict[torch.device, list[Lane]] = {}
+        self._next: dict[torch.device, int] = {}
+
+    def new_lane(self, device: torch.device) -> Lane:
+        lanes = self._lanes.setdefault(device, [])
+        i = self._next.get(device, 0)
+        self._next[device] = i + 1
+        if len(lanes) < self.size:
+            lanes.append(Lane(device, torch.cuda.Stream(device)))
+        return lanes[i % self.size]
+
+
+def iter_tensors(value: Any) -> Iterable[torch.Tensor]:
+    """The tensors inside an edge value: a tensor, or a dict/list/tuple holding tensors."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from iter_tensors(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from iter_tensors(v)
+
+
+def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_tensors(v, fn) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(map_tensors(v, fn) for v in value)
+    return value
+
+
+@dataclass
+class GpuCall:
+    """How one node runs on its lane: which events to wait on and whether to record one."""
+
+    node_id: str
+    lane: Lane
+    record_event: bool = True
+    timing: bool = False
+
+    def run(self, fn: Callable[[dict[str, Any]], Any], inputs: dict[str, Any],
+            waits: Iterable[torch.cuda.Event]) -> tuple[Any, torch.cuda.Event | None]:
+        """Enqueue ``fn(inputs)`` on the lane after ``waits``; return its result and the event
+        that marks its end (None when nobody needs it)."""
+        lane = self.lane
+        stream = lane.stream
+        with torch.cuda.stream(stream):
+            for ev in waits:
+                stream.wait_event(ev)
+            inputs = {k: map_tensors(v, self._to_lane_device) for k, v in inputs.items()}
+            for t in iter_tensors(inputs):  # allocated on another stream: keep alive for ours
+                if t.is_cuda:
+                    t.record_stream(stream)
+            if self.timing:
+                start = torch.cuda.Event(enable_timing=True)
+                start.record(stream)
+            result = fn(inputs)
+            end = None
+            if self.timing:
+                end = torch.cuda.Event(enable_timing=True)
+                end.record(stream)
+                lane.timings.setdefault(self.node_id, deque(maxlen=256)).append((start, end))
+            elif self.record_event:
+                end = torch.cuda.Event()
+                end.record(stream)
+        return result, end
+
+    def _to_lane_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t if t.device == self.lane.device else t.to(self.lane.device, non_blocking=True)
