@@ -46,14 +46,19 @@ def _load(path: str, registry) -> Any:
 def cmd_run(a: argparse.Namespace) -> int:
     from .runtime.scheduler import NodeFailed, Scheduler
 
-    graph = _load(a.graph, _registry())
+    registry = _registry()
+    graph = _load(a.graph, registry)
     mode = "offline" if a.offline else "live" if a.live else None
     sched = Scheduler(graph, mode=mode, device=a.device, max_in_flight=a.max_in_flight,
                       on_error=a.on_error)
     _install_stop_signals(sched)
+    control = _start_control(a, graph, sched, registry)
+    if control is None:
+        return 2
     try:
         sched.setup()
     except NodeFailed as f:
+        control.stop()
         err.print(f"error: {f}", markup=False)
         if f.detail():
             err.print(f.detail(), markup=False)
@@ -61,11 +66,14 @@ def cmd_run(a: argparse.Namespace) -> int:
     name = graph.spec.name or Path(a.graph).stem
     err.print(f"running {name}: {len(graph.nodes)} nodes, {sched.mode} mode, "
               f"device {sched.device}", markup=False)
+    for line in control.describe():
+        err.print(f"  {line}", markup=False)
     stop_live = _start_live_view(sched, name) if a.stats else _start_progress(sched, name)
     try:
         result = sched.run(frames=a.frames, duration=a.duration)
     finally:
         stop_live()
+        control.stop()
         sched.teardown()
     s = result.stats
     p50, p99 = s.latency_ms(50), s.latency_ms(99)
@@ -81,6 +89,26 @@ def cmd_run(a: argparse.Namespace) -> int:
             err.print(result.error.detail(), markup=False)
         return 1
     return 0
+
+
+def _start_control(a: argparse.Namespace, graph, sched, registry):
+    """Live control (flowml.control): OSC, OSCQuery, expressions, --watch. None if it cannot
+    start (a port in use, a bad host:port), after saying why."""
+    from .control import ControlSession, ControlSettings
+    from .graph import load_graph
+
+    try:
+        settings = ControlSettings.resolve(graph.spec.osc, osc_port=a.osc_port, osc_host=a.osc_host,
+                                           oscquery_port=a.oscquery_port, watch=a.watch)
+        control = ControlSession(sched, settings, graph_path=a.graph,
+                                 load=lambda path, text: load_graph(path, registry, text=text),
+                                 say=lambda line: err.print(line, markup=False, highlight=False),
+                                 name=graph.spec.name or Path(a.graph).stem)
+        control.start()
+    except (OSError, ValueError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        return None
+    return control
 
 
 def _install_stop_signals(sched) -> None:
@@ -241,8 +269,11 @@ def cmd_params(a: argparse.Namespace) -> int:
 
     from .paraminfo import describe_params
 
+    from .control.addresses import normalize_prefix
+    from .graph.live import numeric_fields
+
     g = _load(a.graph, _registry())
-    prefix = (g.spec.osc.prefix if g.spec.osc else "").rstrip("/")
+    prefix = normalize_prefix(g.spec.osc.prefix if g.spec.osc else "")
     table = Table(title=f"OSC addresses of {a.graph}", title_justify="left")
     for col in ("address", "type", "range", "value", "description"):
         table.add_column(col, overflow="fold")
@@ -251,16 +282,43 @@ def cmd_params(a: argparse.Namespace) -> int:
         rn = g.nodes[nid]
         for p in describe_params(rn.type.cls.Params):
             value = getattr(rn.params, p.name)
+            smooth = rn.spec.smooth.get(p.name) if isinstance(rn.spec.smooth, dict) else rn.spec.smooth
+            smooth = smooth if p.name in numeric_fields(rn.type.cls.Params) else None
             rows.append({"address": f"{prefix}/{nid}/{p.name}", "type": p.type,
                          "range": p.range_text(), "value": _jsonable(value),
-                         "default": _jsonable(p.default), "description": p.description})
+                         "default": _jsonable(p.default), "description": p.description,
+                         "expr": rn.expressions.get(p.name), "smooth": smooth})
     if a.json:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        table.add_row(r["address"], r["type"], r["range"], repr(r["value"]), r["description"])
+        value = f"= {r['expr']}" if r["expr"] else repr(r["value"])
+        if r["smooth"]:
+            value += f" (smooth {r['smooth']:g} s)"
+        table.add_row(r["address"], r["type"], r["range"], value, r["description"])
     out.print(table)
     return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench.report import run
+    from .bench.scenarios import SCENARIOS
+
+    names = a.only or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        err.print(f"unknown scenario {unknown}; choose from {list(SCENARIOS)}", markup=False)
+        return 2
+    import torch
+
+    if not torch.cuda.is_available() and names != ["overhead"]:
+        err.print("flowml bench needs a CUDA GPU for every scenario but 'overhead' "
+                  "(run `flowml bench --only overhead` on the CPU)", markup=False)
+        return 2
+    results = run(names, Path(a.out), log=lambda m: err.print(m, markup=False))
+    out.print((Path(a.out) / "bench.md").read_text(), markup=False)
+    return 0 if all(r.get("met", True) and "error" not in r
+                    for r in results["scenarios"].values()) else 1
 
 
 # -- entry point --------------------------------------------------------------------------------
@@ -282,6 +340,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--on-error", choices=["stop", "skip"], help="when a node raises")
     r.add_argument("--stats", action="store_true", help="live table of per-node stats")
     r.add_argument("--stats-json", metavar="PATH", help="write a JSON stats summary at exit")
+    r.add_argument("--osc-port", type=int, metavar="PORT",
+                   help="listen for OSC on this UDP port (0: any free; overrides osc: port)")
+    r.add_argument("--osc-host", metavar="HOST", help="listen for OSC on this address (0.0.0.0: all)")
+    r.add_argument("--oscquery-port", type=int, metavar="PORT",
+                   help="serve the param tree over OSCQuery (HTTP + websocket) on this port")
+    r.add_argument("--watch", action="store_true",
+                   help="reload the graph file (and files its nodes read) when they change")
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check graph files, report every error")
@@ -301,6 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("graph")
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(fn=cmd_params)
+    b = sub.add_parser("bench", help="flowml against hand-written PyTorch loops (GPU)")
+    b.add_argument("--only", nargs="+", metavar="SCENARIO")
+    b.add_argument("--out", default="bench-out", help="folder for bench.json, bench.md, latency.png")
+    b.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -63,13 +63,17 @@ class Input:
 
     ``host=True`` says the node wants this input in host memory (a file writer, a network
     sender): on a GPU graph the scheduler downloads it asynchronously into pinned memory and
-    the node's worker thread waits for the copy, never the graph."""
+    the node's worker thread waits for the copy, never the graph. ``uint8=True`` (images) says
+    more: the value arrives as a ``(B, H, W, C)`` uint8 host tensor, converted on the device
+    before the copy (4x fewer bytes over the bus than float32). Both hold on CPU graphs too,
+    so a sink's code does not depend on where the graph runs."""
 
     name: str
     type: PortType = ANY
     doc: str = ""
     optional: bool = False
     host: bool = False
+    uint8: bool = False
 
 
 @dataclass(frozen=True)

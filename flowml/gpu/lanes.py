@@ -11,6 +11,7 @@ Nothing here blocks the host: the dispatcher enqueues and moves on.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -75,6 +76,17 @@ def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
     return value
 
 
+_current = threading.local()
+
+
+def use_stream(stream: torch.cuda.Stream) -> None:
+    """Make ``stream`` current on this thread, skipping the call when it already is (the
+    ``torch.cuda.stream`` context manager costs several microseconds per node)."""
+    if getattr(_current, "stream", None) is not stream:
+        torch.cuda.set_stream(stream)
+        _current.stream = stream
+
+
 @dataclass
 class GpuCall:
     """How one node runs on its lane: which events to wait on and whether to record one."""
@@ -85,30 +97,33 @@ class GpuCall:
     timing: bool = False
 
     def run(self, fn: Callable[[dict[str, Any]], Any], inputs: dict[str, Any],
-            waits: Iterable[torch.cuda.Event]) -> tuple[Any, torch.cuda.Event | None]:
+            waits: Iterable[torch.cuda.Event], foreign: Iterable[str] = ()
+            ) -> tuple[Any, torch.cuda.Event | None]:
         """Enqueue ``fn(inputs)`` on the lane after ``waits``; return its result and the event
-        that marks its end (None when nobody needs it)."""
+        that marks its end (None when nobody needs it). ``foreign`` names the inputs made on
+        another lane or device: only those are moved here and kept alive for this stream."""
         lane = self.lane
         stream = lane.stream
-        with torch.cuda.stream(stream):
-            for ev in waits:
-                stream.wait_event(ev)
-            inputs = {k: map_tensors(v, self._to_lane_device) for k, v in inputs.items()}
-            for t in iter_tensors(inputs):  # allocated on another stream: keep alive for ours
+        use_stream(stream)
+        for ev in waits:
+            stream.wait_event(ev)
+        for port in foreign:
+            value = inputs[port] = map_tensors(inputs[port], self._to_lane_device)
+            for t in iter_tensors(value):  # allocated on another stream: keep alive for ours
                 if t.is_cuda:
                     t.record_stream(stream)
-            if self.timing:
-                start = torch.cuda.Event(enable_timing=True)
-                start.record(stream)
-            result = fn(inputs)
-            end = None
-            if self.timing:
-                end = torch.cuda.Event(enable_timing=True)
-                end.record(stream)
-                lane.timings.setdefault(self.node_id, deque(maxlen=256)).append((start, end))
-            elif self.record_event:
-                end = torch.cuda.Event()
-                end.record(stream)
+        if self.timing:
+            start = torch.cuda.Event(enable_timing=True)
+            start.record(stream)
+        result = fn(inputs)
+        end = None
+        if self.timing:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(stream)
+            lane.timings.setdefault(self.node_id, deque(maxlen=256)).append((start, end))
+        elif self.record_event:
+            end = torch.cuda.Event()
+            end.record(stream)
         return result, end
 
     def _to_lane_device(self, t: torch.Tensor) -> torch.Tensor:

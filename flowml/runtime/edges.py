@@ -13,6 +13,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from ..gpu.transfer import Download, to_uint8_bhwc
+
 
 @dataclass
 class Produced:
@@ -29,13 +33,13 @@ def resolve(value: Produced | Future) -> Produced:
     return value.result() if isinstance(value, Future) else value
 
 
-def host_ready(inputs: dict[str, Any]) -> dict[str, Any]:
-    """Wait (on the calling thread) for downloads among ``inputs``; give the host values."""
-    from_gpu = False
-    out = {}
+def host_ready(inputs: dict[str, Any], uint8_ports: frozenset = frozenset()) -> dict[str, Any]:
+    """Host values for a node that wants them: waits (on the calling thread) for downloads,
+    and gives ``uint8_ports`` as ``(B, H, W, C)`` uint8 tensors whatever device made them."""
+    out = dict(inputs)
     for k, v in inputs.items():
-        if hasattr(v, "wait") and type(v).__name__ == "Download":
-            from_gpu = True
-            v = v.wait()
-        out[k] = v
-    return out if from_gpu else inputs
+        if isinstance(v, Download):
+            v = out[k] = v.wait()
+        if k in uint8_ports and v is not None and v.dtype != torch.uint8:
+            out[k] = to_uint8_bhwc(v).cpu()
+    return out

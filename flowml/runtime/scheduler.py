@@ -27,7 +27,7 @@ import time
 import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 from ..graph.resolved import ValidatedGraph
 from ..graph.spec import RateClock as RateClockSpec
@@ -76,22 +76,31 @@ class NodeRuntime:
     captured: Any = None     # gpu.capture.CapturedCall with cuda_graph: true
     last: Produced | Future | None = None
     busy: Future | None = None
+    host_ports: frozenset = frozenset()   # inputs wanted in host memory
+    uint8_ports: frozenset = frozenset()  # ... as (B, H, W, C) uint8
+
+    def __post_init__(self) -> None:
+        ins = self.ports.inputs
+        self.uint8_ports = frozenset(p.name for p in ins if p.uint8)
+        self.host_ports = frozenset(p.name for p in ins if p.host or p.uint8)
 
     @property
     def is_sink(self) -> bool:
         return not self.ports.outputs
 
-    def call(self, inputs: dict[str, Any], tick: Tick, waits: list = ()) -> Produced:  # type: ignore[assignment]
-        """Run ``process`` once (on its CUDA lane after ``waits``, for a GPU node) and time it;
-        raise NodeFailed naming this node."""
+    def call(self, inputs: dict[str, Any], tick: Tick, waits: list = (),  # type: ignore[assignment]
+             foreign: list = ()) -> Produced:  # type: ignore[assignment]
+        """Run ``process`` once (for a GPU node: on its CUDA lane after ``waits``; ``foreign``
+        inputs come from another lane) and time it; raise NodeFailed naming this node."""
         self.node.ctx.tick = tick
         t0 = time.perf_counter()
         try:
-            inputs = host_ready(inputs)
+            if self.host_ports:
+                inputs = host_ready(inputs, self.uint8_ports)
             if self.gpu is None:
                 result, event = self._process(inputs), None
             else:
-                result, event = self.gpu.run(self._process, inputs, waits)
+                result, event = self.gpu.run(self._process, inputs, waits, foreign)
             outputs, stamp = normalize_outputs(self.node, self.ports, result)
         except EndOfStream:
             raise
@@ -160,7 +169,7 @@ class Scheduler:
         self._failure: NodeFailed | None = None
         self._clock: RateClock | SourcePump | None = None
         self._is_setup = False
-        self._reload: tuple[ValidatedGraph, Future] | None = None
+        self._reload: tuple[ValidatedGraph, Future, frozenset[str]] | None = None
         self.gpu_timing = gpu_timing
         self._lanes: Any = None        # gpu.lanes.LanePool, made when a node is on CUDA
         self._copy_streams: dict[str, Any] = {}
@@ -205,6 +214,8 @@ class Scheduler:
             nrt.worker = SerialWorker(nid)
         if device.startswith("cuda"):
             self._attach_gpu(nrt, rn, graph, device)
+        else:
+            nrt.host_ports = frozenset(p.name for p in rn.ports.inputs)  # CPU node: all host
         try:
             nrt.node.setup(ctx)
         except Exception as exc:
@@ -306,7 +317,7 @@ class Scheduler:
                 _swap_params(nrt.node, old, new)
 
     # -- editing while running --------------------------------------------------------------
-    def request_reload(self, graph: ValidatedGraph) -> Future:
+    def request_reload(self, graph: ValidatedGraph, rebuild: Iterable[str] = ()) -> Future:
         """Swap in an edited, validated graph at the next tick start.
 
         Nodes whose type, ports and device are unchanged keep their instance (and loaded
@@ -314,22 +325,24 @@ class Scheduler:
         built anew; removed nodes are torn down. If a new node fails in ``setup``, nothing
         changes and the future's exception says why. The future's result is a dict with the
         node ids ``kept``, ``built`` and ``removed``. Before ``run()`` it applies at once.
+        Nodes named in ``rebuild`` are built anew even if unchanged (a file they read changed).
         """
         fut: Future = Future()
         if not self._is_setup or self._clock is None:
-            self._reload = (graph, fut)
+            self._reload = (graph, fut, frozenset(rebuild))
             self._apply_reload()
         else:
-            self._reload = (graph, fut)
+            self._reload = (graph, fut, frozenset(rebuild))
         return fut
 
     def _apply_reload(self) -> None:
         pending, self._reload = self._reload, None
         if pending is None:
             return
-        new, fut = pending
+        new, fut, rebuild = pending
         old = self.graph
-        kept = [n for n in new.order if n in self.nodes and _same_instance(old.nodes[n], new.nodes[n])]
+        kept = [n for n in new.order if n in self.nodes and n not in rebuild
+                and _same_instance(old.nodes[n], new.nodes[n])]
         fresh: dict[str, NodeRuntime] = {}
         try:
             for nid in new.order:
@@ -484,11 +497,11 @@ class Scheduler:
         if nrt.last is not None and (tick.index % nrt.every or (nrt.hold and _busy(nrt))):
             nrt.stats.held += 1
             return nrt.last
-        inputs, waits = self._gather(nrt, values)
+        inputs, waits, foreign = self._gather(nrt, values)
         if nrt.hold:
-            return self._dispatch_held(nrt, inputs, waits, tick)
+            return self._dispatch_held(nrt, inputs, waits, foreign, tick)
         if nrt.worker is None:
-            nrt.last = nrt.call(inputs, tick, waits)
+            nrt.last = nrt.call(inputs, tick, waits, foreign)
             return nrt.last
         if nrt.is_sink:
             if self.mode == "live" and nrt.worker.backlog >= 1:
@@ -496,17 +509,17 @@ class Scheduler:
                 return _NOTHING
             with run.lock:
                 run.pending += 1
-            fut = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits))
+            fut = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits, foreign))
             fut.add_done_callback(lambda f: self._sink_done(f, run))
             return _NOTHING
-        nrt.last = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits))
+        nrt.last = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits, foreign))
         return nrt.last  # a Future: consumers wait on it in _gather
 
     def _dispatch_held(self, nrt: NodeRuntime, inputs: dict[str, Any], waits: list,
-                       tick: Tick) -> Produced:
+                       foreign: list, tick: Tick) -> Produced:
         """Start a ``hold`` node on its worker; hand out its last finished outputs."""
         def job() -> Produced:
-            nrt.last = nrt.call(inputs, tick, waits)
+            nrt.last = nrt.call(inputs, tick, waits, foreign)
             return nrt.last
 
         nrt.busy = nrt.worker.submit(job)  # type: ignore[union-attr]
@@ -522,32 +535,37 @@ class Scheduler:
             self._node_failed(exc)
 
     def _gather(self, nrt: NodeRuntime, values: dict[str, Produced | Future]
-                ) -> tuple[dict[str, Any], list]:
-        """The node's inputs, and the CUDA events it must wait on before its work.
+                ) -> tuple[dict[str, Any], list, list]:
+        """The node's inputs, the CUDA events it must wait on, and the inputs from other lanes.
 
         A GPU consumer waits on its producers' events on the GPU (none for a producer on its own
         lane). A host consumer gets its GPU inputs as downloads into pinned memory, which a
         worker-thread node waits for on its own thread, an inline one right here."""
         rn = self.graph.nodes[nrt.id]
         inputs: dict[str, Any] = {p.name: None for p in nrt.ports.inputs}
-        waits = []
+        waits: list = []
+        foreign: list = []
         for port, src in rn.inputs.items():
             produced = resolve(values[src.node])  # raises the producer's NodeFailed
             values[src.node] = produced
             value = produced.outputs.get(src.port)
-            if produced.event is not None:
-                wants_host = nrt.gpu is None or rn.ports.input(port).host  # type: ignore[union-attr]
-                if wants_host:
-                    from ..gpu.transfer import start_download
-
-                    stream = self._copy_stream(str(produced.lane.device))
-                    value = start_download(value, [produced.event], stream)
+            if port in nrt.host_ports:
+                if produced.lane is not None:
+                    value = self._download(value, produced, port in nrt.uint8_ports)
                     if nrt.worker is None:
                         value = value.wait()
-                elif produced.lane is not nrt.gpu.lane:
+            elif nrt.gpu is not None and produced.lane is not nrt.gpu.lane:
+                foreign.append(port)
+                if produced.event is not None:
                     waits.append(produced.event)
             inputs[port] = value
-        return inputs, waits
+        return inputs, waits, foreign
+
+    def _download(self, value: Any, produced: Produced, uint8: bool):
+        from ..gpu.transfer import start_download
+
+        stream = self._copy_stream(str(produced.lane.device))
+        return start_download(value, [produced.event] if produced.event else [], stream, uint8)
 
     def _sink_done(self, fut: Future, run: _TickRun) -> None:
         exc = fut.exception()

@@ -96,7 +96,19 @@ class Collect(Node):
             RESULTS[self.params.key].append(float(x.double().mean()))
 
 
-ALL = (Frames, SlowAdd, Scale, Sum, Collect)
+class CollectU8(Node):
+    """Records what a uint8 host port delivers: dtype, device, shape and the first pixel."""
+
+    type_name = "gpu.collect_u8"
+    blocking = True
+    inputs = (Input("x", TENSOR, uint8=True),)
+
+    def process(self, x):
+        with _lock:
+            RESULTS["u8"].append((x.dtype, x.device.type, tuple(x.shape), int(x[0, 0, 0, 0])))
+
+
+ALL = (Frames, SlowAdd, Scale, Sum, Collect, CollectU8)
 
 
 @flowml.hookimpl

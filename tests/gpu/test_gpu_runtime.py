@@ -147,3 +147,18 @@ def test_pinned_upload_and_download_roundtrip():
     img = image_from_host(frame, "cuda")
     assert img.shape == (1, 3, 1080, 1920) and img.is_cuda
     assert np.array_equal(image_to_host(img), frame)
+
+
+def test_uint8_host_port_gets_bhwc_uint8_converted_on_the_gpu(gpu_graph):
+    import torch
+
+    g = gpu_graph("""
+        flowml: 1
+        nodes:
+          src: {type: gpu.frames, params: {frames: 3, size: 16}}
+          s: {type: gpu.scale, inputs: {x: src/x}, params: {k: 0.25, steps: 1}}
+          out: {type: gpu.collect_u8, inputs: {x: s/x}}
+    """)
+    run(g, device="cuda")
+    assert RESULTS["u8"] == [(torch.uint8, "cpu", (1, 16, 16, 3), round(255 * min(1, 0.25 * i)))
+                             for i in range(3)]

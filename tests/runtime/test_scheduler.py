@@ -209,3 +209,40 @@ def test_rate_clock_offline_stamps_ticks_at_index_over_fps(graph):
     assert stamps == [i / 50 for i in range(200)]
     assert time.perf_counter() - t0 < 2.0, "offline does not pace to the wall clock (paced: 4 s)"
     assert result.stats.completed == 200
+
+
+def test_uint8_port_delivers_bhwc_uint8_on_the_cpu_too(tmp_path):
+    """A sink's code does not depend on where the graph runs."""
+    import torch
+
+    from flowml import IMAGE, Input, Node, Output
+    from flowml.graph import load_graph
+    from flowml.plugins import Registry
+
+    got = []
+
+    class Grey(Node):
+        type_name = "t.grey"
+        outputs = (Output("image", IMAGE),)
+
+        def process(self):
+            return torch.full((1, 3, 4, 6), 0.5)
+
+    class Sink(Node):
+        type_name = "t.sink"
+        blocking = True
+        inputs = (Input("image", IMAGE, uint8=True),)
+
+        def process(self, image):
+            got.append(image)
+
+    reg = Registry()
+    reg.add(Grey, "t")
+    reg.add(Sink, "t")
+    p = tmp_path / "g.yaml"
+    p.write_text("flowml: 1\nclock: {fps: 10}\nmode: offline\nnodes:\n"
+                 "  g: {type: t.grey}\n  s: {type: t.sink, inputs: {image: g/image}}\n")
+    with Scheduler(load_graph(p, reg)) as sched:
+        assert sched.run(frames=2).ok
+    assert len(got) == 2 and got[0].dtype == torch.uint8 and got[0].shape == (1, 4, 6, 3)
+    assert int(got[0][0, 0, 0, 0]) == 128
