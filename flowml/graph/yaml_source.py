@@ -1,0 +1,239 @@
+"""YAML with positions: the data of a graph file, plus where each key and value is written.
+
+Positions are addressed by a *path*, the keys (and list indexes) leading to a value, e.g.
+``("nodes", "align", "params", "every")``. Lines and columns are 1-based.
+
+The dialect is YAML 1.1 as PyYAML reads it, with two surprises removed: only ``true``/``false``
+are booleans (``on``, ``off``, ``yes``, ``no`` stay strings, so a param ``mode: off`` is the
+string ``"off"``) and dates stay strings. Mapping keys are always strings (``1:`` is ``"1"``).
+Duplicate keys are errors; anchors, aliases and ``<<`` merge keys work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import GraphError, GraphErrors
+
+__all__ = ["YamlPath", "Mark", "SourceMap", "YamlDocument", "load_yaml"]
+
+YamlPath = tuple[str | int, ...]
+
+_BOOL = "tag:yaml.org,2002:bool"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MERGE = "tag:yaml.org,2002:merge"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2-like booleans and no implicit dates."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+@dataclass(frozen=True, order=True)
+class Mark:
+    """A position in the file, 1-based."""
+
+    line: int
+    col: int
+
+
+@dataclass
+class SourceMap:
+    """Where each key and each value of a document is written, by path."""
+
+    keys: dict[YamlPath, Mark] = field(default_factory=dict)
+    values: dict[YamlPath, Mark] = field(default_factory=dict)
+
+    def key(self, path: YamlPath) -> Mark:
+        """Where the key of ``path`` is written, else that of its nearest written ancestor."""
+        return self._nearest(self.keys, path) or self.value(())
+
+    def value(self, path: YamlPath) -> Mark:
+        """Where the value at ``path`` is written, else that of its nearest written ancestor."""
+        return self._nearest(self.values, path) or Mark(1, 1)
+
+    @staticmethod
+    def _nearest(marks: dict[YamlPath, Mark], path: YamlPath) -> Mark | None:
+        for end in range(len(path), -1, -1):
+            if path[:end] in marks:
+                return marks[path[:end]]
+        return None
+
+
+@dataclass
+class YamlDocument:
+    """A parsed file: plain Python data, its positions, and the non-fatal problems found."""
+
+    data: Any
+    marks: SourceMap
+    errors: list[GraphError] = field(default_factory=list)
+
+
+def load_yaml(text: str, path: str, *, key_names: Mapping[YamlPath, str] | None = None
+              ) -> YamlDocument:
+    """Parse one YAML document. A syntax error raises ``GraphErrors``; duplicate keys and
+    unsupported tags are collected in ``YamlDocument.errors`` (parsing goes on).
+
+    ``key_names`` says what the keys of the mapping at a path are called in messages,
+    e.g. ``{("nodes",): "node id"}`` gives "duplicate node id 'x'" (default: "key").
+    """
+    loader = _Loader(text)
+    builder = _Builder(path, loader, key_names or {})
+    try:
+        root = loader.get_single_node()
+        data = builder.build(root, ()) if root is not None else None
+    except yaml.MarkedYAMLError as exc:
+        raise GraphErrors([_syntax_error(path, exc)]) from None
+    except yaml.YAMLError as exc:  # unmarked: e.g. a reader error on odd bytes
+        raise GraphErrors.single(path, f"invalid YAML: {exc}", 1, 1) from None
+    finally:
+        loader.dispose()
+    return YamlDocument(data, builder.marks, builder.errors)
+
+
+def _mark(node: Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed YAML node tree into Python data, recording marks and problems."""
+
+    def __init__(self, path: str, loader: _Loader, key_names: Mapping[YamlPath, str]):
+        self.path = path
+        self.loader = loader
+        self.key_names = key_names
+        self.marks = SourceMap()
+        self.errors: list[GraphError] = []
+        self._open: set[int] = set()  # collections being built: guards recursive aliases
+
+    def error(self, node: Node, message: str) -> None:
+        mark = _mark(node)
+        self.errors.append(GraphError(self.path, mark.line, mark.col, message))
+
+    def build(self, node: Node, path: YamlPath) -> Any:
+        self.marks.values.setdefault(path, _mark(node))
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if id(node) in self._open:
+            self.error(node, "an alias refers to a collection that contains it; "
+                             "YAML graphs must not be recursive")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                self._check_tag(node, _SEQ)
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            self._check_tag(node, _MAP)
+            return self._mapping(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _check_tag(self, node: Node, expected: str) -> None:
+        if node.tag != expected:
+            self.error(node, f"unsupported YAML tag {node.tag!r}; remove it")
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError:
+            self.error(node, f"unsupported YAML tag {node.tag!r}; remove it")
+        except Exception:  # an explicit tag on a value that does not fit it: "!!int abc"
+            self.error(node, f"{node.value!r} is not a valid {node.tag.rpartition(':')[2]}")
+        return None
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, (key_node, value_node) in self._entries(node, path, report=True).items():
+            self.marks.keys[path + (key,)] = _mark(key_node)
+            result[key] = self.build(value_node, path + (key,))
+        return result
+
+    def _entries(self, node: MappingNode, path: YamlPath, report: bool) -> dict[str, tuple[Node, Node]]:
+        """``{key: (key node, value node)}`` with ``<<`` merges applied: keys written in the
+        mapping win over merged ones, and earlier merges over later ones. Problems are
+        reported where the mapping is written (``report``), not again where it is merged."""
+        entries: dict[str, tuple[Node, Node]] = {}
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            key = None if key_node.tag == _MERGE else self._key(key_node, report)
+            if key_node.tag == _MERGE:
+                merges.append(value_node)
+            elif key is not None and key in entries:
+                if report:
+                    self._duplicate(key_node, entries[key][0], key, path)
+            elif key is not None:
+                entries[key] = (key_node, value_node)
+        for mapping in (m for source in merges for m in self._merge_sources(source, report)):
+            if id(mapping) in self._open:
+                self.error(mapping, "a '<<' merge refers to a mapping that contains it")
+                continue
+            self._open.add(id(mapping))
+            for key, entry in self._entries(mapping, path, report=False).items():
+                entries.setdefault(key, entry)
+            self._open.discard(id(mapping))
+        return entries
+
+    def _duplicate(self, again: Node, first: Node, key: str, path: YamlPath) -> None:
+        at, first_at = _mark(again), _mark(first)
+        where = f"line {first_at.line}" + (f", column {first_at.col}" if first_at.line == at.line else "")
+        noun = self.key_names.get(path, "key")
+        self.error(again, f"duplicate {noun} {key!r} (first at {where})")
+
+    def _key(self, node: Node, report: bool = True) -> str | None:
+        if isinstance(node, ScalarNode):
+            return str(node.value)
+        if report:
+            self.error(node, "a mapping key must be a plain name, not a list or a mapping")
+        return None
+
+    def _merge_sources(self, source: Node, report: bool) -> Iterator[MappingNode]:
+        items = source.value if isinstance(source, SequenceNode) else [source]
+        for item in items:
+            if isinstance(item, MappingNode):
+                yield item
+            elif report:
+                self.error(item, "a '<<' merge key takes a mapping or a list of mappings")
+
+
+_HINTS = {
+    "'\\t'": "indent with spaces, not tabs",
+    "mapping values are not allowed here": "quote a value that contains ': ', or fix the indentation",
+    "<block end>": "check the indentation",
+    "found another document": "a graph file holds one YAML document; remove the second '---'",
+    "found undefined alias": "define the anchor (&name) before using it (*name)",
+}
+
+
+def _syntax_error(path: str, exc: yaml.MarkedYAMLError) -> GraphError:
+    """A readable error for a YAML syntax error, at the problem's position."""
+    mark = exc.problem_mark or exc.context_mark
+    message = f"invalid YAML: {_what_went_wrong(exc)}"
+    hint = next((h for needle, h in _HINTS.items() if needle in message), None)
+    if hint:
+        message += f"; {hint}"
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return GraphError(path, line, col, message)
+
+
+def _what_went_wrong(exc: yaml.MarkedYAMLError) -> str:
+    problem, context = exc.problem or "", exc.context or ""
+    if problem.startswith("but ") and context:  # "expected X" + "but found Y"
+        return f"{context}, {problem}"
+    if problem and context and exc.context_mark is not None:
+        return f"{problem} ({context} at line {exc.context_mark.line + 1})"
+    return problem or context or "not valid YAML"
