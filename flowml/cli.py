@@ -18,8 +18,8 @@ from rich.console import Console
 
 from . import __version__
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never wrap file:line:col errors
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _registry():
@@ -64,8 +64,10 @@ def cmd_run(a: argparse.Namespace) -> int:
             err.print(f.detail(), markup=False)
         return 1
     name = graph.spec.name or Path(a.graph).stem
+    from .gpu.device import resolve_device
+
     err.print(f"running {name}: {len(graph.nodes)} nodes, {sched.mode} mode, "
-              f"device {sched.device}", markup=False)
+              f"device {resolve_device(sched.device)}", markup=False)
     for line in control.describe():
         err.print(f"  {line}", markup=False)
     stop_live = _start_live_view(sched, name) if a.stats else _start_progress(sched, name)
