@@ -141,6 +141,14 @@ class Node:
         return Ports(tuple(cls.inputs), tuple(cls.outputs))
 
     @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this node type cannot run on this machine (wrong OS, missing package or
+        driver), or None when it can. Checked when a graph is validated, so a graph that uses
+        e.g. Spout on Linux fails before it starts, with this message. Import optional
+        libraries lazily, here and in ``setup``, never at module level."""
+        return None
+
+    @classmethod
     def describe(cls) -> str:
         """First line of the class docstring."""
         return (inspect.getdoc(cls) or "").strip().splitlines()[0] if cls.__doc__ else ""

@@ -154,23 +154,30 @@ class _Validator:
         if info is None:
             self.report(self.at_value("nodes", node_id, "type"), self.unknown_type(node_id, node.type))
             return None
-        live = self.check_live(node_id, info, node)
-        params = self.check_params(node_id, info, live.values, live) if live is not None else None
+        missing = _unavailable(info)
+        if missing:
+            self.report(self.at_value("nodes", node_id, "type"),
+                        f"node {node_id!r}: {info.name} cannot run here: {missing}")
+            return None
+        live, smooth_ok = self.check_live(node_id, info, node)
+        params = None if live.problems else self.check_params(node_id, info, live.values, live)
         ports = self.node_ports(node_id, info, params) if params is not None else None
-        if ports is None or live is None:
+        if ports is None or not smooth_ok:
             return None
         return ResolvedNode(node_id, node, info, params, ports, expressions=live.expressions)
 
-    def check_live(self, node_id: str, info: TypeInfo, node: NodeSpec) -> LiveParams | None:
-        """Expression-valued params (parsed, replaced by their value at t=0) and the names in
-        ``smooth:``; None (reported) if any is wrong. See ``live.py``."""
+    def check_live(self, node_id: str, info: TypeInfo, node: NodeSpec) -> tuple[LiveParams, bool]:
+        """Expression-valued params (parsed, replaced by their value at t=0; problems in
+        ``live.problems``) and the names in ``smooth:`` (False if any is wrong); all reported.
+        See ``live.py``."""
         model: type[BaseModel] = info.cls.Params
         live = split_expressions(node.params, model, StartValues(self.data.get("nodes"), self.registry))
+        smooth = check_smooth(node.smooth, model, info.name)
         problems = [(("params", *rel), m) for rel, m in live.problems]
-        problems += [(("smooth", *rel), m) for rel, m in check_smooth(node.smooth, model, info.name)]
+        problems += [(("smooth", *rel), m) for rel, m in smooth]
         for rel, message in problems:
             self.report(self.at_value("nodes", node_id, *rel), f"node {node_id!r}: {message}")
-        return None if problems else live
+        return live, not smooth
 
     def unknown_type(self, node_id: str, type_name: str) -> str:
         message = f"node {node_id!r}: unknown node type {type_name!r}"
@@ -574,3 +581,15 @@ def _topological(spec: GraphSpec, edges: list[Edge]) -> list[str]:
             if waiting[c] == 0:
                 heapq.heappush(ready, index[c])
     return order
+
+
+def _unavailable(info: TypeInfo) -> str | None:
+    """Why this machine cannot run the type (wrong OS, missing package), from the type's own
+    ``unavailable()``; None when it can."""
+    check = getattr(info.cls, "unavailable", None)
+    if check is None:
+        return None
+    try:
+        return check()
+    except Exception as exc:  # a bug in the plugin's own check
+        return f"its availability check failed: {type(exc).__name__}: {exc} (a bug in plugin {info.plugin!r})"

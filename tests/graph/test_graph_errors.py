@@ -493,3 +493,34 @@ def test_errors_are_sorted_by_position(errors) -> None:
     lines = errors(text).splitlines()
     positions = [tuple(int(n) for n in line.split(":")[1:3]) for line in lines]
     assert positions == sorted(positions) and len(lines) == 2
+
+
+def test_node_type_that_cannot_run_here_fails_at_validation(tmp_path, monkeypatch):
+    from flowml import IMAGE, Input, Node
+    from flowml.graph import GraphErrors, load_graph
+    from flowml.plugins import Registry
+
+    class Spoutish(Node):
+        type_name = "output.spoutish"
+        inputs = (Input("image", IMAGE),)
+
+        @classmethod
+        def unavailable(cls):
+            return "needs Windows and `pip install SpoutGL`"
+
+    class Src(Node):
+        from flowml import Output
+        type_name = "t.src"
+        outputs = (Output("image", IMAGE),)
+
+    reg = Registry()
+    reg.add(Spoutish, "t")
+    reg.add(Src, "t")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.yaml").write_text(
+        "flowml: 1\nnodes:\n  s: {type: t.src}\n  o: {type: output.spoutish, inputs: {image: s/image}}\n")
+    import pytest
+    with pytest.raises(GraphErrors) as e:
+        load_graph("g.yaml", reg)
+    assert str(e.value) == ("g.yaml:4:13: error: node 'o': output.spoutish cannot run here: "
+                            "needs Windows and `pip install SpoutGL`")
