@@ -8,8 +8,23 @@ from .ports import (ANY, DETECTIONS, IMAGE, JSON, MATRIX, SCALAR, TENSOR, Input,
 
 __version__ = "0.1.0"
 
+_LAZY = {  # frame conversions for sources and sinks; imported on first use (they import torch)
+    "image_from_host": "flowml.gpu.transfer",
+    "image_to_host": "flowml.gpu.transfer",
+    "to_uint8_bhwc": "flowml.gpu.transfer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'flowml' has no attribute {name!r}")
+
 __all__ = [
     "Node", "NodeContext", "Params", "Field", "Tick", "Stamped", "EndOfStream", "NodeError",
     "function_node", "hookimpl", "Input", "Output", "Ports", "PortType",
     "ANY", "TENSOR", "IMAGE", "MATRIX", "SCALAR", "DETECTIONS", "JSON",
+    "image_from_host", "image_to_host", "to_uint8_bhwc",
 ]

@@ -204,13 +204,18 @@ def node_type_info(t) -> dict[str, Any]:
     """A JSON-able description of a registered node type."""
     from .paraminfo import describe_params
 
+    from .node import Node
+
     cls = t.cls
     try:
         ports = cls.ports(cls.Params())
+    except Exception:  # required params: fixed ports are known anyway
+        ports = None if "ports" in vars(cls) else Node.ports.__func__(cls, None)  # type: ignore[attr-defined]
+    if ports is None:
+        inputs = outputs = "depends on params"
+    else:
         inputs = [{"name": p.name, "type": p.type.name, "optional": p.optional} for p in ports.inputs]
         outputs = [{"name": p.name, "type": p.type.name} for p in ports.outputs]
-    except Exception:  # ports need params without defaults: say they depend on params
-        inputs = outputs = "depends on params"
     return {
         "type": t.name, "plugin": t.plugin, "distribution": t.distribution, "version": t.version,
         "description": cls.describe(), "inputs": inputs, "outputs": outputs,
@@ -230,6 +235,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def cmd_nodes(a: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     reg = _registry()
@@ -249,9 +255,9 @@ def cmd_nodes(a: argparse.Namespace) -> int:
         params = "\n".join(
             f"{p['name']}: {p['type']} = {'(required)' if p['required'] else p['default']!r}"
             + (f" {_range(p)}" if _range(p) else "") for p in i["params"])
-        table.add_row(f"{i['type']}\n[dim]{i['description']}[/dim]",
+        table.add_row(f"{i['type']}\n[dim]{escape(i['description'])}[/dim]",
                       f"{i['plugin']}\n[dim]{i['distribution']} {i['version']}[/dim]",
-                      ports(i["inputs"]), ports(i["outputs"]), params)
+                      ports(i["inputs"]), ports(i["outputs"]), escape(params))
     out.print(table)
     for f in reg.failures:
         err.print(f"[red]plugin '{f.plugin}' failed to load:[/red] {f.error}")

@@ -35,6 +35,8 @@ class ParamInfo:
 
 def _type_name(tp: Any) -> tuple[str, tuple[Any, ...] | None]:
     origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(tp)[0])
     if origin is typing.Literal:
         args = typing.get_args(tp)
         return type(args[0]).__name__, args
@@ -45,8 +47,10 @@ def _type_name(tp: Any) -> tuple[str, tuple[Any, ...] | None]:
         inner = ",".join(_type_name(a)[0] for a in args)
         return f"{origin.__name__}[{inner}]", None
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        names = [_type_name(a)[0] for a in typing.get_args(tp)]
-        return "|".join(names), None
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        names = [_type_name(a)[0] for a in args]
+        optional = "?" if len(args) < len(typing.get_args(tp)) else ""
+        return "|".join(names) + optional, None
     return getattr(tp, "__name__", str(tp)), None
 
 

@@ -97,3 +97,33 @@ class Ports:
 
     def output(self, name: str) -> Output | None:
         return next((p for p in self.outputs if p.name == name), None)
+
+
+def parse_port(spec: str, default: PortType = ANY) -> tuple[str, PortType]:
+    """A port named in params: ``"mask:tensor"`` -> ``("mask", TENSOR)``.
+
+    The type after the colon is one of ``BUILTIN_TYPES``; without one, a port called ``image``
+    is an ``IMAGE`` and any other gets ``default``. Raises ``ValueError`` saying what to write.
+    """
+    import keyword
+
+    name, _, type_name = spec.partition(":")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"port name {name!r} must be a Python identifier, e.g. 'image' or 'mask'")
+    if not type_name:
+        return name, IMAGE if name == "image" else default
+    port_type = BUILTIN_TYPES.get(type_name)
+    if port_type is None:
+        raise ValueError(f"port {spec!r}: unknown type {type_name!r}; use one of {sorted(BUILTIN_TYPES)}")
+    return name, port_type
+
+
+def check_port_list(specs: list[str], default: PortType = ANY, *, at_least_one: bool = False) -> list[str]:
+    """A pydantic field validator for a list of port specs: each parses, names are unique."""
+    names = [parse_port(s, default)[0] for s in specs]
+    if at_least_one and not names:
+        raise ValueError("name at least one port")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"port names must be unique; repeated: {duplicates}")
+    return specs

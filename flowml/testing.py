@@ -31,6 +31,8 @@ class NodeHarness:
         self.ctx = NodeContext(node_id, node_type.type_name, device, Path(graph_dir).resolve(), mode)  # type: ignore[arg-type]
         self.node = node_type(self.params, self.ctx)
         self.index = 0
+        self.last_t: float | None = None
+        """The time a source stamped its last frame with (``Stamped``), else None."""
 
     def __enter__(self) -> "NodeHarness":
         self.node.setup(self.ctx)
@@ -46,7 +48,12 @@ class NodeHarness:
         if missing:
             raise TypeError(f"missing inputs {missing} for {self.node.type_name}")
         kw = {p.name: inputs.get(p.name) for p in self.ports.inputs}
-        outputs, _ = normalize_outputs(self.node, self.ports, self.node.process(**kw))
+        uint8 = frozenset(p.name for p in self.ports.inputs if p.uint8)
+        if uint8:  # as the scheduler delivers them: (B, H, W, C) uint8 on the host
+            from .runtime.edges import host_ready
+
+            kw = host_ready(kw, uint8)
+        outputs, self.last_t = normalize_outputs(self.node, self.ports, self.node.process(**kw))
         self.index += 1
         return outputs
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from flowml import NodeError
-from flowml.gpu.transfer import to_uint8_bhwc
+from flowml import to_uint8_bhwc
 
 
 def host_rgb24(image: torch.Tensor) -> np.ndarray:

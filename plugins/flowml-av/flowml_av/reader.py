@@ -9,7 +9,7 @@ import av
 
 import flowml
 from flowml import IMAGE, EndOfStream, Field, Node, NodeError, Output, Stamped
-from flowml.gpu.transfer import image_from_host
+from flowml import image_from_host
 
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]

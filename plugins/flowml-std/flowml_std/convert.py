@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from flowml import NodeError
-from flowml.gpu.transfer import to_uint8_bhwc
+from flowml import to_uint8_bhwc
 
 
 def check_image(image: object, what: str = "image") -> torch.Tensor:

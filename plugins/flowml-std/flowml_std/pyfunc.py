@@ -10,7 +10,7 @@ from pydantic import field_validator, model_validator
 import flowml
 from flowml import ANY, Field, Input, Node, NodeError, Output, Ports
 
-from .portspec import check_port_list, parse_port
+from flowml.ports import check_port_list, parse_port
 from .userfunc import load_function
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flowml
 from flowml import IMAGE, Field, Node, Output
-from flowml.gpu.transfer import image_from_host
+from flowml import image_from_host
 
 from .imagefile import load_image
 from .params import Size

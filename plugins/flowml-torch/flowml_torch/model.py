@@ -11,7 +11,7 @@ import flowml
 from flowml import Field, Input, Node, NodeError, Output, Ports
 
 from .loading import last_line, load_model
-from .portspec import check_port_list, parse_port
+from flowml.ports import TENSOR, check_port_list, parse_port
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -41,19 +41,19 @@ class TorchModel(Node):
         @field_validator("inputs", "outputs")
         @classmethod
         def _ports(cls, specs: list[str]) -> list[str]:
-            return check_port_list(specs)
+            return check_port_list(specs, TENSOR, at_least_one=True)
 
     @classmethod
     def ports(cls, params: Params) -> Ports:
-        return Ports(tuple(Input(*parse_port(s)) for s in params.inputs),
-                     tuple(Output(*parse_port(s)) for s in params.outputs))
+        return Ports(tuple(Input(*parse_port(s, TENSOR)) for s in params.inputs),
+                     tuple(Output(*parse_port(s, TENSOR)) for s in params.outputs))
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
         self.dtype = DTYPES[p.precision]
         self.model = load_model(ctx.resolve(p.path), ctx.torch_device, self.dtype, shown_as=p.path)
-        self.input_names = [parse_port(s)[0] for s in p.inputs]
-        self.output_names = [parse_port(s)[0] for s in p.outputs]
+        self.input_names = [parse_port(s, TENSOR)[0] for s in p.inputs]
+        self.output_names = [parse_port(s, TENSOR)[0] for s in p.outputs]
 
     def process(self, **inputs: Any) -> dict[str, Any]:
         args = [self._cast(inputs[name]) for name in self.input_names]
