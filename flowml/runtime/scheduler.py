@@ -25,7 +25,6 @@ import logging
 import sys
 import threading
 import time
-import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
@@ -33,10 +32,11 @@ from typing import Any, Callable, Iterable, Literal
 from ..graph.resolved import ValidatedGraph
 from ..graph.spec import RateClock as RateClockSpec
 from ..gpu.device import resolve_device
-from ..ports import Ports
-from ..node import EndOfStream, Node, NodeContext, NodeError, Params, Tick, normalize_outputs
-from .edges import Produced, host_ready, resolve
+from ..node import EndOfStream, Node, NodeContext, Params, Tick
 from .clock import RateClock, SourceFailure, SourceFrame, SourcePump
+from .edges import Produced, resolve
+from .node_runtime import NodeFailed, NodeRuntime
+from .placement import attach_gpu
 from .stats import GraphStats, NodeStats
 from .workers import SerialWorker
 
@@ -48,82 +48,6 @@ GIL_SWITCH_S = 0.0005
 """While a graph runs, Python hands the GIL between threads every 0.5 ms instead of 5 ms, so
 the clock thread and the sinks are not held up for long by the dispatcher launching kernels
 (measured on H200: a decode + model chain ran at 88 instead of 76 fps; docs/benchmarks.md)."""
-
-
-class NodeFailed(Exception):
-    """A node raised while setting up or processing; names the node, its type and the frame."""
-
-    def __init__(self, node_id: str, type_name: str, error: BaseException, tick: int | None = None,
-                 phase: str = "process"):
-        self.node_id, self.type_name, self.error, self.tick = node_id, type_name, error, tick
-        where = f" on frame {tick}" if tick is not None else f" in {phase}"
-        msg = str(error) if isinstance(error, NodeError) else f"{type(error).__name__}: {error}"
-        super().__init__(f"node '{node_id}' ({type_name}) failed{where}: {msg}")
-
-    def detail(self) -> str:
-        """The user-code traceback, except for NodeError, whose message says it all."""
-        if isinstance(self.error, NodeError):
-            return ""
-        return "".join(traceback.format_exception(self.error, limit=-4))
-
-
-@dataclass
-class NodeRuntime:
-    """A node instance and what the scheduler keeps about it."""
-
-    id: str
-    node: Node
-    ports: Ports
-    stats: NodeStats
-    every: int = 1
-    hold: bool = False
-    worker: SerialWorker | None = None
-    gpu: Any = None          # gpu.lanes.GpuCall for nodes on a CUDA device
-    captured: Any = None     # gpu.capture.CapturedCall with cuda_graph: true
-    last: Produced | Future | None = None
-    busy: Future | None = None
-    host_ports: frozenset = frozenset()   # inputs wanted in host memory
-    uint8_ports: frozenset = frozenset()  # ... as (B, H, W, C) uint8
-
-    def __post_init__(self) -> None:
-        ins = self.ports.inputs
-        self.uint8_ports = frozenset(p.name for p in ins if p.uint8)
-        self.host_ports = frozenset(p.name for p in ins if p.host or p.uint8)
-
-    @property
-    def is_sink(self) -> bool:
-        return not self.ports.outputs
-
-    def call(self, inputs: dict[str, Any], tick: Tick, waits: list = (),  # type: ignore[assignment]
-             foreign: list = ()) -> Produced:  # type: ignore[assignment]
-        """Run ``process`` once (for a GPU node: on its CUDA lane after ``waits``; ``foreign``
-        inputs come from another lane) and time it; raise NodeFailed naming this node."""
-        self.node.ctx.tick = tick
-        t0 = time.perf_counter()
-        try:
-            if self.host_ports:
-                inputs = host_ready(inputs, self.uint8_ports)
-            if self.gpu is None:
-                result, event = self._process(inputs), None
-            else:
-                result, event = self.gpu.run(self._process, inputs, waits, foreign)
-            outputs, stamp = normalize_outputs(self.node, self.ports, result)
-        except EndOfStream:
-            raise
-        except Exception as exc:
-            self.stats.errors += 1
-            raise NodeFailed(self.id, self.node.type_name, exc, tick.index) from exc
-        self.stats.record(time.perf_counter() - t0)
-        if self.gpu is not None and self.gpu.timing:
-            for ms in self.gpu.lane.harvest(self.id):
-                self.stats.gpu_ms_total += ms
-                self.stats.gpu_calls += 1
-        return Produced(outputs, event, self.gpu.lane if self.gpu else None, stamp)
-
-    def _process(self, inputs: dict[str, Any]) -> Any:
-        if self.captured is not None:
-            return self.captured(inputs, self.node.params)
-        return self.node.process(**inputs)
 
 
 @dataclass
@@ -219,7 +143,11 @@ class Scheduler:
         if (cls.blocking or hold) and nid != graph.clock:
             nrt.worker = SerialWorker(nid)
         if device.startswith("cuda"):
-            self._attach_gpu(nrt, rn, graph, device)
+            if self._lanes is None:
+                from ..gpu.lanes import LanePool
+
+                self._lanes = LanePool()
+            attach_gpu(nrt, self.nodes, graph, device, self._lanes, self.device, self.gpu_timing)
         else:
             nrt.host_ports = frozenset(p.name for p in rn.ports.inputs)  # CPU node: all host
         try:
@@ -229,39 +157,6 @@ class Scheduler:
                 nrt.worker.close()
             raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
         return nrt
-
-    def _attach_gpu(self, nrt: NodeRuntime, rn, graph: ValidatedGraph, device: str) -> None:
-        """Give a CUDA node its lane: its producer's, for an inline chain link; else a new one."""
-        import torch
-
-        from ..gpu.capture import CapturedCall
-        from ..gpu.lanes import GpuCall, LanePool
-
-        if self._lanes is None:
-            self._lanes = LanePool()
-        lane = None
-        srcs = list(rn.inputs.values())
-        if len(srcs) == 1 and self._inline_link(srcs[0].node, nrt.id, graph):
-            producer = self.nodes.get(srcs[0].node)
-            if producer is not None and producer.gpu is not None:
-                lane = producer.gpu.lane
-        if lane is None or lane.device != torch.device(device):
-            lane = self._lanes.new_lane(torch.device(device))
-        consumers = graph.consumers(nrt.id)
-        private = len(consumers) == 1 and self._inline_link(nrt.id, consumers[0][0], graph)
-        nrt.gpu = GpuCall(nrt.id, lane, record_event=not private, timing=self.gpu_timing)
-        if rn.spec.cuda_graph:
-            nrt.captured = CapturedCall(lambda inputs: nrt.node.process(**inputs), nrt.id)
-
-    def _inline_link(self, producer: str, consumer: str, graph: ValidatedGraph) -> bool:
-        """May ``consumer`` share ``producer``'s CUDA stream (no event between them)? Only when
-        both run inline on the dispatcher, on one device, and this is the producer's only edge
-        and the consumer's only input."""
-        p, c = graph.nodes[producer], graph.nodes[consumer]
-        return (producer != graph.clock and len(graph.consumers(producer)) == 1
-                and len(c.inputs) == 1
-                and not (p.type.cls.blocking or c.type.cls.blocking or p.spec.hold or c.spec.hold)
-                and resolve_device(p.spec.device, self.device) == resolve_device(c.spec.device, self.device))
 
     def _copy_stream(self, device: str):
         import torch
