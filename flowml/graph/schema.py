@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..ports import Ports
+from .live import allow_expressions_in_schema
 from .resolved import TypeInfo
 from .spec import NODE_ID_PATTERN, GraphSpec
 
@@ -74,6 +75,7 @@ def _params_ref(info: TypeInfo, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "object", "description": f"params of {info.name}"}
     for name, sub in params.pop("$defs", {}).items():
         defs[prefix + name] = sub
+    allow_expressions_in_schema(params, info.cls.Params)  # a param may be {expr: "..."}
     params["title"] = f"{info.name} params"
     params.setdefault("description", f"params of {info.name}")
     defs[prefix + "params"] = params

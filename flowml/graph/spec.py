@@ -6,11 +6,14 @@ These models check the *shape* of a graph file. What depends on installed node t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+
+
+Seconds = Annotated[float, Field(ge=0, le=600)]
 
 
 class Strict(BaseModel):
@@ -31,6 +34,10 @@ class OscSpec(Strict):
     reply: str | None = Field(None, description="host:port that errors and values are sent to")
     prefix: str = Field("", description="address prefix, e.g. /flowml")
     oscquery_port: int | None = Field(None, ge=0, le=65535, description="HTTP port for OSCQuery")
+    send: list[str] = Field(default_factory=list, description=(
+        "host:port targets that stats are sent to; default: the reply address"))
+    stats: float = Field(0, ge=0, le=100, description=(
+        "send /flowml/stats/... (fps, latency, drops) to the targets this many times a second; 0: off"))
 
 
 class NodeSpec(Strict):
@@ -42,6 +49,8 @@ class NodeSpec(Strict):
     every: int = Field(1, ge=1, description="run every N ticks, hold the last output between")
     hold: bool = Field(False, description="run asynchronously; others see the last finished output")
     device: str | None = Field(None, description="cpu, cuda, cuda:N; default: the graph's")
+    smooth: Seconds | dict[str, Seconds] | None = Field(None, description=(
+        "smooth live changes of numeric params: seconds for all of them, or {param: seconds}"))
     cuda_graph: bool = Field(False, description="capture as a CUDA graph (static shapes; GPU only)")
 
 

@@ -1,0 +1,80 @@
+"""Reporting bad control input: logged once per address, answered on OSC, rate-limited.
+
+A bad message never raises out of the control layer; it ends here. The first problem at an
+address is logged as a warning with its reason; later ones at that address are logged at debug
+level only, so a controller stuck on a bad value cannot flood the log. Each problem is also
+answered as ``/flowml/error <address> <reason>`` through ``reply``, at most
+``per_address_rate`` times a second per address and ``total_rate`` times a second in all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+__all__ = ["Reporter", "ERROR_ADDRESS"]
+
+ERROR_ADDRESS = "/flowml/error"
+log = logging.getLogger("flowml.control")
+
+Reply = Callable[[str, list[Any], Any], None]  # (address, args, target or None)
+
+
+class Reporter:
+    """Logs and answers problems with control input. Thread-safe."""
+
+    def __init__(self, reply: Reply | None = None, *, per_address_rate: float = 10.0,
+                 total_rate: float = 200.0, max_addresses: int = 1000):
+        self.reply = reply
+        self.per_address_rate, self.total_rate = per_address_rate, total_rate
+        self.max_addresses = max_addresses
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._sent: dict[str, tuple[float, float]] = {}  # address -> (window start, sent in it)
+        self._total = (0.0, 0.0)
+        self._overflowed = False
+
+    def error(self, address: str, reason: str, target: Any = None) -> None:
+        """A problem with input at ``address``; ``target`` is who to answer (None: the
+        default reply address)."""
+        with self._lock:
+            first = address not in self.counts
+            if first and len(self.counts) >= self.max_addresses:
+                if not self._overflowed:
+                    self._overflowed = True
+                    log.warning("OSC: more than %d different bad addresses; not logging new ones",
+                                self.max_addresses)
+                first = False
+            else:
+                self.counts[address] = self.counts.get(address, 0) + 1
+            send = self._may_send(address)
+        if first:
+            log.warning("OSC %s: %s", address, reason)
+        else:
+            log.debug("OSC %s: %s", address, reason)
+        if send and self.reply is not None:
+            try:
+                self.reply(ERROR_ADDRESS, [address, reason], target)
+            except Exception as exc:  # the answer must not fail the handling
+                log.debug("cannot send %s: %s", ERROR_ADDRESS, exc)
+
+    def _may_send(self, address: str) -> bool:
+        now = time.monotonic()
+        start, n = self._total
+        if now - start >= 1.0:
+            start, n = now, 0.0
+        if n >= self.total_rate:
+            self._total = (start, n)
+            return False
+        a_start, a_n = self._sent.get(address, (now, 0.0))
+        if now - a_start >= 1.0:
+            a_start, a_n = now, 0.0
+        if a_n >= self.per_address_rate:
+            return False
+        if len(self._sent) > self.max_addresses:
+            self._sent.clear()
+        self._sent[address] = (a_start, a_n + 1)
+        self._total = (start, n + 1)
+        return True

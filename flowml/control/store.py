@@ -1,0 +1,570 @@
+"""The parameter store: every live param of a running graph, by address.
+
+One store feeds OSC in, OSCQuery, expressions, smoothing and presets. Changes arrive on
+other threads (``check_*`` validates them there, with the param's own pydantic field, so a bad
+value is answered at once), are queued with ``submit``, and are applied together by
+``before_tick``, the scheduler hook that runs at the start of each tick: all changes submitted
+before a tick starts show in that tick, none half-way through one.
+
+Each tick ``before_tick`` also evaluates the expressions, moves smoothed params and preset
+crossfades a step, and hands what changed to ``Scheduler.set_params`` (which applies it right
+after the hooks, before any node runs).
+
+Per param: ``target`` is the value it is set to (or its expression's value), ``value`` what the
+node has. With ``smooth: s`` a numeric param follows its target through a one-pole low-pass
+reaching 95% of a jump in ``s`` seconds; a preset recalled with a crossfade moves numeric
+params linearly from where they were. Expression, smoothing and fade results are rounded for
+int params and clamped to the param's range; values sent over OSC are not clamped: out of
+range is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import defaultdict
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from ..graph.expr import Expression, ExprError, parse_expression
+from ..graph.live import is_expression
+from ..graph.resolved import ValidatedGraph
+from ..node import Tick
+from ..paraminfo import ParamInfo, describe_params
+from ..ports import ANY, JSON, SCALAR
+from .addresses import PatternError, compile_pattern, is_pattern, param_address
+from .convert import Kind, ParamShape, jsonable, shape_of
+from .report import Reporter
+
+__all__ = ["ParamStore", "LiveParam", "Change", "ControlError"]
+
+log = logging.getLogger("flowml.control")
+
+
+class ControlError(ValueError):
+    """A change that cannot be made; the message is the reason sent back to the client."""
+
+
+@dataclass
+class Fade:
+    """A preset crossfade in progress: from ``start`` (a level) over ``seconds``."""
+
+    start: Any
+    t0: float
+    seconds: float
+
+
+@dataclass
+class LiveParam:
+    """One param of one node, as the store keeps it."""
+
+    node: str
+    name: str
+    address: str
+    info: ParamInfo
+    shape: ParamShape
+    value: Any                      # what the node has (from the next tick start on)
+    target: Any                     # what it is set to (an expression's last value)
+    expr: Expression | None = None
+    smooth: float = 0.0             # seconds; 0: changes jump
+    level: Any = None               # continuous state of a numeric param (smoothing, fades)
+    fade: Fade | None = None
+    version: int = 0                # bumped each time ``value`` changes
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.node, self.name)
+
+    def moving(self) -> bool:
+        """True while the param must be updated every tick."""
+        return (self.expr is not None or self.fade is not None
+                or not _same(self.value, self.target))
+
+
+@dataclass(frozen=True)
+class Change:
+    """A queued change of one param: a value, an expression, or back to a fixed value."""
+
+    key: tuple[str, str]
+    what: Literal["value", "expr", "fix"]
+    value: Any = None
+    expr: Expression | None = None
+    fade: float = 0.0
+
+
+_SAME = object()
+
+
+class ParamStore:
+    """The live params of the graph ``sched`` runs (``sched.graph``, followed across reloads)."""
+
+    def __init__(self, sched: Any, prefix: str = "", reporter: Reporter | None = None):
+        self.sched = sched
+        self.prefix = prefix
+        self.reporter = reporter or Reporter()
+        self.graph: ValidatedGraph = sched.graph
+        self.params: dict[str, LiveParam] = {}          # address -> param
+        self.by_key: dict[tuple[str, str], LiveParam] = {}
+        self.listeners: list[Callable[[list[LiveParam]], None]] = []
+        self.t, self.frame = 0.0, 0
+        self._last_t: float | None = None
+        self._pending: dict[tuple[str, str], Change] = {}  # the last change per param wins
+        self._lock = threading.Lock()
+        self._moving: set[tuple[str, str]] = set()
+        self._outputs: dict[tuple[str, str], Any] = {}
+        self._upcoming: dict[tuple[str, str], Any] = {}   # values computed in this tick so far
+        self._rank: dict[tuple[str, str], int] = {}
+        self._wanted_outputs: set[tuple[str, str]] = set()
+        self._build(self.graph, carry=None)
+
+    # -- building ---------------------------------------------------------------------------
+    def _build(self, graph: ValidatedGraph, carry: dict[tuple[str, str], LiveParam] | None) -> None:
+        params: dict[str, LiveParam] = {}
+        old_graph = self.graph
+        for nid in graph.order:
+            rn = graph.nodes[nid]
+            model: type[BaseModel] = rn.type.cls.Params
+            smooth = rn.spec.smooth
+            for info in describe_params(model):
+                value = getattr(rn.params, info.name)
+                shape = shape_of(model.model_fields[info.name], value)
+                lp = LiveParam(nid, info.name, param_address(self.prefix, nid, info.name), info,
+                               shape, value, value)
+                text = rn.expressions.get(info.name)
+                if text is not None:
+                    lp.expr = parse_expression(text)
+                if shape.numeric:
+                    lp.smooth = float(smooth.get(info.name, 0.0) if isinstance(smooth, dict)
+                                      else smooth or 0.0)
+                    lp.level = _level(value)
+                prev = carry.get(lp.key) if carry else None
+                if prev is not None and _same_definition(old_graph, graph, lp.key):
+                    lp.value, lp.target, lp.expr, lp.level, lp.fade = (
+                        prev.value, prev.target, prev.expr, prev.level, prev.fade)
+                    lp.version = prev.version
+                elif prev is not None and lp.smooth and prev.level is not None:
+                    lp.value, lp.level = prev.value, prev.level  # a file edit glides too
+                params[lp.address] = lp
+        self.graph = graph
+        self.params = params
+        self.by_key = {lp.key: lp for lp in params.values()}
+        self._rank = {key: i for i, key in enumerate(self.by_key)}
+        self._moving = {lp.key for lp in params.values() if lp.moving()}
+        self._update_wanted_outputs()
+
+    def _update_wanted_outputs(self) -> None:
+        wanted = set()
+        for lp in self.by_key.values():
+            if lp.expr is not None:
+                wanted |= {r for r in lp.expr.refs if r not in self.by_key}
+        self._wanted_outputs = wanted
+
+    # -- lookup -----------------------------------------------------------------------------
+    def match(self, pattern: str) -> list[LiveParam]:
+        """The params whose address ``pattern`` matches (OSC 1.0 wildcards); raises
+        ControlError for a malformed pattern."""
+        params = self.params
+        if not is_pattern(pattern):
+            lp = params.get(pattern)
+            return [lp] if lp is not None else []
+        try:
+            rx = compile_pattern(pattern)
+        except PatternError as exc:
+            raise ControlError(f"bad address pattern: {exc}") from None
+        return [lp for a, lp in params.items() if rx.fullmatch(a)]
+
+    def nodes(self) -> dict[str, list[LiveParam]]:
+        """Params by node, in graph order."""
+        out: dict[str, list[LiveParam]] = defaultdict(list)
+        for lp in self.params.values():
+            out[lp.node].append(lp)
+        return out
+
+    # -- checking (any thread) ----------------------------------------------------------------
+    def check_value(self, lp: LiveParam, raw: Any) -> Any:
+        """``raw`` as the param's field makes it (e.g. ``[1, 2]`` -> ``(1, 2)``); raises
+        ControlError with pydantic's reason if the field rejects it."""
+        return self.check_values(lp.node, {lp.name: raw})[lp.name]
+
+    def check_values(self, node: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """Several params of one node at once (checked together by its params model)."""
+        rn = self.graph.nodes.get(node)
+        if rn is None:
+            raise ControlError(f"no node {node!r} in the running graph")
+        model: type[BaseModel] = rn.type.cls.Params
+        try:
+            new = model.model_validate({**self._values_of(node), **raw})
+        except ValidationError as exc:
+            raise ControlError(_reason(exc)) from None
+        except Exception as exc:  # a plugin's own validator failed
+            raise ControlError(f"{type(exc).__name__}: {exc}") from None
+        return {name: getattr(new, name) for name in raw}
+
+    def _values_of(self, node: str) -> dict[str, Any]:
+        rn = self.graph.nodes[node]
+        return {name: self.by_key[(node, name)].value if (node, name) in self.by_key
+                else getattr(rn.params, name) for name in type(rn.params).model_fields}
+
+    def check_expression(self, lp: LiveParam, text: str) -> Expression:
+        """Parse ``text``, check what it reads, and check its value now with the field."""
+        try:
+            expr = parse_expression(text)
+        except ExprError as exc:
+            where = f" (column {exc.col})" if exc.col else ""
+            raise ControlError(f"bad expression: {exc.message}{where}") from None
+        for ref in sorted(expr.refs):
+            problem = self._reference_problem(ref)
+            if problem:
+                raise ControlError(f"bad expression {text!r}: {problem}")
+        try:
+            value = self._coerce(lp, expr.evaluate(self.t, self.frame, self._ref))
+        except ExprError as exc:
+            raise ControlError(str(exc)) from None
+        try:
+            self.check_value(lp, value)
+        except ControlError as exc:
+            raise ControlError(f"expression {text!r} gives {value!r} now: {exc}") from None
+        return expr
+
+    def _reference_problem(self, ref: tuple[str, str]) -> str | None:
+        node, name = ref
+        rn = self.graph.nodes.get(node)
+        if rn is None:
+            return f"{node}.{name}: no node {node!r}"
+        if ref in self.by_key:
+            return None
+        out = rn.ports.output(name)
+        if out is not None and out.type in (SCALAR, JSON, ANY):
+            return None
+        return f"{node}.{name}: node {node!r} has no param or scalar output {name!r}"
+
+    # -- queueing (any thread) ----------------------------------------------------------------
+    def submit(self, changes: Iterable[Change]) -> None:
+        """Queue checked changes; all of them show from the next tick start on, together."""
+        changes = list(changes)
+        if changes:
+            with self._lock:
+                for ch in changes:
+                    self._pending.pop(ch.key, None)
+                    self._pending[ch.key] = ch
+
+    def set(self, address: str, value: Any) -> Any:
+        """Check and queue one value (for code and tests); returns the value as checked."""
+        lp = self.params.get(address)
+        if lp is None:
+            raise ControlError(f"unknown address {address}")
+        v = self.check_value(lp, value)
+        self.submit([Change(lp.key, "value", v)])
+        return v
+
+    # -- presets ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every param's target (or ``{expr: text}``), JSON-able, by node."""
+        out: dict[str, dict[str, Any]] = defaultdict(dict)
+        for lp in self.params.values():
+            out[lp.node][lp.name] = {"expr": lp.expr.text} if lp.expr else jsonable(lp.target)
+        with self._lock:  # changes queued for the next tick count as made
+            pending = list(self._pending.values())
+        for ch in pending:
+            lp = self.by_key.get(ch.key)
+            if lp is None:
+                continue
+            if ch.what == "value":
+                out[lp.node][lp.name] = jsonable(ch.value)
+            elif ch.what == "expr" and ch.expr is not None:
+                out[lp.node][lp.name] = {"expr": ch.expr.text}
+            else:
+                out[lp.node][lp.name] = jsonable(lp.value)
+        return dict(out)
+
+    def recall(self, snapshot: dict[str, dict[str, Any]], fade: float = 0.0) -> list[str]:
+        """Queue the values of a snapshot (a crossfade of ``fade`` seconds for numeric params);
+        returns the problems (a node or param no longer in the graph, a value that no longer
+        fits), each naming its address. The rest is applied."""
+        problems: list[str] = []
+        changes: list[Change] = []
+        for node, values in snapshot.items():
+            if not isinstance(values, dict):
+                problems.append(f"{self.prefix}/{node}: not a mapping of params")
+                continue
+            if node not in self.graph.nodes:
+                problems.append(f"{self.prefix}/{node}: no such node in the running graph")
+                continue
+            fixed: dict[str, Any] = {}
+            for name, v in values.items():
+                lp = self.by_key.get((node, name))
+                if lp is None:
+                    problems.append(f"{param_address(self.prefix, node, name)}: no such param")
+                elif is_expression(v) and lp.shape.kind != Kind.OTHER:
+                    try:
+                        changes.append(Change(lp.key, "expr", expr=self.check_expression(lp, v["expr"]),
+                                              fade=fade))
+                    except ControlError as exc:
+                        problems.append(f"{lp.address}: {exc}")
+                else:
+                    fixed[name] = v
+            try:
+                checked = self.check_values(node, fixed) if fixed else {}
+            except ControlError as exc:
+                problems.append(f"{self.prefix}/{node}: {exc}")
+                continue
+            changes += [Change((node, n), "value", v, fade=fade) for n, v in checked.items()]
+        self.submit(changes)
+        return problems
+
+    # -- the tick hooks (dispatch thread) -------------------------------------------------------
+    def before_tick(self, tick: Tick) -> None:
+        """Apply queued changes, step expressions, smoothing and fades; hand what changed to
+        the scheduler. Never raises: problems are reported."""
+        try:
+            self._before_tick(tick)
+        except Exception:  # a bug here must not stop the graph
+            log.exception("live params: update failed (the graph goes on)")
+
+    def _before_tick(self, tick: Tick) -> None:
+        rebound = self.sched.graph is not self.graph
+        if rebound:
+            self._build(self.sched.graph, carry=self.by_key)
+        dt = 0.0 if self._last_t is None else min(max(tick.t - self._last_t, 0.0), 1.0)
+        self._last_t, self.t, self.frame = tick.t, tick.t, tick.index
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for ch in pending.values():
+            self._apply(ch, tick.t)
+        updates: dict[str, dict[str, Any]] = defaultdict(dict)
+        if rebound:  # keep live values over what the reload queued from the file
+            for lp in self.by_key.values():
+                if not _same(lp.value, getattr(self.graph.nodes[lp.node].params, lp.name)):
+                    updates[lp.node][lp.name] = lp.value
+        # plain values first, then expressions in graph order: an expression sees this tick's
+        # values of the params it reads (of an expression-valued one: if it comes earlier)
+        order = sorted(self._moving, key=lambda k: (k in self.by_key and self.by_key[k].expr is not None,
+                                                    self._rank.get(k, -1)))
+        self._upcoming = {}
+        for key in order:
+            lp = self.by_key.get(key)
+            if lp is None:
+                self._moving.discard(key)
+                continue
+            new = self._step(lp, dt, tick.t)
+            if new is not _SAME:
+                updates[lp.node][lp.name] = new
+                self._upcoming[key] = new
+        self._upcoming = {}
+        changed = self._hand_over(updates)
+        for key in list(self._moving):
+            lp = self.by_key.get(key)
+            if lp is None or not lp.moving():
+                self._moving.discard(key)
+        if changed:
+            for listener in self.listeners:
+                try:
+                    listener(changed)
+                except Exception as exc:
+                    log.debug("param listener failed: %s", exc)
+
+    def after_tick(self, tick: Tick, values: dict[str, Any]) -> None:
+        """Keep the scalar outputs that expressions read (the last finished frame's)."""
+        try:
+            self._after_tick(values)
+        except Exception:  # a bug here must not stop the graph
+            log.exception("live params: reading outputs failed (the graph goes on)")
+
+    def _after_tick(self, values: dict[str, Any]) -> None:
+        for key in list(self._wanted_outputs):
+            out = values.get(key[0])
+            if isinstance(out, Future):
+                out.add_done_callback(lambda f, k=key: self._keep_output(k, f))
+            elif isinstance(out, dict) and key[1] in out:
+                self._outputs[key] = out[key[1]]
+
+    def _keep_output(self, key: tuple[str, str], fut: Future) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            out = fut.result()
+            if isinstance(out, dict) and key[1] in out:
+                self._outputs[key] = out[key[1]]
+
+    def _apply(self, ch: Change, t: float) -> None:
+        lp = self.by_key.get(ch.key)
+        if lp is None:
+            return  # its node went away in a reload
+        if ch.what == "value":
+            lp.expr, lp.target = None, ch.value
+        elif ch.what == "expr":
+            lp.expr = ch.expr
+        else:  # "fix": stop following the expression, keep the value
+            lp.expr, lp.target = None, lp.value
+        lp.fade = Fade(lp.level, t, ch.fade) if ch.fade > 0 and lp.level is not None else None
+        if not lp.shape.numeric and ch.what == "value":
+            lp.level = None
+        self._update_wanted_outputs()
+        self._moving.add(lp.key)
+
+    def _step(self, lp: LiveParam, dt: float, t: float) -> Any:
+        """The param's value for this tick, or _SAME."""
+        if lp.expr is not None:
+            try:
+                lp.target = self._coerce(lp, lp.expr.evaluate(t, self.frame, self._ref))
+            except ExprError as exc:
+                self.reporter.error(lp.address, str(exc))
+                return _SAME
+        goal = lp.target
+        if lp.shape.numeric and lp.level is not None and _is_number_like(goal):
+            if lp.fade is not None:
+                a = 1.0 if lp.fade.seconds <= 0 else min(1.0, (t - lp.fade.t0) / lp.fade.seconds)
+                lp.level = _mix(lp.fade.start, _level(goal), a)
+                if a >= 1.0:
+                    lp.fade = None
+            elif lp.smooth > 0:
+                k = 1.0 - math.exp(-3.0 * dt / lp.smooth)
+                lp.level = _approach(lp.level, _level(goal), k)
+            else:
+                lp.level = _level(goal)
+            value = self._coerce(lp, lp.level)
+        else:
+            lp.fade = None
+            value = goal
+        return _SAME if _same(value, lp.value) else value
+
+    def _hand_over(self, updates: dict[str, dict[str, Any]]) -> list[LiveParam]:
+        """``set_params`` per node; if a node refuses the lot, each param is tried alone so
+        that one bad value (an expression out of its range, say) does not hold up the rest."""
+        changed: list[LiveParam] = []
+        for node, values in updates.items():
+            groups = [values] if len(values) == 1 else [values, *({k: v} for k, v in values.items())]
+            for group in groups:
+                try:
+                    new = self.sched.set_params(node, group)
+                except Exception as exc:
+                    if len(group) == 1:
+                        self._refused(node, group, exc)
+                    continue
+                for name in group:
+                    lp = self.by_key[(node, name)]
+                    lp.value = getattr(new, name)
+                    lp.version += 1
+                    changed.append(lp)
+                if group is values:
+                    break
+        return changed
+
+    def _refused(self, node: str, values: dict[str, Any], exc: Exception) -> None:
+        reason = _reason(exc) if isinstance(exc, ValidationError) else str(exc)
+        for name, value in values.items():
+            lp = self.by_key[(node, name)]
+            source = f"expression {lp.expr.text!r} gave {value!r}: " if lp.expr else ""
+            self.reporter.error(lp.address, source + reason)
+            if lp.expr is None:  # do not try again every tick
+                lp.target, lp.fade = lp.value, None
+                lp.level = _level(lp.value) if lp.level is not None else None
+
+    def _ref(self, node: str, name: str) -> Any:
+        if (node, name) in self._upcoming:
+            return self._upcoming[(node, name)]
+        lp = self.by_key.get((node, name))
+        if lp is not None:
+            return lp.value
+        if (node, name) in self._outputs:
+            return self._outputs[(node, name)]
+        if node in self.graph.nodes:
+            return 0.0  # an output before the first finished frame
+        raise ExprError(f"{node}.{name}: no node {node!r} in the running graph")
+
+    def _coerce(self, lp: LiveParam, value: Any) -> Any:
+        """An expression's or a level's value in the param's own kind: ints rounded, numbers
+        clamped to the range, vectors element-wise."""
+        kind = lp.shape.kind
+        try:
+            if kind == Kind.FLOAT and _is_number(value):
+                return _clamp(float(value), lp.info)
+            if kind == Kind.INT and _is_number(value):
+                return int(_clamp(round(value), lp.info))
+            if kind == Kind.BOOL:
+                return bool(value)
+            if kind == Kind.VECTOR and isinstance(value, (list, tuple)):
+                if lp.shape.int_elements:
+                    return tuple(int(round(v)) if _is_number(v) else v for v in value)
+                return tuple(value)
+        except (OverflowError, ValueError) as exc:  # round(inf), round(nan)
+            raise ExprError(f"cannot make {lp.info.type} of {value!r}: {exc}") from None
+        return value
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _reason(exc: ValidationError) -> str:
+    """The first error of a pydantic ValidationError, with the value it got."""
+    err = exc.errors()[0]
+    msg = err["msg"].removeprefix("Value error, ")
+    inner = [str(p) for p in err["loc"][1:]]
+    if inner:
+        msg = f"at [{']['.join(inner)}]: {msg}"
+    got = err.get("input")
+    if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict):
+        return msg
+    return f"{msg} (got {got!r})"
+
+
+def _same_definition(old: ValidatedGraph, new: ValidatedGraph, key: tuple[str, str]) -> bool:
+    """Is the param written the same in both graph files (same type, value or expression)?"""
+    node, name = key
+    a, b = old.nodes.get(node), new.nodes.get(node)
+    if a is None or b is None or a.type.cls is not b.type.cls:
+        return False
+    if a.expressions.get(name) != b.expressions.get(name):
+        return False
+    return a.expressions.get(name) is not None or _same(getattr(a.params, name), getattr(b.params, name))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return a is b
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float))  # bools too: they are ints
+
+
+def _is_number_like(v: Any) -> bool:
+    if isinstance(v, (list, tuple)):
+        return all(_is_number(x) for x in v)
+    return _is_number(v)
+
+
+def _level(value: Any) -> Any:
+    """The continuous form of a numeric value: a float, or a list of floats."""
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value] if all(_is_number(v) for v in value) else None
+    return float(value) if _is_number(value) else None
+
+
+def _mix(a: Any, b: Any, x: float) -> Any:
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [p + (q - p) * x for p, q in zip(a, b)]
+    if isinstance(a, float) and isinstance(b, float):
+        return a + (b - a) * x
+    return b
+
+
+def _approach(level: Any, goal: Any, k: float) -> Any:
+    """One low-pass step from ``level`` toward ``goal``; lands on it when close."""
+    new = _mix(level, goal, k)
+    if isinstance(new, list):
+        return [g if abs(g - n) <= 1e-6 * max(1.0, abs(g)) else n for n, g in zip(new, goal)]
+    return goal if abs(goal - new) <= 1e-6 * max(1.0, abs(goal)) else new
+
+
+def _clamp(x: float, info: ParamInfo) -> float:
+    if info.min is not None and x < info.min:
+        return type(x)(info.min)
+    if info.max is not None and x > info.max:
+        return type(x)(info.max)
+    return x

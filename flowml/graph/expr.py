@@ -1,0 +1,377 @@
+"""Safe expressions for live params: ``0.5 + 0.5*sin(t*0.7)``.
+
+An expression is parsed with :mod:`ast` and compiled into a tree of small Python closures;
+nothing is ever passed to ``eval``/``exec``. Only this is allowed:
+
+- numbers, ``true``/``false`` (or ``True``/``False``), strings, and ``[a, b]`` / ``(a, b)`` lists
+  (for vector params: ``[960 + 200*sin(t), 540]``);
+- ``+ - * / // % **``, comparisons, ``and or not``, ``a if cond else b``;
+- the names ``t`` (the frame's time in seconds), ``frame`` (the frame index), the constants
+  ``pi tau e inf``, the functions in :data:`FUNCTIONS`;
+- ``node.name``: another node's param (its current value, OSC changes included) or one of its
+  scalar outputs (the value of the last finished frame, 0 before the first).
+
+Arithmetic works on numbers only (no ``[0]*10**9``), ``**`` is computed in floating point
+(overflow is an error, not a hang), and the text is limited to :data:`MAX_LENGTH` characters,
+so an expression cannot exhaust memory or CPU. Errors are ``ExprError`` with a message that
+says what to write instead, and, for syntax errors, the column.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+__all__ = ["Expression", "ExprError", "parse_expression", "FUNCTIONS", "CONSTANTS", "VARIABLES",
+           "MAX_LENGTH"]
+
+MAX_LENGTH = 1000
+VARIABLES = ("t", "frame")
+CONSTANTS: dict[str, float] = {"pi": math.pi, "tau": math.tau, "e": math.e, "inf": math.inf,
+                               "true": True, "false": False, "True": True, "False": False}
+
+Refs = Callable[[str, str], Any]  # (node, name) -> value
+
+
+class ExprError(ValueError):
+    """A bad expression (at parse time) or a failed evaluation (at run time).
+
+    ``col`` is the 1-based column in the expression text where the problem is (0: unknown).
+    """
+
+    def __init__(self, message: str, col: int = 0):
+        super().__init__(message)
+        self.message, self.col = message, col
+
+
+# -- the whitelist of functions -----------------------------------------------------------------
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return lo if x < lo else hi if x > hi else x
+
+
+def _mix(a: float, b: float, x: float) -> float:
+    return a + (b - a) * x
+
+
+def _smoothstep(e0: float, e1: float, x: float) -> float:
+    if e0 == e1:
+        return 0.0 if x < e0 else 1.0
+    u = _clamp((x - e0) / (e1 - e0), 0.0, 1.0)
+    return u * u * (3 - 2 * u)
+
+
+def _fract(x: float) -> float:
+    return x - math.floor(x)
+
+
+def _rand(x: float) -> float:
+    """A repeatable pseudo-random number in [0, 1) for each integer part of ``x``."""
+    return _fract(math.sin(math.floor(x) * 12.9898 + 78.233) * 43758.5453)
+
+
+def _noise(x: float) -> float:
+    """Smooth 1-D value noise in [0, 1): a new random value at each integer, eased between."""
+    i = math.floor(x)
+    return _mix(_rand(i), _rand(i + 1), _smoothstep(0.0, 1.0, x - i))
+
+
+def _sign(x: float) -> float:
+    return (x > 0) - (x < 0)
+
+
+def _log(x: float, base: float = math.e) -> float:
+    return math.log(x, base)
+
+
+def _round(x: float, n: int = 0) -> float:
+    return round(x, int(n))
+
+
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int, str]] = {
+    # name: (function, fewest args, most args, help)
+    "sin": (math.sin, 1, 1, "sine (radians)"), "cos": (math.cos, 1, 1, "cosine"),
+    "tan": (math.tan, 1, 1, "tangent"), "asin": (math.asin, 1, 1, "arc sine"),
+    "acos": (math.acos, 1, 1, "arc cosine"), "atan": (math.atan, 1, 1, "arc tangent"),
+    "atan2": (math.atan2, 2, 2, "atan2(y, x)"), "sinh": (math.sinh, 1, 1, "hyperbolic sine"),
+    "cosh": (math.cosh, 1, 1, "hyperbolic cosine"), "tanh": (math.tanh, 1, 1, "hyperbolic tangent"),
+    "exp": (math.exp, 1, 1, "e**x"), "log": (_log, 1, 2, "log(x[, base])"),
+    "log2": (math.log2, 1, 1, "base-2 log"), "log10": (math.log10, 1, 1, "base-10 log"),
+    "sqrt": (math.sqrt, 1, 1, "square root"), "pow": (math.pow, 2, 2, "pow(x, y) = x**y"),
+    "hypot": (math.hypot, 1, 8, "Euclidean length"), "abs": (abs, 1, 1, "absolute value"),
+    "min": (min, 2, 16, "smallest argument"), "max": (max, 2, 16, "largest argument"),
+    "floor": (math.floor, 1, 1, "round down"), "ceil": (math.ceil, 1, 1, "round up"),
+    "round": (_round, 1, 2, "round(x[, digits])"), "trunc": (math.trunc, 1, 1, "toward zero"),
+    "sign": (_sign, 1, 1, "-1, 0 or 1"), "fract": (_fract, 1, 1, "x - floor(x)"),
+    "degrees": (math.degrees, 1, 1, "radians to degrees"),
+    "radians": (math.radians, 1, 1, "degrees to radians"),
+    "clamp": (_clamp, 3, 3, "clamp(x, lo, hi)"), "mix": (_mix, 3, 3, "mix(a, b, x): a..b as x goes 0..1"),
+    "lerp": (_mix, 3, 3, "same as mix"), "step": (lambda e, x: 0.0 if x < e else 1.0, 2, 2, "step(edge, x)"),
+    "smoothstep": (_smoothstep, 3, 3, "smoothstep(e0, e1, x)"),
+    "saw": (_fract, 1, 1, "ramp 0..1, period 1"),
+    "tri": (lambda x: 1 - abs(2 * _fract(x) - 1), 1, 1, "triangle 0..1..0, period 1"),
+    "square": (lambda x: 1.0 if _fract(x) < 0.5 else 0.0, 1, 1, "1 then 0, period 1"),
+    "rand": (_rand, 1, 1, "repeatable random 0..1 for each integer part of x"),
+    "noise": (_noise, 1, 1, "smooth random 0..1, a new value at each integer"),
+    "int": (int, 1, 1, "toward zero, as an integer"), "float": (float, 1, 1, "as a float"),
+    "bool": (bool, 1, 1, "as true/false"),
+}
+
+
+# -- the compiled expression --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Env:
+    t: float
+    frame: int
+    refs: Refs
+
+
+Code = Callable[[_Env], Any]
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed expression. Call ``evaluate(t, frame, refs)`` each frame.
+
+    ``refs`` lists the ``(node, name)`` pairs it reads; ``uses_time`` says whether its value
+    depends on ``t`` or ``frame`` (if neither and no refs, it is a constant).
+    """
+
+    text: str
+    refs: frozenset[tuple[str, str]]
+    uses_time: bool
+    _code: Code = field(repr=False, compare=False)
+
+    def evaluate(self, t: float = 0.0, frame: int = 0, refs: Refs | None = None) -> Any:
+        """The value at time ``t`` / frame ``frame``; raises ``ExprError`` if it cannot be
+        computed (division by zero, a math domain error, an unknown reference...)."""
+        env = _Env(t, frame, refs or _no_refs)
+        try:
+            return self._code(env)
+        except ExprError:
+            raise
+        except ZeroDivisionError:
+            raise ExprError(f"{self.text!r}: division by zero") from None
+        except OverflowError:
+            raise ExprError(f"{self.text!r}: a number got too large") from None
+        except (ValueError, TypeError) as exc:
+            raise ExprError(f"{self.text!r}: {exc}") from None
+
+
+def _no_refs(node: str, name: str) -> Any:
+    raise ExprError(f"{node}.{name} cannot be read here")
+
+
+def parse_expression(text: str) -> Expression:
+    """Parse and check ``text``; raises ``ExprError`` naming the problem and its column."""
+    if not isinstance(text, str):
+        raise ExprError(f"an expression is a string, e.g. \"0.5 + 0.5*sin(t)\", not {text!r}")
+    if not text.strip():
+        raise ExprError("the expression is empty; write e.g. \"0.5 + 0.5*sin(t)\"")
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"the expression is {len(text)} characters long; at most {MAX_LENGTH}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        col = (exc.offset or 0) + (len(text) - len(text.lstrip()))
+        raise ExprError(f"invalid syntax: {exc.msg}", col) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise ExprError(f"cannot parse the expression: {exc}") from None
+    lead = len(text) - len(text.lstrip())
+    compiler = _Compiler(lead)
+    try:
+        code = compiler.compile(tree.body)
+    except RecursionError:
+        raise ExprError("the expression is nested too deeply") from None
+    return Expression(text, frozenset(compiler.refs), compiler.uses_time, code)
+
+
+_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
+    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+    ast.Pow: lambda a, b: math.pow(a, b),
+}
+_CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
+    ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+    ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+}
+_SYMBOL = {ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+           ast.MatMult: "@", ast.Invert: "~", ast.Is: "is", ast.IsNot: "is not", ast.In: "in",
+           ast.NotIn: "not in"}
+_HINTS = {ast.BitAnd: "use 'and'", ast.BitOr: "use 'or'", ast.BitXor: "use '**' for powers",
+          ast.Invert: "use 'not' or '-'"}
+
+
+def _number(x: Any, op: str) -> Any:
+    if isinstance(x, (int, float)):  # bool is an int
+        return x
+    raise ExprError(f"'{op}' works on numbers, not on {type(x).__name__} {x!r}; "
+                    "for a vector write each element, e.g. [a*2, b*2]")
+
+
+class _Compiler:
+    """Checks an AST against the whitelist and turns it into closures."""
+
+    def __init__(self, lead: int):
+        self.lead = lead
+        self.refs: set[tuple[str, str]] = set()
+        self.uses_time = False
+
+    def fail(self, node: ast.AST, message: str) -> ExprError:
+        return ExprError(message, getattr(node, "col_offset", -1) + 1 + self.lead)
+
+    def compile(self, node: ast.AST) -> Code:
+        method = getattr(self, "c_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(node, f"{_describe(node)} is not allowed in an expression; use numbers, "
+                                  "t, frame, + - * / ** %, comparisons, 'a if c else b' and "
+                                  "math functions like sin(t)")
+        return method(node)
+
+    def c_Constant(self, node: ast.Constant) -> Code:
+        value = node.value
+        if not isinstance(value, (int, float, str)) or isinstance(value, complex):
+            raise self.fail(node, f"the constant {value!r} is not allowed; use numbers or strings")
+        return lambda env: value
+
+    def c_Name(self, node: ast.Name) -> Code:
+        name = node.id
+        if name == "t":
+            self.uses_time = True
+            return lambda env: env.t
+        if name == "frame":
+            self.uses_time = True
+            return lambda env: env.frame
+        if name in CONSTANTS:
+            value = CONSTANTS[name]
+            return lambda env: value
+        if name in FUNCTIONS:
+            raise self.fail(node, f"{name} is a function: call it, e.g. {name}(t)")
+        raise self.fail(node, _unknown_name(name))
+
+    def c_Attribute(self, node: ast.Attribute) -> Code:
+        if not isinstance(node.value, ast.Name):
+            raise self.fail(node, "only node.param or node.output can be read with '.', "
+                                  "e.g. fader.value")
+        key = (node.value.id, node.attr)
+        self.refs.add(key)
+        return lambda env: env.refs(*key)
+
+    def c_BinOp(self, node: ast.BinOp) -> Code:
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            raise self.fail(node, _bad_operator(node.op))
+        left, right = self.compile(node.left), self.compile(node.right)
+        sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
+               ast.Mod: "%", ast.Pow: "**"}[type(node.op)]
+        return lambda env: op(_number(left(env), sym), _number(right(env), sym))
+
+    def c_UnaryOp(self, node: ast.UnaryOp) -> Code:
+        operand = self.compile(node.operand)
+        if isinstance(node.op, ast.USub):
+            return lambda env: -_number(operand(env), "-")
+        if isinstance(node.op, ast.UAdd):
+            return lambda env: +_number(operand(env), "+")
+        if isinstance(node.op, ast.Not):
+            return lambda env: not operand(env)
+        raise self.fail(node, _bad_operator(node.op))
+
+    def c_BoolOp(self, node: ast.BoolOp) -> Code:
+        parts = [self.compile(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            def both(env: _Env) -> Any:
+                value: Any = True
+                for p in parts:
+                    value = p(env)
+                    if not value:
+                        return value
+                return value
+            return both
+
+        def either(env: _Env) -> Any:
+            value: Any = False
+            for p in parts:
+                value = p(env)
+                if value:
+                    return value
+            return value
+        return either
+
+    def c_Compare(self, node: ast.Compare) -> Code:
+        ops = []
+        for op in node.ops:
+            fn = _CMPOPS.get(type(op))
+            if fn is None:
+                raise self.fail(node, _bad_operator(op))
+            ops.append(fn)
+        first = self.compile(node.left)
+        rest = [self.compile(c) for c in node.comparators]
+
+        def compare(env: _Env) -> bool:
+            a = first(env)
+            for fn, nxt in zip(ops, rest):
+                b = nxt(env)
+                if not fn(a, b):
+                    return False
+                a = b
+            return True
+        return compare
+
+    def c_IfExp(self, node: ast.IfExp) -> Code:
+        test, yes, no = self.compile(node.test), self.compile(node.body), self.compile(node.orelse)
+        return lambda env: yes(env) if test(env) else no(env)
+
+    def c_Call(self, node: ast.Call) -> Code:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+            raise self.fail(node, f"unknown function {name!r}" + _suggest(name, FUNCTIONS)
+                            + f"; functions: {', '.join(sorted(FUNCTIONS))}")
+        name = node.func.id
+        fn, lo, hi, doc = FUNCTIONS[name]
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail(node, f"{name}() takes plain arguments only: {doc}")
+        if not lo <= len(node.args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            raise self.fail(node, f"{name}() takes {want} argument{'s' if hi > 1 else ''}, "
+                                  f"got {len(node.args)}: {doc}")
+        args = [self.compile(a) for a in node.args]
+        if len(args) == 1:
+            only = args[0]
+            return lambda env: fn(_number(only(env), name))
+        return lambda env: fn(*(_number(a(env), name) for a in args))
+
+    def c_List(self, node: ast.List | ast.Tuple) -> Code:
+        items = [self.compile(e) for e in node.elts]
+        return lambda env: [i(env) for i in items]
+
+    c_Tuple = c_List
+
+
+def _describe(node: ast.AST) -> str:
+    names = {"Subscript": "indexing ([...])", "Lambda": "lambda", "Dict": "a dict", "Set": "a set",
+             "ListComp": "a comprehension", "GeneratorExp": "a generator", "JoinedStr": "an f-string",
+             "NamedExpr": "':='", "Starred": "'*'", "Await": "await", "Yield": "yield",
+             "DictComp": "a comprehension", "SetComp": "a comprehension", "Slice": "slicing"}
+    return names.get(type(node).__name__, type(node).__name__)
+
+
+def _bad_operator(op: ast.AST) -> str:
+    sym = _SYMBOL.get(type(op), type(op).__name__)
+    hint = _HINTS.get(type(op))
+    return f"the operator '{sym}' is not allowed" + (f"; {hint}" if hint else "")
+
+
+def _suggest(name: str, choices: Mapping[str, Any] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _unknown_name(name: str) -> str:
+    names = (*VARIABLES, *[c for c in CONSTANTS if c.islower()])
+    hint = _suggest(name, (*names, *FUNCTIONS))
+    return (f"unknown name {name!r}{hint} (names: {', '.join(names)}; another node's param or "
+            "output is read as node.name)")
