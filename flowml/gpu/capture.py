@@ -58,7 +58,9 @@ class CapturedCall:
                     self.fn(self.static_in)
             caller.wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph, stream=side):
+            # thread_local: the clock thread and sinks keep working on their own streams
+            # while this thread captures; only this thread's calls must be capture-safe
+            with torch.cuda.graph(self.graph, stream=side, capture_error_mode="thread_local"):
                 out = self.fn(self.static_in)
         except Exception as exc:
             raise NodeError(

@@ -36,6 +36,23 @@ class Frames(Node):
         return Stamped(x, t=self.i / 30)
 
 
+class Upload(Frames):
+    """Like Frames, but made on the host and uploaded through pinned memory, as sources do."""
+
+    type_name = "gpu.upload"
+
+    def process(self):
+        import numpy as np
+
+        from flowml import image_from_host
+
+        if self.i >= self.params.frames:
+            raise EndOfStream
+        self.i += 1
+        host = np.full((self.params.size, self.params.size, 3), self.i - 1, np.uint8)
+        return Stamped(image_from_host(host, self.ctx.device) * 255.0, t=self.i / 30)
+
+
 class SlowAdd(Node):
     """x + 1 after spinning the GPU (torch.cuda._sleep): a slow producer on its stream."""
 
@@ -108,7 +125,7 @@ class CollectU8(Node):
             RESULTS["u8"].append((x.dtype, x.device.type, tuple(x.shape), int(x[0, 0, 0, 0])))
 
 
-ALL = (Frames, SlowAdd, Scale, Sum, Collect, CollectU8)
+ALL = (Frames, Upload, SlowAdd, Scale, Sum, Collect, CollectU8)
 
 
 @flowml.hookimpl

@@ -162,3 +162,18 @@ def test_uint8_host_port_gets_bhwc_uint8_converted_on_the_gpu(gpu_graph):
     run(g, device="cuda")
     assert RESULTS["u8"] == [(torch.uint8, "cpu", (1, 16, 16, 3), round(255 * min(1, 0.25 * i)))
                              for i in range(3)]
+
+
+def test_cuda_graph_capture_while_the_clock_thread_uploads(gpu_graph):
+    """Capture happens on the dispatcher while the clock source works on its own thread
+    (pinned allocations, copies): the capture must not be invalidated by them."""
+    g = gpu_graph("""
+        flowml: 1
+        max_in_flight: 3
+        nodes:
+          src: {type: gpu.upload, params: {frames: 40, size: 256}}
+          f: {type: gpu.scale, inputs: {x: src/x}, cuda_graph: true, params: {k: 2.0, steps: 10}}
+          out: {type: gpu.collect, inputs: {x: f/x}}
+    """)
+    run(g, device="cuda")
+    assert RESULTS["out"] == [2.0 * i for i in range(40)]
