@@ -50,7 +50,7 @@ class Upload(Frames):
             raise EndOfStream
         self.i += 1
         host = np.full((self.params.size, self.params.size, 3), self.i - 1, np.uint8)
-        return Stamped(image_from_host(host, self.ctx.device) * 255.0, t=self.i / 30)
+        return Stamped((image_from_host(host, self.ctx.device) * 255.0).round(), t=self.i / 30)
 
 
 class SlowAdd(Node):
