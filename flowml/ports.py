@@ -78,11 +78,17 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
-    """An output port."""
+    """An output port.
+
+    ``host=True`` (sources of images) says the node returns this output as an ``(H, W, C)``
+    uint8 host array (numpy or tensor), as a decoder or camera gives it. The scheduler uploads
+    and converts it to ``(1, C, H, W)`` float in [0, 1] on the node's device when the frame
+    arrives, on the dispatcher thread, so a clock source's own thread only reads and decodes."""
 
     name: str
     type: PortType = ANY
     doc: str = ""
+    host: bool = False
 
 
 @dataclass(frozen=True)

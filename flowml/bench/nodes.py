@@ -11,16 +11,16 @@ import numpy as np
 import torch
 
 from flowml import IMAGE, TENSOR, EndOfStream, Field, Input, Node, Output, Params, Stamped
-from flowml.gpu.transfer import image_from_host
 
 DATA: dict[str, Any] = {}   # frames (list of uint8 HWC arrays or JPEG bytes), modules, results
 
 
 class HostFrames(Node):
-    """Host frames (uint8 HWC, or JPEG bytes decoded here: the CPU stage) uploaded to the device."""
+    """Host frames (uint8 HWC, or JPEG bytes decoded here: the CPU stage); the scheduler uploads
+    them when they arrive (``host=True``), as it does for any source's host frames."""
 
     type_name = "bench.host_frames"
-    outputs = (Output("image", IMAGE),)
+    outputs = (Output("image", IMAGE, host=True),)
 
     class Params(Params):
         key: str = "frames"
@@ -43,9 +43,8 @@ class HostFrames(Node):
         f = self.frames[idx % len(self.frames)]
         if isinstance(f, bytes):
             f = decode_jpeg(f)
-        image = image_from_host(f, self.ctx.device)
-        DATA.setdefault("t_src", {})[idx] = time.perf_counter()  # source's work enqueued
-        return Stamped(image, t=idx / 30)
+        DATA.setdefault("t_src", {})[idx] = time.perf_counter()  # source's own work done
+        return Stamped(f, t=idx / 30)
 
 
 class LiveHostFrames(HostFrames):

@@ -18,27 +18,39 @@ from .lanes import map_tensors
 
 
 def image_from_host(array: np.ndarray, device: str | torch.device = "cpu",
-                    staging: str = "pinned") -> torch.Tensor:
+                    staging: str = "auto") -> torch.Tensor:
     """``(H, W, C)`` uint8 RGB(A) on the host -> ``(1, C, H, W)`` float32 in [0, 1] on ``device``.
 
     The uint8 bytes cross the bus (4x fewer than float32) and are converted on the device, on
-    the current stream. ``staging="direct"`` copies from the array's own (pageable) memory,
-    which blocks the calling thread for the copy; ``"pinned"`` first copies into a pinned
-    buffer, then transfers asynchronously. ``flowml bench --only transfer`` measures both;
-    pinned was faster on H200 (1080p 0.35 vs 0.45 ms, 4K 1.06 vs 1.59 ms; docs/benchmarks.md).
-    The result is contiguous NCHW (the layout models expect; a permuted view would silently
-    run the model channels-last)."""
+    the current stream. ``staging``: ``"direct"`` copies from the array's own pageable memory
+    (the driver stages and pipelines it; the calling thread waits for the copy); ``"pinned"``
+    first copies into a pinned buffer, then transfers asynchronously; ``"auto"`` (default) is
+    an asynchronous copy when the array already lives in pinned memory (see ``pinned_frame``),
+    else direct: a host copy of our own only pays off when it can be avoided upstream.
+    ``flowml bench --only transfer latency`` measures them (docs/benchmarks.md). The result is
+    contiguous NCHW (a permuted view would silently run the model channels-last)."""
     if array.dtype != np.uint8 or array.ndim != 3:
         raise ValueError(f"image_from_host wants (H, W, C) uint8, got {array.dtype} {array.shape}")
     src = torch.from_numpy(np.ascontiguousarray(array))
     device = torch.device(device)
     if device.type == "cuda":
+        if staging == "auto":
+            staging = "async" if src.is_pinned() else "direct"
         if staging == "pinned":
             staged = torch.empty(src.shape, dtype=torch.uint8, pin_memory=True)
-            staged.copy_(src)
+            # numpy's single-threaded copy, not torch's: torch would wake its OpenMP pool for
+            # every frame, and those threads fight the decoder for cores (measured on H200:
+            # a decode + model chain 81 -> 100 fps, latency p99 spikes of 4 ms gone)
+            np.copyto(staged.numpy(), array, casting="no")
             src = staged
         src = src.to(device, non_blocking=True)
     return hwc_uint8_to_image(src)
+
+
+def pinned_frame(height: int, width: int, channels: int = 3) -> np.ndarray:
+    """A ``(H, W, C)`` uint8 numpy array in pinned memory: a source that can decode into it
+    gets an asynchronous upload from ``image_from_host``."""
+    return torch.empty((height, width, channels), dtype=torch.uint8, pin_memory=True).numpy()
 
 
 def hwc_uint8_to_image(src: torch.Tensor) -> torch.Tensor:

@@ -49,11 +49,14 @@ class NodeRuntime:
     busy: Future | None = None
     host_ports: frozenset = frozenset()   # inputs wanted in host memory
     uint8_ports: frozenset = frozenset()  # ... as (B, H, W, C) uint8
+    host_outputs: frozenset = frozenset()  # outputs returned as host uint8 frames, uploaded here
+    defer_upload: bool = False  # the clock source: the dispatcher uploads, not the clock thread
 
     def __post_init__(self) -> None:
         ins = self.ports.inputs
         self.uint8_ports = frozenset(p.name for p in ins if p.uint8)
         self.host_ports = frozenset(p.name for p in ins if p.host or p.uint8)
+        self.host_outputs = frozenset(p.name for p in self.ports.outputs if p.host)
 
     @property
     def is_sink(self) -> bool:
@@ -83,9 +86,35 @@ class NodeRuntime:
             for ms in self.gpu.lane.harvest(self.id):
                 self.stats.gpu_ms_total += ms
                 self.stats.gpu_calls += 1
-        return Produced(outputs, event, self.gpu.lane if self.gpu else None, stamp)
+                self.stats.gpu_ms_recent.append(ms)
+        produced = Produced(outputs, event, self.gpu.lane if self.gpu else None, stamp)
+        if self.host_outputs and not self.defer_upload:
+            produced = self.upload(produced)
+        return produced
+
+    def upload(self, produced: Produced) -> Produced:
+        """Host uint8 frames among the outputs -> ``(1, C, H, W)`` float images on the node's
+        device (on its CUDA lane, with an event for the consumers)."""
+        from ..gpu.transfer import image_from_host
+
+        outputs = dict(produced.outputs)
+        if self.gpu is None:
+            for name in self.host_outputs & outputs.keys():
+                outputs[name] = image_from_host(_as_numpy(outputs[name]), self.node.ctx.device)
+            return Produced(outputs, None, None, produced.stamp)
+        uploads = {n: _as_numpy(outputs[n]) for n in self.host_outputs & outputs.keys()}
+        result, event = self.gpu.run(
+            lambda _: {n: image_from_host(a, self.node.ctx.device) for n, a in uploads.items()},
+            {}, [], ())
+        outputs.update(result)
+        return Produced(outputs, event or produced.event, self.gpu.lane, produced.stamp)
 
     def _process(self, inputs: dict[str, Any]) -> Any:
         if self.captured is not None:
             return self.captured(inputs, self.node.params)
         return self.node.process(**inputs)
+
+
+def _as_numpy(frame: Any):
+    """A host frame given as a numpy array or a CPU tensor, as numpy (no copy)."""
+    return frame.numpy() if hasattr(frame, "numpy") and not hasattr(frame, "__array_interface__") else frame

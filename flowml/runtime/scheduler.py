@@ -21,6 +21,7 @@ together at the start of the next tick, never during a frame.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import threading
@@ -292,9 +293,12 @@ class Scheduler:
             self.setup()
         interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
+        gc.collect()
+        gc.freeze()  # what setup made (modules, models) is never scanned again: short GC pauses
         try:
             return self._run(frames, duration)
         finally:
+            gc.unfreeze()
             sys.setswitchinterval(interval)
 
     def _run(self, frames: int | None, duration: float | None) -> RunResult:
@@ -337,6 +341,7 @@ class Scheduler:
         if self.clock_id is None:
             return RateClock(self.graph.clock.fps, live)  # type: ignore[union-attr]
         nrt = self.nodes[self.clock_id]
+        nrt.defer_upload = True
 
         def read() -> tuple[Produced, float | None]:
             produced = nrt.call({}, Tick(nrt.stats.calls, 0.0))
@@ -385,7 +390,7 @@ class Scheduler:
         try:
             for nid in self.order:
                 if nid == self.clock_id:
-                    values[nid] = frame.outputs  # type: ignore[assignment]
+                    values[nid] = self._arrived(frame.outputs)  # type: ignore[arg-type]
                 else:
                     values[nid] = self._dispatch(self.nodes[nid], values, run)
         except EndOfStream:
@@ -399,6 +404,11 @@ class Scheduler:
                 after(tick, ready)
         self._part_done(run)
         return not ended
+
+    def _arrived(self, produced: Produced) -> Produced:
+        """The clock source's frame, its host outputs uploaded here on the dispatcher."""
+        nrt = self.nodes[self.clock_id]  # type: ignore[index]
+        return nrt.upload(produced) if nrt.host_outputs else produced
 
     def _dispatch(self, nrt: NodeRuntime, values: dict[str, Produced | Future],
                   run: _TickRun) -> Produced | Future:

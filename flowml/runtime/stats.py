@@ -24,6 +24,7 @@ class NodeStats:
     max_s: float = 0.0
     gpu_ms_total: float = 0.0   # filled by the GPU runtime from CUDA events
     gpu_calls: int = 0
+    gpu_ms_recent: deque = field(default_factory=lambda: deque(maxlen=2000), repr=False)
 
     def record(self, seconds: float) -> None:
         self.calls += 1

@@ -53,6 +53,22 @@ class Upload(Frames):
         return Stamped((image_from_host(host, self.ctx.device) * 255.0).round(), t=self.i / 30)
 
 
+class HostUpload(Frames):
+    """Returns host uint8 frames (``host=True``): the scheduler uploads them on arrival."""
+
+    type_name = "gpu.host_upload"
+    outputs = (Output("x", TENSOR, host=True),)
+
+    def process(self):
+        import numpy as np
+
+        if self.i >= self.params.frames:
+            raise EndOfStream
+        self.i += 1
+        return Stamped(np.full((self.params.size, self.params.size, 3), self.i - 1, np.uint8),
+                       t=self.i / 30)
+
+
 class SlowAdd(Node):
     """x + 1 after spinning the GPU (torch.cuda._sleep): a slow producer on its stream."""
 
@@ -125,7 +141,7 @@ class CollectU8(Node):
             RESULTS["u8"].append((x.dtype, x.device.type, tuple(x.shape), int(x[0, 0, 0, 0])))
 
 
-ALL = (Frames, Upload, SlowAdd, Scale, Sum, Collect, CollectU8)
+ALL = (Frames, Upload, HostUpload, SlowAdd, Scale, Sum, Collect, CollectU8)
 
 
 @flowml.hookimpl

@@ -177,3 +177,18 @@ def test_cuda_graph_capture_while_the_clock_thread_uploads(gpu_graph):
     """)
     run(g, device="cuda")
     assert RESULTS["out"] == [2.0 * i for i in range(40)]
+
+
+def test_host_frames_from_the_clock_thread_are_uploaded_on_arrival(gpu_graph):
+    g = gpu_graph("""
+        flowml: 1
+        max_in_flight: 3
+        nodes:
+          src: {type: gpu.host_upload, params: {frames: 30, size: 64}}
+          a: {type: gpu.scale, inputs: {x: src/x}, params: {k: 255.0, steps: 1}}
+          b: {type: gpu.scale, inputs: {x: src/x}, params: {k: 255.0, steps: 1}}
+          s: {type: gpu.sum, inputs: {a: a/x, b: b/x}}
+          out: {type: gpu.collect, inputs: {x: s/x}}
+    """)
+    run(g, device="cuda")
+    assert [round(v, 3) for v in RESULTS["out"]] == [2.0 * i for i in range(30)]

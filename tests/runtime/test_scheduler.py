@@ -211,6 +211,46 @@ def test_rate_clock_offline_stamps_ticks_at_index_over_fps(graph):
     assert result.stats.completed == 200
 
 
+def test_host_output_frames_are_converted_when_they_arrive(tmp_path):
+    """A source returns uint8 (H, W, C) frames; consumers get (1, C, H, W) float images."""
+    import numpy as np
+    import torch
+
+    from flowml import IMAGE, Input, Node, Output, Stamped
+    from flowml.graph import load_graph
+    from flowml.plugins import Registry
+
+    got = []
+
+    class Camera(Node):
+        type_name = "t.camera"
+        outputs = (Output("image", IMAGE, host=True),)
+
+        def setup(self, ctx):
+            self.i = 0
+
+        def process(self):
+            self.i += 1
+            return Stamped(np.full((4, 6, 3), self.i, np.uint8), t=self.i / 10)
+
+    class Sink(Node):
+        type_name = "t.sink"
+        inputs = (Input("image", IMAGE),)
+
+        def process(self, image):
+            got.append(image)
+
+    reg = Registry()
+    reg.add(Camera, "t")
+    reg.add(Sink, "t")
+    p = tmp_path / "g.yaml"
+    p.write_text("flowml: 1\nnodes:\n  c: {type: t.camera}\n  s: {type: t.sink, inputs: {image: c/image}}\n")
+    with Scheduler(load_graph(p, reg)) as sched:
+        assert sched.run(frames=3).ok
+    assert [tuple(g.shape) for g in got] == [(1, 3, 4, 6)] * 3
+    assert got[0].dtype == torch.float32 and torch.allclose(got[2], torch.full((1, 3, 4, 6), 3 / 255))
+
+
 def test_uint8_port_delivers_bhwc_uint8_on_the_cpu_too(tmp_path):
     """A sink's code does not depend on where the graph runs."""
     import torch
