@@ -10,7 +10,8 @@ import torch
 
 from flowml import NodeError
 
-DEMO_HINT = "the example graphs' models are built by `python models/build_demo_models.py`"
+DEMO_HINT = ("the example graphs' models are built by the scripts in models/: "
+             "`python models/build_demo_models.py`, `python models/build_bgmv2.py`")
 
 
 def load_model(path: Path, device: torch.device, dtype: torch.dtype, *,

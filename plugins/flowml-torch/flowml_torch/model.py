@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import torch
+import torch.nn.functional as F
 from pydantic import field_validator
 
 import flowml
 from flowml import Field, Input, Node, NodeError, Output, Ports
 
+from .introspect import Scalar, apply_attributes, arguments, describe_arguments
 from .loading import last_line, load_model
 from flowml.ports import TENSOR, check_port_list, parse_port
 
@@ -25,7 +27,17 @@ class TorchModel(Node):
     that type; else ``image`` is an ``IMAGE`` and any other name a ``TENSOR``.
 
     Runs under ``torch.inference_mode()`` on the node's device. Floating inputs are cast to
-    ``precision`` (weights too); outputs stay in it.
+    ``precision`` (weights too); outputs stay in it. ``channels_last`` runs the model with
+    NHWC memory (often faster for convolutions in fp16 on tensor cores). ``size: [w, h]``
+    resizes image-like inputs (floating, 4-D) to what the model takes, and its 4-D outputs
+    at that size back to the first input's size.
+
+    ``attributes`` sets a TorchScript module's top-level attributes: Background Matting V2 is
+    steered this way (``{backbone_scale: 0.25, refine_mode: sampling, refine_sample_pixels:
+    80000}``). They are checked against the module when it loads (an unknown name is an error
+    that lists the settable ones) and set again whenever the param changes live; over OSC the
+    whole dict travels as JSON text (``/matte/attributes '{"refine_mode": "full"}'``), and the
+    attributes a message leaves out keep their current values.
     """
 
     type_name = "torch.model"
@@ -37,6 +49,18 @@ class TorchModel(Node):
             "fp32", description="weights and inputs in this float type; fp16/bf16 pay off on GPUs")
         inputs: list[str] = Field(["image"], description="the model's arguments in order, e.g. [src, bgr]")
         outputs: list[str] = Field(["image"], description="its results, e.g. [fgr, pha:tensor]")
+        channels_last: bool = Field(False, description="run with NHWC memory layout (weights and 4-D inputs)")
+        size: Optional[tuple[int, int]] = Field(
+            None, description="[width, height] the model takes: 4-D inputs are resized to it, outputs back")
+        attributes: dict[str, Scalar] = Field(
+            {}, description="a TorchScript module's attributes to set, e.g. {refine_mode: sampling}")
+
+        @field_validator("size")
+        @classmethod
+        def _size(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
+            if size is not None and min(size) < 1:
+                raise ValueError("size is [width, height] in pixels, both at least 1")
+            return size
 
         @field_validator("inputs", "outputs")
         @classmethod
@@ -54,21 +78,66 @@ class TorchModel(Node):
         self.model = load_model(ctx.resolve(p.path), ctx.torch_device, self.dtype, shown_as=p.path)
         self.input_names = [parse_port(s, TENSOR)[0] for s in p.inputs]
         self.output_names = [parse_port(s, TENSOR)[0] for s in p.outputs]
+        self._check_arguments()
+        if p.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        apply_attributes(self.model, p.attributes, p.path)
+
+    def _check_arguments(self) -> None:
+        """The node's inputs must be as many as the model's forward takes."""
+        args = arguments(self.model)
+        if args is None:
+            return
+        required = sum(req for _, req in args)
+        if not required <= len(self.input_names) <= len(args):
+            want = [n for n, _ in args][:max(required, 1)]
+            raise NodeError(
+                f"model {self.params.path} takes forward{describe_arguments(args)}, but the node's "
+                f"inputs are {self.input_names}; set `inputs: [{', '.join(want)}]` (in this order)")
+
+    def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        if (old.precision, old.channels_last) != (new.precision, new.channels_last):  # type: ignore[attr-defined]
+            self.dtype = DTYPES[new.precision]  # type: ignore[attr-defined]
+            fmt = torch.channels_last if new.channels_last else torch.contiguous_format  # type: ignore[attr-defined]
+            self.model = self.model.to(dtype=self.dtype, memory_format=fmt)
+        changed = {k: v for k, v in new.attributes.items()  # type: ignore[attr-defined]
+                   if old.attributes.get(k) != v}  # type: ignore[attr-defined]
+        try:
+            apply_attributes(self.model, changed, new.path)  # type: ignore[attr-defined]
+        except NodeError as exc:  # a live change must never stop the graph
+            self.log.error("node '%s': attributes not changed: %s", self.ctx.node_id, exc)
 
     def process(self, **inputs: Any) -> dict[str, Any]:
         args = [self._cast(inputs[name]) for name in self.input_names]
+        back = self._original_size(args)
+        if self.params.size is not None:
+            args = [_resize(a, self.params.size) for a in args]
         try:
             with torch.inference_mode():
                 result = self.model(*args)
-        except (RuntimeError, ValueError, AssertionError) as exc:
+        except (RuntimeError, ValueError, AssertionError, torch.jit.Error) as exc:
             got = ", ".join(f"{n}: {_describe(a)}" for n, a in zip(self.input_names, args))
-            raise NodeError(f"model {self.params.path} failed on {got}: {last_line(exc)}") from exc
-        return self._outputs(result)
+            hint = "" if self.params.size else "; `size: [width, height]` resizes the inputs to one it takes"
+            raise NodeError(f"model {self.params.path} failed on {got}: {last_line(exc)}{hint}") from exc
+        outputs = self._outputs(result)
+        if self.params.size is not None and back is not None:
+            outputs = {k: _resize_back(v, self.params.size, back) for k, v in outputs.items()}
+        return outputs
 
     def _cast(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.is_floating_point():
-            return value.to(device=self.ctx.torch_device, dtype=self.dtype)
+            value = value.to(device=self.ctx.torch_device, dtype=self.dtype)
+            if self.params.channels_last and value.ndim == 4:
+                value = value.contiguous(memory_format=torch.channels_last)
         return value
+
+    @staticmethod
+    def _original_size(args: list[Any]) -> tuple[int, int] | None:
+        """(width, height) of the first image-like input, which resized outputs go back to."""
+        for a in args:
+            if _image_like(a):
+                return a.shape[-1], a.shape[-2]
+        return None
 
     def _outputs(self, result: Any) -> dict[str, Any]:
         names = self.output_names
@@ -84,6 +153,26 @@ class TorchModel(Node):
             type(result).__name__)
         raise NodeError(f"model {self.params.path} returned {got}, but outputs are {names}; "
                         "list its results in `outputs`, in order (tuple) or by key (dict)")
+
+
+def _image_like(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) and value.ndim == 4 and value.is_floating_point()
+
+
+def _resize(value: Any, size: tuple[int, int]) -> Any:
+    """A 4-D floating tensor at ``size`` (width, height), bilinear; antialiased when shrinking."""
+    if not _image_like(value) or (value.shape[-1], value.shape[-2]) == size:
+        return value
+    shrink = value.shape[-1] > size[0] or value.shape[-2] > size[1]
+    return F.interpolate(value, size=(size[1], size[0]), mode="bilinear", align_corners=False,
+                         antialias=shrink)
+
+
+def _resize_back(value: Any, size: tuple[int, int], back: tuple[int, int]) -> Any:
+    """Outputs at the model's size go back to the input's; others (coarse maps) stay."""
+    if _image_like(value) and (value.shape[-1], value.shape[-2]) == size:
+        return _resize(value, back)
+    return value
 
 
 def _describe(value: Any) -> str:
