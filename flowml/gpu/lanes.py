@@ -127,4 +127,10 @@ class GpuCall:
         return result, end
 
     def _to_lane_device(self, t: torch.Tensor) -> torch.Tensor:
-        return t if t.device == self.lane.device else t.to(self.lane.device, non_blocking=True)
+        if t.device == self.lane.device:
+            return t
+        if t.device.type == "cpu" and not t.is_pinned():
+            # a copy from pageable memory makes CUDA wait for everything queued on the stream
+            # first: the dispatcher would stall on the GPU. Pinned, the copy is asynchronous.
+            t = t.pin_memory()
+        return t.to(self.lane.device, non_blocking=True)
