@@ -1,1 +1,1 @@
-"""flowml video file nodes through PyAV: ``capture.video`` decodes, ``output.video`` encodes H.264 MP4."""
+"""flowml video nodes through PyAV: ``capture.video``/``capture.stream``/``capture.sequence`` decode, ``output.video`` encodes."""

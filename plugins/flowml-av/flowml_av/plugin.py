@@ -2,11 +2,12 @@
 
 import flowml
 
-from .reader import VideoSource
+from .reader import StreamSource, VideoSource
+from .sequence import FrameWindows
 from .writer import VideoWriter
 
 
 @flowml.hookimpl
 def register_node_types(register):
-    register(VideoSource)
-    register(VideoWriter)
+    for node_type in (VideoSource, StreamSource, FrameWindows, VideoWriter):
+        register(node_type)

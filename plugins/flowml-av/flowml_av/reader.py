@@ -1,9 +1,12 @@
-"""``capture.video``: decode a video file with PyAV."""
+"""``capture.video`` and ``capture.stream``: decode a video file or a network stream with PyAV."""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from pathlib import Path
-from typing import Annotated, Iterator
+from typing import Annotated, Any, Iterator, Literal
 
 import av
 
@@ -11,17 +14,34 @@ import flowml
 from flowml import IMAGE, EndOfStream, Field, Node, NodeError, Output, Stamped
 from flowml import image_from_host
 
+from .gpudecode import GpuFrames, gpu_decode_problem
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+MAX_LAG_S = 0.5
+"""Realtime playback that falls this far behind the file's clock (a slow graph, a stall)
+starts its clock again from the current frame instead of rushing to catch up."""
 
 
 class VideoSource(Node):
-    """Frames of a video file (anything FFmpeg reads), stamped with their own time.
+    """Frames of a video file or stream (anything FFmpeg reads), stamped with their own time.
+
+    ``path`` is a file (relative to the graph file) or a URL: ``rtsp://``, ``http(s)://``,
+    ``srt://``, ``udp://``, ... (``timeout`` bounds opening and each read; RTSP goes over TCP).
 
     Output ``image``: ``(1, 3, H, W)`` float32 RGB in [0, 1] on the node's device, stamped
     ``t`` = the frame's presentation time in seconds (its pts). Looping adds the file's length
     to the stamps of each later pass, so time keeps going forward. Frames are scaled to
-    ``size`` by FFmpeg while converting to RGB, before the upload.
+    ``size`` (by FFmpeg before the upload, or on the GPU after GPU decoding).
+
+    Pace: offline (the default for files) frames come as fast as the graph takes them; with
+    ``realtime`` (default: when the graph runs live) they come at the file's own rate, by their
+    pts. ``capture.stream`` is this node with ``live`` set, for network streams.
+
+    ``decode``: ``cpu`` decodes with FFmpeg on the CPU; ``cuda`` with NVDEC through FFmpeg
+    (PyAV's hardware decoding): frames stay on the GPU and are converted from NV12 to RGB
+    there; ``auto`` takes ``cuda`` when the node runs on a CUDA device and falls back to the
+    CPU, with a log line saying why, where NVDEC is missing or cannot decode the stream.
     """
 
     type_name = "capture.video"
@@ -29,24 +49,100 @@ class VideoSource(Node):
     live = False
 
     class Params(flowml.Params):
-        path: str = Field(description="video file, relative to the graph file")
+        path: str = Field(description="video file (relative to the graph file) or stream URL")
         loop: bool = Field(False, description="start again at `start` after the last frame")
         start: float = Field(0.0, ge=0.0, description="seconds into the file to begin at")
         size: tuple[Pixels, Pixels] | None = Field(
             None, description="[width, height] to scale to; none: as is")
+        realtime: bool | None = Field(
+            None, description="play at the file's own rate; none: when the graph runs live")
+        decode: Literal["auto", "cpu", "cuda"] = Field(
+            "auto", description="cuda: NVDEC, frames stay on the GPU; auto: cuda on a CUDA node if it works")
+        timeout: float = Field(10.0, gt=0, le=600, description="streams: seconds to wait to open and for data")
+        reconnect: bool = Field(False, description="streams: reopen after an error or the end, with backoff")
 
+    # -- lifecycle -----------------------------------------------------------------------------
     def setup(self, ctx: flowml.NodeContext) -> None:
-        path = ctx.resolve(self.params.path)
-        self.container = _open(path)
+        p = self.params
+        self.is_url = bool(URL.match(p.path))
+        self.target = p.path if self.is_url else str(ctx.resolve(p.path))
+        self.realtime = p.realtime if p.realtime is not None else ctx.mode == "live"
+        self.stopped = threading.Event()
+        self.gpu = self._wants_gpu()
+        self.offset = 0.0          # added to stamps: the length of the passes already played
+        self.first_t: float | None = None
+        self.last_t = 0.0          # the last stamp handed out, offset included
+        self.raw_last_t = 0.0      # the last frame's own time
+        self.index = 0
+        self.anchor: tuple[float, float] | None = None  # (wall clock, stamp) of realtime playback
+        self._connect()
+
+    def _wants_gpu(self) -> bool:
+        p = self.params
+        if p.decode == "cpu":
+            return False
+        on_cuda = self.ctx.device.startswith("cuda")
+        if not on_cuda:
+            if p.decode == "cuda":
+                self.log.warning("capture.video: decode: cuda, but the node runs on %s; decoding on the CPU",
+                                 self.ctx.device)
+            return False
+        problem = gpu_decode_problem()
+        if problem:
+            self.log.warning("capture.video: GPU decoding not available (%s); decoding on the CPU", problem)
+            return False
+        return True
+
+    def _connect(self) -> None:
+        """Open the container (GPU decoding falling back to the CPU) and position at ``start``."""
+        self.container = None
+        if self.gpu:
+            self.container = self._open_gpu()
+        if self.container is None:
+            self.container = _open(self.target, self.is_url, self.params.timeout)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"  # frame and slice threads: decoding is bit-exact either way
         self.step = 1.0 / float(self.stream.average_rate or 30)
-        self.offset = 0.0  # added to stamps: the length of the passes already played
-        self.first_t: float | None = None
-        self.last_t = 0.0
-        self.index = 0
         self.frames = self._rewind()
+        self.pending: av.VideoFrame | None = None
+        self.gpu_frames = GpuFrames(self.ctx.device) if self.gpu else None
+        if self.gpu:
+            try:  # decode the first frame now: an NVDEC that cannot take this stream says so here
+                self.pending = next(self.frames, None)
+                if self.pending is not None and self.gpu_frames.needs_cpu(self.pending):
+                    raise RuntimeError(f"NVDEC gave {self.pending.format.name} frames")
+            except (av.FFmpegError, RuntimeError) as exc:
+                self.log.warning("capture.video: GPU decoding failed (%s); decoding on the CPU", exc)
+                self.container.close()
+                self.gpu = False
+                self._connect()
 
+    def _open_gpu(self) -> av.container.InputContainer | None:
+        """The container with NVDEC in torch's CUDA context, or None (logged) where it fails."""
+        from .gpudecode import hwaccel_choices
+
+        problems = []
+        for what, hwaccel in hwaccel_choices(self.ctx.device):
+            try:
+                return _open(self.target, self.is_url, self.params.timeout, hwaccel)
+            except NodeError as exc:
+                problems.append(f"{what}: {exc.__cause__ or exc}")
+                if not Path(self.target).is_file() and not self.is_url:
+                    raise
+        self.log.warning("capture.video: GPU decoding not available (%s); decoding on the CPU",
+                         "; ".join(problems))
+        self.gpu = False
+        return None
+
+    def teardown(self) -> None:
+        if hasattr(self, "stopped"):
+            self.stopped.set()
+        container = getattr(self, "container", None)
+        if container is not None:
+            container.close()
+            self.container = None
+
+    # -- frames ------------------------------------------------------------------------------
     def _rewind(self) -> Iterator[av.VideoFrame]:
         """Decode from ``start``, dropping the frames between the keyframe sought to and ``start``."""
         start = self.params.start
@@ -55,37 +151,111 @@ class VideoSource(Node):
         return (f for f in self.container.decode(self.stream)
                 if f.time is None or f.time >= start - self.step / 2)
 
+    def _next_frame(self) -> av.VideoFrame | None:
+        if self.pending is not None:
+            frame, self.pending = self.pending, None
+            return frame
+        return next(self.frames, None)
+
     def process(self) -> Stamped:
-        frame = next(self.frames, None)
-        if frame is None and self.params.loop and self.first_t is not None:
-            self.offset += self.last_t - self.first_t + self.step
-            self.frames = self._rewind()
-            frame = next(self.frames, None)
-        if frame is None:
-            raise EndOfStream
+        frame = self._read()
         t = frame.time if frame.time is not None else self.index * self.step
         if self.first_t is None:
             self.first_t = t
-        self.last_t = t
+        if t + self.offset < self.last_t and self.index > 0:  # a reconnected stream starts over
+            self.offset = self.last_t + self.step - t
+        self.raw_last_t = t
+        stamp = t + self.offset
         self.index += 1
-        width, height = self.params.size or (frame.width, frame.height)
+        if self.realtime:
+            self._pace(stamp)
+        self.last_t = stamp
+        return Stamped({"image": self._to_image(frame)}, t=stamp)
+
+    def _read(self) -> av.VideoFrame:
+        delay = 0.5
+        while True:
+            try:
+                frame = self._next_frame()
+            except av.FFmpegError as exc:
+                if not (self.is_url and self.params.reconnect):
+                    raise NodeError(f"reading {self.params.path}: {exc}") from exc
+                frame, why = None, str(exc)
+            else:
+                why = "the stream ended"
+            if frame is not None:
+                return frame
+            if self.params.loop and not self.is_url and self.first_t is not None:
+                self.offset += self.raw_last_t - self.first_t + self.step
+                self.frames = self._rewind()
+                frame = self._next_frame()
+                if frame is not None:
+                    return frame
+            if not (self.is_url and self.params.reconnect):
+                raise EndOfStream
+            self.log.warning("%s: %s; reconnecting", self.params.path, why)
+            while True:  # reopen with backoff until it works or the graph stops
+                if self.stopped.wait(delay):
+                    raise EndOfStream
+                delay = min(delay * 2, 5.0)
+                try:
+                    self.container.close()
+                    self._connect()
+                    self.log.warning("%s: reconnected", self.params.path)
+                    self.anchor = None
+                    break
+                except NodeError as exc:
+                    self.log.debug("reconnect failed: %s", exc)
+
+    def _pace(self, stamp: float) -> None:
+        """Wait until ``stamp`` is due on the wall clock (realtime playback)."""
+        now = time.perf_counter()
+        if self.anchor is None or now - (self.anchor[0] + stamp - self.anchor[1]) > MAX_LAG_S:
+            self.anchor = (now, stamp)
+            return
+        due = self.anchor[0] + (stamp - self.anchor[1])
+        if due > now and self.stopped.wait(due - now):
+            raise EndOfStream
+
+    def _to_image(self, frame: av.VideoFrame) -> Any:
+        size = self.params.size
+        if self.gpu_frames is not None and not self.gpu_frames.needs_cpu(frame):
+            return self.gpu_frames.to_image(frame, size)
+        width, height = size or (frame.width, frame.height)
         pixels = frame.to_ndarray(format="rgb24", width=width, height=height)
-        return Stamped({"image": image_from_host(pixels, self.ctx.device)}, t=t + self.offset)
-
-    def teardown(self) -> None:
-        container = getattr(self, "container", None)
-        if container is not None:
-            container.close()
+        return image_from_host(pixels, self.ctx.device)
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise NodeError(f"video file not found: {path}; check `path` (relative to the graph file)")
+class StreamSource(VideoSource):
+    """A network stream (RTSP, HTTP, SRT, UDP, ...) as a live source: the graph runs live,
+    the newest frame wins. ``capture.video`` with ``live`` set and ``reconnect`` on by default:
+    a stream that drops or ends is reopened with backoff (0.5 s doubling to 5 s) while the
+    graph waits, and its stamps keep going forward.
+    """
+
+    type_name = "capture.stream"
+    live = True
+
+    class Params(VideoSource.Params):
+        path: str = Field(description="stream URL (rtsp://, http://, srt://, udp://) or a file played live")
+        reconnect: bool = Field(True, description="reopen after an error or the end, with backoff")
+
+
+def _open(target: str, is_url: bool, timeout: float, hwaccel: Any = None) -> av.container.InputContainer:
+    if not is_url and not Path(target).is_file():
+        raise NodeError(f"video file not found: {target}; check `path` (relative to the graph file)")
+    kwargs: dict[str, Any] = {}
+    if is_url:
+        kwargs["timeout"] = (timeout, timeout)
+        if target.lower().startswith(("rtsp://", "rtsps://")):
+            kwargs["options"] = {"rtsp_transport": "tcp"}
+    if hwaccel is not None:
+        kwargs["hwaccel"] = hwaccel
     try:
-        container = av.open(str(path))
-    except av.FFmpegError as exc:
-        raise NodeError(f"cannot read video {path}: {exc}") from exc
+        container = av.open(target, **kwargs)
+    except (av.FFmpegError, OSError) as exc:
+        raise NodeError(f"cannot read video {target}: {exc}") from exc
     if not container.streams.video:
         container.close()
-        raise NodeError(f"{path} has no video stream")
+        raise NodeError(f"{target} has no video stream")
     return container

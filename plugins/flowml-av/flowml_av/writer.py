@@ -1,7 +1,8 @@
-"""``output.video``: encode H.264 MP4 with PyAV (libx264)."""
+"""``output.video``: encode H.264 or H.265 MP4 with PyAV: libx264/libx265, or NVENC where present."""
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from typing import Literal
 
@@ -27,11 +28,50 @@ FRAGMENTED = {
 # x264 with several threads, or with macroblock-tree rate control (mbtree) even on one thread,
 # gave different bytes for the same frames from run to run (x264 core 165 in PyAV 18's FFmpeg).
 REPEATABLE = {"threads": "1", "mbtree": "0"}
+# x265 (4.2): one frame thread, no thread pool (so no wavefront), no cu-tree: the same idea
+X265_REPEATABLE = "frame-threads=1:pools=none:cutree=0"
 BT709 = 1  # FFmpeg's AVCOL_SPC_BT709 = AVCOL_PRI_BT709 = AVCOL_TRC_BT709
+
+CPU_ENCODERS = {"h264": "libx264", "h265": "libx265"}
+NVENC_ENCODERS = {"h264": "h264_nvenc", "h265": "hevc_nvenc"}
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p1", "veryfast": "p2", "faster": "p3", "fast": "p4",
+                 "medium": "p5", "slow": "p6", "slower": "p7", "veryslow": "p7"}
+_probed: dict[tuple[str, str], str | None] = {}
+
+
+def encoder_problem(name: str, pix_fmt: str = "yuv420p") -> str | None:
+    """Why FFmpeg's encoder ``name`` cannot encode here (not built in, no GPU or driver), or
+    None when it opened a 256x256 test context. Probed once per process and format."""
+    key = (name, pix_fmt)
+    if key not in _probed:
+        if name not in av.codecs_available:
+            _probed[key] = f"{name} is not in this FFmpeg build (PyAV {av.__version__})"
+        else:
+            try:
+                ctx = av.CodecContext.create(name, "w")
+                ctx.width, ctx.height, ctx.pix_fmt = 256, 256, pix_fmt
+                ctx.time_base, ctx.framerate = Fraction(1, 30), Fraction(30)
+                ctx.open()
+                _probed[key] = None
+            except Exception as exc:  # no GPU, no driver, no NVENC session left, format refused
+                _probed[key] = f"{name} did not open: {type(exc).__name__}: {exc}"
+    return _probed[key]
+
+
+def parse_bitrate(value: str | int) -> int:
+    """``8000000``, ``"8M"``, ``"2500k"``, ``"2.5M"`` -> bits per second."""
+    if isinstance(value, int):
+        return value
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*(?:b/s|bps)?\s*", value)
+    if not m:
+        raise ValueError(f"{value!r} is not a bitrate; write e.g. 8M, 2500k or 8000000")
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
 
 
 class VideoWriter(Node):
-    """Encode frames to an H.264 MP4 file (libx264) with exact timestamps and repeatable bytes.
+    """Encode frames to an H.264 or H.265 MP4 file with exact timestamps (and, on the CPU
+    encoders, repeatable bytes).
 
     ``image`` ``(B, C, H, W)`` in [0, 1]: batch item 0 is encoded (alpha dropped, grey
     repeated; the graph hands it over as uint8 on the host). The first frame sets the video's
@@ -43,6 +83,13 @@ class VideoWriter(Node):
     the index is written in ``teardown`` (which the scheduler runs on Ctrl-C too). With
     ``deterministic`` (default) the same frames and params give a byte-identical file.
     Encoder params are read at the first frame; live changes to them have no effect.
+
+    ``codec`` h264 or h265 (HEVC, tagged ``hvc1`` so Apple players open it). ``encoder``:
+    ``cpu`` is libx264/libx265; ``nvenc`` is NVIDIA's hardware encoder; ``auto`` takes NVENC
+    when the node runs on a CUDA device and NVENC opens, else the CPU encoder. An encoder that
+    cannot open here falls back to the CPU one with a log line saying why. Quality is ``crf``
+    (NVENC: constant quality ``cq`` with the same number), or ``bitrate`` (e.g. ``8M``) when
+    set. ``deterministic`` applies to the CPU encoders (NVENC output is not promised stable).
     """
 
     type_name = "output.video"
@@ -61,6 +108,18 @@ class VideoWriter(Node):
             1.0, gt=0, le=60, description="seconds between keyframes (and fragments)")
         deterministic: bool = Field(
             True, description="same frames, same bytes: one encoder thread, no mbtree (files a few % larger)")
+        codec: Literal["h264", "h265"] = Field("h264", description="H.264 (AVC) or H.265 (HEVC)")
+        encoder: Literal["auto", "cpu", "nvenc"] = Field(
+            "auto", description="cpu: libx264/libx265; nvenc: NVIDIA GPU; auto: NVENC on a CUDA node if it opens")
+        bitrate: int | str | None = Field(
+            None, description="target bits per second (8M, 2500k) instead of constant quality (crf)")
+
+        @field_validator("bitrate")
+        @classmethod
+        def _bitrate(cls, value: int | str | None) -> int | str | None:
+            if value is not None and parse_bitrate(value) <= 0:
+                raise ValueError("bitrate must be positive")
+            return value
 
         @field_validator("path")
         @classmethod
@@ -91,23 +150,56 @@ class VideoWriter(Node):
             self.container.mux(packet)
         self.count += 1
 
+    def choose_encoder(self) -> str:
+        """The FFmpeg encoder this node will use (probing NVENC where it is asked for)."""
+        p = self.params
+        cpu = CPU_ENCODERS[p.codec]
+        wants_gpu = p.encoder == "nvenc" or (p.encoder == "auto" and self.ctx.device.startswith("cuda"))
+        if not wants_gpu:
+            return cpu
+        nvenc = NVENC_ENCODERS[p.codec]
+        problem = encoder_problem(nvenc, p.pix_fmt)
+        if problem is None:
+            return nvenc
+        self.log.warning("output.video: NVENC not available (%s); encoding with %s on the CPU", problem, cpu)
+        return cpu
+
     def _open(self, width: int, height: int) -> None:
         p = self.params
         if width < 2 or height < 2:
             raise NodeError(f"a {width}x{height} frame is too small to encode; H.264 needs 2x2 or more")
         rate = Fraction(p.fps).limit_denominator(1001)
+        self.encoder = self.choose_encoder()
         self.container = av.open(str(self.path), "w", format="mp4",
                                  options=FRAGMENTED if p.fragmented else {})
-        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream = self.container.add_stream(self.encoder, rate=rate)
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, p.pix_fmt
         codec = self.stream.codec_context
+        if p.codec == "h265":
+            codec.codec_tag = "hvc1"  # HEVC in MP4 as Apple's players want it (FFmpeg's default is hev1)
         codec.time_base = 1 / rate
         codec.gop_size = max(1, round(p.fps * p.keyframe_interval))
         # tag what process() converts to (BT.709, limited range), so players need not guess
         codec.colorspace, codec.color_primaries, codec.color_trc = BT709, BT709, BT709
         codec.color_range = ColorRange.MPEG.value
-        codec.options = {"crf": str(p.crf), "preset": p.preset,
-                         **(REPEATABLE if p.deterministic else {"threads": "0"})}
+        bitrate = parse_bitrate(p.bitrate) if p.bitrate is not None else None
+        if bitrate is not None:
+            codec.bit_rate = bitrate
+        codec.options = self._encoder_options(bitrate)
+        self.log.info("output.video: %s, %dx%d at %s fps, %s -> %s", self.encoder, width, height, rate,
+                      f"{bitrate} b/s" if bitrate else f"crf {p.crf}", self.path)
+
+    def _encoder_options(self, bitrate: int | None) -> dict[str, str]:
+        p = self.params
+        if self.encoder.endswith("_nvenc"):
+            rate = ({"rc": "vbr", "maxrate": str(bitrate), "bufsize": str(2 * bitrate)} if bitrate
+                    else {"rc": "vbr", "cq": str(max(1, p.crf)), "b": "0"})
+            return {"preset": NVENC_PRESETS[p.preset], **rate}
+        rate = {"maxrate": str(bitrate), "bufsize": str(2 * bitrate)} if bitrate else {"crf": str(p.crf)}
+        if self.encoder == "libx265":
+            x265 = "log-level=error" + (":" + X265_REPEATABLE if p.deterministic else "")
+            return {"preset": p.preset, "x265-params": x265, **rate}
+        return {"preset": p.preset, **rate, **(REPEATABLE if p.deterministic else {"threads": "0"})}
 
     def teardown(self) -> None:
         if getattr(self, "container", None) is None:

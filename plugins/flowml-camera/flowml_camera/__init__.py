@@ -1,0 +1,1 @@
+"""flowml camera source through OpenCV: ``capture.camera``."""

@@ -1,0 +1,1 @@
+"""flowml NDI nodes through cyndilib: ``output.ndi`` sends, ``capture.ndi`` receives."""

@@ -1,0 +1,1 @@
+"""flowml preview window: ``output.preview``."""

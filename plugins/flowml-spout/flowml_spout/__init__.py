@@ -1,0 +1,1 @@
+"""flowml Spout sender (Windows): ``output.spout``."""

@@ -1,0 +1,1 @@
+"""flowml Syphon server (macOS): ``output.syphon``."""

@@ -1,0 +1,1 @@
+"""flowml virtual camera: ``output.virtualcam``."""
