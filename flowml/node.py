@@ -90,6 +90,9 @@ class NodeContext:
     device: str = "cpu"
     graph_dir: Path = Path(".")
     mode: Literal["live", "offline"] = "offline"
+    is_clock: bool = False
+    """True for the source whose frames drive the ticks: it runs on its own thread and may
+    block until a frame comes. Any other source runs on the dispatcher and must not wait."""
     tick: Tick = Tick(0, 0.0)
     log: logging.Logger = logging.getLogger("flowml.node")
 
@@ -139,6 +142,12 @@ class Node:
         """The ports of a node with these params. Override for ports that depend on params
         (a model node whose inputs are named in its params, say)."""
         return Ports(tuple(cls.inputs), tuple(cls.outputs))
+
+    @classmethod
+    def is_live(cls, params: Params) -> bool:
+        """Does a source with these params deliver frames in real time? Default: ``live``.
+        Override when it depends on params (a URL is live, a file is not)."""
+        return cls.live
 
     @classmethod
     def unavailable(cls) -> str | None:

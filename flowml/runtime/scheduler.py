@@ -112,7 +112,8 @@ class Scheduler:
         clock = self.graph.clock
         if isinstance(clock, RateClockSpec):
             return "live"
-        return "live" if self.graph.nodes[clock].type.cls.live else "offline"
+        node = self.graph.nodes[clock]
+        return "live" if node.type.cls.is_live(node.params) else "offline"
 
     def setup(self) -> None:
         """Instantiate every node and run its ``setup``; on failure, tear down the ones built."""
@@ -137,7 +138,7 @@ class Scheduler:
         except RuntimeError as exc:
             raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
         ctx = NodeContext(nid, rn.type.name, device, graph.directory, self.mode,
-                          log=logging.getLogger(f"flowml.{nid}"))
+                          is_clock=nid == graph.clock, log=logging.getLogger(f"flowml.{nid}"))
         hold = rn.spec.hold and self.mode == "live"
         nrt = NodeRuntime(nid, cls(rn.params, ctx), rn.ports, NodeStats(rn.type.name),
                           rn.spec.every, hold)

@@ -286,3 +286,41 @@ def test_uint8_port_delivers_bhwc_uint8_on_the_cpu_too(tmp_path):
         assert sched.run(frames=2).ok
     assert len(got) == 2 and got[0].dtype == torch.uint8 and got[0].shape == (1, 4, 6, 3)
     assert int(got[0][0, 0, 0, 0]) == 128
+
+
+def test_liveness_may_depend_on_params_and_the_clock_knows_it_is_the_clock(tmp_path):
+    from flowml import IMAGE, Node, Output, Params, Stamped
+    from flowml.graph import load_graph
+    from flowml.plugins import Registry
+
+    seen = {}
+
+    class Reader(Node):
+        type_name = "t.reader"
+        outputs = (Output("image", IMAGE),)
+
+        class Params(Params):
+            url: str = "file.mp4"
+
+        @classmethod
+        def is_live(cls, params):
+            return params.url.startswith("rtsp://")
+
+        def setup(self, ctx):
+            seen[ctx.node_id] = ctx.is_clock
+
+        def process(self):
+            import torch
+            return Stamped(torch.zeros(1, 3, 2, 2), t=0.0)
+
+    reg = Registry()
+    reg.add(Reader, "t")
+    for url, mode in (("file.mp4", "offline"), ("rtsp://cam/1", "live")):
+        p = tmp_path / "g.yaml"
+        p.write_text(f"flowml: 1\nclock: a\nnodes:\n  a: {{type: t.reader, params: {{url: '{url}'}}}}\n"
+                     "  b: {type: t.reader}\n")
+        sched = Scheduler(load_graph(p, reg))
+        assert sched.mode == mode
+        with sched:
+            pass
+        assert seen == {"a": True, "b": False}
