@@ -289,7 +289,8 @@ def test_uint8_port_delivers_bhwc_uint8_on_the_cpu_too(tmp_path):
 
 
 def test_liveness_may_depend_on_params_and_the_clock_knows_it_is_the_clock(tmp_path):
-    from flowml import IMAGE, Node, Output, Params, Stamped
+    import flowml
+    from flowml import IMAGE, Node, Output, Stamped
     from flowml.graph import load_graph
     from flowml.plugins import Registry
 
@@ -299,7 +300,7 @@ def test_liveness_may_depend_on_params_and_the_clock_knows_it_is_the_clock(tmp_p
         type_name = "t.reader"
         outputs = (Output("image", IMAGE),)
 
-        class Params(Params):
+        class Params(flowml.Params):
             url: str = "file.mp4"
 
         @classmethod
