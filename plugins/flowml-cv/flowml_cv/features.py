@@ -82,12 +82,17 @@ class Detector:
 
     def detect(self, grey: np.ndarray, full_size: tuple[int, int]) -> Features:
         """Keypoints of ``grey`` (from ``self.grey``), mapped back to ``full_size`` pixels."""
+        import cv2
+
         keypoints, descriptors = self.impl.detectAndCompute(grey, None)
         if len(keypoints) > self.max_features:  # AKAZE has a threshold, not a count
             keep = np.argsort([-k.response for k in keypoints])[: self.max_features]
             keypoints = [keypoints[i] for i in keep]
             descriptors = descriptors[keep]
-        pts = np.array([k.pt for k in keypoints], np.float64).reshape(-1, 2)
+        # in C++ (a list comprehension over thousands of KeyPoints holds the GIL for ~2 ms,
+        # which the graph's dispatcher thread then waits for; see match)
+        pts = (cv2.KeyPoint_convert(keypoints).astype(np.float64).reshape(-1, 2) if len(keypoints)
+               else np.empty((0, 2), np.float64))
         # small pixel centre x_s = (x + 0.5) * w / W - 0.5, per axis
         fx, fy = full_size[0] / grey.shape[1], full_size[1] / grey.shape[0]
         pts = (pts + 0.5) * (fx, fy) - 0.5
@@ -100,8 +105,12 @@ class Detector:
 
         if a.descriptors is None or b.descriptors is None or len(a) < 2 or len(b) < 2:
             return np.empty((0, 2), np.float32), np.empty((0, 2), np.float32)
-        pairs = cv2.BFMatcher(self.norm).knnMatch(a.descriptors, b.descriptors, k=2)
-        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
-        ia = np.fromiter((m.queryIdx for m in good), np.int64, len(good))
-        ib = np.fromiter((m.trainIdx for m in good), np.int64, len(good))
-        return a.points[ia], b.points[ib]
+        # The two nearest neighbours as arrays (what BFMatcher.knnMatch computes, without making
+        # a Python DMatch object per pair and testing them in a Python loop): estimation then
+        # holds the GIL only briefly, so a `hold: true` estimator does not slow the dispatcher
+        # thread, which needs the GIL back after every kernel launch (a GIL convoy).
+        dtype = cv2.CV_32S if self.norm == cv2.NORM_HAMMING else cv2.CV_32F
+        dist, nidx = cv2.batchDistance(a.descriptors, b.descriptors, dtype, normType=self.norm,
+                                       K=2, update=0, crosscheck=False)
+        good = (nidx[:, 1] >= 0) & (dist[:, 0] < ratio * dist[:, 1])
+        return a.points[good], b.points[nidx[good, 0]]

@@ -56,7 +56,10 @@ class Matcher:
 
 
 def _serve(conn) -> None:
+    import cv2  # noqa: F401  (imported before saying ready: the parent's setup pays for it)
+
     matcher = Matcher()
+    conn.send("ready")
     while True:
         job = conn.recv()
         if job is None:
@@ -65,6 +68,9 @@ def _serve(conn) -> None:
             conn.send((True, matcher.run(job)))
         except Exception as exc:  # reported in the parent, which raises a NodeError
             conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+READY_TIMEOUT_S = 60.0
 
 
 class ChildMatcher:
@@ -76,6 +82,11 @@ class ChildMatcher:
         self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="flowml-cv-matcher")
         self.proc.start()
         child.close()
+        # wait here, in the node's setup, for the child to start and import OpenCV: otherwise
+        # the first estimate (which a `hold` node waits for) pays seconds of start-up mid-run
+        if not self.conn.poll(READY_TIMEOUT_S) or self.conn.recv() != "ready":
+            self.close()
+            raise RuntimeError(f"the matcher process did not start within {READY_TIMEOUT_S:.0f} s")
 
     def run(self, job: Job) -> Estimate:
         self.conn.send(job)
