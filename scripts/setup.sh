@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 req=requirements.txt
 [ "${1:-}" = "--dev" ] && req=requirements-dev.txt
-[ -x .venv/bin/python ] || python3 -m venv .venv
+if [ ! -x .venv/bin/python ] && ! python3 -m venv .venv; then
+  rm -rf .venv
+  echo "python3 cannot make a virtual environment: install it with 'sudo apt-get install python3-venv'" >&2
+  exit 1
+fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r "$req"

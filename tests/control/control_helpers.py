@@ -3,8 +3,8 @@ liblo's ``oscsend`` / ``oscdump`` as the external peers, free loopback ports."""
 
 from __future__ import annotations
 
-import re
 import os
+import re
 import shutil
 import socket
 import subprocess
