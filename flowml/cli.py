@@ -59,7 +59,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         sched.setup()
     except NodeFailed as f:
         control.stop()
-        err.print(f"error: {f}", markup=False)
+        err.print(f"{graph.where(f.node_id)}: error: {f}", markup=False)
         if f.detail():
             err.print(f.detail(), markup=False)
         return 1
@@ -86,7 +86,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         Path(a.stats_json).write_text(json.dumps({"graph": name, "mode": sched.mode,
                                                   "reason": result.reason, **s.as_dict()}, indent=2))
     if result.error is not None:
-        err.print(f"error: {result.error}", markup=False)
+        err.print(f"{graph.where(result.error.node_id)}: error: {result.error}", markup=False)
         if result.error.detail():
             err.print(result.error.detail(), markup=False)
         return 1

@@ -54,6 +54,8 @@ class ResolvedNode:
     ports: Ports
     inputs: dict[str, Source] = field(default_factory=dict)  # input port -> source
     expressions: dict[str, str] = field(default_factory=dict)  # param -> expression text (live)
+    line: int = 0   # where the node's id is written in the graph file (1-based; 0: unknown)
+    col: int = 0
 
     @property
     def is_source(self) -> bool:
@@ -73,6 +75,11 @@ class ValidatedGraph:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    def where(self, node_id: str) -> str:
+        """``file:line:col`` of a node, for errors at run time (as validation gives them)."""
+        n = self.nodes.get(node_id)
+        return f"{self.path}:{n.line if n else 0}:{n.col if n else 0}"
 
     def consumers(self, node_id: str) -> list[tuple[str, str, str]]:
         """``(consumer id, its input port, our output port)`` for each edge leaving ``node_id``."""

@@ -164,7 +164,9 @@ class _Validator:
         ports = self.node_ports(node_id, info, params) if params is not None else None
         if ports is None or not smooth_ok:
             return None
-        return ResolvedNode(node_id, node, info, params, ports, expressions=live.expressions)
+        mark = self.marks.key(("nodes", node_id))
+        return ResolvedNode(node_id, node, info, params, ports, expressions=live.expressions,
+                            line=mark.line, col=mark.col)
 
     def check_live(self, node_id: str, info: TypeInfo, node: NodeSpec) -> tuple[LiveParams, bool]:
         """Expression-valued params (parsed, replaced by their value at t=0; problems in

@@ -196,3 +196,18 @@ def test_sigint_half_way_stops_cleanly_and_leaves_a_playable_mp4(tmp_path):
     written = stats["completed"] - stats["nodes"]["out"]["drops"]  # live: a busy sink skips
     assert len(frames) == written > 30
     assert frames == sorted(frames)
+
+
+def test_a_node_failing_in_setup_is_reported_at_its_line_with_exit_code_1(tmp_path):
+    g = tmp_path / "g.yaml"
+    g.write_text(textwrap.dedent("""\
+        flowml: 1
+        nodes:
+          scene: {type: capture.pattern, params: {frames: 5}}
+          toon: {type: torch.model, inputs: {image: scene/image}, params: {path: nowhere/toon.pt}}
+          still: {type: output.image, inputs: {image: toon/image}, params: {path: x.png}}
+    """))
+    r = flowml("run", str(g))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{g}:4:3: error: node 'toon' (torch.model) failed in setup: model file not found" in r.stderr
+    assert "nowhere/toon.pt" in r.stderr
