@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -36,6 +36,28 @@ def load_model(path: Path, device: torch.device, dtype: torch.dtype, *,
     model = model.to(device=device, dtype=dtype) if dtype != torch.float32 else model.to(device)
     if isinstance(model, torch.jit.ScriptModule):
         model.eval()  # an exported module is traced in eval mode already, and refuses eval()
+    return model
+
+
+def optimize(model: Any, device: torch.device, *, shown_as: str) -> Any:
+    """``model`` frozen (its settable attributes kept live) and, on a GPU, optimized for inference.
+
+    Raises NodeError for a torch.export program or a module that cannot be frozen."""
+    from .introspect import settable
+
+    if not isinstance(model, torch.jit.ScriptModule):
+        raise NodeError(f"optimize: model {shown_as} is a torch.export program; only TorchScript (.pt) "
+                        "models are frozen and optimized here (set optimize: false)")
+    keep = sorted(settable(model))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
+            model = torch.jit.freeze(model, preserved_attrs=keep)
+            if device.type == "cuda":  # on the CPU it would move convolutions to MKL-DNN layouts
+                model = torch.jit.optimize_for_inference(model)
+    except Exception as exc:
+        raise NodeError(f"optimize: model {shown_as} cannot be frozen: {type(exc).__name__}: "
+                        f"{last_line(exc)}; set optimize: false") from exc
     return model
 
 

@@ -71,3 +71,22 @@ def test_demo_graph_on_cuda_records_what_the_cpu_records(repo_copy):
     assert len(runs["cuda"]) == len(runs["cpu"]) == 30
     diff = np.abs(np.stack(runs["cuda"]).astype(float) - np.stack(runs["cpu"]))
     assert diff.mean() < 1.0  # float rounding on another device may move a few pixels one step
+
+
+def test_optimize_for_inference_on_cuda_keeps_the_bgmv2_output(tmp_path):
+    spec = importlib.util.spec_from_file_location("build_bgmv2", ROOT / "models" / "build_bgmv2.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    build.build_bgmv2(tmp_path)
+    g = torch.Generator().manual_seed(0)
+    pair = {k: torch.rand(1, 3, 128, 192, generator=g).cuda() for k in ("src", "bgr")}
+    params = {"path": "bgmv2_resnet50_random.pt", "inputs": ["src", "bgr"], "precision": "fp16",
+              "outputs": ["pha", "fgr", "pha_sm", "fgr_sm", "err_sm", "ref_sm"],
+              "attributes": {"backbone_scale": 0.25, "refine_mode": "full"}}
+    plain = run_node(TorchModel, pair, params, device="cuda", graph_dir=tmp_path)
+    with NodeHarness(TorchModel, {**params, "optimize": True}, device="cuda", graph_dir=tmp_path) as h:
+        out = h.process(**pair)
+        for k in ("pha", "fgr", "pha_sm"):  # fp16, BatchNorm folded: equal to half-precision rounding
+            assert (out[k].float() - plain[k].float()).abs().max() < 0.02, k
+        h.set_params(attributes={"backbone_scale": 0.5})
+        assert h.process(**pair)["pha_sm"].shape == (1, 1, 64, 96)

@@ -133,3 +133,31 @@ def test_attributes_on_an_exported_program_are_refused(tmp_path):
     torch.export.save(torch.export.export(Sub(), (x,)), str(tmp_path / "m.pt2"))
     with pytest.raises(NodeError, match="torch.export program.*fixed when it was exported"):
         run_node(TorchModel, {"image": x}, {"path": "m.pt2", "attributes": {"gain": 1.0}}, graph_dir=tmp_path)
+
+
+def test_optimize_freezes_the_model_keeping_its_output_and_live_attributes(models):
+    params = matting("bgmv2_resnet50_random.pt", attributes={"refine_sample_pixels": 4000})
+    plain = run_node(TorchModel, pair(), params, graph_dir=models)
+    with NodeHarness(TorchModel, {**params, "optimize": True}, graph_dir=models) as h:
+        assert not hasattr(h.node.model, "backbone")  # frozen: submodules inlined
+        out = h.process(**pair())
+        for k in BGMV2_OUTPUTS:  # BatchNorm folded into the convolutions: same result to rounding
+            assert torch.allclose(out[k], plain[k], atol=1e-4), k
+        h.set_params(attributes={"backbone_scale": 0.5, "refine_mode": "full"})
+        assert h.node.model.backbone_scale == 0.5
+        out = h.process(**pair())
+        assert out["pha_sm"].shape == (1, 1, 32, 48) and bool((out["ref_sm"] == 1).all())
+        h.set_params(precision="bf16")  # constants cannot be cast: the file is loaded again
+        out = h.process(**pair())
+        assert out["pha"].dtype == torch.bfloat16 and h.node.model.refine_mode == "full"
+
+
+def test_optimize_refuses_an_exported_program(tmp_path):
+    class Half(torch.nn.Module):
+        def forward(self, image):
+            return image * 0.5
+
+    x = torch.rand(1, 3, 8, 8)
+    torch.export.save(torch.export.export(Half(), (x,)), str(tmp_path / "m.pt2"))
+    with pytest.raises(NodeError, match=r"optimize: model m\.pt2 is a torch\.export program.*optimize: false"):
+        run_node(TorchModel, {"image": x}, {"path": "m.pt2", "optimize": True}, graph_dir=tmp_path)
