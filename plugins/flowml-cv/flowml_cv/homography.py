@@ -11,6 +11,7 @@ import torch
 import flowml
 from flowml import IMAGE, JSON, MATRIX, SCALAR, Field, Input, Node, NodeError, Output
 
+from .check import AlignmentCheck
 from .estimate import CornerSmoother, Estimate, Method, implausible
 from .features import Detector, FeatureKind
 from .job import ChildMatcher, Job, Matcher
@@ -27,8 +28,9 @@ class Homography(Node):
     inliers. The plate's features are kept while the plate does not change.
 
     Outputs: ``matrix`` ``(3, 3)`` float32 host tensor (pinned on a CUDA graph, so moving it to
-    the GPU never waits), plate pixels -> frame pixels (feed it to ``cv.warp``); ``quality`` a dict (ok, inliers, matches, error_px, ms, frames_since_good,
-    status; ``output.osc`` sends it as one message per key); ``inliers`` and ``error_px`` as
+    the GPU never waits), plate pixels -> frame pixels (feed it to ``cv.warp``); ``quality`` a
+    dict (ok, inliers, matches, error_px, ms, frames_since_good, status, estimated, residual;
+    ``output.osc`` sends it as one message per key); ``inliers`` and ``error_px`` as
     scalars; ``status`` a line of text. When an estimate fails (too few inliers, too large an
     error, an implausible warp) the last good matrix (identity before the first) is kept and
     ``status`` says so. Successive estimates are smoothed through the plate's corners
@@ -37,12 +39,13 @@ class Homography(Node):
     Estimation takes tens of milliseconds of CPU (ORB ~35 ms at 1080p, scale 0.5, on 16
     cores), so the node is ``blocking`` (it runs on its own worker thread) and meant to be used
     with ``hold: true``: in live mode it then runs asynchronously, as often as it can, and the
-    graph goes on at full rate with its last matrix (``every: N`` spaces estimates out).
+    graph goes on at full rate with its last matrix (``every: N`` spaces the calls out).
+    ``recheck: N`` estimates on every Nth call only, and checks the calls between quickly (the
+    plate warped by the current matrix against the frame at 240 px wide, ``check.py``): when
+    that residual rises by ``recheck_rise`` (the camera moved), it estimates at once.
+    ``quality`` says whether a call ``estimated`` and gives the check's ``residual``.
     OpenCV's own thread pool is held to ``threads`` (2), so that estimation leaves the
-    graph's own threads their cores. Known issue (H200, 2026-11-22, ``flowml bench --only
-    matting``): a 1080p BGMv2 graph runs at 95-116 fps with the estimate held, but at 11-39 fps
-    while estimates run back to back, in-process or in a child process (``isolate``); ``every:
-    N`` limits how often that cost is paid.
+    graph's own threads their cores; ``isolate: true`` estimates in a child process.
     Offline (files, tests) it runs on every frame and the output is deterministic::
 
         align: {type: cv.homography, inputs: {plate: plate/image, frame: camera/image}, hold: true}
@@ -57,7 +60,7 @@ class Homography(Node):
     )
     outputs = (
         Output("matrix", MATRIX, "(3, 3) float32 host tensor: plate pixels -> frame pixels"),
-        Output("quality", JSON, "{ok, inliers, matches, error_px, ms, frames_since_good, status}"),
+        Output("quality", JSON, "{ok, inliers, matches, error_px, ms, frames_since_good, status, estimated, residual}"),
         Output("inliers", SCALAR, "inliers of the last estimate (int)"),
         Output("error_px", SCALAR, "mean reprojection error of its inliers, full-size pixels"),
         Output("status", JSON, "'ok', or why the last good matrix is kept (a string)"),
@@ -77,12 +80,20 @@ class Homography(Node):
         threads: int = Field(2, ge=0, le=256, description=(
             "OpenCV's worker threads (a process-wide setting); few, so the graph's own threads "
             "keep their cores; 0: OpenCV's default (all cores)"))
+        recheck: int = Field(1, ge=1, le=100000, description=(
+            "1: estimate on every call; N: estimate every Nth call while the alignment holds, and "
+            "at once when the quick check on the calls between says it no longer does"))
+        recheck_rise: float = Field(1.5, gt=1.0, le=100.0, description=(
+            "the quick check fails when its residual exceeds this times its value at the last estimate"))
         isolate: bool = Field(False, description=(
             "estimate in a child process, off the GIL the GPU-launching thread needs (use it live "
             "on a GPU; starting the child takes about a second)"))
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         self._make_detector()
+        self.check = AlignmentCheck()
+        self.since_estimate = 0
+        self.last = Estimate(None, 0, reason="no estimate yet")
         self.matcher: Matcher | ChildMatcher = ChildMatcher() if self.params.isolate else Matcher()
         self.plate_key: np.ndarray | None = None
         self.smoother: CornerSmoother | None = None
@@ -120,8 +131,16 @@ class Homography(Node):
         plate_np, frame_np = _host_image(plate, "plate"), _host_image(frame, "frame")
         plate_size = (plate_np.shape[1], plate_np.shape[0])
         frame_size = (frame_np.shape[1], frame_np.shape[0])
-        job = Job((p.features, p.max_features, p.scale, p.threads), self._new_plate(plate_np),
-                  plate_size, self.detector.grey(frame_np), frame_size,
+        new_plate, frame_grey = self._new_plate(plate_np), self.detector.grey(frame_np)
+        if new_plate is not None:
+            self.check.plate(new_plate, plate_size)
+        residual = self.check.residual(frame_grey, frame_size, self.matrix)
+        if (p.recheck > 1 and self.ever_good and self.since_good == 0 and new_plate is None
+                and self.since_estimate < p.recheck - 1 and self.check.holds(residual, p.recheck_rise)):
+            self.since_estimate += 1
+            return self._outputs(None, "ok", residual, t0)
+        job = Job((p.features, p.max_features, p.scale, p.threads), new_plate,
+                  plate_size, frame_grey, frame_size,
                   {"method": p.method, "threshold_px": p.threshold_px, "min_inliers": p.min_inliers,
                    "max_error_px": p.max_error_px, "ratio": p.ratio})
         try:
@@ -137,18 +156,26 @@ class Homography(Node):
                 self.smoother = CornerSmoother(plate_size)
             self.matrix = self.smoother.update(est.matrix, p.smoothing, p.snap_px)
             self.since_good, self.ever_good, status = 0, True, "ok"
+            residual = self.check.estimated(frame_grey, frame_size, self.matrix)
         else:
             self.since_good += 1
             kept = "the last good matrix" if self.ever_good else "the identity (no good estimate yet)"
             status = f"kept {kept}: {est.reason}"
-        quality = {"ok": est.ok, "inliers": est.inliers, "matches": est.matches,
-                   "error_px": _finite(est.error_px), "ms": round(1000 * (time.perf_counter() - t0), 2),
-                   "frames_since_good": self.since_good, "status": status}
+        self.since_estimate, self.last = 0, est
+        return self._outputs(est, status, residual, t0)
+
+    def _outputs(self, est: Estimate | None, status: str, residual: float, t0: float) -> dict[str, Any]:
+        """The node's outputs; ``est`` None: no estimate this call (the quick check held)."""
+        last = est or self.last
+        quality = {"ok": last.ok, "inliers": last.inliers, "matches": last.matches,
+                   "error_px": _finite(last.error_px), "ms": round(1000 * (time.perf_counter() - t0), 2),
+                   "frames_since_good": self.since_good, "status": status,
+                   "estimated": est is not None, "residual": _finite(residual)}
         matrix = torch.from_numpy(self.matrix.astype(np.float32))
         if self.ctx.device.startswith("cuda"):  # pinned: its upload to the warp's GPU never waits
             matrix = matrix.pin_memory()
         return {"matrix": matrix, "quality": quality,
-                "inliers": est.inliers, "error_px": quality["error_px"], "status": status}
+                "inliers": last.inliers, "error_px": quality["error_px"], "status": status}
 
     def _new_plate(self, plate: np.ndarray) -> np.ndarray | None:
         """The plate's grey copy when it changed (its features are then found again), else None."""

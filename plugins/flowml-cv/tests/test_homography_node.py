@@ -91,3 +91,37 @@ def test_isolated_in_a_child_process_gives_the_same_matrix(plate):
             results.append(h.process(plate=as_port(plate), frame=frame))
     assert results[1]["status"] == "ok"
     assert np.allclose(results[0]["matrix"].numpy(), results[1]["matrix"].numpy(), atol=1e-3)
+
+
+def test_recheck_estimates_every_nth_call_and_at_once_when_the_camera_moves(plate):
+    rng = np.random.default_rng(7)
+    still, moved = random_homography(rng, SIZE), random_homography(rng, SIZE)
+    noise = rng.normal(0, 2, (SIZE[1], SIZE[0], 3))
+    frames = [as_port(shaken(plate, still, noise))] * 5 + [as_port(shaken(plate, moved, noise))] * 2
+    with NodeHarness(Homography, {"recheck": 4}) as h:
+        outs = [h.process(plate=as_port(plate), frame=f) for f in frames]
+    estimated = [o["quality"]["estimated"] for o in outs]
+    # call 1 estimates, 2-4 are checked only, 5 is the 4th: estimated; 6: the camera moved
+    assert estimated == [True, False, False, False, True, True, False]
+    assert all(o["status"] == "ok" for o in outs)
+    assert np.array_equal(outs[1]["matrix"].numpy(), outs[0]["matrix"].numpy())  # held between
+    assert corner_errors(moved, outs[5]["matrix"].double().numpy(), SIZE).max() < 1.5
+    residuals = [o["quality"]["residual"] for o in outs]
+    assert max(residuals[:5]) < 6 and residuals[6] < 6  # aligned: sensor noise only
+    assert outs[1]["quality"]["ms"] < outs[0]["quality"]["ms"]  # a check costs less than an estimate
+
+
+def test_the_quick_check_sees_a_misaligned_plate_through_a_subject(plate):
+    from flowml_cv.check import AlignmentCheck
+
+    rng = np.random.default_rng(8)
+    truth = random_homography(rng, SIZE)
+    frame = shaken(plate, truth)
+    frame[100:400, 300:600] = 255  # a subject covering a sixth of the frame
+    grey = lambda im: im.mean(axis=2).astype(np.uint8)  # noqa: E731
+    check = AlignmentCheck()
+    check.plate(grey(plate), SIZE)
+    aligned = check.estimated(grey(frame), SIZE, truth)
+    off = truth @ np.array([[1, 0, 12.0], [0, 1, -8.0], [0, 0, 1]])  # the camera moved 14 px
+    assert aligned < 4 and check.holds(aligned, 1.5)
+    assert not check.holds(check.residual(grey(frame), SIZE, off), 1.5)
