@@ -134,11 +134,13 @@ class Homography(Node):
         new_plate, frame_grey = self._new_plate(plate_np), self.detector.grey(frame_np)
         if new_plate is not None:
             self.check.plate(new_plate, plate_size)
-        residual = self.check.residual(frame_grey, frame_size, self.matrix)
+        residual: float | None = None  # of the current matrix, once computed
         if (p.recheck > 1 and self.ever_good and self.since_good == 0 and new_plate is None
-                and self.since_estimate < p.recheck - 1 and self.check.holds(residual, p.recheck_rise)):
-            self.since_estimate += 1
-            return self._outputs(None, "ok", residual, t0)
+                and self.since_estimate < p.recheck - 1):  # between estimates: the check decides
+            residual = self.check.residual(frame_grey, frame_size, self.matrix)
+            if self.check.holds(residual, p.recheck_rise):
+                self.since_estimate += 1
+                return self._outputs(None, "ok", residual, t0)
         job = Job((p.features, p.max_features, p.scale, p.threads), new_plate,
                   plate_size, frame_grey, frame_size,
                   {"method": p.method, "threshold_px": p.threshold_px, "min_inliers": p.min_inliers,
@@ -161,6 +163,8 @@ class Homography(Node):
             self.since_good += 1
             kept = "the last good matrix" if self.ever_good else "the identity (no good estimate yet)"
             status = f"kept {kept}: {est.reason}"
+            if residual is None:
+                residual = self.check.residual(frame_grey, frame_size, self.matrix)
         self.since_estimate, self.last = 0, est
         return self._outputs(est, status, residual, t0)
 

@@ -90,14 +90,16 @@ class TorchModel(Node):
         self._check_arguments()
 
     def _load(self, p: Params) -> Any:
-        """The model file loaded as ``p`` says: precision, memory layout, optimized, attributes."""
-        self.dtype = DTYPES[p.precision]
-        model = load_model(self.ctx.resolve(p.path), self.ctx.torch_device, self.dtype, shown_as=p.path)
+        """The model file loaded as ``p`` says: precision, memory layout, optimized, attributes.
+        ``self.dtype`` follows only once it has loaded (a failed live reload keeps both)."""
+        dtype = DTYPES[p.precision]
+        model = load_model(self.ctx.resolve(p.path), self.ctx.torch_device, dtype, shown_as=p.path)
         if p.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if p.optimize:
             model = optimize(model, self.ctx.torch_device, shown_as=p.path)
         apply_attributes(model, p.attributes, p.path)
+        self.dtype = dtype
         return model
 
     def _check_arguments(self) -> None:
