@@ -101,3 +101,17 @@ def host_ms(fn: Callable[[], object], reps: int = 20) -> float:
         fn()
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.median(times))
+
+
+def calls_per_s(fn: Callable[[], object], n: int = 100) -> float:
+    """Calls of ``fn`` per second back to back, GPU work included (after a warm-up), under
+    inference mode."""
+    with torch.inference_mode():
+        for _ in range(10):
+            fn()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)

@@ -175,19 +175,6 @@ def bgmv2_loop(frames: list[np.ndarray], plate: np.ndarray, backdrop: torch.Tens
     return n / (time.perf_counter() - t0), float(np.median(align_ms))
 
 
-def _loop_fps(fn, n: int = 100) -> float:
-    """Calls per second of ``fn`` back to back (after a warm-up), under inference mode."""
-    with torch.inference_mode():
-        for _ in range(10):
-            fn()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn()
-        torch.cuda.synchronize()
-    return n / (time.perf_counter() - t0)
-
-
 def _graph_fps(text: str, tmp: Path, seconds: float, settle: float = 1.0) -> tuple[float, dict[str, Any]]:
     """Steady frames per second of the graph in ``text``, counted after its first ``settle``
     seconds (a newly loaded TorchScript model profiles and specialises on its first calls),
@@ -254,8 +241,8 @@ def matting(tmp: Path, seconds: float = 4.0, loop_frames: int = 60, rounds: int 
                       torch.device("cuda"), shown_as=model_path.name)
     for k, v in ATTRIBUTES.items():
         setattr(frozen, k, v)
-    res["model_loop_fps"] = _loop_fps(lambda: model(src, DATA["plate"].half()))
-    res["model_loop_fps_optimized"] = _loop_fps(lambda: frozen(src, DATA["plate"].half()))
+    res["model_loop_fps"] = loops.calls_per_s(lambda: model(src, DATA["plate"].half()))
+    res["model_loop_fps_optimized"] = loops.calls_per_s(lambda: frozen(src, DATA["plate"].half()))
     del frozen
 
     # the estimation alone, as cv.homography does it (host, downscaled grey, ORB)

@@ -124,13 +124,20 @@ def test_difference_matte_finds_a_square(models):
     assert torch.equal(out["fgr"], src)
 
 
-def test_attributes_on_an_exported_program_are_refused(tmp_path):
-    class Sub(torch.nn.Module):
-        def forward(self, image):
-            return image * 0.5
+class Half(torch.nn.Module):
+    def forward(self, image):
+        return image * 0.5
 
+
+def exported_half(folder: Path) -> torch.Tensor:
+    """``folder/m.pt2``: a torch.export program that halves its input; returns an input."""
     x = torch.rand(1, 3, 8, 8)
-    torch.export.save(torch.export.export(Sub(), (x,)), str(tmp_path / "m.pt2"))
+    torch.export.save(torch.export.export(Half(), (x,)), str(folder / "m.pt2"))
+    return x
+
+
+def test_attributes_on_an_exported_program_are_refused(tmp_path):
+    x = exported_half(tmp_path)
     with pytest.raises(NodeError, match="torch.export program.*fixed when it was exported"):
         run_node(TorchModel, {"image": x}, {"path": "m.pt2", "attributes": {"gain": 1.0}}, graph_dir=tmp_path)
 
@@ -153,11 +160,6 @@ def test_optimize_freezes_the_model_keeping_its_output_and_live_attributes(model
 
 
 def test_optimize_refuses_an_exported_program(tmp_path):
-    class Half(torch.nn.Module):
-        def forward(self, image):
-            return image * 0.5
-
-    x = torch.rand(1, 3, 8, 8)
-    torch.export.save(torch.export.export(Half(), (x,)), str(tmp_path / "m.pt2"))
+    x = exported_half(tmp_path)
     with pytest.raises(NodeError, match=r"optimize: model m\.pt2 is a torch\.export program.*optimize: false"):
         run_node(TorchModel, {"image": x}, {"path": "m.pt2", "optimize": True}, graph_dir=tmp_path)
