@@ -14,6 +14,8 @@ run as they would in a graph.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -70,3 +72,15 @@ def run_node(node_type: type[Node], inputs: Mapping[str, Any] | None = None,
     """Set up ``node_type``, run it once on ``inputs``, tear it down; return its outputs."""
     with NodeHarness(node_type, params, **kw) as h:
         return h.process(**dict(inputs or {}))
+
+
+def need_executables(*names: str, missing: str) -> None:
+    """In a test that starts real peers (``oscdump``, ...): skip, saying ``missing``, where one of
+    ``names`` is not on PATH; under CI (``CI`` set), whose setup installs them, fail instead."""
+    import pytest
+
+    if all(shutil.which(n) for n in names):
+        return
+    if os.environ.get("CI"):  # CI installs them: missing there is a broken setup, not a skip
+        pytest.fail(missing)
+    pytest.skip(missing)

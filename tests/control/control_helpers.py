@@ -3,9 +3,7 @@ liblo's ``oscsend`` / ``oscdump`` as the external peers, free loopback ports."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
 import subprocess
 import textwrap
@@ -20,6 +18,7 @@ import pytest
 from flowml.control import ControlSession, ControlSettings
 from flowml.graph import load_graph
 from flowml.runtime.scheduler import RunResult, Scheduler
+from flowml.testing import need_executables
 
 LOOPBACK = "127.0.0.1"
 
@@ -43,11 +42,8 @@ def free_udp_port() -> int:
 
 
 def need_liblo() -> None:
-    if not (shutil.which("oscsend") and shutil.which("oscdump")):
-        message = "liblo-tools (oscsend, oscdump) are not installed; scripts/test.sh installs them"
-        if os.environ.get("CI"):  # CI installs them: missing there is a broken setup, not a skip
-            pytest.fail(message)
-        pytest.skip(message)
+    need_executables("oscsend", "oscdump", missing=(
+        "liblo-tools (oscsend, oscdump) are not installed; scripts/test.sh installs them"))
 
 
 def oscsend(port: int, address: str, types: str = "", *values: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -12,7 +10,7 @@ import time
 import pytest
 
 from flowml.plugins import load_registry
-from flowml.testing import NodeHarness
+from flowml.testing import NodeHarness, need_executables
 from flowml_osc.output import OscOutput, messages
 
 
@@ -25,11 +23,7 @@ def free_port() -> int:
 @pytest.fixture
 def oscdump():
     """(port, lines): oscdump listening on a free port; lines fill as messages arrive."""
-    if not shutil.which("oscdump"):
-        message = "liblo-tools (oscdump) is not installed; scripts/test.sh installs it"
-        if os.environ.get("CI"):  # CI installs it: missing there is a broken setup, not a skip
-            pytest.fail(message)
-        pytest.skip(message)
+    need_executables("oscdump", missing="liblo-tools (oscdump) is not installed; scripts/test.sh installs it")
     port = free_port()
     proc = subprocess.Popen(["oscdump", "-L", str(port)], stdout=subprocess.PIPE, text=True)
     lines: list[str] = []
