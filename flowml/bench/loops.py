@@ -77,6 +77,50 @@ def tuned(frames: Sequence, model: Callable, n: int, decode: Callable | None = N
     return n / (time.perf_counter() - t0)
 
 
+def latency(frames: Sequence, model: Callable, n: int, fps: float) -> np.ndarray:
+    """Host frame in to uint8 host frame out, ms, one frame at a time every ``1/fps`` s, as
+    tight as a hand-written loop gets: a preallocated pinned buffer in and out, one sync.
+    Frames already in pinned memory are uploaded from where they are."""
+    from ..gpu.transfer import to_uint8_bhwc
+
+    pin_in = torch.empty(frames[0].shape, dtype=torch.uint8, pin_memory=True)
+    with torch.inference_mode():
+        out_shape = to_uint8_bhwc(model(_to_input(pin_in.cuda()))).shape
+    pin_out = torch.empty(out_shape, dtype=torch.uint8, pin_memory=True)
+    torch.cuda.synchronize()
+    times, next_at = [], time.perf_counter()
+    for i in range(n):
+        next_at += 1 / fps
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+        t0 = time.perf_counter()
+        frame = torch.from_numpy(frames[i % len(frames)])
+        if not frame.is_pinned():
+            pin_in.numpy()[...] = frames[i % len(frames)]  # numpy's copy: no torch CPU threads
+            frame = pin_in
+        with torch.inference_mode():
+            y = model(_to_input(frame.cuda(non_blocking=True)))
+            pin_out.copy_(to_uint8_bhwc(y), non_blocking=True)
+        torch.cuda.synchronize()
+        times.append((time.perf_counter() - t0) * 1000)
+    return np.array(times)
+
+
+def paced_ms(fn: Callable[[], object], n: int, fps: float) -> np.ndarray:
+    """Host ms of ``fn()`` and a sync, called once every ``1/fps`` s (the GPU idles between
+    calls, as it does for live input): a model's own latency under the latency scenario's
+    conditions, with no transfer."""
+    times, next_at = [], time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(n):
+            next_at += 1 / fps
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+            t0 = time.perf_counter()
+            fn()
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1000)
+    return np.array(times)
+
+
 def gpu_ms(fn: Callable[[], object], reps: int = 20) -> float:
     """Median GPU time of ``fn`` in ms, from CUDA events (after a warm-up)."""
     for _ in range(3):
@@ -90,6 +134,21 @@ def gpu_ms(fn: Callable[[], object], reps: int = 20) -> float:
         b.synchronize()
         times.append(a.elapsed_time(b))
     return float(np.median(times))
+
+
+def graphed(fn: Callable[[torch.Tensor], object], x: torch.Tensor) -> Callable[[], None]:
+    """``fn(x)`` captured once as a CUDA graph (after a warm-up); returns its replay."""
+    static, side = x.clone(), torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.inference_mode():
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                fn(static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn(static)
+    return graph.replay
 
 
 def host_ms(fn: Callable[[], object], reps: int = 20) -> float:

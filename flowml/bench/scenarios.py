@@ -43,6 +43,17 @@ def run_graph(text: str, tmp: Path, **kw: Any) -> tuple[float, Scheduler]:
     return wall, sched
 
 
+def steady_fps(done: list[float], skip: float = 0.1) -> float:
+    """Frames per second from the sink's completion times, after the first ``skip`` of the
+    frames: a run's one-time start (the GC pass ``run()`` makes first, a CUDA-graph capture on
+    the first call: 100+ ms, measured on H100) is not its frame rate. The hand-written loops
+    have no such start inside their timed region."""
+    k = max(5, int(len(done) * skip))
+    if len(done) <= k + 1:
+        raise RuntimeError(f"too few frames to time: {len(done)}")
+    return (len(done) - 1 - k) / (done[-1] - done[k])
+
+
 def _frames(h: int, w: int, n: int = 8) -> list[np.ndarray]:
     """Smooth, photo-like frames (JPEG-compressible like real video, not noise)."""
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -67,13 +78,24 @@ nodes:
 
 
 def _flowml_fps(key: str, n: int, tmp: Path, mif: int = 3, breakdown: dict | None = None,
-                cuda_graph: bool = False) -> float:
+                cuda_graph: bool = False, staging: str = "direct") -> float:
+    """Frames per second of the CHAIN graph; ``breakdown`` gets each node's host µs per call
+    and the model's median GPU ms in the graph (CUDA events)."""
+    from ..gpu import transfer
+
     cg = str(cuda_graph).lower()
-    run_graph(CHAIN.format(key=key, n=10, mif=mif, cg=cg), tmp, device="cuda")  # warm-up
-    wall, sched = run_graph(CHAIN.format(key=key, n=n, mif=mif, cg=cg), tmp, device="cuda")
-    if breakdown is not None:  # host time per call of each node, as the scheduler saw it
+    default, transfer.PAGEABLE_STAGING = transfer.PAGEABLE_STAGING, staging
+    try:
+        run_graph(CHAIN.format(key=key, n=10, mif=mif, cg=cg), tmp, device="cuda")  # warm-up
+        DATA["done"] = []
+        _, sched = run_graph(CHAIN.format(key=key, n=n, mif=mif, cg=cg), tmp, device="cuda",
+                             gpu_timing=breakdown is not None)
+    finally:
+        transfer.PAGEABLE_STAGING = default
+    if breakdown is not None:
         breakdown.update({k: v["mean_us"] for k, v in sched.stats.as_dict()["nodes"].items()})
-    return n / wall
+        breakdown["model_gpu_ms"] = float(np.median(sched.stats.nodes["model"].gpu_ms_recent))
+    return steady_fps(DATA["done"])
 
 
 def style_chain(tmp: Path, n: int = 300) -> dict[str, Any]:
@@ -117,45 +139,52 @@ def cpu_stage_chain(tmp: Path, n: int = 200) -> dict[str, Any]:
         return model(torch.nn.functional.interpolate(x, size=size, mode="bilinear"))
 
     DATA["model"] = resized
-    res = {"decode_ms": decode_ms, "model_size": list(size), "model_gpu_ms": model_ms,
+    res = {"decode_ms_first": decode_ms, "model_size": list(size), "model_gpu_ms": model_ms,
            "naive_fps": loops.naive(jpegs, resized, n // 2, decode=nodes.decode_jpeg),
            "tuned_fps": loops.tuned(jpegs, resized, n, decode=nodes.decode_jpeg)}
-    from ..runtime import scheduler
-
-    res["decode_and_upload_ms"] = loops.host_ms(
-        lambda: (image_from_host(nodes.decode_jpeg(jpegs[0]), "cuda"), torch.cuda.synchronize()))
-    res["flowml_fps"] = _flowml_fps("jpegs", n, tmp, breakdown=res.setdefault("node_us", {}))
-    res["flowml_cuda_graph_fps"] = _flowml_fps("jpegs", n, tmp, cuda_graph=True,
-                                               breakdown=res.setdefault("node_us_cuda_graph", {}))
-    default, scheduler.GIL_SWITCH_S = scheduler.GIL_SWITCH_S, 0.005
-    try:
-        res["flowml_fps_gil_5ms"] = _flowml_fps("jpegs", n, tmp)
-    finally:
-        scheduler.GIL_SWITCH_S = default
-    # where does the decode thread lose time? torch's and OpenCV's own thread pools
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        res["flowml_fps_torch_1_thread"] = _flowml_fps("jpegs", n, tmp, breakdown=res.setdefault("node_us_torch_1", {}))
-    finally:
-        torch.set_num_threads(threads)
-    try:
-        import cv2
-
-        cv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        res["decode_ms_cv_1_thread"] = loops.host_ms(lambda: nodes.decode_jpeg(jpegs[0]))
-        res["flowml_fps_cv2_1_thread"] = _flowml_fps("jpegs", n, tmp, breakdown=res.setdefault("node_us_cv2_1", {}))
-        cv2.setNumThreads(cv_threads)
-    except ImportError:
-        pass
-    res["bound_fps"] = 1000.0 / max(decode_ms, model_ms)
+    res.update(_cpu_stage_rounds(jpegs, n, tmp))
+    res["bound_fps"] = 1000.0 / max(res["decode_ms"], model_ms)
     best = max(res["flowml_fps"], res["flowml_cuda_graph_fps"])
     res["ratio_vs_naive"] = best / res["naive_fps"]
     res["ratio_vs_bound"] = best / res["bound_fps"]
     res["target"] = ">= 1.5x naive and >= 0.9x of 1/max(stage)"
     res["met"] = res["ratio_vs_naive"] >= 1.5 and res["ratio_vs_bound"] >= 0.9
     return res
+
+
+def _cpu_stage_rounds(jpegs: list[bytes], n: int, tmp: Path, rounds: int = 3) -> dict[str, Any]:
+    """The decode stage alone and flowml's variants, interleaved over ``rounds`` rounds (the
+    lent hosts' CPU speed drifts by a third within minutes); medians of the rounds."""
+    from ..runtime import scheduler
+
+    def gil(seconds: float) -> Callable[[], float]:
+        def run() -> float:
+            default, scheduler.GIL_SWITCH_S = scheduler.GIL_SWITCH_S, seconds
+            try:
+                return _flowml_fps("jpegs", n, tmp)
+            finally:
+                scheduler.GIL_SWITCH_S = default
+        return run
+
+    breakdown: dict[str, dict] = {"flowml": {}, "cuda_graph": {}, "pinned_staging": {}}
+    variants: dict[str, Callable[[], float]] = {
+        "decode_ms": lambda: loops.host_ms(lambda: nodes.decode_jpeg(jpegs[0])),
+        "flowml_fps": lambda: _flowml_fps("jpegs", n, tmp, breakdown=breakdown["flowml"]),
+        "flowml_cuda_graph_fps": lambda: _flowml_fps("jpegs", n, tmp, cuda_graph=True,
+                                                     breakdown=breakdown["cuda_graph"]),
+        "flowml_fps_pinned_staging": lambda: _flowml_fps(
+            "jpegs", n, tmp, staging="pinned", breakdown=breakdown["pinned_staging"]),
+        "flowml_fps_gil_0.5ms": gil(0.0005),
+        "flowml_fps_gil_5ms": gil(0.005),
+    }
+    seen: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, run in variants.items():
+            seen[name].append(run())
+    out: dict[str, Any] = {k: float(np.median(v)) for k, v in seen.items()}
+    out["rounds"] = {k: [round(x, 2) for x in v] for k, v in seen.items()}
+    out["node_us_last_round"] = breakdown  # host us per call, the model's GPU ms in the graph
+    return out
 
 
 PASS_CHAIN = """
@@ -217,16 +246,18 @@ def resnet_cuda_graph(tmp: Path, n: int = 500) -> dict[str, Any]:
             path.write_text(RESNET.format(cg=cg, half=half))
             with Scheduler(load_graph(path, _registry()), device="cuda") as s:
                 s.run(frames=30)
+            DATA["done"] = []
             with Scheduler(load_graph(path, _registry()), device="cuda") as s:
-                t0 = time.perf_counter()
                 s.run(frames=n)
-                fps[cg] = n / (time.perf_counter() - t0)
+            fps[cg] = steady_fps(DATA["done"])
         x = DATA["tensor"].half() if half == "true" else DATA["tensor"]
         with torch.inference_mode():
             eager_ms = loops.gpu_ms(lambda: DATA["resnet"](x))
+        replay_ms = loops.gpu_ms(loops.graphed(DATA["resnet"], x), reps=100)
         tag = "fp16" if half == "true" else "fp32"
         res[tag] = {"eager_fps": fps["false"], "cuda_graph_fps": fps["true"],
-                    "eager_gpu_span_ms": eager_ms, "speedup": fps["true"] / fps["false"]}
+                    "eager_gpu_span_ms": eager_ms, "replay_gpu_ms": replay_ms,
+                    "replay_bound_fps": 1000 / replay_ms, "speedup": fps["true"] / fps["false"]}
     res["target"] = ">= 4x eager"
     res["met"] = res["fp32"]["speedup"] >= 4
     res["met_fp16"] = res["fp16"]["speedup"] >= 4
@@ -238,25 +269,40 @@ flowml: 1
 mode: live
 max_in_flight: 2
 nodes:
-  src: {{type: bench.live_host_frames, params: {{key: frames, count: {n}, interval: {interval}}}}}
+  src: {{type: bench.live_host_frames, params: {{key: {key}, count: {n}, interval: {interval}}}}}
   model: {{type: bench.module, inputs: {{x: src/image}}, cuda_graph: {cg}, params: {{key: model}}}}
   out: {{type: {sink}, inputs: {{x: model/x}}}}
 """
 
 
 def latency(tmp: Path, n: int = 300, fps: float = 30.0) -> dict[str, Any]:
-    """End-to-end latency at 1080p, host frame in to host frame out, one model, live mode."""
+    """End-to-end latency at 1080p, host frame in to host frame out, one model, live mode;
+    beside it the same work in a hand-written loop, and the variants that explain the gap."""
+    from ..gpu import transfer
+
     DATA["model"] = model = StyleNet().cuda().eval()
-    DATA["frames"] = _frames(1080, 1920)
+    DATA["frames"] = frames = _frames(1080, 1920)
     x = torch.rand(1, 3, 1080, 1920, device="cuda")
     with torch.inference_mode():
         model_ms = loops.gpu_ms(lambda: model(x))
-    def measure(sink: str, cg: str = "false") -> tuple[np.ndarray, Scheduler]:
-        text = LIVE.format(n=20, interval=1 / fps, sink=sink, cg=cg)
-        run_graph(text, tmp, device="cuda")  # warm-up
-        DATA["t_in"], DATA["t_src"], DATA["t_out"] = {}, {}, {}
-        text = LIVE.format(n=n, interval=1 / fps, sink=sink, cg=cg)
-        _, sched = run_graph(text, tmp, device="cuda", gpu_timing=True)
+    replay = loops.graphed(model, x)
+    model_cg_ms = loops.gpu_ms(replay)
+    paced = loops.paced_ms(lambda: model(x), n // 2, fps)      # the model alone, live pacing
+    paced_cg = loops.paced_ms(replay, n // 2, fps)
+
+    DATA["pinned_frames"] = [_pinned(f) for f in frames]
+
+    def measure(sink: str, cg: str = "false", staging: str = "direct", key: str = "frames",
+                gpu_timing: bool = False) -> tuple[np.ndarray, Scheduler]:
+        default, transfer.PAGEABLE_STAGING = transfer.PAGEABLE_STAGING, staging
+        try:
+            run_graph(LIVE.format(n=20, interval=1 / fps, sink=sink, cg=cg, key=key), tmp,
+                      device="cuda")
+            DATA["t_in"], DATA["t_src"], DATA["t_out"] = {}, {}, {}
+            text = LIVE.format(n=n, interval=1 / fps, sink=sink, cg=cg, key=key)
+            _, sched = run_graph(text, tmp, device="cuda", gpu_timing=gpu_timing)
+        finally:
+            transfer.PAGEABLE_STAGING = default
         t_in, t_out = DATA["t_in"], DATA["t_out"]
         return np.array([t_out[i] - t_in[i] for i in sorted(t_out)]) * 1000, sched
 
@@ -264,27 +310,59 @@ def latency(tmp: Path, n: int = 300, fps: float = 30.0) -> dict[str, Any]:
         t_in, t_src = DATA["t_in"], DATA["t_src"]
         return float(np.percentile([t_src[i] - t_in[i] for i in t_src], q)) * 1000
 
-    lat_f32, _ = measure("bench.host_sink")
+    def pct(a: np.ndarray, q: float) -> float:
+        return float(np.percentile(a, q))
+
+    loop = loops.latency(frames, model, n, fps)
+    loop_pinned = loops.latency(DATA["pinned_frames"], model, n, fps)
+    lat_f32, timed = measure("bench.host_sink", gpu_timing=True)  # the model's GPU time in the graph
+    lat_staged, _ = measure("bench.host_sink_u8", staging="pinned")
+    lat_pinned, _ = measure("bench.host_sink_u8", key="pinned_frames")
     lat_cg, _ = measure("bench.host_sink_u8", "true")
+    lat_pinned_cg, _ = measure("bench.host_sink_u8", "true", key="pinned_frames")
     lat, sched = measure("bench.host_sink_u8")
     src_ms = source_ms()
-    p50, p99 = float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
-    res = {"model_gpu_ms": model_ms, "p50_ms": p50, "p99_ms": p99, "frames": int(lat.size),
+    p50, p99 = pct(lat, 50), pct(lat, 99)
+    gpu_recent = timed.stats.nodes["model"].gpu_ms_recent
+    res = {"model_gpu_ms": model_ms, "model_cuda_graph_gpu_ms": model_cg_ms,
+           "p50_ms": p50, "p99_ms": p99, "frames": int(lat.size),
+           "model_paced_p50_ms": pct(paced, 50), "model_paced_p99_ms": pct(paced, 99),
+           "model_cuda_graph_paced_p50_ms": pct(paced_cg, 50),
+           "loop_p50_ms": pct(loop, 50), "loop_p99_ms": pct(loop, 99),
            "scheduler_p50_ms": sched.stats.latency_ms(50), "source_host_ms": src_ms,
            "scheduler_p99_ms": sched.stats.latency_ms(99), "source_host_p99_ms": source_ms(99),
-           "model_gpu_in_graph_p50_ms": float(np.percentile(sched.stats.nodes["model"].gpu_ms_recent, 50)),
-           "model_gpu_in_graph_p99_ms": float(np.percentile(sched.stats.nodes["model"].gpu_ms_recent, 99)),
-           "cuda_graph_p50_ms": float(np.percentile(lat_cg, 50)),
-           "cuda_graph_p99_ms": float(np.percentile(lat_cg, 99)),
-           "float32_out_p50_ms": float(np.percentile(lat_f32, 50)),
-           "float32_out_p99_ms": float(np.percentile(lat_f32, 99)),
+           "model_gpu_in_graph_p50_ms": pct(np.array(gpu_recent), 50),
+           "model_gpu_in_graph_p99_ms": pct(np.array(gpu_recent), 99),
+           "cuda_graph_p50_ms": pct(lat_cg, 50), "cuda_graph_p99_ms": pct(lat_cg, 99),
+           "pinned_staging_p50_ms": pct(lat_staged, 50), "pinned_staging_p99_ms": pct(lat_staged, 99),
+           "pinned_frames_p50_ms": pct(lat_pinned, 50), "pinned_frames_p99_ms": pct(lat_pinned, 99),
+           "pinned_frames_cuda_graph_p50_ms": pct(lat_pinned_cg, 50),
+           "pinned_frames_cuda_graph_p99_ms": pct(lat_pinned_cg, 99),
+           "loop_pinned_frames_p50_ms": pct(loop_pinned, 50),
+           "loop_pinned_frames_p99_ms": pct(loop_pinned, 99),
+           "float32_out_p50_ms": pct(lat_f32, 50), "float32_out_p99_ms": pct(lat_f32, 99),
            "dropped": sched.stats.source_drops, "latencies_ms": lat.tolist(),
-           "target": "p50 <= model + 1 ms, p99 <= 1.25x p50"}
+           "target": "p50 <= model + 1 ms, p99 <= 1.25x p50 (cuda_graph: against the captured model)"}
     cg50, cg99 = res["cuda_graph_p50_ms"], res["cuda_graph_p99_ms"]
+    res["ratio_p50_vs_loop"] = p50 / res["loop_p50_ms"]
     res["met_eager"] = p50 <= model_ms + 1 and p99 <= 1.25 * p50
-    res["met_cuda_graph"] = cg50 <= model_ms + 1 and cg99 <= 1.25 * cg50
+    res["met_cuda_graph"] = cg50 <= model_cg_ms + 1 and cg99 <= 1.25 * cg50
     res["met"] = res["met_eager"] or res["met_cuda_graph"]
+    pin50, pin99 = res["pinned_frames_p50_ms"], res["pinned_frames_p99_ms"]
+    res["met_pinned_frames"] = pin50 <= model_ms + 1 and pin99 <= 1.25 * pin50
+    pcg50, pcg99 = res["pinned_frames_cuda_graph_p50_ms"], res["pinned_frames_cuda_graph_p99_ms"]
+    res["met_pinned_frames_cuda_graph"] = pcg50 <= model_cg_ms + 1 and pcg99 <= 1.25 * pcg50
     return res
+
+
+def _pinned(frame: np.ndarray) -> np.ndarray:
+    """``frame`` copied into pinned memory, where a capture source that fills a
+    ``pinned_frame`` buffer leaves it."""
+    from ..gpu.transfer import pinned_frame
+
+    out = pinned_frame(*frame.shape)
+    out[...] = frame
+    return out
 
 
 def transfer(tmp: Path, reps: int = 50) -> dict[str, Any]:
@@ -299,12 +377,18 @@ def transfer(tmp: Path, reps: int = 50) -> dict[str, Any]:
         h2d = loops.gpu_ms(lambda: dev.copy_(host, non_blocking=True), reps)
         d2h = loops.gpu_ms(lambda: host.copy_(dev, non_blocking=True), reps)
         out[name] = {"MB": nbytes / 1e6, "h2d_GBps": nbytes / h2d / 1e6, "d2h_GBps": nbytes / d2h / 1e6}
-    from ..gpu.transfer import image_from_host
+    from ..gpu import staging as stager
+
     for label, (h, w) in (("1080p", (1080, 1920)), ("4k", (2160, 3840))):
         frame = _frames(h, w, 1)[0]
-        for staging in ("direct", "pinned"):
-            out[f"image_from_host_{label}_{staging}_ms"] = loops.host_ms(
-                lambda: (image_from_host(frame, "cuda", staging), torch.cuda.synchronize()))
+        out[f"image_from_host_{label}_direct_ms"] = loops.host_ms(
+            lambda: (image_from_host(frame, "cuda", "direct"), torch.cuda.synchronize()))
+        for threads in (1, 2, 4, 8):
+            stager.set_threads(threads)
+            out[f"image_from_host_{label}_pinned_{threads}t_ms"] = loops.host_ms(
+                lambda: (image_from_host(frame, "cuda", "pinned"), torch.cuda.synchronize()))
+            out[f"stage_{label}_{threads}t_ms"] = loops.host_ms(lambda: stager.stage(frame))
+        stager.set_threads(stager.default_threads())
     worst = min(min(v["h2d_GBps"], v["d2h_GBps"]) for v in out.values() if isinstance(v, dict))
     page = torch.empty((1080, 1920, 4), dtype=torch.uint8)
     dev = torch.empty((1080, 1920, 4), dtype=torch.uint8, device="cuda")

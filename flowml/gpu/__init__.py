@@ -1,1 +1,2 @@
-"""GPU support: device choice now; stream pool, events, pinned staging and CUDA graphs next."""
+"""GPU support: device choice (``device``), CUDA lanes and events (``lanes``), host <-> device
+transfers (``transfer``) with pinned staging (``staging``), CUDA-graph capture (``capture``)."""

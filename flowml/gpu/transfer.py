@@ -15,6 +15,17 @@ import numpy as np
 import torch
 
 from .lanes import map_tensors
+from .staging import stage
+
+
+PAGEABLE_STAGING = "direct"
+"""What ``"auto"`` does with a frame in pageable memory. Direct, because in the graphs it was
+as fast or faster (H100 host, 2026-11-22): a decode-bound decode + model chain ran at 116 fps
+direct against 106 staged on 4 threads (GIL switch interval 0.5 ms), and live latency p50
+was 20.2 against 20.3 ms (20.8 against 21.1 in another run). Alone, a 1080p upload costs
+about the same either way (0.6 to 0.9 ms, host-dependent); at 4K, staging on 4 threads wins
+(1.6 against 2.1 ms): ask for it with ``staging="pinned"``. ``flowml bench`` measures both
+in every run."""
 
 
 def image_from_host(array: np.ndarray, device: str | torch.device = "cpu",
@@ -22,29 +33,26 @@ def image_from_host(array: np.ndarray, device: str | torch.device = "cpu",
     """``(H, W, C)`` uint8 RGB(A) on the host -> ``(1, C, H, W)`` float32 in [0, 1] on ``device``.
 
     The uint8 bytes cross the bus (4x fewer than float32) and are converted on the device, on
-    the current stream. ``staging``: ``"direct"`` copies from the array's own pageable memory
-    (the driver stages and pipelines it; the calling thread waits for the copy); ``"pinned"``
-    first copies into a pinned buffer, then transfers asynchronously; ``"auto"`` (default) is
-    an asynchronous copy when the array already lives in pinned memory (see ``pinned_frame``),
-    else direct: a host copy of our own only pays off when it can be avoided upstream.
+    the current stream. ``staging``: ``"pinned"`` copies the frame into pinned memory on a few
+    threads (``gpu.staging``), then uploads asynchronously; ``"direct"`` copies from the array's
+    own pageable memory (the driver stages it, and the calling thread waits for the copy);
+    ``"auto"`` (default) uploads an array that already lives in pinned memory (see
+    ``pinned_frame``) at once, and stages any other as ``PAGEABLE_STAGING`` says.
     ``flowml bench --only transfer latency`` measures them (docs/benchmarks.md). The result is
     contiguous NCHW (a permuted view would silently run the model channels-last)."""
     if array.dtype != np.uint8 or array.ndim != 3:
         raise ValueError(f"image_from_host wants (H, W, C) uint8, got {array.dtype} {array.shape}")
-    src = torch.from_numpy(np.ascontiguousarray(array))
     device = torch.device(device)
-    if device.type == "cuda":
-        if staging == "auto":
-            staging = "async" if src.is_pinned() else "direct"
-        if staging == "pinned":
-            staged = torch.empty(src.shape, dtype=torch.uint8, pin_memory=True)
-            # numpy's single-threaded copy, not torch's: torch would wake its OpenMP pool for
-            # every frame, and those threads fight the decoder for cores (measured on H200:
-            # a decode + model chain 81 -> 100 fps, latency p99 spikes of 4 ms gone)
-            np.copyto(staged.numpy(), array, casting="no")
-            src = staged
-        src = src.to(device, non_blocking=True)
-    return hwc_uint8_to_image(src)
+    if device.type != "cuda":
+        return hwc_uint8_to_image(torch.from_numpy(np.ascontiguousarray(array)))
+    src = torch.from_numpy(array) if array.flags.c_contiguous else None
+    if staging == "auto":
+        staging = "async" if src is not None and src.is_pinned() else PAGEABLE_STAGING
+    if staging == "pinned":
+        src = stage(array)
+    elif src is None:
+        src = torch.from_numpy(np.ascontiguousarray(array))
+    return hwc_uint8_to_image(src.to(device, non_blocking=True))
 
 
 def pinned_frame(height: int, width: int, channels: int = 3) -> np.ndarray:
@@ -55,8 +63,9 @@ def pinned_frame(height: int, width: int, channels: int = 3) -> np.ndarray:
 
 def hwc_uint8_to_image(src: torch.Tensor) -> torch.Tensor:
     """``(H, W, C)`` uint8 -> contiguous ``(1, C, H, W)`` float32 in [0, 1], same device."""
-    return (src.permute(2, 0, 1).unsqueeze(0)
-            .to(torch.float32, memory_format=torch.contiguous_format).div_(255.0))
+    h, w, c = src.shape
+    out = torch.empty((1, c, h, w), dtype=torch.float32, device=src.device)
+    return torch.mul(src.permute(2, 0, 1).unsqueeze(0), 1.0 / 255.0, out=out)  # one kernel
 
 
 def to_uint8_bhwc(image: torch.Tensor) -> torch.Tensor:

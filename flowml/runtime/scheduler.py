@@ -45,10 +45,14 @@ log = logging.getLogger("flowml")
 
 Mode = Literal["live", "offline"]
 
-GIL_SWITCH_S = 0.0005
-"""While a graph runs, Python hands the GIL between threads every 0.5 ms instead of 5 ms, so
-the clock thread and the sinks are not held up for long by the dispatcher launching kernels
-(measured on H200: a decode + model chain ran at 88 instead of 76 fps; docs/benchmarks.md)."""
+GIL_SWITCH_S = 0.0001
+"""While a graph runs, Python hands the GIL between threads every 0.1 ms instead of 5 ms. A
+thread that comes back from C code (a decoder, a copy, a CUDA wait) waits up to this long for
+the GIL while another thread runs Python, and a decoding source comes back several times per
+frame. Measured on an H100 host (medians of 3 interleaved rounds), a decode-bound decode +
+model chain (frames staged in pinned memory) ran at 116 fps with 0.1 ms, 106 with 0.5 ms
+and 107 with 5 ms; GPU-bound chains and ResNet-50 at 700+ fps showed no difference beyond
+noise (docs/benchmarks.md)."""
 
 
 @dataclass
