@@ -106,6 +106,7 @@ class CameraSource(Node):
         self.cond = threading.Condition()   # guards the newest frame and the counters
         self.stopped = threading.Event()
         self.frame: np.ndarray | None = None
+        self.frame_shape: tuple[int, ...] | None = None  # (H, W, C) of the last frame read
         self.frame_t = 0.0
         self.seq = 0          # frames read so far
         self.taken = 0        # the seq handed out last
@@ -241,10 +242,10 @@ class CameraSource(Node):
         while not self.stopped.is_set():
             with self.lock:
                 cap = self.cap
-                ok, frame = cap.read() if cap is not None else (False, None)
+                ok, frame = self._read(cap) if cap is not None else (False, None)
                 if not ok and cap is not None and self.is_file and self.params.loop and _at_end(cap, self.cv2):
                     cap.set(self.cv2.CAP_PROP_POS_FRAMES, 0)  # a file's end: start again
-                    ok, frame = cap.read()
+                    ok, frame = self._read(cap)
             if ok:
                 if period:  # a file plays at its own rate
                     due = max(due + period, time.monotonic() - period)
@@ -274,6 +275,17 @@ class CameraSource(Node):
                 delay, attempts = self.params.retry, 0
                 due = time.monotonic()
 
+    def _read(self, cap) -> tuple[bool, np.ndarray | None]:
+        """One frame. On a GPU it is read straight into pinned memory, a fresh buffer each time
+        from PyTorch's host cache (which reuses one only after its upload has finished), so
+        the upload is an asynchronous copy: no staging copy, and no wait for it."""
+        shape = self.frame_shape
+        if shape is None or not self.ctx.device.startswith("cuda"):
+            return cap.read()
+        from flowml.gpu.transfer import pinned_frame
+
+        return cap.read(pinned_frame(*shape))  # OpenCV writes into it when the size matches
+
     def _file_period(self) -> float:
         if not self.is_file:
             return 0.0
@@ -281,6 +293,7 @@ class CameraSource(Node):
         return 1.0 / fps
 
     def _publish(self, frame: np.ndarray) -> None:
+        self.frame_shape = frame.shape if frame.ndim == 3 else None
         with self.cond:
             self.frame, self.frame_t = frame, time.monotonic() - self.t0
             self.seq += 1

@@ -179,3 +179,17 @@ def test_not_the_clock_hands_out_the_newest_frame_at_once(clip):
         assert any(o["image"] is first["image"] for o in again[:2])  # sample-and-hold
         time.sleep(0.1)
         assert index_of(h.process()["image"]) != index_of(first["image"])  # ... and newer later
+
+
+@pytest.mark.cuda
+def test_on_a_gpu_frames_are_read_into_pinned_memory(clip):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    with NodeHarness(CameraSource, {"device": str(clip)}, device="cuda", mode="live") as h:
+        for _ in range(5):
+            out = h.process()
+        frame = h.node.frame
+        assert torch.from_numpy(frame).is_pinned()  # OpenCV wrote into the buffer it was given
+        image = out["image"]
+    assert image.is_cuda and image.shape == (1, 3, 48, 64)
+    assert image[0, 0, :, :30].mean() > 0.95 and image[0, 2].mean() < 0.05  # RGB, not BGR
