@@ -14,3 +14,16 @@ def test_a_slow_start_is_not_the_frame_rate():
 def test_too_few_frames_is_an_error():
     with pytest.raises(RuntimeError, match="too few frames"):
         steady_fps([0.0, 0.1, 0.2])
+
+
+def test_a_variant_setting_is_restored_even_when_the_variant_fails():
+    import types
+
+    from flowml.bench.scenarios import _setting
+
+    module = types.SimpleNamespace(GIL_SWITCH_S=0.0001)
+    with pytest.raises(ZeroDivisionError):
+        with _setting(module, "GIL_SWITCH_S", 0.005):
+            assert module.GIL_SWITCH_S == 0.005
+            1 / 0
+    assert module.GIL_SWITCH_S == 0.0001

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -19,6 +20,17 @@ from . import loops, nodes
 from .models import StyleNet, resnet50
 from .nodes import DATA
 from ..gpu.transfer import image_from_host
+
+
+@contextmanager
+def _setting(module: Any, name: str, value: Any) -> Iterator[None]:
+    """``module.name = value`` for the duration of a variant, restored after."""
+    default = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, default)
 
 
 def _registry() -> Registry:
@@ -84,14 +96,11 @@ def _flowml_fps(key: str, n: int, tmp: Path, mif: int = 3, breakdown: dict | Non
     from ..gpu import transfer
 
     cg = str(cuda_graph).lower()
-    default, transfer.PAGEABLE_STAGING = transfer.PAGEABLE_STAGING, staging
-    try:
+    with _setting(transfer, "PAGEABLE_STAGING", staging):
         run_graph(CHAIN.format(key=key, n=10, mif=mif, cg=cg), tmp, device="cuda")  # warm-up
         DATA["done"] = []
         _, sched = run_graph(CHAIN.format(key=key, n=n, mif=mif, cg=cg), tmp, device="cuda",
                              gpu_timing=breakdown is not None)
-    finally:
-        transfer.PAGEABLE_STAGING = default
     if breakdown is not None:
         breakdown.update({k: v["mean_us"] for k, v in sched.stats.as_dict()["nodes"].items()})
         breakdown["model_gpu_ms"] = float(np.median(sched.stats.nodes["model"].gpu_ms_recent))
@@ -159,11 +168,8 @@ def _cpu_stage_rounds(jpegs: list[bytes], n: int, tmp: Path, rounds: int = 3) ->
 
     def gil(seconds: float) -> Callable[[], float]:
         def run() -> float:
-            default, scheduler.GIL_SWITCH_S = scheduler.GIL_SWITCH_S, seconds
-            try:
+            with _setting(scheduler, "GIL_SWITCH_S", seconds):
                 return _flowml_fps("jpegs", n, tmp)
-            finally:
-                scheduler.GIL_SWITCH_S = default
         return run
 
     breakdown: dict[str, dict] = {"flowml": {}, "cuda_graph": {}, "pinned_staging": {}}
@@ -174,7 +180,7 @@ def _cpu_stage_rounds(jpegs: list[bytes], n: int, tmp: Path, rounds: int = 3) ->
                                                      breakdown=breakdown["cuda_graph"]),
         "flowml_fps_pinned_staging": lambda: _flowml_fps(
             "jpegs", n, tmp, staging="pinned", breakdown=breakdown["pinned_staging"]),
-        "flowml_fps_gil_0.5ms": gil(0.0005),
+        "flowml_fps_gil_0.1ms": gil(0.0001),
         "flowml_fps_gil_5ms": gil(0.005),
     }
     seen: dict[str, list[float]] = {k: [] for k in variants}
@@ -294,15 +300,12 @@ def latency(tmp: Path, n: int = 300, fps: float = 30.0) -> dict[str, Any]:
 
     def measure(sink: str, cg: str = "false", staging: str = "direct", key: str = "frames",
                 gpu_timing: bool = False) -> tuple[np.ndarray, Scheduler]:
-        default, transfer.PAGEABLE_STAGING = transfer.PAGEABLE_STAGING, staging
-        try:
+        with _setting(transfer, "PAGEABLE_STAGING", staging):
             run_graph(LIVE.format(n=20, interval=1 / fps, sink=sink, cg=cg, key=key), tmp,
                       device="cuda")
             DATA["t_in"], DATA["t_src"], DATA["t_out"] = {}, {}, {}
             text = LIVE.format(n=n, interval=1 / fps, sink=sink, cg=cg, key=key)
             _, sched = run_graph(text, tmp, device="cuda", gpu_timing=gpu_timing)
-        finally:
-            transfer.PAGEABLE_STAGING = default
         t_in, t_out = DATA["t_in"], DATA["t_out"]
         return np.array([t_out[i] - t_in[i] for i in sorted(t_out)]) * 1000, sched
 

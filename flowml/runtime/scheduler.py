@@ -45,14 +45,13 @@ log = logging.getLogger("flowml")
 
 Mode = Literal["live", "offline"]
 
-GIL_SWITCH_S = 0.0001
-"""While a graph runs, Python hands the GIL between threads every 0.1 ms instead of 5 ms. A
-thread that comes back from C code (a decoder, a copy, a CUDA wait) waits up to this long for
-the GIL while another thread runs Python, and a decoding source comes back several times per
-frame. Measured on an H100 host (medians of 3 interleaved rounds), a decode-bound decode +
-model chain (frames staged in pinned memory) ran at 116 fps with 0.1 ms, 106 with 0.5 ms
-and 107 with 5 ms; GPU-bound chains and ResNet-50 at 700+ fps showed no difference beyond
-noise (docs/benchmarks.md)."""
+GIL_SWITCH_S = 0.0005
+"""While a graph runs, Python hands the GIL between threads every 0.5 ms instead of 5 ms, so
+that a thread coming back from C code (a decoder, a copy, a CUDA wait) does not wait long
+for the dispatcher to let go of the GIL (H200: a decode + model chain ran at 88 instead of
+76 fps). 0.1 ms was tried on H100 hosts: over three runs of a decode-bound chain (medians of
+3 interleaved rounds each) 0.1 / 0.5 / 5 ms gave 116 / 106 / 107, 98.7 / 112 / 96 and
+110 / 118 / 141 fps, so no setting wins there; docs/benchmarks.md."""
 
 
 @dataclass
