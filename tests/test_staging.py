@@ -27,3 +27,10 @@ def test_small_frames_stay_on_the_calling_thread():
     frame = np.zeros((1080, 1920, 3), np.uint8)
     assert len(stager._bands(frame)) == min(4, frame.nbytes // MIN_BAND_BYTES)
     assert stager._pool is None  # no thread was started for a small frame
+
+
+def test_an_unknown_staging_mode_is_refused():
+    from flowml.gpu.transfer import image_from_host
+
+    with pytest.raises(ValueError, match="staging must be 'auto', 'direct' or 'pinned'"):
+        image_from_host(np.zeros((4, 4, 3), np.uint8), "cpu", staging="pinnned")

@@ -42,6 +42,8 @@ def image_from_host(array: np.ndarray, device: str | torch.device = "cpu",
     contiguous NCHW (a permuted view would silently run the model channels-last)."""
     if array.dtype != np.uint8 or array.ndim != 3:
         raise ValueError(f"image_from_host wants (H, W, C) uint8, got {array.dtype} {array.shape}")
+    if staging not in ("auto", "direct", "pinned"):
+        raise ValueError(f"staging must be 'auto', 'direct' or 'pinned', got {staging!r}")
     device = torch.device(device)
     if device.type != "cuda":
         return hwc_uint8_to_image(torch.from_numpy(np.ascontiguousarray(array)))
