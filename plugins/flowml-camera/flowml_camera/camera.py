@@ -107,6 +107,7 @@ class CameraSource(Node):
         self.stopped = threading.Event()
         self.frame: np.ndarray | None = None
         self.frame_shape: tuple[int, ...] | None = None  # (H, W, C) of the last frame read
+        self.pinned = ctx.device.startswith("cuda")       # read frames into pinned memory
         self.frame_t = 0.0
         self.seq = 0          # frames read so far
         self.taken = 0        # the seq handed out last
@@ -280,11 +281,17 @@ class CameraSource(Node):
         from PyTorch's host cache (which reuses one only after its upload has finished), so
         the upload is an asynchronous copy: no staging copy, and no wait for it."""
         shape = self.frame_shape
-        if shape is None or not self.ctx.device.startswith("cuda"):
+        if shape is None or not self.pinned:
             return cap.read()
         from flowml.gpu.transfer import pinned_frame
 
-        return cap.read(pinned_frame(*shape))  # OpenCV writes into it when the size matches
+        try:
+            buf = pinned_frame(*shape)
+        except RuntimeError as exc:  # pinned memory ran out, say: pageable frames still work
+            self.pinned = False
+            self.log.warning("%s: reading into pageable memory from now on (%s)", self.name, exc)
+            return cap.read()
+        return cap.read(buf)  # OpenCV writes into it when the size matches
 
     def _file_period(self) -> float:
         if not self.is_file:

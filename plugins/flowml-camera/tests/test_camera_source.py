@@ -181,6 +181,19 @@ def test_not_the_clock_hands_out_the_newest_frame_at_once(clip):
         assert index_of(h.process()["image"]) != index_of(first["image"])  # ... and newer later
 
 
+def test_when_pinned_memory_fails_frames_keep_coming_from_pageable_memory(clip, caplog):
+    """Here pinned memory cannot be had at all (no GPU): the reader says so once and goes on."""
+    if torch.cuda.is_available():
+        pytest.skip("pinned memory works on this machine")
+    with NodeHarness(CameraSource, {"device": str(clip)}, mode="live") as h:
+        h.process()
+        h.node.pinned = True          # as on a GPU: the next reads ask for pinned buffers
+        with caplog.at_level(logging.WARNING):
+            indices = [index_of(h.process()["image"]) for _ in range(5)]
+    assert h.node.pinned is False and len(set(indices)) == 5
+    assert sum("reading into pageable memory" in r.getMessage() for r in caplog.records) == 1
+
+
 @pytest.mark.cuda
 def test_on_a_gpu_frames_are_read_into_pinned_memory(clip):
     if not torch.cuda.is_available():
