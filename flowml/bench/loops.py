@@ -9,7 +9,7 @@ Both download the model's float output, as flowml's host sink does.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -77,6 +77,15 @@ def tuned(frames: Sequence, model: Callable, n: int, decode: Callable | None = N
     return n / (time.perf_counter() - t0)
 
 
+def _paced(n: int, fps: float) -> Iterator[int]:
+    """``range(n)``, each step released at its time on a ``1/fps`` s grid (live pacing)."""
+    next_at = time.perf_counter()
+    for i in range(n):
+        next_at += 1 / fps
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+        yield i
+
+
 def latency(frames: Sequence, model: Callable, n: int, fps: float) -> np.ndarray:
     """Host frame in to uint8 host frame out, ms, one frame at a time every ``1/fps`` s, as
     tight as a hand-written loop gets: a preallocated pinned buffer in and out, one sync.
@@ -88,10 +97,8 @@ def latency(frames: Sequence, model: Callable, n: int, fps: float) -> np.ndarray
         out_shape = to_uint8_bhwc(model(_to_input(pin_in.cuda()))).shape
     pin_out = torch.empty(out_shape, dtype=torch.uint8, pin_memory=True)
     torch.cuda.synchronize()
-    times, next_at = [], time.perf_counter()
-    for i in range(n):
-        next_at += 1 / fps
-        time.sleep(max(0.0, next_at - time.perf_counter()))
+    times = []
+    for i in _paced(n, fps):
         t0 = time.perf_counter()
         frame = torch.from_numpy(frames[i % len(frames)])
         if not frame.is_pinned():
@@ -109,11 +116,9 @@ def paced_ms(fn: Callable[[], object], n: int, fps: float) -> np.ndarray:
     """Host ms of ``fn()`` and a sync, called once every ``1/fps`` s (the GPU idles between
     calls, as it does for live input): a model's own latency under the latency scenario's
     conditions, with no transfer."""
-    times, next_at = [], time.perf_counter()
+    times = []
     with torch.inference_mode():
-        for _ in range(n):
-            next_at += 1 / fps
-            time.sleep(max(0.0, next_at - time.perf_counter()))
+        for _ in _paced(n, fps):
             t0 = time.perf_counter()
             fn()
             torch.cuda.synchronize()
