@@ -48,8 +48,8 @@ def image_from_host(array: np.ndarray, device: str | torch.device = "cpu",
     if device.type != "cuda":
         return hwc_uint8_to_image(torch.from_numpy(np.ascontiguousarray(array)))
     src = torch.from_numpy(array) if array.flags.c_contiguous else None
-    if staging == "auto":
-        staging = "async" if src is not None and src.is_pinned() else PAGEABLE_STAGING
+    if staging == "auto":  # already pinned: the copy below is asynchronous as it is
+        staging = "direct" if src is not None and src.is_pinned() else PAGEABLE_STAGING
     if staging == "pinned":
         src = stage(array)
     elif src is None:

@@ -106,7 +106,6 @@ class CameraSource(Node):
         self.cond = threading.Condition()   # guards the newest frame and the counters
         self.stopped = threading.Event()
         self.frame: np.ndarray | None = None
-        self.frame_shape: tuple[int, ...] | None = None  # (H, W, C) of the last frame read
         self.pinned = ctx.device.startswith("cuda")       # read frames into pinned memory
         self.frame_t = 0.0
         self.seq = 0          # frames read so far
@@ -280,13 +279,13 @@ class CameraSource(Node):
         """One frame. On a GPU it is read straight into pinned memory, a fresh buffer each time
         from PyTorch's host cache (which reuses one only after its upload has finished), so
         the upload is an asynchronous copy: no staging copy, and no wait for it."""
-        shape = self.frame_shape
-        if shape is None or not self.pinned:
+        last = self.frame  # written by this thread alone: its shape is the next frame's
+        if last is None or last.ndim != 3 or not self.pinned:
             return cap.read()
         from flowml.gpu.transfer import pinned_frame
 
         try:
-            buf = pinned_frame(*shape)
+            buf = pinned_frame(*last.shape)
         except RuntimeError as exc:  # pinned memory ran out, say: pageable frames still work
             self.pinned = False
             self.log.warning("%s: reading into pageable memory from now on (%s)", self.name, exc)
@@ -300,7 +299,6 @@ class CameraSource(Node):
         return 1.0 / fps
 
     def _publish(self, frame: np.ndarray) -> None:
-        self.frame_shape = frame.shape if frame.ndim == 3 else None
         with self.cond:
             self.frame, self.frame_t = frame, time.monotonic() - self.t0
             self.seq += 1

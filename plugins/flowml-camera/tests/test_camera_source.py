@@ -184,7 +184,7 @@ def test_not_the_clock_hands_out_the_newest_frame_at_once(clip):
 def test_when_pinned_memory_fails_frames_keep_coming_from_pageable_memory(clip, caplog):
     """Here pinned memory cannot be had at all (no GPU): the reader says so once and goes on."""
     if torch.cuda.is_available():
-        pytest.skip("pinned memory works on this machine")
+        pytest.skip("needs a machine without a GPU, where pinned memory cannot be allocated")
     with NodeHarness(CameraSource, {"device": str(clip)}, mode="live") as h:
         h.process()
         h.node.pinned = True          # as on a GPU: the next reads ask for pinned buffers
