@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
@@ -91,10 +92,14 @@ class NodeContext:
     graph_dir: Path = Path(".")
     mode: Literal["live", "offline"] = "offline"
     is_clock: bool = False
-    """True for the source whose frames drive the ticks: it runs on its own thread and may
-    block until a frame comes. Any other source runs on the dispatcher and must not wait."""
+    """True for the source whose frames drive the ticks: it may block until a frame comes
+    (on a clock thread of its own, or on the dispatcher if it ``captures_in_background``).
+    Any other source runs on the dispatcher and must not wait."""
     tick: Tick = Tick(0, 0.0)
     log: logging.Logger = logging.getLogger("flowml.node")
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the graph is asked to stop: a source that waits for a frame gives up (raises
+    ``EndOfStream``) instead of holding the stop up."""
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the graph file, made absolute relative to the graph file's folder."""
@@ -124,6 +129,12 @@ class Node:
     live: ClassVar[bool] = False
     """For sources: True when frames arrive in real time (camera, network), so the graph runs
     in live mode (latest frame wins); False for files (offline: every frame, back-pressure)."""
+    captures_in_background: ClassVar[bool] = False
+    """For live sources with a capture thread of their own (a camera's reader): ``process``
+    only waits for the newest frame that thread has, and returns when ``ctx.stopping`` is set.
+    As the clock of a live graph such a source is called on the dispatcher, not on a clock
+    thread: one thread hand-off fewer between a frame and its upload. Leave it False for a
+    source that does its work in ``process`` (a decoder), so reading overlaps the graph."""
 
     def __init__(self, params: Params, ctx: NodeContext):
         self.params = params

@@ -1,5 +1,9 @@
 """Clocks: what starts a tick. Either a source node's frames or a fixed rate.
 
+A source is read on a clock thread of its own (``SourcePump``), so reading overlaps the
+graph; in live mode a source that ``captures_in_background`` is read on the dispatcher
+instead (``InlineSource``): its own thread already overlaps capture with the graph.
+
 Live mode: latest frame wins. A frame that arrives while the previous one is still waiting
 for a free slot replaces it, and the replaced one is counted as dropped, so latency stays
 bounded however slow the graph is.
@@ -67,6 +71,40 @@ class RateClock:
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+class InlineSource:
+    """Reads a live clock source on the dispatcher itself, in ``next()``: for a source that
+    ``captures_in_background``, whose ``process`` only waits for the newest frame its own
+    thread captured. Without a clock thread between, the frame goes to the GPU one thread
+    hand-off sooner. The newest frame wins in the source itself. Same interface as SourcePump."""
+
+    def __init__(self, read: Callable[[], tuple[dict[str, Any], float | None]], *,
+                 keep_going: bool = False):
+        self.live, self.drops = True, 0
+        self._read, self._keep_going = read, keep_going
+        self._stopped = threading.Event()
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def next(self) -> SourceFrame | SourceFailure | None:
+        if self._stopped.is_set():
+            return None
+        try:
+            outputs, stamp = self._read()
+        except EndOfStream:
+            return None
+        except Exception as exc:  # the scheduler decides: stop, or skip and read on
+            if self._keep_going:
+                self._stopped.wait(0.01)  # a source failing on every read does not spin
+            return SourceFailure(exc)
+        now = time.perf_counter()
+        return SourceFrame(outputs, stamp if stamp is not None else now - self._t0, now)
 
 
 class SourcePump:

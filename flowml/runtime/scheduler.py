@@ -34,7 +34,7 @@ from ..graph.resolved import ValidatedGraph
 from ..graph.spec import RateClock as RateClockSpec
 from ..gpu.device import resolve_device
 from ..node import EndOfStream, Node, NodeContext, Params, Tick
-from .clock import RateClock, SourceFailure, SourceFrame, SourcePump
+from .clock import InlineSource, RateClock, SourceFailure, SourceFrame, SourcePump
 from .edges import Produced, resolve
 from .node_runtime import NodeFailed, NodeRuntime
 from .placement import attach_gpu
@@ -52,6 +52,13 @@ for the dispatcher to let go of the GIL (H200: a decode + model chain ran at 88 
 76 fps). 0.1 ms was tried on H100 hosts: over three runs of a decode-bound chain (medians of
 3 interleaved rounds each) 0.1 / 0.5 / 5 ms gave 116 / 106 / 107, 98.7 / 112 / 96 and
 110 / 118 / 141 fps, so no setting wins there; docs/benchmarks.md."""
+
+INLINE_CAPTURE_SOURCES = True
+"""Live graphs read a clock source that ``captures_in_background`` on the dispatcher
+(``clock.InlineSource``), not on a clock thread. H200, 2026-12-01, 1080p frames in pinned
+memory, a 16.8 ms model: the tick started 0.07 - 0.11 ms sooner after the frame came, and
+latency p50 fell by 0.11 and 0.32 ms in two ``flowml bench`` runs (by 0.03 - 0.12 ms in five
+rounds of ``benchmarks/latency_probe.py``); only this way did both runs meet model + 1 ms."""
 
 
 @dataclass
@@ -101,7 +108,7 @@ class Scheduler:
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._stop = threading.Event()
         self._failure: NodeFailed | None = None
-        self._clock: RateClock | SourcePump | None = None
+        self._clock: RateClock | SourcePump | InlineSource | None = None
         self._is_setup = False
         self._reload: tuple[ValidatedGraph, Future, frozenset[str]] | None = None
         self.gpu_timing = gpu_timing
@@ -141,7 +148,8 @@ class Scheduler:
         except RuntimeError as exc:
             raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
         ctx = NodeContext(nid, rn.type.name, device, graph.directory, self.mode,
-                          is_clock=nid == graph.clock, log=logging.getLogger(f"flowml.{nid}"))
+                          is_clock=nid == graph.clock, log=logging.getLogger(f"flowml.{nid}"),
+                          stopping=self._stop)
         hold = rn.spec.hold and self.mode == "live"
         nrt = NodeRuntime(nid, cls(rn.params, ctx), rn.ports, NodeStats(rn.type.name),
                           rn.spec.every, hold)
@@ -340,7 +348,7 @@ class Scheduler:
             return RunResult("error", self.stats, self._failure)
         return RunResult(reason, self.stats)
 
-    def _make_clock(self) -> RateClock | SourcePump:
+    def _make_clock(self) -> RateClock | SourcePump | InlineSource:
         live = self.mode == "live"
         if self.clock_id is None:
             return RateClock(self.graph.clock.fps, live)  # type: ignore[union-attr]
@@ -351,8 +359,10 @@ class Scheduler:
             produced = nrt.call({}, Tick(nrt.stats.calls, 0.0))
             return produced, produced.stamp
 
-        return SourcePump(read, live=live, capacity=self.max_in_flight,
-                          keep_going=self.on_error == "skip")
+        keep_going = self.on_error == "skip"
+        if live and INLINE_CAPTURE_SOURCES and type(nrt.node).captures_in_background:
+            return InlineSource(read, keep_going=keep_going)
+        return SourcePump(read, live=live, capacity=self.max_in_flight, keep_going=keep_going)
 
     def _acquire_slot(self) -> bool:
         while not self._stop.is_set():

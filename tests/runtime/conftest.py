@@ -15,7 +15,8 @@ from flowml.plugins import Registry  # noqa: E402
 def registry():
     reg = Registry()
     for cls in (runtime_nodes.Counter, runtime_nodes.LiveCounter, runtime_nodes.AddOne,
-                runtime_nodes.Blob, runtime_nodes.Record, runtime_nodes.Fail, runtime_nodes.Calls):
+                runtime_nodes.Blob, runtime_nodes.Record, runtime_nodes.Fail, runtime_nodes.Calls,
+                runtime_nodes.BackgroundCamera):
         reg.add(cls, "runtime-tests")
     return reg
 

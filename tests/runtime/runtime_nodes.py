@@ -44,6 +44,53 @@ class LiveCounter(Counter):
     live = True
 
 
+class BackgroundCamera(Node):
+    """A camera-like live source: its own thread makes a frame every ``interval`` s (``frames``
+    of them, then none); ``process`` waits for the newest one, or raises at ``fail_at``.
+    Records which thread each ``process`` call ran on under EVENTS["threads"]."""
+
+    type_name = "test.background_camera"
+    outputs = (Output("value", SCALAR),)
+    live = True
+    captures_in_background = True
+
+    class Params(Params):
+        frames: int = Field(1000, ge=0)
+        interval: float = 0.005
+        fail_at: int = -1
+
+    def setup(self, ctx):
+        self.cond = threading.Condition()
+        self.newest, self.taken, self.calls = -1, -1, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._capture, daemon=True)
+        self.thread.start()
+
+    def _capture(self):
+        for i in range(self.params.frames):
+            if self.done.wait(self.params.interval):
+                return
+            with self.cond:
+                self.newest = i
+                self.cond.notify_all()
+
+    def process(self):
+        EVENTS["threads"].append(threading.current_thread().name)
+        self.calls += 1
+        if self.calls - 1 == self.params.fail_at:
+            raise ValueError(f"camera glitch at call {self.params.fail_at}")
+        with self.cond:
+            while self.newest == self.taken:
+                if self.ctx.stopping.is_set():
+                    raise EndOfStream
+                self.cond.wait(0.05)
+            self.taken = self.newest
+        return {"value": self.taken}
+
+    def teardown(self):
+        self.done.set()
+
+
 class AddOne(Node):
     """value + offset; records which offset each frame saw."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from runtime_nodes import EVENTS, RECORDS
@@ -325,3 +326,53 @@ def test_liveness_may_depend_on_params_and_the_clock_knows_it_is_the_clock(tmp_p
         with sched:
             pass
         assert seen == {"a": True, "b": False}
+
+
+CAMERA = """
+flowml: 1
+clock: cam
+max_in_flight: 2
+on_error: {policy}
+nodes:
+  cam: {{type: test.background_camera, params: {{frames: {frames}, fail_at: {fail_at}}}}}
+  add: {{type: test.add, inputs: {{value: cam/value}}, params: {{offset: 100}}}}
+  rec: {{type: test.record, inputs: {{value: add/value}}}}
+"""
+
+
+def test_a_source_that_captures_in_background_is_read_on_the_dispatcher(graph, monkeypatch):
+    """No clock thread between the camera's reader and the graph; with the inline read turned
+    off, the same graph reads it on a clock thread. Either way the newest frame wins."""
+    from flowml.runtime import scheduler
+
+    for inline, thread in ((True, "MainThread"), (False, "flowml-clock")):
+        monkeypatch.setattr(scheduler, "INLINE_CAPTURE_SOURCES", inline)
+        g = graph(CAMERA.format(policy="stop", frames=1000, fail_at=-1))
+        result, sched = run(g, frames=20)
+        assert sched.mode == "live" and result.ok
+        assert set(EVENTS.pop("threads")) == {thread}
+        seen = RECORDS.pop("default")
+        assert len(seen) == 20 and seen == sorted(set(seen)) and seen[0] >= 100
+
+
+def test_stop_ends_a_background_source_waiting_for_a_frame_that_never_comes(graph):
+    g = graph(CAMERA.format(policy="stop", frames=3, fail_at=-1))
+    sched = Scheduler(g)
+    with sched:
+        threading.Timer(0.4, sched.stop).start()
+        t0 = time.perf_counter()
+        result = sched.run()
+        waited = time.perf_counter() - t0
+    assert result.reason == "stopped" and result.ok
+    assert RECORDS["default"] == [100, 101, 102]
+    assert waited < 2.0, f"stop took {waited:.2f} s"
+
+
+def test_a_background_source_that_fails_once_is_skipped_or_stops_the_graph(graph):
+    result, _ = run(graph(CAMERA.format(policy="skip", frames=1000, fail_at=5)), frames=12)
+    assert result.ok and result.stats.nodes["cam"].errors == 1  # logged, then read on
+    assert len(RECORDS["default"]) == 12  # a failed read starts no tick
+    RECORDS.clear()
+    result, _ = run(graph(CAMERA.format(policy="stop", frames=1000, fail_at=5)))
+    assert result.reason == "error" and "camera glitch at call 5" in str(result.error)
+    assert len(RECORDS["default"]) == 5

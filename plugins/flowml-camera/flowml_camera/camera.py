@@ -47,14 +47,16 @@ class CameraSource(Node):
     hands out its newest frame at once and never holds a tick up.
 
     Outputs: ``image`` ``(1, 3, H, W)`` RGB in [0, 1] on the node's device, stamped with the
-    time it was read; ``status`` ``{"state": "ok"|"lost", "frames", "held", "lost",
-    "reconnects", "device"}``.
+    time it was read; ``status`` ``{"state": "ok"|"lost", "frames", "skipped", "held", "lost",
+    "reconnects", "device"}``: ``skipped`` counts the frames read but replaced by a newer one
+    before the graph took them (live: the newest frame wins).
     """
 
     type_name = "capture.camera"
     outputs = (Output("image", IMAGE, "(1, 3, H, W) RGB in [0, 1]"),
-               Output("status", JSON, '{"state": "ok"|"lost", "frames", "held", "lost", "reconnects"}'))
+               Output("status", JSON, '{"state": "ok"|"lost", "frames", "skipped", "held", "lost", "reconnects"}'))
     live = True
+    captures_in_background = True  # the reader thread below; process() waits for its newest frame
 
     class Params(flowml.Params):
         device: int | str = Field(0, description="camera index, /dev/videoN, or a file/URL OpenCV opens")
@@ -113,7 +115,7 @@ class CameraSource(Node):
         self.last = None      # the last image handed out (on the device)
         self.state = "ok"
         self.lost_at = 0.0
-        self.counts = {"frames": 0, "held": 0, "lost": 0, "reconnects": 0}
+        self.counts = {"frames": 0, "skipped": 0, "held": 0, "lost": 0, "reconnects": 0}
         self.t0 = time.monotonic()
         self.cap = self._open()
         if self.cap is None:
@@ -143,7 +145,7 @@ class CameraSource(Node):
         deadline = time.monotonic() + self.params.timeout
         with self.cond:
             while self.seq == self.taken:
-                if self.stopped.is_set():
+                if self.stopped.is_set() or self.ctx.stopping.is_set():
                     raise EndOfStream
                 now = time.monotonic()
                 if now >= deadline:
@@ -154,7 +156,7 @@ class CameraSource(Node):
                         return self._emit(self.last, now - self.t0)
                     deadline = now + self.params.timeout
                 self.cond.wait(min(POLL_S, max(deadline - now, 0.001)))
-            frame, t, self.taken = self.frame, self.frame_t, self.seq
+            frame, t = self._take()
         image = self._to_image(frame)
         self.last = image
         return self._emit(image, t)
@@ -168,9 +170,15 @@ class CameraSource(Node):
                 if self.state == "ok" and now - self.frame_t >= self.params.timeout:
                     self._lost("no frame for %g s" % self.params.timeout)
                 return self._emit(self.last, now)
-            frame, t, self.taken = self.frame, self.frame_t, self.seq
+            frame, t = self._take()
         self.last = self._to_image(frame)
         return self._emit(self.last, t)
+
+    def _take(self) -> tuple[np.ndarray, float]:
+        """The newest frame and its time (``self.cond`` held); counts the ones it replaced."""
+        self.counts["skipped"] += self.seq - self.taken - 1
+        self.taken = self.seq
+        return self.frame, self.frame_t
 
     def _emit(self, image: Any, t: float) -> flowml.Stamped:
         status = {"state": self.state, **self.counts, "device": str(self.params.device)}
@@ -188,7 +196,7 @@ class CameraSource(Node):
         if channels == 1:
             image = image.expand(1, 3, *image.shape[2:])
         elif channels >= 3:
-            image = image[:, [2, 1, 0]]
+            image = image[:, :3].flip(1)  # BGR -> RGB in one kernel (an index list would be uploaded)
         size = self.params.size
         if size is not None and (image.shape[3], image.shape[2]) != tuple(size):
             image = torch.nn.functional.interpolate(image, size=(size[1], size[0]), mode="bilinear",
