@@ -35,26 +35,32 @@ def image_from_host(array: np.ndarray, device: str | torch.device = "cpu",
     The uint8 bytes cross the bus (4x fewer than float32) and are converted on the device, on
     the current stream. ``staging``: ``"pinned"`` copies the frame into pinned memory on a few
     threads (``gpu.staging``), then uploads asynchronously; ``"direct"`` copies from the array's
-    own pageable memory (the driver stages it, and the calling thread waits for the copy);
-    ``"auto"`` (default) uploads an array that already lives in pinned memory (see
-    ``pinned_frame``) at once, and stages any other as ``PAGEABLE_STAGING`` says.
+    own memory: asynchronous from pinned memory (see ``pinned_frame``), from pageable memory the
+    driver stages it and the calling thread waits for the copy; ``"auto"`` (default) stages a
+    pageable frame as ``PAGEABLE_STAGING`` says and never a pinned one.
     ``flowml bench --only transfer latency`` measures them (docs/benchmarks.md). The result is
-    contiguous NCHW (a permuted view would silently run the model channels-last)."""
+    contiguous NCHW (a permuted view would silently run the model channels-last).
+
+    A live frame arrives on a thread that slept since the last one, where each torch call
+    costs 4 - 13x its warm time (H200, 2026-12-01: the seven calls of an upload took 339 - 595
+    us after a 13 ms sleep against 44 - 122 us back to back; ``benchmarks/latency_probe.py``),
+    so this path makes few: the batch axis is added by numpy, and a frame is asked whether it
+    is pinned only where the answer changes what happens."""
     if array.dtype != np.uint8 or array.ndim != 3:
         raise ValueError(f"image_from_host wants (H, W, C) uint8, got {array.dtype} {array.shape}")
     if staging not in ("auto", "direct", "pinned"):
         raise ValueError(f"staging must be 'auto', 'direct' or 'pinned', got {staging!r}")
-    device = torch.device(device)
-    if device.type != "cuda":
-        return hwc_uint8_to_image(torch.from_numpy(np.ascontiguousarray(array)))
-    src = torch.from_numpy(array) if array.flags.c_contiguous else None
-    if staging == "auto":  # already pinned: the copy below is asynchronous as it is
-        staging = "direct" if src is not None and src.is_pinned() else PAGEABLE_STAGING
+    if not str(device).startswith("cuda"):
+        return _bhwc_uint8_to_image(torch.from_numpy(np.ascontiguousarray(array)[None]))
+    if staging == "auto":
+        staging = PAGEABLE_STAGING
+        if staging == "pinned" and array.flags.c_contiguous and torch.from_numpy(array).is_pinned():
+            staging = "direct"  # already pinned: the copy below is asynchronous as it is
     if staging == "pinned":
-        src = stage(array)
-    elif src is None:
-        src = torch.from_numpy(np.ascontiguousarray(array))
-    return hwc_uint8_to_image(src.to(device, non_blocking=True))
+        src = stage(array)[None]  # any strides
+    else:
+        src = torch.from_numpy(np.ascontiguousarray(array)[None])
+    return _bhwc_uint8_to_image(src.to(device, non_blocking=True))
 
 
 def pinned_frame(height: int, width: int, channels: int = 3) -> np.ndarray:
@@ -65,9 +71,14 @@ def pinned_frame(height: int, width: int, channels: int = 3) -> np.ndarray:
 
 def hwc_uint8_to_image(src: torch.Tensor) -> torch.Tensor:
     """``(H, W, C)`` uint8 -> contiguous ``(1, C, H, W)`` float32 in [0, 1], same device."""
-    h, w, c = src.shape
+    return _bhwc_uint8_to_image(src.unsqueeze(0))
+
+
+def _bhwc_uint8_to_image(src: torch.Tensor) -> torch.Tensor:
+    """``(1, H, W, C)`` uint8 -> contiguous ``(1, C, H, W)`` float32 in [0, 1], one kernel."""
+    _, h, w, c = src.shape
     out = torch.empty((1, c, h, w), dtype=torch.float32, device=src.device)
-    return torch.mul(src.permute(2, 0, 1).unsqueeze(0), 1.0 / 255.0, out=out)  # one kernel
+    return torch.mul(src.permute(0, 3, 1, 2), 1.0 / 255.0, out=out)
 
 
 def to_uint8_bhwc(image: torch.Tensor) -> torch.Tensor:
