@@ -48,8 +48,12 @@ class HostFrames(Node):
 
 
 class LiveHostFrames(HostFrames):
+    """Live host frames, as a camera gives them: ``process`` waits for the next frame (here
+    until its time comes), as ``capture.camera``'s waits for its reader thread's newest one."""
+
     type_name = "bench.live_host_frames"
     live = True
+    captures_in_background = True
 
 
 class Tensor(Node):

@@ -298,8 +298,11 @@ def latency(tmp: Path, n: int = 300, fps: float = 30.0) -> dict[str, Any]:
     DATA["pinned_frames"] = [_pinned(f) for f in frames]
 
     def measure(sink: str, cg: str = "false", staging: str = "direct", key: str = "frames",
-                gpu_timing: bool = False) -> tuple[np.ndarray, Scheduler]:
-        with _setting(transfer, "PAGEABLE_STAGING", staging):
+                gpu_timing: bool = False, inline: bool = True) -> tuple[np.ndarray, Scheduler]:
+        from ..runtime import scheduler
+
+        with _setting(transfer, "PAGEABLE_STAGING", staging), \
+                _setting(scheduler, "INLINE_CAPTURE_SOURCES", inline):
             run_graph(LIVE.format(n=20, interval=1 / fps, sink=sink, cg=cg, key=key), tmp,
                       device="cuda")
             DATA["t_in"], DATA["t_src"], DATA["t_out"] = {}, {}, {}
@@ -320,6 +323,7 @@ def latency(tmp: Path, n: int = 300, fps: float = 30.0) -> dict[str, Any]:
     lat_f32, timed = measure("bench.host_sink", gpu_timing=True)  # the model's GPU time in the graph
     lat_staged, _ = measure("bench.host_sink_u8", staging="pinned")
     lat_pinned, _ = measure("bench.host_sink_u8", key="pinned_frames")
+    lat_pinned_thread, _ = measure("bench.host_sink_u8", key="pinned_frames", inline=False)
     lat_cg, _ = measure("bench.host_sink_u8", "true")
     lat_pinned_cg, _ = measure("bench.host_sink_u8", "true", key="pinned_frames")
     lat, sched = measure("bench.host_sink_u8")
@@ -338,6 +342,8 @@ def latency(tmp: Path, n: int = 300, fps: float = 30.0) -> dict[str, Any]:
            "cuda_graph_p50_ms": pct(lat_cg, 50), "cuda_graph_p99_ms": pct(lat_cg, 99),
            "pinned_staging_p50_ms": pct(lat_staged, 50), "pinned_staging_p99_ms": pct(lat_staged, 99),
            "pinned_frames_p50_ms": pct(lat_pinned, 50), "pinned_frames_p99_ms": pct(lat_pinned, 99),
+           "pinned_frames_clock_thread_p50_ms": pct(lat_pinned_thread, 50),
+           "pinned_frames_clock_thread_p99_ms": pct(lat_pinned_thread, 99),
            "pinned_frames_cuda_graph_p50_ms": pct(lat_pinned_cg, 50),
            "pinned_frames_cuda_graph_p99_ms": pct(lat_pinned_cg, 99),
            "loop_pinned_frames_p50_ms": pct(loop_pinned, 50),
