@@ -1,7 +1,7 @@
 """flowml: realtime dataflow graphs for GPU video and ML, written in YAML, driven live over OSC."""
 
-from .node import (EndOfStream, Field, Node, NodeContext, NodeError, Params, Stamped, Tick,
-                   function_node)
+from .node import (EndOfStream, Field, Node, NodeContext, NodeError, ParamMeta, Params, Stamped,
+                   Tick, function_node)
 from .plugins import hookimpl
 from .ports import (ANY, DETECTIONS, IMAGE, JSON, MATRIX, SCALAR, TENSOR, Input, Output, Ports,
                     PortType)
@@ -23,7 +23,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'flowml' has no attribute {name!r}")
 
 __all__ = [
-    "Node", "NodeContext", "Params", "Field", "Tick", "Stamped", "EndOfStream", "NodeError",
+    "Node", "NodeContext", "Params", "Field", "ParamMeta", "Tick", "Stamped", "EndOfStream", "NodeError",
     "function_node", "hookimpl", "Input", "Output", "Ports", "PortType",
     "ANY", "TENSOR", "IMAGE", "MATRIX", "SCALAR", "DETECTIONS", "JSON",
     "image_from_host", "image_to_host", "to_uint8_bhwc",

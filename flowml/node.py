@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 
+from .parammeta import Field, ParamMeta
 from .ports import ANY, Input, Output, Ports, PortType
 
 __all__ = [
-    "Params", "Field", "Node", "NodeContext", "Tick", "EndOfStream", "Stamped",
+    "Params", "Field", "ParamMeta", "Node", "NodeContext", "Tick", "EndOfStream", "Stamped",
     "function_node", "NodeError",
 ]
 
