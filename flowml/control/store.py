@@ -35,9 +35,11 @@ from ..graph.live import is_expression
 from ..graph.resolved import ValidatedGraph
 from ..node import Tick
 from ..paraminfo import ParamInfo, describe_params
+from ..parammeta import ParamMeta, param_meta
 from ..ports import ANY, JSON, SCALAR
 from .addresses import PatternError, compile_pattern, is_pattern, param_address
 from .convert import Kind, ParamShape, jsonable, shape_of
+from .paths import PathRefused, check_output_path
 from .report import Reporter
 
 __all__ = ["ParamStore", "LiveParam", "Change", "ControlError"]
@@ -74,6 +76,7 @@ class LiveParam:
     level: Any = None               # continuous state of a numeric param (smoothing, fades)
     fade: Fade | None = None
     version: int = 0                # bumped each time ``value`` changes
+    meta: ParamMeta = ParamMeta()   # live / rebuild / file (flowml.parammeta)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -97,6 +100,7 @@ class Change:
 
 
 _SAME = object()
+NOT_LIVE = "changes only in the graph file; it rebuilds the node (edit the graph file instead)"
 
 
 class ParamStore:
@@ -133,9 +137,11 @@ class ParamStore:
                 value = getattr(rn.params, info.name)
                 shape = shape_of(model.model_fields[info.name], value)
                 lp = LiveParam(nid, info.name, param_address(self.prefix, nid, info.name), info,
-                               shape, value, value)
+                               shape, value, value, meta=param_meta(model, info.name))
                 text = rn.expressions.get(info.name)
-                if text is not None:
+                if text is not None and not lp.meta.live:
+                    self.reporter.error(lp.address, f"expression {text!r} ignored: {NOT_LIVE}")
+                elif text is not None:
                     lp.expr = parse_expression(text)
                 if shape.numeric:
                     lp.smooth = float(smooth.get(info.name, 0.0) if isinstance(smooth, dict)
@@ -187,7 +193,10 @@ class ParamStore:
     # -- checking (any thread) ----------------------------------------------------------------
     def check_value(self, lp: LiveParam, raw: Any) -> Any:
         """``raw`` as the param's field makes it (e.g. ``[1, 2]`` -> ``(1, 2)``); raises
-        ControlError with pydantic's reason if the field rejects it."""
+        ControlError with pydantic's reason if the field rejects it, or if the param is not
+        live (``live=False``: it changes only in the graph file)."""
+        if not lp.meta.live:
+            raise ControlError(NOT_LIVE)
         return self.check_values(lp.node, {lp.name: raw})[lp.name]
 
     def check_values(self, node: str, raw: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +211,29 @@ class ParamStore:
             raise ControlError(_reason(exc)) from None
         except Exception as exc:  # a plugin's own validator failed
             raise ControlError(f"{type(exc).__name__}: {exc}") from None
-        return {name: getattr(new, name) for name in raw}
+        out = {name: getattr(new, name) for name in raw}
+        for name, value in out.items():
+            problem = self.live_problem(node, name, value)
+            if problem:
+                raise ControlError(problem)
+        return out
+
+    def live_problem(self, node: str, name: str, value: Any) -> str | None:
+        """Why ``value`` may not come live for ``node``'s param ``name`` (not live and not its
+        current value; an output path outside the folder the graph file set), or None."""
+        lp = self.by_key.get((node, name))
+        rn = self.graph.nodes.get(node)
+        if lp is None or rn is None:
+            return None
+        if not lp.meta.live and not _same(value, lp.value):
+            return f"{lp.address}: {NOT_LIVE}"
+        if lp.meta.file == "output":
+            try:
+                check_output_path(value, getattr(rn.params, name), self.graph.directory,
+                                  where=f"node '{node}' param '{name}' ({lp.address})")
+            except PathRefused as exc:
+                return str(exc)
+        return None
 
     def _values_of(self, node: str) -> dict[str, Any]:
         rn = self.graph.nodes[node]
@@ -266,6 +297,8 @@ class ParamStore:
         """Every param's target (or ``{expr: text}``), JSON-able, by node."""
         out: dict[str, dict[str, Any]] = defaultdict(dict)
         for lp in self.params.values():
+            if not lp.meta.live:  # changes only in the graph file: nothing to recall
+                continue
             out[lp.node][lp.name] = {"expr": lp.expr.text} if lp.expr else jsonable(lp.target)
         with self._lock:  # changes queued for the next tick count as made
             pending = list(self._pending.values())
@@ -299,6 +332,9 @@ class ParamStore:
                 lp = self.by_key.get((node, name))
                 if lp is None:
                     problems.append(f"{param_address(self.prefix, node, name)}: no such param")
+                elif not lp.meta.live:  # kept in older preset files; only a change is a problem
+                    if not _same(v, jsonable(lp.value)):
+                        problems.append(f"{lp.address}: {NOT_LIVE}")
                 elif is_expression(v) and lp.shape.kind != Kind.OTHER:
                     try:
                         changes.append(Change(lp.key, "expr", expr=self.check_expression(lp, v["expr"]),
@@ -355,7 +391,7 @@ class ParamStore:
                 updates[lp.node][lp.name] = new
                 self._upcoming[key] = new
         self._upcoming = {}
-        changed = self._hand_over(updates)
+        changed = self._hand_over(self._screen(updates))
         for key in list(self._moving):
             lp = self.by_key.get(key)
             if lp is None or not lp.moving():
@@ -429,6 +465,19 @@ class ParamStore:
             lp.fade = None
             value = goal
         return _SAME if _same(value, lp.value) else value
+
+    def _screen(self, updates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Drop (and report) values that may not come live: a non-live param, an output path
+        outside its folder (e.g. from an expression); the param keeps its value."""
+        for node, values in updates.items():
+            for name in list(values):
+                problem = self.live_problem(node, name, values[name])
+                if problem:
+                    del values[name]
+                    lp = self.by_key[(node, name)]
+                    self.reporter.error(lp.address, problem)
+                    lp.expr, lp.target, lp.fade = None, lp.value, None
+        return {node: values for node, values in updates.items() if values}
 
     def _hand_over(self, updates: dict[str, dict[str, Any]]) -> list[LiveParam]:
         """``set_params`` per node; if a node refuses the lot, each param is tried alone so

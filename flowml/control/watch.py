@@ -11,9 +11,11 @@ exporter may write in several steps) and only if the text really changed:
   runs on.
 - invalid: every error is printed, the running graph goes on, and the next save is tried.
 
-The files that nodes' params name (a model, an image, a ``python.function``'s source file),
-relative to the graph file, are polled the same way; when one changes, the nodes that name it
-are built anew (the file is read again) and everything else is kept.
+The files that nodes' input-file params name (``Field(file="input")``: a model, an image, a
+``python.function``'s source file), relative to the graph file, are polled the same way; when
+one changes, the nodes that name it are built anew (the file is read again) and everything else
+is kept. Output-file params (``file="output"``: a recording, written frames) are never watched:
+a node's own writes must not rebuild it. A param without file metadata is not watched either.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Callable
 
 from ..graph.errors import GraphErrors
 from ..graph.resolved import ValidatedGraph
+from ..parammeta import file_fields
 
 __all__ = ["GraphWatcher", "files_named_by"]
 
@@ -46,13 +49,13 @@ def _stamp(path: Path) -> Stamp | None:
 
 
 def files_named_by(graph: ValidatedGraph) -> dict[Path, set[str]]:
-    """Existing regular files that a string param of a node names (absolute, or relative to
-    the graph file), each with the ids of the nodes that name it."""
+    """Existing regular files that an input-file param (``file="input"``) of a node names
+    (absolute, or relative to the graph file), each with the ids of the nodes that name it."""
     out: dict[Path, set[str]] = {}
     base = graph.directory
     own = graph.path.resolve()
     for nid, rn in graph.nodes.items():
-        for name in type(rn.params).model_fields:
+        for name in file_fields(type(rn.params), "input"):
             value = getattr(rn.params, name)
             if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
                 continue

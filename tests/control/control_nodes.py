@@ -60,7 +60,7 @@ class Model(Node):
     outputs = (Output("value", SCALAR),)
 
     class Params(Params):
-        path: str = ""
+        path: str = Field("", file="input")
         scale: float = Field(1.0, ge=0, le=100)
 
     def setup(self, ctx):

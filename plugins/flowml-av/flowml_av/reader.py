@@ -49,15 +49,16 @@ class VideoSource(Node):
     live = False
 
     class Params(flowml.Params):
-        path: str = Field(description="video file (relative to the graph file) or stream URL")
+        path: str = Field(description="video file (relative to the graph file) or stream URL", file="input")
         loop: bool = Field(False, description="start again at `start` after the last frame")
-        start: float = Field(0.0, ge=0.0, description="seconds into the file to begin at")
+        start: float = Field(0.0, ge=0.0, description="seconds into the file to begin at", rebuild=True)
         size: tuple[Pixels, Pixels] | None = Field(
             None, description="[width, height] to scale to; none: as is")
         realtime: bool | None = Field(
-            None, description="play at the file's own rate; none: when the graph runs live")
+            None, description="play at the file's own rate; none: when the graph runs live", rebuild=True)
         decode: Literal["auto", "cpu", "cuda"] = Field(
-            "auto", description="cuda: NVDEC, frames stay on the GPU; auto: cuda on a CUDA node if it works")
+            "auto", description="cuda: NVDEC, frames stay on the GPU; auto: cuda on a CUDA node if it works",
+            rebuild=True)
         timeout: float = Field(10.0, gt=0, le=600, description="streams: seconds to wait to open and for data")
         reconnect: bool = Field(False, description="streams: reopen after an error or the end, with backoff")
 
@@ -237,7 +238,8 @@ class StreamSource(VideoSource):
     live = True
 
     class Params(VideoSource.Params):
-        path: str = Field(description="stream URL (rtsp://, http://, srt://, udp://) or a file played live")
+        path: str = Field(description="stream URL (rtsp://, http://, srt://, udp://) or a file played live",
+                           file="input")
         reconnect: bool = Field(True, description="reopen after an error or the end, with backoff")
 
 

@@ -45,21 +45,27 @@ class FrameWindows(Node):
                Output("new", SCALAR, "True when this tick's window was made this tick"))
 
     class Params(flowml.Params):
-        path: str | None = Field(None, description="video file or URL to read; none: use the image input")
-        length: int = Field(8, ge=1, le=1024, description="frames in a window (T)")
+        path: str | None = Field(None, description="video file or URL to read; none: use the image input",
+                                  file="input")
+        length: int = Field(8, ge=1, le=1024, description="frames in a window (T)", rebuild=True)
         stride: int = Field(1, ge=1, le=100_000, description="frames from one window's start to the next")
-        step: int = Field(1, ge=1, le=1000, description="frames from one frame of a window to the next")
-        keep: list[int] | None = Field(None, description="positions in the window to output, e.g. [0, -1]")
+        step: int = Field(1, ge=1, le=1000, description="frames from one frame of a window to the next",
+                           rebuild=True)
+        keep: list[int] | None = Field(None, description="positions in the window to output, e.g. [0, -1]",
+                                        rebuild=True)
         scale: tuple[Pixels, Pixels] | None = Field(None, description="[width, height] to scale frames to")
         crop: tuple[int, int, Pixels, Pixels] | None = Field(
             None, description="[x, y, width, height] to cut out after scaling")
-        mean: list[float] | None = Field(None, description="per-channel mean subtracted, e.g. [0.485, 0.456, 0.406]")
-        std: list[float] | None = Field(None, description="per-channel divisor, e.g. [0.229, 0.224, 0.225]")
+        mean: list[float] | None = Field(None, description="per-channel mean subtracted, e.g. [0.485, 0.456, 0.406]",
+                                          rebuild=True)
+        std: list[float] | None = Field(None, description="per-channel divisor, e.g. [0.229, 0.224, 0.225]",
+                                         rebuild=True)
         dtype: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="element type of the output")
         layout: Literal["TCHW", "CTHW"] = Field("TCHW", description="(1, T, C, H, W) or (1, C, T, H, W)")
-        loop: bool = Field(False, description="files: start again after the last frame")
-        start: float = Field(0.0, ge=0.0, description="files: seconds into the file to begin at")
-        decode: Literal["auto", "cpu", "cuda"] = Field("auto", description="files: as capture.video's decode")
+        loop: bool = Field(False, description="files: start again after the last frame", rebuild=True)
+        start: float = Field(0.0, ge=0.0, description="files: seconds into the file to begin at", rebuild=True)
+        decode: Literal["auto", "cpu", "cuda"] = Field("auto", description="files: as capture.video's decode",
+                                                      rebuild=True)
 
         @model_validator(mode="after")
         def _check(self) -> "FrameWindows.Params":

@@ -97,22 +97,33 @@ class VideoWriter(Node):
     blocking = True
 
     class Params(flowml.Params):
-        path: str = Field(description="the .mp4 file, relative to the graph file; its folder is made")
-        fps: float = Field(30.0, gt=0, le=1000, description="frame rate: frame k is shown at k / fps")
-        crf: int = Field(20, ge=0, le=51, description="quality: 0 lossless ... 51 worst; 18-23 look good")
-        preset: Preset = Field("medium", description="x264 speed/size trade-off")
+        path: str = Field(description=(
+            "the .mp4 file, relative to the graph file; its folder is made; a live change closes "
+            "this take and starts one in the new file"), file="output", rebuild=True)
+        # the rest is read when the file is opened: changed only in the graph file (a change
+        # there starts the take again), never live
+        fps: float = Field(30.0, gt=0, le=1000, live=False,
+                           description="frame rate: frame k is shown at k / fps")
+        crf: int = Field(20, ge=0, le=51, live=False,
+                         description="quality: 0 lossless ... 51 worst; 18-23 look good")
+        preset: Preset = Field("medium", live=False, description="x264 speed/size trade-off")
         pix_fmt: Literal["yuv420p", "yuv444p"] = Field(
-            "yuv420p", description="yuv420p plays everywhere; yuv444p keeps full colour resolution")
-        fragmented: bool = Field(True, description="fragmented MP4: playable even after a hard kill")
+            "yuv420p", live=False,
+            description="yuv420p plays everywhere; yuv444p keeps full colour resolution")
+        fragmented: bool = Field(True, live=False,
+                                 description="fragmented MP4: playable even after a hard kill")
         keyframe_interval: float = Field(
-            1.0, gt=0, le=60, description="seconds between keyframes (and fragments)")
+            1.0, gt=0, le=60, live=False, description="seconds between keyframes (and fragments)")
         deterministic: bool = Field(
-            True, description="same frames, same bytes: one encoder thread, no mbtree (files a few % larger)")
-        codec: Literal["h264", "h265"] = Field("h264", description="H.264 (AVC) or H.265 (HEVC)")
+            True, live=False,
+            description="same frames, same bytes: one encoder thread, no mbtree (files a few % larger)")
+        codec: Literal["h264", "h265"] = Field("h264", live=False, description="H.264 (AVC) or H.265 (HEVC)")
         encoder: Literal["auto", "cpu", "nvenc"] = Field(
-            "auto", description="cpu: libx264/libx265; nvenc: NVIDIA GPU; auto: NVENC on a CUDA node if it opens")
+            "auto", live=False,
+            description="cpu: libx264/libx265; nvenc: NVIDIA GPU; auto: NVENC on a CUDA node if it opens")
         bitrate: int | str | None = Field(
-            None, description="target bits per second (8M, 2500k) instead of constant quality (crf)")
+            None, live=False,
+            description="target bits per second (8M, 2500k) instead of constant quality (crf)")
 
         @field_validator("bitrate")
         @classmethod

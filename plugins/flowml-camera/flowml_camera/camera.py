@@ -59,11 +59,13 @@ class CameraSource(Node):
     captures_in_background = True  # the reader thread below; process() waits for its newest frame
 
     class Params(flowml.Params):
-        device: int | str = Field(0, description="camera index, /dev/videoN, or a file/URL OpenCV opens")
+        device: int | str = Field(0, description="camera index, /dev/videoN, or a file/URL OpenCV opens",
+                                  rebuild=True)
         size: tuple[Pixels, Pixels] | None = Field(None, description="[width, height] to ask for (and scale to)")
         fps: float | None = Field(None, gt=0, le=1000, description="frame rate to ask for; files: play rate")
-        fourcc: str | None = Field(None, description="pixel format to ask for, e.g. MJPG, YUYV, H264")
-        backend: Literal[tuple(BACKENDS)] = Field("auto", description="OpenCV capture backend")  # type: ignore[valid-type]
+        fourcc: str | None = Field(None, description="pixel format to ask for, e.g. MJPG, YUYV, H264",
+                                   rebuild=True)
+        backend: Literal[tuple(BACKENDS)] = Field("auto", description="OpenCV capture backend", rebuild=True)  # type: ignore[valid-type]
         timeout: float = Field(1.0, gt=0, le=60, description="seconds without a frame before it counts as lost")
         on_lost: Literal["hold", "wait"] = Field(
             "hold", description="while lost: hand out the last frame every `timeout` s, or wait")

@@ -143,14 +143,15 @@ class SyntheticScene(Node):
     live = False
 
     class Params(flowml.Params):
-        photo: Photo = Field("coffee", description="the background photograph (skimage.data)")
-        subject: Photo = Field("chelsea", description="the photograph the walking figure is cut from")
-        size: tuple[int, int] = Field((1280, 720), description="[width, height] in pixels")
+        photo: Photo = Field("coffee", description="the background photograph (skimage.data)", rebuild=True)
+        subject: Photo = Field("chelsea", description="the photograph the walking figure is cut from",
+                              rebuild=True)
+        size: tuple[int, int] = Field((1280, 720), description="[width, height] in pixels", rebuild=True)
         fps: float = Field(30.0, gt=0, le=1000, description="frame k is stamped t = k / fps")
         frames: int = Field(0, ge=0, description="frames before the end of the stream; 0: endless")
-        shake_px: float = Field(3.0, ge=0.0, le=100.0, description="camera shake per frame, pixels")
-        noise: float = Field(0.008, ge=0.0, le=0.2, description="sensor noise, std in [0, 1] units")
-        seed: int = Field(0, ge=0, le=2**31 - 1)
+        shake_px: float = Field(3.0, ge=0.0, le=100.0, description="camera shake per frame, pixels", rebuild=True)
+        noise: float = Field(0.008, ge=0.0, le=0.2, description="sensor noise, std in [0, 1] units", rebuild=True)
+        seed: int = Field(0, ge=0, le=2**31 - 1, rebuild=True)
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params

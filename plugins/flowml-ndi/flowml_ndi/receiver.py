@@ -46,11 +46,13 @@ class NdiSource(Node):
     live = True
 
     class Params(flowml.Params):
-        source: str = Field(min_length=1, description="NDI source: 'HOST (name)' or a part of it")
-        wait: float = Field(10.0, ge=0, le=600, description="seconds setup waits for the source to appear")
+        source: str = Field(min_length=1, description="NDI source: 'HOST (name)' or a part of it", rebuild=True)
+        wait: float = Field(10.0, ge=0, le=600, description="seconds setup waits for the source to appear",
+                             rebuild=True)
         timeout: float = Field(1.0, gt=0, le=60,
                                description="seconds without a frame before the last one is repeated")
-        bandwidth: Literal["highest", "lowest"] = Field("highest", description="full quality or NDI's preview stream")
+        bandwidth: Literal["highest", "lowest"] = Field("highest", description="full quality or NDI's preview stream",
+                                                        rebuild=True)
         alpha: bool = Field(False, description="output RGBA (the sender's alpha) instead of RGB")
         wait_for_new: bool = Field(
             True, description="wait for a frame not handed out yet (the graph's clock); false: the newest at once")

@@ -33,12 +33,13 @@ class NdiSender(Node):
     blocking = True
 
     class Params(flowml.Params):
-        name: str = Field("flowml", min_length=1, description="NDI source name (shown as HOST (name))")
-        groups: str = Field("", description="comma-separated NDI groups; empty: the default group")
-        fps: float = Field(30.0, gt=0, le=240, description="frame rate announced to receivers")
+        name: str = Field("flowml", min_length=1, description="NDI source name (shown as HOST (name))",
+                          rebuild=True)
+        groups: str = Field("", description="comma-separated NDI groups; empty: the default group", rebuild=True)
+        fps: float = Field(30.0, gt=0, le=240, description="frame rate announced to receivers", rebuild=True)
         alpha: bool = Field(False, description="send the alpha of 4-channel images (RGBA); else RGBX")
         clock: Literal["auto", "on", "off"] = Field(
-            "auto", description="pace sends to fps inside NDI; auto: on in offline mode only")
+            "auto", description="pace sends to fps inside NDI; auto: on in offline mode only", rebuild=True)
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -29,7 +29,7 @@ class SpoutSender(Node):
     blocking = True
 
     class Params(flowml.Params):
-        name: str = Field("flowml", min_length=1, description="Spout sender name receivers pick")
+        name: str = Field("flowml", min_length=1, description="Spout sender name receivers pick", rebuild=True)
         flip: bool = Field(False, description="send rows bottom-up (OpenGL order)")
 
     @classmethod

@@ -32,10 +32,12 @@ class PythonFunction(Node):
     type_name = "python.function"
 
     class Params(flowml.Params):
-        function: str = Field(description="'module:function', or with `path` the function's name in the file")
-        path: str | None = Field(None, description="a .py file with the function, relative to the graph file")
-        inputs: list[str] = Field(["image"], description="input ports, e.g. [image, mask:tensor]")
-        outputs: list[str] = Field(["image"], description="output ports, e.g. [image, count:scalar]")
+        function: str = Field(description="'module:function', or with `path` the function's name in the file",
+                              rebuild=True)
+        path: str | None = Field(None, description="a .py file with the function, relative to the graph file",
+                                  file="input")
+        inputs: list[str] = Field(["image"], description="input ports, e.g. [image, mask:tensor]", live=False)
+        outputs: list[str] = Field(["image"], description="output ports, e.g. [image, count:scalar]", live=False)
         args: dict[str, Any] = Field({}, description="more keyword arguments for the function")
 
         @field_validator("inputs", "outputs")

@@ -25,8 +25,9 @@ class ImageSequence(Node):
     blocking = True
 
     class Params(flowml.Params):
-        dir: str = Field(description="folder for the files, relative to the graph file; made if missing")
-        pattern: str = Field("frame_{index:05d}.png",
+        dir: str = Field(description="folder for the files, relative to the graph file; made if missing",
+                         file="output")
+        pattern: str = Field("frame_{index:05d}.png", file="output",
                              description="file name; {index} is the graph's frame number")
         every: int = Field(1, ge=1, le=1_000_000, description="write every Nth frame received")
 
@@ -47,6 +48,12 @@ class ImageSequence(Node):
         self.folder = ctx.resolve(self.params.dir)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.received = 0
+
+    def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        if new.dir != old.dir:  # type: ignore[attr-defined]
+            folder = self.ctx.resolve(new.dir)  # type: ignore[attr-defined]
+            folder.mkdir(parents=True, exist_ok=True)
+            self.folder = folder
 
     def process(self, image: torch.Tensor) -> None:
         received, self.received = self.received, self.received + 1

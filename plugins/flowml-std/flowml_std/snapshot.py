@@ -27,7 +27,8 @@ class ImageSnapshot(Node):
     blocking = True
 
     class Params(flowml.Params):
-        path: str = Field(description="image file (.png, .jpg, ...), relative to the graph file")
+        path: str = Field(description="image file (.png, .jpg, ...), relative to the graph file",
+                          file="output")
         at_frame: int | None = Field(
             None, ge=0, description="the graph's frame number to write (from 0); none: the last")
 
@@ -41,6 +42,12 @@ class ImageSnapshot(Node):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.last: np.ndarray | None = None
         self.written = False
+
+    def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        if new.path != old.path:  # type: ignore[attr-defined]
+            path = self.ctx.resolve(new.path)  # type: ignore[attr-defined]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.path = path
 
     def process(self, image: torch.Tensor) -> None:
         if self.written:

@@ -23,7 +23,7 @@ class ImageSource(Node):
     live = False
 
     class Params(flowml.Params):
-        path: str = Field(description="image file, relative to the graph file")
+        path: str = Field(description="image file, relative to the graph file", file="input")
         size: Size | None = Field(None, description="[width, height] to resize to (Lanczos); none: as is")
         alpha: bool = Field(False, description="keep the alpha channel (RGBA output)")
 

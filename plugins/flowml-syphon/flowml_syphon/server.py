@@ -27,7 +27,7 @@ class SyphonServer(Node):
     blocking = True
 
     class Params(flowml.Params):
-        name: str = Field("flowml", min_length=1, description="Syphon server name clients pick")
+        name: str = Field("flowml", min_length=1, description="Syphon server name clients pick", rebuild=True)
         flip: bool = Field(False, description="publish the texture as flipped (bottom-up)")
 
     @classmethod

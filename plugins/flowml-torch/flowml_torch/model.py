@@ -50,12 +50,15 @@ class TorchModel(Node):
     type_name = "torch.model"
 
     class Params(flowml.Params):
-        path: str = Field(description=(
-            "model file, relative to the graph file: .pt (TorchScript) or .pt2 (torch.export)"))
+        path: str = Field(file="input", rebuild=True, description=(
+            "model file, relative to the graph file: .pt (TorchScript) or .pt2 (torch.export); "
+            "a change (or a new file there, under --watch) builds the node anew"))
         precision: Literal["fp32", "fp16", "bf16"] = Field(
             "fp32", description="weights and inputs in this float type; fp16/bf16 pay off on GPUs")
-        inputs: list[str] = Field(["image"], description="the model's arguments in order, e.g. [src, bgr]")
-        outputs: list[str] = Field(["image"], description="its results, e.g. [fgr, pha:tensor]")
+        inputs: list[str] = Field(["image"], live=False,
+                                  description="the model's arguments in order, e.g. [src, bgr]")
+        outputs: list[str] = Field(["image"], live=False,
+                                   description="its results, e.g. [fgr, pha:tensor]")
         channels_last: bool = Field(False, description="run with NHWC memory layout (weights and 4-D inputs)")
         size: Optional[tuple[int, int]] = Field(
             None, description="[width, height] the model takes: 4-D inputs are resized to it, outputs back")
@@ -115,6 +118,11 @@ class TorchModel(Node):
                 f"inputs are {self.input_names}; set `inputs: [{', '.join(want)}]` (in this order)")
 
     def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        if old.path != new.path:  # type: ignore[attr-defined]
+            # `path` is a rebuild field: the runtime builds a new node for a new model file
+            raise NodeError(f"path changed from {old.path!r} to {new.path!r} without a rebuild "  # type: ignore[attr-defined]
+                            "of the node; a new model file needs a new node (this runtime does "
+                            "not honour flowml.parammeta.rebuild_fields)")
         layout = ("precision", "channels_last", "optimize")
         if any(getattr(old, k) != getattr(new, k) for k in layout) and (old.optimize or new.optimize):  # type: ignore[attr-defined]
             try:  # a frozen model's weights are constants: load the file again

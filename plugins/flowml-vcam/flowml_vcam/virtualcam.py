@@ -42,10 +42,12 @@ class VirtualCamera(Node):
     blocking = True
 
     class Params(flowml.Params):
-        device: str | None = Field(None, description="Linux: /dev/videoN of a v4l2loopback device; none: the first")
-        fps: float = Field(30.0, gt=0, le=240, description="frame rate announced to programs that open the camera")
+        device: str | None = Field(None, description="Linux: /dev/videoN of a v4l2loopback device; none: the first",
+                                    rebuild=True)
+        fps: float = Field(30.0, gt=0, le=240, description="frame rate announced to programs that open the camera",
+                           rebuild=True)
         backend: Literal["auto", "v4l2loopback", "obs", "unitycapture"] = Field(
-            "auto", description="pyvirtualcam backend")
+            "auto", description="pyvirtualcam backend", rebuild=True)
 
     @classmethod
     def unavailable(cls) -> str | None:
