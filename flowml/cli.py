@@ -203,6 +203,7 @@ def cmd_schema(a: argparse.Namespace) -> int:
 def node_type_info(t) -> dict[str, Any]:
     """A JSON-able description of a registered node type."""
     from .paraminfo import describe_params
+    from .parammeta import param_meta
 
     from .node import Node
 
@@ -222,7 +223,9 @@ def node_type_info(t) -> dict[str, Any]:
         "blocking": cls.blocking, "live": cls.live,
         "params": [{"name": p.name, "type": p.type, "default": _jsonable(p.default),
                     "min": p.min, "max": p.max, "choices": p.choices, "required": p.required,
-                    "description": p.description} for p in describe_params(cls.Params)],
+                    "description": p.description, "meta": param_meta(cls.Params, p.name).as_schema(),
+                    "tag": param_meta(cls.Params, p.name).tag()}
+                   for p in describe_params(cls.Params)],
     }
 
 
@@ -254,7 +257,8 @@ def cmd_nodes(a: argparse.Namespace) -> int:
                 f"{p['name']}: {p['type']}{'?' if p.get('optional') else ''}" for p in ps)
         params = "\n".join(
             f"{p['name']}: {p['type']} = {'(required)' if p['required'] else p['default']!r}"
-            + (f" {_range(p)}" if _range(p) else "") for p in i["params"])
+            + (f" {_range(p)}" if _range(p) else "") + (f" ({p['tag']})" if p.get("tag") else "")
+            for p in i["params"])
         table.add_row(f"{i['type']}\n[dim]{escape(i['description'])}[/dim]",
                       f"{i['plugin']}\n[dim]{i['distribution']} {i['version']}[/dim]",
                       ports(i["inputs"]), ports(i["outputs"]), escape(params))
