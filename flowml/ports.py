@@ -19,6 +19,7 @@ Conventions for the values themselves:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,20 @@ class Ports:
 
     def output(self, name: str) -> Output | None:
         return next((p for p in self.outputs if p.name == name), None)
+
+
+def ports_problem(cls: Any, ports: Any) -> str | None:
+    """What is wrong with what ``cls.ports(params)`` returned (a tuple, a list of names...),
+    naming the type; None when it is a proper ``Ports``."""
+    name = getattr(cls, "type_name", "") or getattr(cls, "__name__", "?")
+    if not isinstance(ports, Ports):
+        return (f"{name}: ports() must return flowml.Ports(inputs=(Input(...), ...), "
+                f"outputs=(Output(...), ...)), not a {type(ports).__name__}")
+    for kind, items, want in (("inputs", ports.inputs, Input), ("outputs", ports.outputs, Output)):
+        if not isinstance(items, tuple) or not all(isinstance(p, want) for p in items):
+            return (f"{name}: ports().{kind} must be a tuple of flowml.{want.__name__}, "
+                    f"got {items!r:.80}")
+    return None
 
 
 def parse_port(spec: str, default: PortType = ANY) -> tuple[str, PortType]:

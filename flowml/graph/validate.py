@@ -25,12 +25,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..ports import Input, Ports
+from ..ports import Input, Ports, ports_problem
 from .errors import GraphError, GraphErrors
 from .live import LiveParams, StartValues, check_references, check_smooth, split_expressions
 from .pydantic_errors import EXTRA, MISSING, Issue, dotted, field_description, field_names, issues, show
+from .rules import check_model
 from .resolved import PluginFailureInfo, ResolvedNode, Source, TypeInfo, TypeLookup, ValidatedGraph
 from .spec import NODE_ID_PATTERN, GraphSpec, NodeSpec, RateClock
+from .yaml_compose import MAX_CHARS, Positions
 from .yaml_source import Mark, YamlDocument, YamlPath, load_yaml
 
 __all__ = ["load_graph"]
@@ -56,15 +58,29 @@ def load_graph(path: str | os.PathLike[str], registry: TypeLookup, *,
 
 
 def _read(path: Path, name: str) -> str:
+    """The file's text; a missing, unreadable, huge or non-UTF-8 file raises ``GraphErrors``
+    (a bad byte at its line and column)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with path.open("rb") as f:
+            data = f.read(MAX_CHARS * 4 + 1)  # UTF-8: at most 4 bytes a character
     except FileNotFoundError:
         raise GraphErrors.single(name, "no such graph file") from None
-    except UnicodeDecodeError as exc:
-        raise GraphErrors.single(
-            name, f"the graph file is not UTF-8 text (bad byte at offset {exc.start})") from None
+    except IsADirectoryError:
+        raise GraphErrors.single(name, "this is a folder, not a graph file") from None
     except OSError as exc:
         raise GraphErrors.single(name, f"cannot read the graph file: {exc.strerror or exc}") from None
+    if len(data) > MAX_CHARS * 4:
+        raise GraphErrors.single(name, f"the graph file is larger than {MAX_CHARS * 4:,} bytes "
+                                 "(is this a graph file?)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start].decode("utf-8-sig", errors="replace")
+        at = Positions(before).at(len(before))
+        binary = b"\0" in data[:8192]
+        what = ("a binary file, not a graph file" if binary else "not UTF-8 text")
+        raise GraphErrors.single(name, f"{what}: byte 0x{data[exc.start]:02X} cannot be read as "
+                                 "UTF-8; save the file as UTF-8", at.line, at.col) from None
 
 
 class _Validator:
@@ -77,6 +93,7 @@ class _Validator:
         self.registry = registry
         self.errors: list[GraphError] = list(doc.errors)
         self.broken: set[str] = set()  # nodes with shape errors: they exist, but are not checked
+        self.broken_params: set[str] = set()  # resolved for wiring checks only (bad params)
         self.clock_ok = True
 
     def validate(self) -> ValidatedGraph:
@@ -116,7 +133,7 @@ class _Validator:
             return None
         bad_ids = self.check_node_ids(self.data.get("nodes"))
         try:
-            spec = GraphSpec.model_validate(self.data)
+            spec = check_model(GraphSpec, self.data)
         except ValidationError as exc:
             found = issues(exc, self.data)
             for issue in found:
@@ -143,7 +160,7 @@ class _Validator:
             return None
         data = {k: v for k, v in self.data.items() if k not in bad_keys}
         try:
-            return GraphSpec.model_validate({**data, "flowml": 1, "nodes": kept})
+            return check_model(GraphSpec, {**data, "flowml": 1, "nodes": kept})
         except ValidationError:  # cannot happen: every failing part was dropped
             return None
 
@@ -161,9 +178,14 @@ class _Validator:
             return None
         live, smooth_ok = self.check_live(node_id, info, node)
         params = None if live.problems else self.check_params(node_id, info, live.values, live)
-        ports = self.node_ports(node_id, info, params) if params is not None else None
-        if ports is None or not smooth_ok:
+        if params is not None:
+            ports = self.node_ports(node_id, info, params)
+        else:  # bad params: ports that do not depend on them still get their wiring checked
+            ports = _fixed_ports(info.cls)
+        if ports is None:
             return None
+        if params is None or not smooth_ok:
+            self.broken_params.add(node_id)
         mark = self.marks.key(("nodes", node_id))
         return ResolvedNode(node_id, node, info, params, ports, expressions=live.expressions,
                             line=mark.line, col=mark.col)
@@ -195,7 +217,7 @@ class _Validator:
         model: type[BaseModel] = info.cls.Params
         base: YamlPath = ("nodes", node_id, "params")
         try:
-            return model.model_validate(params)
+            return check_model(model, params)
         except ValidationError as exc:
             for issue in issues(exc, params):
                 message = _param_message(issue, model, info.name)
@@ -209,11 +231,17 @@ class _Validator:
 
     def node_ports(self, node_id: str, info: TypeInfo, params: Any) -> Ports | None:
         try:
-            return info.cls.ports(params)
+            ports = info.cls.ports(params)
         except Exception as exc:  # ports computed from params: the params may not make sense
             self.report(self.at_key("nodes", node_id, "params"), f"node {node_id!r}: {info.name} "
                         f"cannot make its ports from these params: {type(exc).__name__}: {exc}")
             return None
+        problem = ports_problem(info.cls, ports)
+        if problem:
+            self.report(self.at_value("nodes", node_id, "type"),
+                        f"node {node_id!r}: {problem} (a bug in plugin {info.plugin!r})")
+            return None
+        return ports
 
     def check_expression_refs(self, spec: GraphSpec, nodes: dict[str, ResolvedNode]) -> None:
         """Each ``node.name`` that an expression reads must be a param or a scalar output."""
@@ -519,30 +547,58 @@ def _successors(ids: list[str], edges: list[Edge]) -> dict[str, list[str]]:
     return {n: sorted(s, key=index.__getitem__) for n, s in succ.items()}
 
 
-def _reachable(start: str, succ: dict[str, list[str]]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(succ[start])
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo.extend(succ[node])
-    return seen
+def _groups(ids: list[str], succ: dict[str, list[str]]) -> list[set[str]]:
+    """The strongly connected groups of two or more nodes, or of one node feeding itself
+    (Tarjan's algorithm, iterative: linear in nodes and edges, no recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    groups: list[set[str]] = []
+    for root in ids:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            nexts = succ[node]
+            if i < len(nexts):
+                work.append((node, i + 1))
+                nxt = nexts[i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if work:  # returning to the caller: pass our low link up
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1 or node in succ[node]:
+                    groups.append(group)
+    return groups
 
 
 def _cycles(ids: list[str], edges: list[Edge]) -> list[list[str]]:
     """One shortest cycle per strongly connected group, each starting at its first node in
     the file: ``[a, b, c, a]`` means a feeds b feeds c feeds a."""
     succ = _successors(ids, edges)
-    reach = {n: _reachable(n, succ) for n in ids}
-    done: set[str] = set()
+    position = {n: i for i, n in enumerate(ids)}
     cycles = []
-    for node in ids:
-        if node in done or node not in reach[node]:
-            continue
-        group = {m for m in reach[node] if node in reach[m]}
-        done |= group
-        cycles.append(_shortest_cycle(node, succ, group))
+    for group in sorted(_groups(ids, succ), key=lambda g: min(position[n] for n in g)):
+        start = min(group, key=position.__getitem__)
+        cycles.append(_shortest_cycle(start, succ, group))
     return cycles
 
 
@@ -583,6 +639,14 @@ def _topological(spec: GraphSpec, edges: list[Edge]) -> list[str]:
             if waiting[c] == 0:
                 heapq.heappush(ready, index[c])
     return order
+
+
+def _fixed_ports(cls: Any) -> Ports | None:
+    """The ports of a type whose ports do not depend on params (None for one whose do)."""
+    owner = next((k for k in cls.__mro__ if "ports" in vars(k)), None)
+    if owner is None or owner.__module__ != "flowml.node" or owner.__name__ != "Node":
+        return None
+    return Ports(tuple(cls.inputs), tuple(cls.outputs))
 
 
 def _unavailable(info: TypeInfo) -> str | None:

@@ -20,8 +20,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import GraphError, GraphErrors
+from .yaml_compose import ComposeError, Positions, compose
 
-__all__ = ["YamlPath", "Mark", "SourceMap", "YamlDocument", "load_yaml"]
+__all__ = ["YamlPath", "Mark", "SourceMap", "YamlDocument", "load_yaml", "MAX_ALIAS_VALUES"]
 
 YamlPath = tuple[str | int, ...]
 
@@ -84,64 +85,99 @@ class YamlDocument:
     errors: list[GraphError] = field(default_factory=list)
 
 
+MAX_ALIAS_VALUES = 100_000
+"""How many values aliases may add to a file beyond those written in it (an alias bomb of a
+few hundred bytes would otherwise expand to billions)."""
+
+
 def load_yaml(text: str, path: str, *, key_names: Mapping[YamlPath, str] | None = None
               ) -> YamlDocument:
-    """Parse one YAML document. A syntax error raises ``GraphErrors``; duplicate keys and
-    unsupported tags are collected in ``YamlDocument.errors`` (parsing goes on).
+    """Parse one YAML document. A syntax error, a character YAML refuses, nesting deeper than
+    ``MAX_DEPTH`` or aliases that expand past ``MAX_ALIAS_VALUES`` raise ``GraphErrors`` at
+    their line and column; duplicate keys and unsupported tags are collected in
+    ``YamlDocument.errors`` (parsing goes on). Time and memory are linear in ``text``.
 
     ``key_names`` says what the keys of the mapping at a path are called in messages,
     e.g. ``{("nodes",): "node id"}`` gives "duplicate node id 'x'" (default: "key").
     """
-    loader = _Loader(text)
-    builder = _Builder(path, loader, key_names or {})
+    positions = Positions(text)
+    loader = _Loader("")  # resolves and constructs scalars; events come from ``compose``
     try:
-        root = loader.get_single_node()
+        root, written = compose(text, loader)
+        builder = _Builder(path, loader, key_names or {}, positions, written + MAX_ALIAS_VALUES)
         data = builder.build(root, ()) if root is not None else None
+    except ComposeError as exc:
+        at = positions.at(exc.index)
+        raise GraphErrors.single(path, exc.message, at.line, at.col) from None
     except yaml.MarkedYAMLError as exc:
-        raise GraphErrors([_syntax_error(path, exc)]) from None
-    except yaml.YAMLError as exc:  # unmarked: e.g. a reader error on odd bytes
+        raise GraphErrors([_syntax_error(path, exc, positions)]) from None
+    except yaml.reader.ReaderError as exc:  # a character the parser refuses that we let by
+        at = positions.at(max(0, exc.position))
+        raise GraphErrors.single(path, f"character U+{exc.character if isinstance(exc.character, int) else ord(exc.character):04X} "
+                                 "is not allowed in a YAML file; remove it", at.line, at.col) from None
+    except yaml.YAMLError as exc:  # unmarked
         raise GraphErrors.single(path, f"invalid YAML: {exc}", 1, 1) from None
     finally:
         loader.dispose()
-    return YamlDocument(data, builder.marks, builder.errors)
-
-
-def _mark(node: Node) -> Mark:
-    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+    return YamlDocument(data, builder.marks, list(dict.fromkeys(builder.errors)))
 
 
 class _Builder:
     """Turns a composed YAML node tree into Python data, recording marks and problems."""
 
-    def __init__(self, path: str, loader: _Loader, key_names: Mapping[YamlPath, str]):
+    def __init__(self, path: str, loader: _Loader, key_names: Mapping[YamlPath, str],
+                 positions: Positions, budget: int):
         self.path = path
         self.loader = loader
         self.key_names = key_names
+        self.positions = positions
         self.marks = SourceMap()
         self.errors: list[GraphError] = []
         self._open: set[int] = set()  # collections being built: guards recursive aliases
+        self._seen: set[int] = set()  # collections built once: building one again expands an alias
+        self._expanding: list[Node] = []  # aliased collections being expanded, outermost first
+        self.budget = budget  # values left to build
+
+    def mark(self, node: Node) -> Mark:
+        at = self.positions.at(node.start_mark.index)
+        return Mark(at.line, at.col)
 
     def error(self, node: Node, message: str) -> None:
-        mark = _mark(node)
+        mark = self.mark(node)
         self.errors.append(GraphError(self.path, mark.line, mark.col, message))
 
     def build(self, node: Node, path: YamlPath) -> Any:
-        self.marks.values.setdefault(path, _mark(node))
+        self.budget -= 1
+        if self.budget < 0:
+            anchor = self._expanding[0] if self._expanding else node
+            raise ComposeError(anchor.start_mark.index, "aliases expand this file to more than "
+                               f"{MAX_ALIAS_VALUES:,} values beyond those written (the collection "
+                               "anchored here is copied too often); write the values out or use "
+                               "fewer nested aliases")
+        self.marks.values.setdefault(path, self.mark(node))
         if isinstance(node, ScalarNode):
             return self._scalar(node)
         if id(node) in self._open:
             self.error(node, "an alias refers to a collection that contains it; "
                              "YAML graphs must not be recursive")
             return None
+        again = id(node) in self._seen
+        self._seen.add(id(node))
+        if again:
+            self._expanding.append(node)
         self._open.add(id(node))
         try:
             if isinstance(node, SequenceNode):
-                self._check_tag(node, _SEQ)
+                if not again:
+                    self._check_tag(node, _SEQ)
                 return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-            self._check_tag(node, _MAP)
-            return self._mapping(node, path)
+            if not again:
+                self._check_tag(node, _MAP)
+            return self._mapping(node, path, report=not again)
         finally:
             self._open.discard(id(node))
+            if again:
+                self._expanding.pop()
 
     def _check_tag(self, node: Node, expected: str) -> None:
         if node.tag != expected:
@@ -156,10 +192,10 @@ class _Builder:
             self.error(node, f"{node.value!r} is not a valid {node.tag.rpartition(':')[2]}")
         return None
 
-    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[str, Any]:
+    def _mapping(self, node: MappingNode, path: YamlPath, report: bool = True) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        for key, (key_node, value_node) in self._entries(node, path, report=True).items():
-            self.marks.keys[path + (key,)] = _mark(key_node)
+        for key, (key_node, value_node) in self._entries(node, path, report=report).items():
+            self.marks.keys[path + (key,)] = self.mark(key_node)
             result[key] = self.build(value_node, path + (key,))
         return result
 
@@ -189,7 +225,7 @@ class _Builder:
         return entries
 
     def _duplicate(self, again: Node, first: Node, key: str, path: YamlPath) -> None:
-        at, first_at = _mark(again), _mark(first)
+        at, first_at = self.mark(again), self.mark(first)
         where = f"line {first_at.line}" + (f", column {first_at.col}" if first_at.line == at.line else "")
         noun = self.key_names.get(path, "key")
         self.error(again, f"duplicate {noun} {key!r} (first at {where})")
@@ -219,21 +255,21 @@ _HINTS = {
 }
 
 
-def _syntax_error(path: str, exc: yaml.MarkedYAMLError) -> GraphError:
+def _syntax_error(path: str, exc: yaml.MarkedYAMLError, positions: Positions) -> GraphError:
     """A readable error for a YAML syntax error, at the problem's position."""
     mark = exc.problem_mark or exc.context_mark
-    message = f"invalid YAML: {_what_went_wrong(exc)}"
+    message = f"invalid YAML: {_what_went_wrong(exc, positions)}"
     hint = next((h for needle, h in _HINTS.items() if needle in message), None)
     if hint:
         message += f"; {hint}"
-    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-    return GraphError(path, line, col, message)
+    at = positions.at(mark.index) if mark is not None else None
+    return GraphError(path, at.line if at else 1, at.col if at else 1, message)
 
 
-def _what_went_wrong(exc: yaml.MarkedYAMLError) -> str:
+def _what_went_wrong(exc: yaml.MarkedYAMLError, positions: Positions) -> str:
     problem, context = exc.problem or "", exc.context or ""
     if problem.startswith("but ") and context:  # "expected X" + "but found Y"
         return f"{context}, {problem}"
     if problem and context and exc.context_mark is not None:
-        return f"{problem} ({context} at line {exc.context_mark.line + 1})"
+        return f"{problem} ({context} at line {positions.at(exc.context_mark.index).line})"
     return problem or context or "not valid YAML"

@@ -147,7 +147,7 @@ CASES = [
         nodes:
           cam: {type: test.camera, params: {fps: fast}}
     """,
-        "graph.yaml:3:42: error: node 'cam': param 'fps': Input should be a valid number, unable to parse string as a number (got 'fast')",
+        "graph.yaml:3:42: error: node 'cam': param 'fps': Input should be a valid number (got 'fast')",
     ),
     case(
         "param_not_in_choices",
@@ -435,6 +435,8 @@ CASES = [
           plate: {type: test.still, params: {path: 3}}
     """,
         "graph.yaml:2:1: error: unknown top-level key 'nodez'; did you mean 'nodes'?",
+        # plate's bad param does not hide that it is a second source, and there is no clock
+        "graph.yaml:3:1: error: several source nodes (cam, plate) and no clock: say which one drives the ticks, e.g. `clock: cam`, or set a rate, e.g. `clock: {fps: 30}`",
         "graph.yaml:4:48: error: duplicate key 'device' (first at line 4, column 37)",
         "graph.yaml:5:16: error: node 'blur': unknown node type 'test.blurr'; did you mean 'test.blur'?",
         "graph.yaml:6:62: error: node 'warp': input 'matrix' takes matrix, but 'cam/image' gives image; connect an output of type matrix",
