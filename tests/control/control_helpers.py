@@ -228,3 +228,26 @@ class LiveGraphs:
             except Exception:
                 pass
         self.running.clear()
+
+
+def fps_over(run: "Running", seconds: float) -> float:
+    """The graph's completed frames a second over the next ``seconds`` (measured, not nominal)."""
+    t0, n0 = time.perf_counter(), run.sched.stats.completed
+    time.sleep(seconds)
+    return (run.sched.stats.completed - n0) / (time.perf_counter() - t0)
+
+
+def osc_dgram(address: str, *args: Any) -> bytes:
+    """One OSC message as bytes (python-osc's builder), to send from a raw UDP socket."""
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    b = OscMessageBuilder(address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+
+
+def rss_mb() -> float:
+    """This process's resident memory in MB (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
