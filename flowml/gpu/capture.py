@@ -4,7 +4,8 @@ A launch-bound node (a small model at batch 1) spends most of its time in the CP
 kernels; replaying a captured CUDA graph launches them all at once. The node's ``process`` is
 captured with its tensor inputs copied into static buffers; each call copies the new inputs in,
 replays, and clones the outputs (so frames in flight never share an output buffer). A change
-of input shape, dtype or of the node's params captures again.
+of input shape, dtype or of the node's params captures again; params that keep changing
+(animated) run eagerly until they settle (``SETTLE_CALLS``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from ..node import NodeError
 from .lanes import iter_tensors, map_tensors
 
 
-def _signature(inputs: dict[str, Any], params: Any) -> tuple:
+SETTLE_CALLS = 3
+"""After its params change, a node runs eagerly until they have stayed put for this many calls,
+then it is captured again: a param animated every frame (an expression, a fader) runs eagerly
+instead of being re-captured on every tick."""
+
+
+def _signature(inputs: dict[str, Any]) -> tuple:
+    """What a captured graph depends on besides the params: tensors by shape, dtype and device
+    (their values are copied in each call), anything else by value (it is baked in)."""
     def sig(v: Any) -> Any:
         if isinstance(v, torch.Tensor):
             return ("T", tuple(v.shape), v.dtype, v.device)
@@ -25,8 +34,12 @@ def _signature(inputs: dict[str, Any], params: Any) -> tuple:
             return tuple((k, sig(x)) for k, x in sorted(v.items()))
         if isinstance(v, (list, tuple)):
             return tuple(sig(x) for x in v)
-        return ("V", v)
-    return (id(params), tuple((k, sig(v)) for k, v in sorted(inputs.items())))
+        if v is None or isinstance(v, (bool, int, float, str, bytes)):
+            return ("V", v)
+        if hasattr(v, "tobytes") and hasattr(v, "shape"):  # a numpy array: by its contents
+            return ("A", tuple(v.shape), str(v.dtype), v.tobytes())
+        return ("O", id(v))
+    return tuple((k, sig(v)) for k, v in sorted(inputs.items()))
 
 
 class CapturedCall:
@@ -36,12 +49,23 @@ class CapturedCall:
         self.fn, self.node_id, self.warmup = fn, node_id, warmup
         self.key: tuple | None = None
         self.captures = 0
+        self.eager_calls = 0
+        self._params: Any = None      # the params the graph was captured with
+        self._last_params: Any = None
+        self._calm = 0                # calls since the params last changed
 
     def __call__(self, inputs: dict[str, Any], params: Any) -> Any:
-        key = _signature(inputs, params)
-        if key != self.key:
+        same = params is self._last_params or params == self._last_params
+        self._calm = self._calm + 1 if same else 0
+        self._last_params = params
+        key = _signature(inputs)
+        current = self.key is not None and (params is self._params or params == self._params)
+        if not (current and key == self.key):
+            if self.key is not None and self._calm < SETTLE_CALLS:
+                self.eager_calls += 1
+                return self.fn(inputs)  # params on the move: eager until they settle
             self._capture(inputs)
-            self.key = key
+            self.key, self._params = key, params
         for dst, src in zip(iter_tensors(self.static_in), iter_tensors(inputs)):
             dst.copy_(src, non_blocking=True)
         self.graph.replay()

@@ -3,8 +3,10 @@
 A *lane* is a CUDA stream plus the book-keeping of the nodes that run on it. A node whose
 only input comes from a GPU node that feeds nobody else shares that producer's lane: work on
 one stream is ordered by CUDA itself, so such a chain needs no events at all. Every other GPU
-node gets a lane of its own (from a small pool per device), waits on its inputs' events and
-records one event after its work, only if something on another lane or the host consumes it.
+node gets a lane of its own (from a small pool per device), waits on the events of the inputs
+it receives from other lanes and records one event after its work, unless its only consumer
+shares its lane (``runtime.placement`` decides, on every build and reload; ``runtime.edges``
+records a late event when a value meets a consumer placement did not foresee).
 
 Nothing here blocks the host: the dispatcher enqueues and moves on.
 """
@@ -26,6 +28,12 @@ class Lane:
     device: torch.device
     stream: torch.cuda.Stream
     timings: dict[str, deque] = field(default_factory=dict)
+
+    def record_now(self) -> torch.cuda.Event:
+        """An event marking the end of everything queued on this lane so far."""
+        event = torch.cuda.Event()
+        event.record(self.stream)
+        return event
 
     def harvest(self, node_id: str) -> list[float]:
         """Milliseconds of the node's finished calls since the last harvest (no host sync)."""

@@ -72,6 +72,9 @@ class RateClock:
     def stop(self) -> None:
         self._stopped.set()
 
+    def join(self, timeout: float | None = None) -> bool:
+        return True
+
 
 class InlineSource:
     """Reads a live clock source on the dispatcher itself, in ``next()``: for a source that
@@ -91,6 +94,9 @@ class InlineSource:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        return True  # read on the dispatcher: nothing runs once the run loop has returned
 
     def next(self) -> SourceFrame | SourceFailure | None:
         if self._stopped.is_set():
@@ -131,6 +137,12 @@ class SourcePump:
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until the clock thread is out of the source's code; False if it still is."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def next(self) -> SourceFrame | SourceFailure | None:
         """The next frame (live: the newest); None at the end of the stream or after stop()."""

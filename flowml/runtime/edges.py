@@ -1,10 +1,14 @@
 """What travels from one node to the next inside a tick, and how a consumer gets it.
 
-Every node call yields a ``Produced``: its outputs, the device they are on, and (for GPU
-nodes) the CUDA event that marks their end plus the lane they ran on. A consumer on another
-lane waits on the event on the GPU; a host consumer (a CPU node, or a port marked
-``host=True``) gets an asynchronous download into pinned memory, which a worker-thread sink
-waits for on its own thread, so the dispatcher never blocks on the GPU.
+Every node call yields a ``Produced``: its outputs, the lane (CUDA stream) they were made on,
+and the CUDA event that marks their end. Stream order travels with the value (Holoscan's
+lesson): a consumer on another lane waits on the event it *received*, a host consumer (a CPU
+node, or a port marked ``host=True``) gets an asynchronous download that waits on it. Nothing
+about ordering is decided from the topology: a producer that expected only a consumer on its
+own lane records no event, and if another consumer turns up (a graph edited while it runs),
+``ready_event`` records one on the producer's lane then, which marks the end of everything
+queued there so far, the producer's work included. So a reload can never break stream order;
+at worst it waits a little longer than it needs to.
 """
 
 from __future__ import annotations
@@ -24,8 +28,19 @@ class Produced:
 
     outputs: dict[str, Any]
     event: Any = None    # torch.cuda.Event recorded after the work, or None
-    lane: Any = None     # gpu.lanes.Lane the work ran on, or None
+    lane: Any = None     # gpu.lanes.Lane the work ran on, or None (host values)
     stamp: float | None = None
+
+    def ready_event(self) -> Any:
+        """The event a consumer off this value's lane waits on (None for host values): the
+        producer's own, else one recorded now on its lane (see the module docstring)."""
+        if self.event is None and self.lane is not None:
+            self.event = self.lane.record_now()
+        return self.event
+
+
+NOTHING = Produced({})
+"""What a sink, or a node that did not run, hands on: no outputs."""
 
 
 def resolve(value: Produced | Future) -> Produced:

@@ -1,40 +1,50 @@
-"""Where a CUDA node runs: its lane (stream), whether it records an event, CUDA-graph capture.
+"""Where each CUDA node runs: its lane (stream) and whether it records an event.
 
-A chain link (a producer's only consumer, taking only that input, both inline on one device)
-shares its producer's lane: CUDA orders work on one stream, so no event is needed between them.
+Recomputed for every node whenever the graph is built or reloaded (``place``), never kept
+from an earlier topology. A chain link (a producer's only consumer, taking only that input,
+both inline on one device) shares its producer's lane: CUDA orders work on one stream, so no
+event is needed between them. Every other node has a lane of its own. Correctness does not
+depend on this: consumers wait on the event of the value they receive (``edges.Produced``),
+so this only decides where events can be left out.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ..gpu.device import resolve_device
 from ..graph.resolved import ValidatedGraph
 from .node_runtime import NodeRuntime
 
 
-def attach_gpu(nrt: NodeRuntime, built: dict[str, NodeRuntime], graph: ValidatedGraph,
-               device: str, pool: Any, default_device: str, timing: bool) -> None:
-    """Give a CUDA node its lane: its producer's, for an inline chain link; else a new one."""
-    import torch
-
-    from ..gpu.capture import CapturedCall
+def place(nodes: Mapping[str, NodeRuntime], graph: ValidatedGraph, pool: Any,
+          default_device: str, timing: bool) -> None:
+    """Give every CUDA node of ``graph`` its lane and event policy (in topological order).
+    A kept node that moves to another lane has the new lane wait for its old one first, so
+    its own state (buffers made on the old stream) stays in order."""
     from ..gpu.lanes import GpuCall
 
-    rn = graph.nodes[nrt.id]
-    lane = None
-    srcs = list(rn.inputs.values())
-    if len(srcs) == 1 and inline_link(srcs[0].node, nrt.id, graph, default_device):
-        producer = built.get(srcs[0].node)
-        if producer is not None and producer.gpu is not None:
-            lane = producer.gpu.lane
-    if lane is None or lane.device != torch.device(device):
-        lane = pool.new_lane(torch.device(device))
-    consumers = graph.consumers(nrt.id)
-    private = len(consumers) == 1 and inline_link(nrt.id, consumers[0][0], graph, default_device)
-    nrt.gpu = GpuCall(nrt.id, lane, record_event=not private, timing=timing)
-    if rn.spec.cuda_graph:
-        nrt.captured = CapturedCall(lambda inputs: nrt.node.process(**inputs), nrt.id)
+    for nid in graph.order:
+        nrt = nodes[nid]
+        if not nrt.device.startswith("cuda"):
+            nrt.gpu = None
+            continue
+        lane = None
+        srcs = list(graph.nodes[nid].inputs.values())
+        if len(srcs) == 1 and inline_link(srcs[0].node, nid, graph, default_device):
+            producer = nodes[srcs[0].node]
+            if producer.gpu is not None:
+                lane = producer.gpu.lane
+        if lane is None or str(lane.device) != str(_torch_device(nrt.device)):
+            if nrt.own_lane is None or str(nrt.own_lane.device) != str(_torch_device(nrt.device)):
+                nrt.own_lane = pool.new_lane(_torch_device(nrt.device))
+            lane = nrt.own_lane
+        consumers = graph.consumers(nid)
+        private = len(consumers) == 1 and inline_link(nid, consumers[0][0], graph, default_device)
+        old = nrt.gpu.lane if nrt.gpu is not None else None
+        if old is not None and old is not lane:
+            lane.stream.wait_stream(old.stream)
+        nrt.gpu = GpuCall(nid, lane, record_event=not private, timing=timing)
 
 
 def inline_link(producer: str, consumer: str, graph: ValidatedGraph, default_device: str) -> bool:
@@ -46,3 +56,9 @@ def inline_link(producer: str, consumer: str, graph: ValidatedGraph, default_dev
             and len(c.inputs) == 1
             and not (p.type.cls.blocking or c.type.cls.blocking or p.spec.hold or c.spec.hold)
             and resolve_device(p.spec.device, default_device) == resolve_device(c.spec.device, default_device))
+
+
+def _torch_device(device: str):
+    import torch
+
+    return torch.device(device)

@@ -1,45 +1,50 @@
-"""The scheduler: runs a validated graph tick by tick.
+"""The scheduler: runs a validated graph tick by tick (docs/architecture.md shows the path).
 
-Inside a tick, nodes are visited in topological order on one dispatch thread. A node runs
+Inside a tick, nodes are visited in topological order on one dispatch thread, and each node's
+*policy* (``runtime.policies``) decides how its call runs: inline on the dispatcher, on the
+node's worker thread (``blocking`` types), every N ticks, or sample-and-hold (``hold: true``).
+At most ``max_in_flight`` ticks are unfinished at once (a tick finishes when the last call
+made for it is done). Live mode: the newest source frame wins, frames the graph could not
+start are dropped and counted, a worker node that is behind skips frames. Offline mode: every
+frame, in order; the source waits (back-pressure) and nothing is dropped, so the output is
+deterministic.
 
-- inline (the default; a GPU node only enqueues work there, so this is cheap),
-- on its own worker thread when its type is ``blocking`` (file or network I/O): a sink's call
-  is handed off and the dispatcher moves on; a blocking node with outputs hands its consumers
-  a future they wait on,
-- every N ticks (``every: N``), holding its last outputs in between,
-- asynchronously (``hold: true``, live mode): it is started when it is free and everyone else
-  sees its last finished outputs (sample-and-hold), so a slow estimator never bounds the rate.
+Parameter changes (``set_params``, OSC, expressions) are validated when they arrive and handed
+to the nodes together at the start of the next tick; each call carries the params of its tick
+and the node switches to them on its own thread (never half-way through a frame). A change of
+a param that needs a rebuild (``flowml.parammeta``) builds that node anew instead.
 
-At most ``max_in_flight`` ticks are unfinished at once (a tick finishes when its last sink is
-done). Live mode: the newest source frame wins, frames the graph could not start are dropped
-and counted, a sink that is behind skips frames. Offline mode: every frame, in order; the source
-waits (back-pressure) and nothing is dropped, so the output is deterministic.
-
-Parameter changes (``set_params``, OSC, expressions) are validated when they arrive and applied
-together at the start of the next tick, never during a frame.
+Every call into node code goes through one error boundary (``node_runtime.guarded``), and the
+graph's ``on_error`` applies to every phase. ``run()`` ends by stopping and joining the clock,
+draining the ticks in flight and then returns; ``teardown()`` finishes the workers and tears
+the nodes down; every wait is bounded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
 from ..graph.resolved import ValidatedGraph
 from ..graph.spec import RateClock as RateClockSpec
 from ..gpu.device import resolve_device
-from ..node import EndOfStream, Node, NodeContext, Params, Tick
+from ..node import EndOfStream, NodeContext, Params, Tick
+from ..parammeta import rebuild_fields
 from .clock import InlineSource, RateClock, SourceFailure, SourceFrame, SourcePump
 from .edges import Produced, resolve
-from .node_runtime import NodeFailed, NodeRuntime
-from .placement import attach_gpu
+from .node_runtime import NodeFailed, NodeRuntime, guarded
+from .placement import place
+from .policies import make_policy
 from .stats import GraphStats, NodeStats
-from .workers import SerialWorker
+from .ticks import TickRun
 
 log = logging.getLogger("flowml")
 
@@ -60,17 +65,13 @@ memory, a 16.8 ms model: the tick started 0.07 - 0.11 ms sooner after the frame 
 latency p50 fell by 0.11 and 0.32 ms in two ``flowml bench`` runs (by 0.03 - 0.12 ms in five
 rounds of ``benchmarks/latency_probe.py``); only this way did both runs meet model + 1 ms."""
 
+STOP_WAIT_S = 5.0
+"""The longest any one step of stopping waits: joining the clock thread, draining the ticks in
+flight, finishing a node's worker. A step still blocked then (user code that never returns) is
+left behind with a warning; a node whose thread is still in its code is not torn down under it."""
 
-@dataclass
-class _TickRun:
-    """Book-keeping of one tick while its sinks finish."""
-
-    tick: Tick
-    arrived: float
-    pending: int = 1  # the dispatch itself counts as one part
-    failed: bool = False
-    abandoned: bool = False  # a source ended during dispatch: neither done nor failed
-    lock: threading.Lock = field(default_factory=threading.Lock)
+ParamRefused = Callable[[str, Params, Params, NodeFailed], None]
+"""Hook ``(node id, refused params, params in effect, why)``, called on the dispatcher."""
 
 
 @dataclass
@@ -102,15 +103,21 @@ class Scheduler:
         self.nodes: dict[str, NodeRuntime] = {}
         self.stats = GraphStats()
         self.before_tick: list[Callable[[Tick], None]] = []
-        self.after_tick: list[Callable[[Tick, dict[str, dict[str, Any]]], None]] = []
+        self.after_tick: list[Callable[[Tick, dict[str, Any]], None]] = []
+        self.param_refused: list[ParamRefused] = []
+        self.teardown_failures: list[NodeFailed] = []
         self._pending_params: dict[str, dict[str, Any]] = {}
         self._params_lock = threading.Lock()
+        self._refusals: deque[tuple[str, Params, Params, NodeFailed]] = deque()
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._stop = threading.Event()
         self._failure: NodeFailed | None = None
         self._clock: RateClock | SourcePump | InlineSource | None = None
+        self._stuck: set[str] = set()  # nodes whose thread was still in their code at stop
         self._is_setup = False
+        self._running = False
         self._reload: tuple[ValidatedGraph, Future, frozenset[str]] | None = None
+        self._reload_lock = threading.Lock()
         self.gpu_timing = gpu_timing
         self._lanes: Any = None        # gpu.lanes.LanePool, made when a node is on CUDA
         self._copy_streams: dict[str, Any] = {}
@@ -126,11 +133,13 @@ class Scheduler:
         return "live" if node.type.cls.is_live(node.params) else "offline"
 
     def setup(self) -> None:
-        """Instantiate every node and run its ``setup``; on failure, tear down the ones built."""
+        """Instantiate every node and run its ``setup``; on failure (or Ctrl-C) tear down the
+        ones built, then raise."""
         try:
             for nid in self.order:
                 self._install(self._make_node(nid, self.graph))
-        except NodeFailed:
+            self._place()
+        except BaseException:
             self.teardown()
             raise
         self._is_setup = True
@@ -143,33 +152,37 @@ class Scheduler:
         """Instantiate one node of ``graph`` and run its ``setup`` (raises NodeFailed)."""
         rn = graph.nodes[nid]
         cls = rn.type.cls
-        try:
-            device = resolve_device(rn.spec.device, self.device)
-        except RuntimeError as exc:
-            raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
+        device = guarded(nid, rn.type.name, "setup", lambda: resolve_device(rn.spec.device, self.device))
         ctx = NodeContext(nid, rn.type.name, device, graph.directory, self.mode,
                           is_clock=nid == graph.clock, log=logging.getLogger(f"flowml.{nid}"),
                           stopping=self._stop)
-        hold = rn.spec.hold and self.mode == "live"
-        nrt = NodeRuntime(nid, cls(rn.params, ctx), rn.ports, NodeStats(rn.type.name),
-                          rn.spec.every, hold)
-        if (cls.blocking or hold) and nid != graph.clock:
-            nrt.worker = SerialWorker(nid)
+        node = guarded(nid, rn.type.name, "setup", lambda: cls(rn.params, ctx))
+        nrt = NodeRuntime(nid, node, rn.ports, NodeStats(rn.type.name), rn.spec.every,
+                          rn.spec.hold and self.mode == "live", on_refused=self._refused)
         if device.startswith("cuda"):
             if self._lanes is None:
                 from ..gpu.lanes import LanePool
 
                 self._lanes = LanePool()
-            attach_gpu(nrt, self.nodes, graph, device, self._lanes, self.device, self.gpu_timing)
+            if rn.spec.cuda_graph:
+                from ..gpu.capture import CapturedCall
+
+                nrt.captured = CapturedCall(lambda inputs: node.process(**inputs), nid)
         else:
             nrt.host_ports = frozenset(p.name for p in rn.ports.inputs)  # CPU node: all host
-        try:
-            nrt.node.setup(ctx)
-        except Exception as exc:
-            if nrt.worker:
-                nrt.worker.close()
-            raise NodeFailed(nid, rn.type.name, exc, phase="setup") from exc
+        guarded(nid, rn.type.name, "setup", lambda: node.setup(ctx))
+        nrt.policy = self._policy_for(nrt, graph)
         return nrt
+
+    def _policy_for(self, nrt: NodeRuntime, graph: ValidatedGraph, old: Any = None) -> Any:
+        rn = graph.nodes[nrt.id]
+        return make_policy(nrt, blocking=rn.type.cls.blocking, hold=nrt.hold, every=nrt.every,
+                           live=self.mode == "live", is_clock=nrt.id == graph.clock,
+                           on_failure=self._worker_failed, old=old)
+
+    def _place(self) -> None:
+        if self._lanes is not None:
+            place(self.nodes, self.graph, self._lanes, self.device, self.gpu_timing)
 
     def _copy_stream(self, device: str):
         import torch
@@ -179,17 +192,25 @@ class Scheduler:
         return self._copy_streams[device]
 
     def teardown(self) -> None:
-        """Finish the sinks' queued work, then ``teardown`` every node (reverse order)."""
-        for nrt in self.nodes.values():
-            if nrt.worker:
-                nrt.worker.close(timeout=30)
+        """Finish the workers' queued calls, then ``teardown`` every node (reverse order).
+        Failures are logged and kept in ``teardown_failures``."""
         for nid in reversed(list(self.nodes)):
-            try:
-                self.nodes[nid].node.teardown()
-            except Exception as exc:
-                log.error("node '%s' failed in teardown: %s", nid, exc)
+            self._close(self.nodes[nid])
         self.nodes.clear()
         self._is_setup = False
+
+    def _close(self, nrt: NodeRuntime) -> None:
+        """Finish a node's worker (bounded) and tear it down, unless its code is still running."""
+        finished = nrt.policy.close(STOP_WAIT_S) if nrt.policy is not None else True
+        if not finished or nrt.id in self._stuck:
+            log.warning("node '%s' (%s) is still busy after %.0f s; not torn down under it",
+                        nrt.id, nrt.type_name, STOP_WAIT_S)
+            return
+        try:
+            nrt.guard("teardown", nrt.node.teardown)
+        except NodeFailed as failure:
+            log.error("%s", failure)
+            self.teardown_failures.append(failure)
 
     def __enter__(self) -> "Scheduler":
         self.setup()
@@ -206,54 +227,107 @@ class Scheduler:
         rn = self.graph.nodes[node_id]
         with self._params_lock:
             merged = {**self._pending_params.get(node_id, {}), **changes}
-            current = self.nodes[node_id].node.params if node_id in self.nodes else rn.params
+            nrt = self.nodes.get(node_id)
+            current = nrt.params if nrt is not None else rn.params
             new = type(current).model_validate({**current.model_dump(), **merged})
             self._pending_params[node_id] = merged
         return new
 
     def params_of(self, node_id: str) -> Params:
-        return self.nodes[node_id].node.params
+        """The params the node runs with from its next call on."""
+        return self.nodes[node_id].params  # type: ignore[return-value]
 
     def _apply_params(self) -> None:
         with self._params_lock:
             pending, self._pending_params = self._pending_params, {}
         for nid, changes in pending.items():
-            nrt = self.nodes[nid]
-            old = nrt.node.params
+            nrt = self.nodes.get(nid)
+            if nrt is None:
+                continue  # a reload removed the node
+            old = nrt.params
             try:
                 new = type(old).model_validate({**old.model_dump(), **changes})
             except Exception as exc:  # validated on arrival; only a race could get here
                 log.error("node '%s': params not applied: %s", nid, exc)
                 continue
-            if nrt.worker:  # between this node's own frames, in order
-                nrt.worker.submit(lambda n=nrt.node, o=old, w=new: _swap_params(n, o, w))
+            changed = {k for k in type(old).model_fields if getattr(old, k) != getattr(new, k)}
+            if changed & rebuild_fields(type(old)):
+                self._rebuild(nid, new, old)
             else:
-                _swap_params(nrt.node, old, new)
+                nrt.params = new
+
+    def _rebuild(self, nid: str, new: Params, old: Params) -> None:
+        """A change to a param that needs a new instance: build the node with ``new`` through
+        the reload path; on failure the old instance runs on and the change is refused."""
+        rn = self.graph.nodes[nid]
+        try:
+            ports = guarded(nid, rn.type.name, "setup", lambda: rn.type.cls.ports(new))
+            if ports != rn.ports:
+                raise NodeFailed(nid, rn.type.name, ValueError(
+                    "this change would change the node's ports: edit the graph file instead"),
+                    phase="setup")
+        except NodeFailed as why:
+            self._refused(nid, new, old, why)
+            return
+        edited = dataclasses.replace(self.graph, nodes={**self.graph.nodes,
+                                                        nid: dataclasses.replace(rn, params=new)})
+        fut: Future = Future()
+        with self._reload_lock:
+            queued, self._reload = self._reload, (edited, fut, frozenset({nid}))
+        self._apply_reload()
+        if queued is not None:  # an edit of the file waiting for this tick goes next
+            with self._reload_lock:
+                self._reload = queued
+            self._apply_reload()
+        exc = fut.exception()
+        if isinstance(exc, NodeFailed):
+            self._refused(nid, new, old, exc)
+
+    def _refused(self, nid: str, refused: Params, kept: Params, why: NodeFailed) -> None:
+        """A node did not take a param change (any thread): reported at the next tick start."""
+        self._refusals.append((nid, refused, kept, why))
+
+    def _deliver_refusals(self) -> None:
+        while self._refusals:
+            nid, refused, kept, why = self._refusals.popleft()
+            log.error("%s; param change refused, node '%s' keeps its params", why, nid)
+            for hook in self.param_refused:
+                try:
+                    hook(nid, refused, kept, why)
+                except Exception:
+                    log.exception("param_refused hook failed (the graph goes on)")
 
     # -- editing while running --------------------------------------------------------------
     def request_reload(self, graph: ValidatedGraph, rebuild: Iterable[str] = ()) -> Future:
         """Swap in an edited, validated graph at the next tick start.
 
-        Nodes whose type, ports and device are unchanged keep their instance (and loaded
-        models); their params change as a live change would (``on_params``). Other nodes are
-        built anew; removed nodes are torn down. If a new node fails in ``setup``, nothing
-        changes and the future's exception says why. The future's result is a dict with the
-        node ids ``kept``, ``built`` and ``removed``. Before ``run()`` it applies at once.
-        Nodes named in ``rebuild`` are built anew even if unchanged (a file they read changed).
+        Nodes whose type, ports, device and rebuild-params (``parammeta.rebuild_fields``) are
+        unchanged keep their instance (and loaded models); their params change as a live change
+        would (``on_params``). Other nodes are built anew; removed nodes are torn down. If a new
+        node fails in ``setup``, nothing changes and the future's exception says why. The
+        future's result is a dict with the node ids ``kept``, ``built`` and ``removed``. When
+        the graph is not running it applies at once. Nodes named in ``rebuild`` are built anew
+        even if unchanged (a file they read changed).
         """
         fut: Future = Future()
-        if not self._is_setup or self._clock is None:
+        with self._reload_lock:
             self._reload = (graph, fut, frozenset(rebuild))
+            now = not self._running
+        if now:
             self._apply_reload()
-        else:
-            self._reload = (graph, fut, frozenset(rebuild))
         return fut
 
     def _apply_reload(self) -> None:
-        pending, self._reload = self._reload, None
+        with self._reload_lock:
+            pending, self._reload = self._reload, None
         if pending is None:
             return
         new, fut, rebuild = pending
+        if not self._is_setup:
+            self.graph, self.order = new, list(new.order)
+            self.clock_id = new.clock if isinstance(new.clock, str) else None
+            fut.set_result({"kept": [], "built": [], "removed": []})
+            return
         old = self.graph
         kept = [n for n in new.order if n in self.nodes and n not in rebuild
                 and _same_instance(old.nodes[n], new.nodes[n])]
@@ -264,19 +338,19 @@ class Scheduler:
                     fresh[nid] = self._make_node(nid, new)
         except NodeFailed as failure:  # the old graph runs on, untouched
             for nrt in fresh.values():
-                _close(nrt)
+                self._close(nrt)
             fut.set_exception(failure)
             return
         clock_changed = new.clock != old.clock or (isinstance(new.clock, str) and new.clock in fresh)
         if clock_changed and self._clock is not None:  # stop reading before the source goes
-            self._clock.stop()
-            self.stats.source_drops += self._clock.drops
+            self._stop_clock()
         replaced = [n for n in self.nodes if n not in kept]
         for nid in replaced:
-            _close(self.nodes.pop(nid))
+            self._close(self.nodes.pop(nid))
         for nid in kept:
             nrt, rn = self.nodes[nid], new.nodes[nid]
             nrt.every, nrt.hold = rn.spec.every, rn.spec.hold and self.mode == "live"
+            nrt.policy = self._policy_for(nrt, new, old=nrt.policy)
             if rn.params != old.nodes[nid].params:
                 self.set_params(nid, rn.params.model_dump())
         self.stats.nodes = {}
@@ -285,6 +359,7 @@ class Scheduler:
         self.nodes = {nid: self.nodes[nid] for nid in new.order}
         self.graph, self.order = new, list(new.order)
         self.clock_id = new.clock if isinstance(new.clock, str) else None
+        self._place()  # placement is recomputed for every node, kept ones included
         if clock_changed and self._clock is not None:
             self._clock = self._make_clock()
             self._clock.start()
@@ -300,16 +375,22 @@ class Scheduler:
 
     def run(self, frames: int | None = None, duration: float | None = None) -> RunResult:
         """Run until the clock source ends, ``frames`` ticks were started, ``duration`` seconds
-        passed, ``stop()`` was called, or a node failed under ``on_error: stop``."""
+        passed, ``stop()`` was called, or a node failed under ``on_error: stop``. Returns after
+        the clock is stopped and joined and the ticks in flight are done."""
         if not self._is_setup:
             self.setup()
         interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
         gc.collect()
         gc.freeze()  # what setup made (modules, models) is never scanned again: short GC pauses
+        with self._reload_lock:
+            self._running = True
         try:
             return self._run(frames, duration)
         finally:
+            with self._reload_lock:
+                self._running = False
+            self._apply_reload()  # one asked for while the last tick ran
             gc.unfreeze()
             sys.setswitchinterval(interval)
 
@@ -318,35 +399,48 @@ class Scheduler:
         self._clock.start()
         self.stats.started = time.perf_counter()
         reason, index = "stopped", 0
-        while not self._stop.is_set():
-            if frames is not None and index >= frames:
-                reason = "frames"
-                break
-            if duration is not None and self.stats.elapsed() >= duration:
-                reason = "duration"
-                break
-            if not self._acquire_slot():
-                break
-            frame = self._clock.next()
-            if frame is None:
-                self._slots.release()
-                reason = "stopped" if self._stop.is_set() else "end of stream"
-                break
-            if isinstance(frame, SourceFailure):
-                self._slots.release()
-                self._source_failed(frame.error, index)
-                continue
-            if not self._run_tick(frame, index):
-                reason = "end of stream"
-                break
-            index += 1
-        self._clock.stop()
-        self._drain()
-        self.stats.source_drops += self._clock.drops
-        self.stats.ended = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                if frames is not None and index >= frames:
+                    reason = "frames"
+                    break
+                if duration is not None and self.stats.elapsed() >= duration:
+                    reason = "duration"
+                    break
+                if not self._acquire_slot():
+                    break
+                frame = self._clock.next()
+                if frame is None:
+                    self._slots.release()
+                    reason = "stopped" if self._stop.is_set() else "end of stream"
+                    break
+                if isinstance(frame, SourceFailure):
+                    self._slots.release()
+                    self._source_failed(frame.error, index)
+                    continue
+                if not self._run_tick(frame, index):
+                    reason = "end of stream"
+                    break
+                index += 1
+        finally:
+            self._stop_clock()
+            self._drain()
+            self._deliver_refusals()
+            self.stats.ended = time.perf_counter()
         if self._failure is not None:
             return RunResult("error", self.stats, self._failure)
         return RunResult(reason, self.stats)
+
+    def _stop_clock(self) -> None:
+        """Stop the clock and wait (bounded) until its thread is out of the source's code."""
+        clock = self._clock
+        if clock is None:
+            return
+        clock.stop()
+        if not clock.join(STOP_WAIT_S) and self.clock_id is not None:
+            self._stuck.add(self.clock_id)
+        self.stats.source_drops += clock.drops
+        clock.drops = 0
 
     def _make_clock(self) -> RateClock | SourcePump | InlineSource:
         live = self.mode == "live"
@@ -356,7 +450,7 @@ class Scheduler:
         nrt.defer_upload = True
 
         def read() -> tuple[Produced, float | None]:
-            produced = nrt.call({}, Tick(nrt.stats.calls, 0.0))
+            produced = nrt.call({}, Tick(nrt.stats.calls, 0.0), params=nrt.params)
             return produced, produced.stamp
 
         keep_going = self.on_error == "skip"
@@ -371,8 +465,15 @@ class Scheduler:
         return False
 
     def _drain(self) -> None:
-        """Wait for every unfinished tick (all slots back), then free the slots again."""
-        got = sum(self._slots.acquire(timeout=60) for _ in range(self.max_in_flight))
+        """Wait (bounded) for every unfinished tick (all slots back), then free the slots."""
+        deadline = time.perf_counter() + STOP_WAIT_S
+        got = 0
+        for _ in range(self.max_in_flight):
+            if self._slots.acquire(timeout=max(0.0, deadline - time.perf_counter())):
+                got += 1
+        if got < self.max_in_flight:
+            log.warning("%d frame(s) still in flight after %.0f s; stopping without them",
+                        self.max_in_flight - got, STOP_WAIT_S)
         for _ in range(got):
             self._slots.release()
 
@@ -381,7 +482,16 @@ class Scheduler:
             self.clock_id or "clock", "source", error, index)
         self._node_failed(failure)
 
+    def _worker_failed(self, error: BaseException) -> None:
+        if isinstance(error, NodeFailed):
+            self._node_failed(error)
+        else:  # not from node code (those are NodeFailed): a bug of ours, said as one
+            log.error("a worker call failed outside node code: %r", error)
+
     def _node_failed(self, failure: NodeFailed) -> None:
+        if getattr(failure, "reported", False):  # seen by its consumer and by its tick
+            return
+        failure.reported = True  # type: ignore[attr-defined]
         if self.on_error == "stop":
             if self._failure is None:
                 self._failure = failure
@@ -392,88 +502,53 @@ class Scheduler:
     def _run_tick(self, frame: SourceFrame, index: int) -> bool:
         """Dispatch one tick. False when a source ended (the tick is abandoned)."""
         tick = Tick(index, frame.t)
+        self._deliver_refusals()
         if self._reload is not None:
             self._apply_reload()
         for hook in self.before_tick:
-            hook(tick)
+            try:
+                hook(tick)
+            except Exception:
+                log.exception("before_tick hook failed (the graph goes on)")
         self._apply_params()
         self.stats.ticks += 1
-        run = _TickRun(tick, frame.arrived)
+        run = TickRun(tick, frame.arrived, self._tick_done, self._worker_failed)
         values: dict[str, Produced | Future] = {}
         ended = False
         try:
             for nid in self.order:
                 if nid == self.clock_id:
-                    values[nid] = self._arrived(frame.outputs)  # type: ignore[arg-type]
+                    values[nid] = self._arrived(frame.outputs, index)  # type: ignore[arg-type]
                 else:
-                    values[nid] = self._dispatch(self.nodes[nid], values, run)
+                    nrt = self.nodes[nid]
+                    values[nid] = nrt.policy.dispatch(nrt, run, lambda: self._gather(nrt, values))
         except EndOfStream:
             ended = run.abandoned = True
         except NodeFailed as failure:
             run.failed = True
             self._node_failed(failure)
         if self.after_tick and not (run.failed or run.abandoned):
-            ready = {nid: v.outputs for nid, v in values.items() if isinstance(v, Produced)}
+            ready = {nid: _outputs_of(v) for nid, v in values.items()}
             for after in self.after_tick:
-                after(tick, ready)
-        self._part_done(run)
+                try:
+                    after(tick, ready)
+                except Exception:
+                    log.exception("after_tick hook failed (the graph goes on)")
+        run.part_done()
         return not ended
 
-    def _arrived(self, produced: Produced) -> Produced:
+    def _arrived(self, produced: Produced, index: int) -> Produced:
         """The clock source's frame, its host outputs uploaded here on the dispatcher."""
         nrt = self.nodes[self.clock_id]  # type: ignore[index]
-        return nrt.upload(produced) if nrt.host_outputs else produced
-
-    def _dispatch(self, nrt: NodeRuntime, values: dict[str, Produced | Future],
-                  run: _TickRun) -> Produced | Future:
-        tick = run.tick
-        if nrt.last is not None and (tick.index % nrt.every or (nrt.hold and _busy(nrt))):
-            nrt.stats.held += 1
-            return nrt.last
-        inputs, waits, foreign = self._gather(nrt, values)
-        if nrt.hold:
-            return self._dispatch_held(nrt, inputs, waits, foreign, tick)
-        if nrt.worker is None:
-            nrt.last = nrt.call(inputs, tick, waits, foreign)
-            return nrt.last
-        if nrt.is_sink:
-            if self.mode == "live" and nrt.worker.backlog >= 1:
-                nrt.stats.drops += 1
-                return _NOTHING
-            with run.lock:
-                run.pending += 1
-            fut = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits, foreign))
-            fut.add_done_callback(lambda f: self._sink_done(f, run))
-            return _NOTHING
-        nrt.last = nrt.worker.submit(lambda: nrt.call(inputs, tick, waits, foreign))
-        return nrt.last  # a Future: consumers wait on it in _gather
-
-    def _dispatch_held(self, nrt: NodeRuntime, inputs: dict[str, Any], waits: list,
-                       foreign: list, tick: Tick) -> Produced:
-        """Start a ``hold`` node on its worker; hand out its last finished outputs."""
-        def job() -> Produced:
-            nrt.last = nrt.call(inputs, tick, waits, foreign)
-            return nrt.last
-
-        nrt.busy = nrt.worker.submit(job)  # type: ignore[union-attr]
-        nrt.busy.add_done_callback(self._held_done)
-        if nrt.last is None:  # the very first result is waited for
-            return nrt.busy.result()
-        nrt.stats.held += 1
-        return nrt.last  # type: ignore[return-value]
-
-    def _held_done(self, fut: Future) -> None:
-        exc = fut.exception()
-        if isinstance(exc, NodeFailed):
-            self._node_failed(exc)
+        return nrt.upload(produced, index) if nrt.host_outputs else produced
 
     def _gather(self, nrt: NodeRuntime, values: dict[str, Produced | Future]
                 ) -> tuple[dict[str, Any], list, list]:
         """The node's inputs, the CUDA events it must wait on, and the inputs from other lanes.
 
-        A GPU consumer waits on its producers' events on the GPU (none for a producer on its own
-        lane). A host consumer gets its GPU inputs as downloads into pinned memory, which a
-        worker-thread node waits for on its own thread, an inline one right here."""
+        A GPU consumer waits on the events of the values it received from other lanes. A host
+        consumer gets GPU values as downloads into pinned memory, which a worker-thread node
+        waits for on its own thread, an inline one right here."""
         rn = self.graph.nodes[nrt.id]
         inputs: dict[str, Any] = {p.name: None for p in nrt.ports.inputs}
         waits: list = []
@@ -485,12 +560,13 @@ class Scheduler:
             if port in nrt.host_ports:
                 if produced.lane is not None:
                     value = self._download(value, produced, port in nrt.uint8_ports)
-                    if nrt.worker is None:
+                    if not nrt.policy.worker:
                         value = value.wait()
             elif nrt.gpu is not None and produced.lane is not nrt.gpu.lane:
                 foreign.append(port)
-                if produced.event is not None:
-                    waits.append(produced.event)
+                event = produced.ready_event()
+                if event is not None:
+                    waits.append(event)
             inputs[port] = value
         return inputs, waits, foreign
 
@@ -498,50 +574,36 @@ class Scheduler:
         from ..gpu.transfer import start_download
 
         stream = self._copy_stream(str(produced.lane.device))
-        return start_download(value, [produced.event] if produced.event else [], stream, uint8)
+        event = produced.ready_event()
+        return start_download(value, [event] if event is not None else [], stream, uint8)
 
-    def _sink_done(self, fut: Future, run: _TickRun) -> None:
-        exc = fut.exception()
-        if exc is not None:
-            run.failed = True
-            if isinstance(exc, NodeFailed):
-                self._node_failed(exc)
-            else:
-                log.error("sink failed: %s", exc)
-        self._part_done(run)
-
-    def _part_done(self, run: _TickRun) -> None:
-        with run.lock:
-            run.pending -= 1
-            done = run.pending == 0
-        if done:
-            if not run.abandoned:
-                self.stats.tick_done(time.perf_counter() - run.arrived, ok=not run.failed)
-            self._slots.release()
+    def _tick_done(self, run: TickRun) -> None:
+        if not run.abandoned:
+            self.stats.tick_done(time.perf_counter() - run.arrived, ok=not run.failed)
+        self._slots.release()
 
 
 def _same_instance(old, new) -> bool:
-    """Can a node instance built for ``old`` (a ResolvedNode) serve ``new``?"""
-    return (old.type.cls is new.type.cls and old.ports == new.ports
-            and old.spec.device == new.spec.device)
+    """Can a node instance built for ``old`` (a ResolvedNode) serve ``new``? Not when its
+    type, ports or device changed, nor a param whose change needs a rebuild."""
+    if not (old.type.cls is new.type.cls and old.ports == new.ports
+            and old.spec.device == new.spec.device):
+        return False
+    return all(getattr(old.params, k) == getattr(new.params, k)
+               for k in rebuild_fields(type(new.params)))
 
 
-def _close(nrt: NodeRuntime) -> None:
-    if nrt.worker:
-        nrt.worker.close(timeout=30)
-    try:
-        nrt.node.teardown()
-    except Exception as exc:
-        log.error("node '%s' failed in teardown: %s", nrt.id, exc)
+def _outputs_of(value: Produced | Future) -> dict[str, Any] | Future:
+    """A node's outputs for the after-tick hooks: now, or a future of them (worker nodes)."""
+    if not isinstance(value, Future):
+        return value.outputs
+    out: Future = Future()
 
+    def done(f: Future) -> None:
+        if f.cancelled() or f.exception() is not None:
+            out.cancel()
+        else:
+            out.set_result(f.result().outputs)
 
-_NOTHING = Produced({})
-
-
-def _busy(nrt: NodeRuntime) -> bool:
-    return nrt.busy is not None and not nrt.busy.done()
-
-
-def _swap_params(node: Node, old: Params, new: Params) -> None:
-    node.params = new
-    node.on_params(old, new)
+    value.add_done_callback(done)
+    return out

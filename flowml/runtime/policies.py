@@ -1,0 +1,155 @@
+"""Scheduling policies: how and when the scheduler runs one node's calls.
+
+Each node has one policy object, made from its type and spec when it is built and again on
+every reload (``make_policy``):
+
+- ``Inline``: on the dispatcher, every tick (the default; a GPU node only enqueues work there).
+- ``OnWorker``: on the node's own thread, in order (``blocking`` types: file and network I/O,
+  feature matching). Every call is a part of its tick, so ``max_in_flight`` bounds what is
+  queued. Live mode: a frame that would wait behind a call still running is not queued: a
+  sink skips it, a node with outputs hands out its last outputs; either is counted in the
+  node's ``drops``. Offline: nothing is dropped; the slots hold the source back.
+- ``SampleAndHold`` (``hold: true``, live mode): started whenever it is free; every tick sees
+  its last finished outputs, so a slow estimator never bounds the frame rate.
+- ``EveryN`` wraps any of them (``every: N``): runs on every Nth tick, holds its outputs between.
+
+A policy decides whether a node runs *before* its inputs are gathered, so a dropped frame costs
+nothing (no download, no conversion). Each call carries the params of the tick it was
+dispatched in and the node switches to them on its own thread (``NodeRuntime.call``): a param
+change is never queued as work, and never counts as backlog.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any, Callable
+
+from .edges import NOTHING, Produced
+from .node_runtime import NodeFailed, NodeRuntime
+from .ticks import TickRun
+from .workers import SerialWorker
+
+Gather = Callable[[], tuple[dict[str, Any], list, list]]
+"""Collects a node's inputs: ``(inputs, events to wait on, ports from other lanes)``."""
+
+
+class Policy:
+    """Runs a node's call for one tick. ``dispatch`` returns what its consumers get: a
+    ``Produced``, or a ``Future`` of one when the call runs on a worker thread."""
+
+    worker: SerialWorker | None = None
+
+    def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced | Future:
+        raise NotImplementedError
+
+    def busy(self) -> bool:
+        """Is a call of this node still queued or running?"""
+        return self.worker is not None and self.worker.backlog > 0
+
+    def close(self, timeout: float | None) -> bool:
+        """Finish queued calls and stop the worker thread; False if it was still busy after
+        ``timeout`` (a call blocked in user code)."""
+        return self.worker.close(timeout) if self.worker is not None else True
+
+
+class Inline(Policy):
+    """On the dispatcher, in topological order."""
+
+    def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced:
+        inputs, waits, foreign = gather()
+        nrt.last = nrt.call(inputs, run.tick, waits, foreign, nrt.params)
+        return nrt.last
+
+
+class OnWorker(Policy):
+    """On the node's own thread, in order; live mode drops what it cannot take at once."""
+
+    def __init__(self, worker: SerialWorker, live: bool):
+        self.worker, self.live = worker, live
+
+    def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced | Future:
+        assert self.worker is not None
+        if self.live and self.worker.backlog > 0 and (nrt.is_sink or nrt.last is not None):
+            nrt.stats.drops += 1
+            return NOTHING if nrt.is_sink else nrt.last  # type: ignore[return-value]
+        inputs, waits, foreign = gather()
+        params, tick = nrt.params, run.tick
+        run.add_part()
+        fut = self.worker.submit(lambda: nrt.call(inputs, tick, waits, foreign, params))
+        fut.add_done_callback(run.part_done)
+        if nrt.is_sink:
+            return NOTHING
+        nrt.last = fut
+        return fut  # consumers wait on it in the scheduler's gather
+
+
+class SampleAndHold(Policy):
+    """Started when free; hands out its last finished outputs (the first one is waited for)."""
+
+    def __init__(self, worker: SerialWorker, on_failure: Callable[[BaseException], None]):
+        self.worker, self.on_failure = worker, on_failure
+        self._busy: Future | None = None
+
+    def busy(self) -> bool:
+        return self._busy is not None and not self._busy.done()
+
+    def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced | Future:
+        assert self.worker is not None
+        if nrt.last is not None and self.busy():
+            nrt.stats.held += 1
+            return nrt.last
+        inputs, waits, foreign = gather()
+        params, tick = nrt.params, run.tick
+
+        def job() -> Produced:
+            nrt.last = nrt.call(inputs, tick, waits, foreign, params)
+            return nrt.last
+
+        first = nrt.last is None
+        self._busy = self.worker.submit(job)
+        if first:  # the very first result is waited for; a failure is raised right here
+            return self._busy.result()
+        self._busy.add_done_callback(self._done)
+        nrt.stats.held += 1
+        return nrt.last  # type: ignore[return-value]
+
+    def _done(self, fut: Future) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            self.on_failure(fut.exception())  # type: ignore[arg-type]
+
+
+class EveryN(Policy):
+    """Runs ``inner`` on every Nth tick; in between its consumers get its last outputs."""
+
+    def __init__(self, inner: Policy, n: int):
+        self.inner, self.n = inner, n
+        self.worker = inner.worker
+
+    def busy(self) -> bool:
+        return self.inner.busy()
+
+    def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced | Future:
+        if nrt.last is not None and run.tick.index % self.n:
+            nrt.stats.held += 1
+            return nrt.last
+        return self.inner.dispatch(nrt, run, gather)
+
+
+def make_policy(nrt: NodeRuntime, *, blocking: bool, hold: bool, every: int, live: bool,
+                is_clock: bool, on_failure: Callable[[BaseException], None],
+                old: Policy | None = None) -> Policy:
+    """The policy for a node; a worker thread the node already has (``old``) is kept."""
+    policy: Policy
+    if is_clock or not (blocking or hold):
+        if old is not None and old.worker is not None:
+            old.close(None)
+        policy = Inline()
+    else:
+        worker = old.worker if old is not None and old.worker is not None else SerialWorker(nrt.id)
+        policy = SampleAndHold(worker, on_failure) if hold else OnWorker(worker, live)
+    return EveryN(policy, every) if every > 1 else policy
+
+
+def failure_of(exc: BaseException, nrt: NodeRuntime) -> NodeFailed:
+    """Whatever came out of a node's call, as a NodeFailed naming it."""
+    return exc if isinstance(exc, NodeFailed) else NodeFailed(nrt.id, nrt.type_name, exc)
