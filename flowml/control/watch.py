@@ -6,8 +6,10 @@ change is acted on once the file has stood still for ``settle`` seconds (an edit
 exporter may write in several steps) and only if the text really changed:
 
 - valid: ``Scheduler.request_reload`` swaps it in at the next tick start; unchanged nodes keep
-  their instance and loaded models, a param edit is a live param change; the result (kept,
-  built, removed) is printed. A new node that fails in ``setup`` is printed and the old graph
+  their instance and loaded models, a param edit is a live param change, except an edit of a
+  param that needs a rebuild (``flowml.parammeta.rebuild_fields``: a model's ``path``, an
+  input file, a non-live param), which builds that node anew; the result (kept, built,
+  removed) is printed. A new node that fails in ``setup`` is printed and the old graph
   runs on.
 - invalid: every error is printed, the running graph goes on, and the next save is tried.
 
@@ -31,9 +33,9 @@ from typing import Any, Callable
 
 from ..graph.errors import GraphErrors
 from ..graph.resolved import ValidatedGraph
-from ..parammeta import file_fields
+from ..parammeta import file_fields, rebuild_fields
 
-__all__ = ["GraphWatcher", "files_named_by"]
+__all__ = ["GraphWatcher", "files_named_by", "rebuilt_by_edit"]
 
 log = logging.getLogger("flowml.control")
 
@@ -69,6 +71,20 @@ def files_named_by(graph: ValidatedGraph) -> dict[Path, set[str]]:
                     out.setdefault(p.resolve(), set()).add(nid)
             except OSError:
                 continue
+    return out
+
+
+def rebuilt_by_edit(old: ValidatedGraph, new: ValidatedGraph) -> set[str]:
+    """Nodes of both graphs, of the same type, whose edit changed a param that needs a rebuild
+    (``flowml.parammeta.rebuild_fields``: a model's ``path``, a non-live param)."""
+    out = set()
+    for nid, rn in new.nodes.items():
+        before = old.nodes.get(nid)
+        if before is None or before.type.cls is not rn.type.cls:
+            continue  # new, or of another type: built anyway
+        fields = rebuild_fields(type(rn.params))
+        if any(getattr(before.params, f) != getattr(rn.params, f) for f in fields):
+            out.add(nid)
     return out
 
 
@@ -154,7 +170,7 @@ class GraphWatcher:
             self.say(f"{name}: {n} error{'s' if n != 1 else ''}; the running graph goes on "
                      "unchanged (fix and save again)")
             return
-        self._reload(graph, (), f"{name} changed")
+        self._reload(graph, rebuilt_by_edit(self.sched.graph, graph), f"{name} changed")
 
     def _reload(self, graph: ValidatedGraph, rebuild: tuple[str, ...] | set[str], why: str) -> None:
         fut = self.sched.request_reload(graph, rebuild=rebuild)

@@ -128,3 +128,97 @@ def test_editing_a_python_function_file_reloads_it(tmp_path):
         wait_until(lambda: any("effect.py changed: rebuilding fn" in line for line in said))
     finally:
         graphs.stop_all()
+
+
+# -- what --watch watches: input files only (flowml.parammeta) ---------------------------------
+
+RECORDER = """
+flowml: 1
+clock: {fps: 30}
+nodes:
+  src: {type: capture.pattern, params: {size: [64, 48], pattern: scene}}
+  rec: {type: output.video, inputs: {image: src/image}, params: {path: rec/take.mp4, fps: 30}}
+"""
+
+
+def test_a_recording_under_watch_is_never_rebuilt_and_plays_whole(tmp_path):
+    """Issue 21 item 3: output.video's own writes used to 'change' its path, so --watch
+    rebuilt the writer (the file reopened with "w") every ~0.4 s."""
+    import json
+    import subprocess
+    import sys
+
+    import av
+
+    graph = tmp_path / "show.yaml"
+    graph.write_text(textwrap.dedent(RECORDER))
+    stats = tmp_path / "stats.json"
+    r = subprocess.run([sys.executable, "-m", "flowml.cli", "run", str(graph), "--watch",
+                        "--duration", "6", "--stats-json", str(stats)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "watching show.yaml" in r.stderr
+    assert "rebuilding" not in r.stderr and "reloaded" not in r.stderr, r.stderr
+    calls = json.loads(stats.read_text())["nodes"]["rec"]["calls"]
+    assert calls >= 30  # 6 s at 30 fps, with room for a loaded machine
+    with av.open(str(tmp_path / "rec" / "take.mp4")) as container:
+        frames = [f.pts for f in container.decode(video=0)]
+    assert len(frames) == calls  # every frame the writer got is in the one take
+    assert frames == sorted(frames) and len(set(frames)) == len(frames)
+
+
+def _save_model(path, value: float) -> None:
+    """A TorchScript model whose output is ``value`` everywhere (so which one ran shows)."""
+    import torch
+
+    class Constant(torch.nn.Module):
+        def __init__(self, v: float):
+            super().__init__()
+            self.v = v
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 0.0 + self.v
+
+    torch.jit.script(Constant(value)).save(str(path))
+
+
+MODEL_GRAPH = """
+flowml: 1
+clock: {fps: 50}
+nodes:
+  src: {type: capture.pattern, params: {size: [16, 16], pattern: bars}}
+  net: {type: torch.model, inputs: {image: src/image}, params: {path: a.pt}}
+  out: {type: ctl.sink, inputs: {value: net/image}}
+"""
+
+
+def test_editing_a_models_path_loads_the_new_model(tmp_path):
+    """Issue 21 item 8: torch.model's path changed in the graph file had no effect, and the
+    reload said the node was kept."""
+    import control_nodes
+    from control_helpers import LiveGraphs
+    from control_nodes import ALL
+
+    from flowml.plugins import load_registry
+
+    _save_model(tmp_path / "a.pt", 0.0)
+    _save_model(tmp_path / "b.pt", 1.0)
+    control_nodes.reset()
+    registry = load_registry()
+    for cls in ALL:
+        registry.add(cls, "control-tests")
+    graphs = LiveGraphs(tmp_path, registry)
+    said: list[str] = []
+    try:
+        run = graphs.start(MODEL_GRAPH, watch=True, say=said.append)
+        wait_until(lambda: FRAMES["out"], timeout=10)
+        assert float(FRAMES["out"][-1].params.mean()) == 0.0
+        old = run.sched.nodes["net"].node
+        save_by_rename(run.path, MODEL_GRAPH.replace("path: a.pt", "path: b.pt"))
+        wait_until(lambda: float(FRAMES["out"][-1].params.mean()) == 1.0, timeout=15)
+        assert run.sched.nodes["net"].node is not old
+        line = wait_until(lambda: next((s for s in said if "reloaded" in s), None), timeout=10)
+        assert "net" in line.split(";", 1)[-1], line  # built anew, not among the kept
+        assert "2 nodes kept" in line, line
+    finally:
+        graphs.stop_all()
