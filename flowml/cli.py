@@ -277,17 +277,19 @@ def _range(p: dict[str, Any]) -> str:
 
 
 def cmd_params(a: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from .paraminfo import describe_params
 
     from .control.addresses import normalize_prefix
+    from .control.convert import range_of, shape_of, type_of
     from .graph.live import numeric_fields
 
     g = _load(a.graph, _registry())
     prefix = normalize_prefix(g.spec.osc.prefix if g.spec.osc else "")
     table = Table(title=f"OSC addresses of {a.graph}", title_justify="left")
-    for col in ("address", "type", "range", "value", "description"):
+    for col in ("address", "osc type", "range", "value", "description"):
         table.add_column(col, overflow="fold")
     rows = []
     for nid in g.order:
@@ -296,7 +298,10 @@ def cmd_params(a: argparse.Namespace) -> int:
             value = getattr(rn.params, p.name)
             smooth = rn.spec.smooth.get(p.name) if isinstance(rn.spec.smooth, dict) else rn.spec.smooth
             smooth = smooth if p.name in numeric_fields(rn.type.cls.Params) else None
-            rows.append({"address": f"{prefix}/{nid}/{p.name}", "type": p.type,
+            shape = shape_of(rn.type.cls.Params.model_fields[p.name], value)
+            osc_type = type_of(shape, value)  # the OSC type tags, as OSCQuery's TYPE
+            rows.append({"address": f"{prefix}/{nid}/{p.name}", "type": p.type, "osc": osc_type,
+                         "osc_range": range_of(p, shape, osc_type),
                          "range": p.range_text(), "value": _jsonable(value),
                          "default": _jsonable(p.default), "description": p.description,
                          "expr": rn.expressions.get(p.name), "smooth": smooth})
@@ -307,7 +312,8 @@ def cmd_params(a: argparse.Namespace) -> int:
         value = f"= {r['expr']}" if r["expr"] else repr(r["value"])
         if r["smooth"]:
             value += f" (smooth {r['smooth']:g} s)"
-        table.add_row(r["address"], r["type"], r["range"], value, r["description"])
+        table.add_row(*(escape(str(c)) for c in (r["address"], r["osc"], r["range"], value,
+                                                 r["description"])))
     out.print(table)
     return 0
 

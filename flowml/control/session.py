@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ..graph.resolved import ValidatedGraph
 from .addresses import normalize_prefix
+from .discovery import Advertiser
 from .dispatch import Dispatcher, Replier
 from .osc_out import OscSender, StatsPublisher, parse_target
 from .osc_server import OscUdpServer, parse_datagram, MalformedPacket
@@ -50,6 +51,8 @@ class ControlSettings:
     send: list[tuple[str, int]] = field(default_factory=list)
     stats: float = 0.0
     watch: bool = False
+    mdns: bool = True                   # advertise OSCQuery over mDNS where OSCQuery is on
+    allow_origins: list[str] = field(default_factory=list)  # web pages beyond local ones
 
     @classmethod
     def resolve(cls, spec: Any = None, *, osc_port: int | None = None, osc_host: str | None = None,
@@ -65,6 +68,8 @@ class ControlSettings:
             s.oscquery_port = spec.oscquery_port
             s.send = [parse_target(t) for t in spec.send]
             s.stats = spec.stats
+            s.mdns = getattr(spec, "mdns", True)
+            s.allow_origins = list(getattr(spec, "allow_origins", []) or [])
         if osc_port is not None:
             s.osc, s.port = True, osc_port
         if osc_host is not None:
@@ -94,7 +99,11 @@ class ControlSession:
         self.stats: StatsPublisher | None = None
         self.sender: OscSender | None = None
         self.watcher: GraphWatcher | None = None
+        self.advertiser: Advertiser | None = None
         self._started = False
+        self._graph_seen: Any = None
+        self._osc_started: Any = None
+        self._osc_said: Any = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -103,6 +112,10 @@ class ControlSession:
         s = self.settings
         self.sched.before_tick.append(self.store.before_tick)
         self.sched.after_tick.append(self.store.after_tick)
+        getattr(self.sched, "param_refused", []).append(self.store.node_refused)
+        self.sched.before_tick.append(self._after_reload)
+        self._graph_seen = self.store.graph
+        self._osc_started = self._osc_said = getattr(self.store.graph.spec, "osc", None)
         self._started = True
         try:
             if s.osc:
@@ -112,8 +125,12 @@ class ControlSession:
                 self.oscquery = OscQueryServer(
                     self.store, s.host, s.oscquery_port, osc_host=s.host,
                     osc_port=self.udp.port if self.udp else s.port, name=self.name,
-                    on_osc=self._osc_from_websocket)
+                    on_osc=self._osc_from_websocket, allow_origins=s.allow_origins)
                 self.oscquery.start()
+                if s.mdns:
+                    self.advertiser = Advertiser(self.name, s.host, self.oscquery.port,
+                                                 self.udp.port if self.udp else None)
+                    self.advertiser.start()
             targets = s.send or ([s.reply] if s.reply else [])
             if s.stats > 0 and targets:
                 self.sender = OscSender(targets)
@@ -130,7 +147,7 @@ class ControlSession:
 
     def stop(self) -> None:
         """Stop every thread and close every socket; unhook the store. Safe to call twice."""
-        for part in (self.watcher, self.stats, self.oscquery, self.udp):
+        for part in (self.advertiser, self.watcher, self.stats, self.oscquery, self.udp):
             if part is not None:
                 try:
                     part.stop()
@@ -139,9 +156,12 @@ class ControlSession:
         if self.sender is not None:
             self.sender.close()
         self.watcher = self.stats = self.oscquery = self.udp = self.sender = None
+        self.advertiser = None
         if self._started:
             for hooks, fn in ((self.sched.before_tick, self.store.before_tick),
-                              (self.sched.after_tick, self.store.after_tick)):
+                              (self.sched.before_tick, self._after_reload),
+                              (self.sched.after_tick, self.store.after_tick),
+                              (getattr(self.sched, "param_refused", []), self.store.node_refused)):
                 if fn in hooks:
                     hooks.remove(fn)
             self._started = False
@@ -163,11 +183,36 @@ class ControlSession:
                          f"params at {self.settings.prefix or ''}/<node>/<param>{reply}")
         if self.oscquery is not None:
             lines.append(f"OSCQuery on http://{self.oscquery.host}:{self.oscquery.port}/")
+        if self.advertiser is not None:
+            where = "every interface" if self.advertiser.host in ("0.0.0.0", "", "::") else self.advertiser.host
+            lines.append(f"mDNS: advertising '{self.advertiser.name}' (_oscjson._tcp, _osc._udp) on {where}")
         if self.stats is not None and self.sender is not None:
             lines.append("stats to " + ", ".join(f"{h}:{p}" for h, p in self.sender.targets))
         if self.watcher is not None:
             lines.append(f"watching {self.watcher.path.name} for changes")
         return lines
+
+    # -- reloads ------------------------------------------------------------------------------
+    def _after_reload(self, tick: Any) -> None:
+        """Scheduler hook after the store's: when a ``--watch`` reload swapped the graph in,
+        tell OSCQuery clients (PATH_CHANGED) and say that an edited ``osc:`` section needs a
+        restart. Never raises."""
+        graph = self.store.graph
+        if graph is self._graph_seen:
+            return
+        self._graph_seen = graph
+        try:
+            if self.oscquery is not None:
+                self.oscquery.tree_may_have_changed()
+            now = getattr(graph.spec, "osc", None)
+            if now != self._osc_said and now != self._osc_started:
+                self._osc_said = now
+                name = self.graph_path.name if self.graph_path else "the graph file"
+                self.say(f"{name}: the osc: section changed; it takes effect when flowml is "
+                         "restarted (ports, prefix, reply, mDNS and allowed origins stay as they "
+                         "were started)")
+        except Exception as exc:  # a hook must not stop the graph
+            log.debug("after reload: %s", exc)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _send_udp(self, address: str, args: list[Any], target: tuple[str, int]) -> None:

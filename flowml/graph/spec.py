@@ -38,6 +38,11 @@ class OscSpec(Strict):
         "host:port targets that stats are sent to; default: the reply address"))
     stats: float = Field(0, ge=0, le=100, description=(
         "send /flowml/stats/... (fps, latency, drops) to the targets this many times a second; 0: off"))
+    mdns: bool = Field(True, description=(
+        "advertise OSCQuery (_oscjson._tcp) and OSC (_osc._udp) over mDNS/DNS-SD where OSCQuery is on"))
+    allow_origins: list[str] = Field(default_factory=list, description=(
+        "web pages (origins such as http://192.168.1.20:8080, or host names) that may read the "
+        "OSCQuery tree and LISTEN; local pages always may; '*' lets any page"))
 
 
 class NodeSpec(Strict):

@@ -197,7 +197,7 @@ class LiveGraphs:
 
     def start(self, text: str, *, osc: bool = True, oscquery: bool = False, watch: bool = False,
               reply: tuple[str, int] | None = None, say: Callable[[str], None] = print,
-              name: str = "graph.yaml", **sched_kw: Any) -> Running:
+              name: str = "graph.yaml", mdns: bool = False, **sched_kw: Any) -> Running:
         path = self.write(text, name)
         graph = self.load(path)
         sched = Scheduler(graph, **sched_kw)
@@ -210,6 +210,7 @@ class LiveGraphs:
                 settings.port = 0
         if reply is not None:
             settings.reply = reply
+        settings.mdns = mdns  # no mDNS announcements from tests (test_discovery_netns.py has its own)
         session = ControlSession(sched, settings, graph_path=path,
                                  load=lambda p, t: load_graph(p, self.registry, text=t), say=say)
         session.start()

@@ -68,7 +68,7 @@ def test_the_tree_describes_each_param(live):
     c = k1["CONTENTS"]
     assert c["gain"] == {"FULL_PATH": "/show/k1/gain", "TYPE": "f", "ACCESS": 3, "VALUE": [1.0],
                          "DESCRIPTION": "a float with a range", "RANGE": [{"MIN": 0, "MAX": 10}],
-                         "CLIPMODE": "both"}
+                         "CLIPMODE": ["none"]}
     assert (c["count"]["TYPE"], c["count"]["RANGE"]) == ("i", [{"MIN": 0, "MAX": 100}])
     assert (c["on"]["TYPE"], c["on"]["VALUE"]) == ("T", [True])
     assert (c["mode"]["TYPE"], c["mode"]["RANGE"]) == ("s", [{"VALS": ["a", "b", "c"]}])
