@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import re
 import threading
+from fractions import Fraction
 import time
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal
 
 import av
+import numpy as np
+import torch
 
 import flowml
-from flowml import IMAGE, EndOfStream, Field, Node, NodeError, Output, Stamped
+from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Stamped
 from flowml import image_from_host
 
+from .colour import Colour, frame_to_rgb
 from .gpudecode import GpuFrames, gpu_decode_problem
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
 URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+PATTERN = re.compile(r"%0?\d*d")
+"""An image-sequence pattern (``f_%04d.png``), read by FFmpeg's image2 demuxer."""
 MAX_LAG_S = 0.5
 """Realtime playback that falls this far behind the file's clock (a slow graph, a stall)
 starts its clock again from the current frame instead of rushing to catch up."""
@@ -34,6 +40,17 @@ class VideoSource(Node):
     to the stamps of each later pass, so time keeps going forward. Frames are scaled to
     ``size`` (by FFmpeg before the upload, or on the GPU after GPU decoding).
 
+    Colour: the stream's matrix (BT.601/709/2020), range (limited/full) and bit depth are
+    honoured as FFmpeg does (``ffmpeg -i f -pix_fmt rgb24`` gives the same pixels). On a CPU
+    node 8-bit video is converted by FFmpeg's swscale; deeper video (10/12-bit), and every
+    planar format on a GPU node, is uploaded as decoded and converted once by torch on the
+    node's device (``colour.py``). A display matrix (phone video) is applied as FFmpeg's
+    autorotate does: a 90-degree file comes out portrait; ``autorotate: false`` keeps the
+    frame as stored. A packet the decoder cannot decode (a damaged file) is skipped and
+    counted, the first logged with its position; the stream goes on, and ``status`` says
+    how many were skipped. An image-sequence pattern (``frames/f_%04d.png``) is read by
+    FFmpeg's image2 demuxer at ``fps`` frames a second.
+
     Pace: offline (the default for files) frames come as fast as the graph takes them; with
     ``realtime`` (default: when the graph runs live) they come at the file's own rate, by their
     pts. ``capture.stream`` is this node with ``live`` set, for network streams.
@@ -45,7 +62,8 @@ class VideoSource(Node):
     """
 
     type_name = "capture.video"
-    outputs = (Output("image", IMAGE, "(1, 3, H, W) RGB in [0, 1]"),)
+    outputs = (Output("image", IMAGE, "(1, 3, H, W) RGB in [0, 1]"),
+               Output("status", JSON, '{"frames", "skipped", "reconnects", "colour", "rotation"}'))
     live = False
 
     class Params(flowml.Params):
@@ -61,6 +79,10 @@ class VideoSource(Node):
             rebuild=True)
         timeout: float = Field(10.0, gt=0, le=600, description="streams: seconds to wait to open and for data")
         reconnect: bool = Field(False, description="streams: reopen after an error or the end, with backoff")
+        autorotate: bool = Field(True, description="apply the file's display rotation, as FFmpeg does; "
+                                                   "false: the frame as stored", rebuild=True)
+        fps: float = Field(25.0, gt=0, le=1000, rebuild=True,
+                           description="image sequences (f_%04d.png): frames per second (FFmpeg's default 25)")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self, ctx: flowml.NodeContext) -> None:
@@ -76,6 +98,11 @@ class VideoSource(Node):
         self.raw_last_t = 0.0      # the last frame's own time
         self.index = 0
         self.anchor: tuple[float, float] | None = None  # (wall clock, stamp) of realtime playback
+        self.counts = {"frames": 0, "skipped": 0, "reconnects": 0}
+        self.first_skip: str | None = None
+        self.colour: Colour | None = None
+        self.rotation = 0
+        self.container = None
         self._connect()
 
     def _wants_gpu(self) -> bool:
@@ -100,7 +127,7 @@ class VideoSource(Node):
         if self.gpu:
             self.container = self._open_gpu()
         if self.container is None:
-            self.container = _open(self.target, self.is_url, self.params.timeout)
+            self.container = _open(self.target, self.is_url, self.params.timeout, fps=self.params.fps)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"  # frame and slice threads: decoding is bit-exact either way
         self.step = 1.0 / float(self.stream.average_rate or 30)
@@ -114,7 +141,7 @@ class VideoSource(Node):
                     raise RuntimeError(f"NVDEC gave {self.pending.format.name} frames")
             except (av.FFmpegError, RuntimeError) as exc:
                 self.log.warning("capture.video: GPU decoding failed (%s); decoding on the CPU", exc)
-                self.container.close()
+                self._close()
                 self.gpu = False
                 self._connect()
 
@@ -125,23 +152,30 @@ class VideoSource(Node):
         problems = []
         for what, hwaccel in hwaccel_choices(self.ctx.device):
             try:
-                return _open(self.target, self.is_url, self.params.timeout, hwaccel)
+                return _open(self.target, self.is_url, self.params.timeout, hwaccel, self.params.fps)
             except NodeError as exc:
                 problems.append(f"{what}: {exc.__cause__ or exc}")
-                if not Path(self.target).is_file() and not self.is_url:
+                if not _exists(self.target) and not self.is_url:
                     raise
         self.log.warning("capture.video: GPU decoding not available (%s); decoding on the CPU",
                          "; ".join(problems))
         self.gpu = False
         return None
 
+    def _close(self) -> None:
+        container, self.container = getattr(self, "container", None), None
+        if container is not None:
+            container.close()
+
     def teardown(self) -> None:
         if hasattr(self, "stopped"):
             self.stopped.set()
-        container = getattr(self, "container", None)
-        if container is not None:
-            container.close()
-            self.container = None
+        self._close()
+        counts = getattr(self, "counts", None)
+        if counts and counts["skipped"]:
+            self.log.warning("%s: %d packet(s) could not be decoded and were skipped (the first %s); "
+                             "%d frames decoded", self.params.path, counts["skipped"], self.first_skip,
+                             counts["frames"])
 
     # -- frames ------------------------------------------------------------------------------
     def _rewind(self) -> Iterator[av.VideoFrame]:
@@ -149,8 +183,29 @@ class VideoSource(Node):
         start = self.params.start
         if start > 0 or self.index > 0:
             self.container.seek(int(start / self.stream.time_base), stream=self.stream)
-        return (f for f in self.container.decode(self.stream)
-                if f.time is None or f.time >= start - self.step / 2)
+        return (f for f in self._decode() if f.time is None or f.time >= start - self.step / 2)
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """Frames of the stream, packet by packet: a packet the decoder refuses is skipped and
+        counted (FFmpeg's CLI does the same), so one damaged packet does not end the file."""
+        for packet in self.container.demux(self.stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                self._skipped(packet, exc)
+                continue
+            yield from frames
+
+    def _skipped(self, packet: av.Packet, exc: Exception) -> None:
+        self.counts["skipped"] += 1
+        if self.first_skip is None:
+            when = f"{float(packet.pts * packet.time_base):.3f} s" if packet.pts is not None else "?"
+            self.first_skip = f"at {when}, byte {packet.pos}"
+            self.log.warning("%s: a packet at %s (byte %s) could not be decoded (%s); skipping it and "
+                             "any other bad packet (counted in status.skipped)", self.params.path, when,
+                             packet.pos, exc)
+        else:
+            self.log.debug("%s: packet at byte %s skipped: %s", self.params.path, packet.pos, exc)
 
     def _next_frame(self) -> av.VideoFrame | None:
         if self.pending is not None:
@@ -171,7 +226,11 @@ class VideoSource(Node):
         if self.realtime:
             self._pace(stamp)
         self.last_t = stamp
-        return Stamped({"image": self._to_image(frame)}, t=stamp)
+        image = self._to_image(frame)
+        self.counts["frames"] += 1
+        status = {**self.counts, "colour": self.colour.name if self.colour else frame.format.name,
+                  "rotation": self.rotation}
+        return Stamped({"image": image, "status": status}, t=stamp)
 
     def _read(self) -> av.VideoFrame:
         delay = 0.5
@@ -200,8 +259,9 @@ class VideoSource(Node):
                     raise EndOfStream
                 delay = min(delay * 2, 5.0)
                 try:
-                    self.container.close()
+                    self._close()  # None after a reopen that failed: nothing to close then
                     self._connect()
+                    self.counts["reconnects"] += 1
                     self.log.warning("%s: reconnected", self.params.path)
                     self.anchor = None
                     break
@@ -219,12 +279,26 @@ class VideoSource(Node):
             raise EndOfStream
 
     def _to_image(self, frame: av.VideoFrame) -> Any:
+        """The frame as an image on the node's device: colour converted once (swscale for 8-bit
+        video on the CPU, torch on the planes otherwise), rotated, scaled to ``size``."""
         size = self.params.size
+        turns = (round(frame.rotation / 90) % 4) if self.params.autorotate else 0
+        self.rotation = 90 * turns
+        device = self.ctx.device
         if self.gpu_frames is not None and not self.gpu_frames.needs_cpu(frame):
-            return self.gpu_frames.to_image(frame, size)
-        width, height = size or (frame.width, frame.height)
-        pixels = frame.to_ndarray(format="rgb24", width=width, height=height)
-        return image_from_host(pixels, self.ctx.device)
+            return _place(self.gpu_frames.to_image(frame, None), turns, size)
+        self.colour = Colour.of(frame)
+        if self.colour is not None and (device.startswith("cuda") or self.colour.depth > 8):
+            return _place(frame_to_rgb(frame, self.colour, device), turns, size)
+        kwargs = {}
+        if size is not None:  # swscale scales before the rotation: ask for the size turned back
+            width, height = size if turns % 2 == 0 else size[::-1]
+            if (width, height) != (frame.width, frame.height):
+                kwargs = {"width": width, "height": height}
+        pixels = frame.to_ndarray(format="rgb24", **kwargs)
+        if turns:
+            pixels = np.rot90(pixels, turns)
+        return image_from_host(pixels, device)
 
 
 class StreamSource(VideoSource):
@@ -243,10 +317,36 @@ class StreamSource(VideoSource):
         reconnect: bool = Field(True, description="reopen after an error or the end, with backoff")
 
 
-def _open(target: str, is_url: bool, timeout: float, hwaccel: Any = None) -> av.container.InputContainer:
-    if not is_url and not Path(target).is_file():
-        raise NodeError(f"video file not found: {target}; check `path` (relative to the graph file)")
+def _place(image: torch.Tensor, turns: int, size: tuple[int, int] | None) -> torch.Tensor:
+    """Rotate a ``(1, 3, H, W)`` image by ``turns`` quarter turns counter-clockwise (FFmpeg's
+    autorotate for a display matrix of ``90 * turns`` degrees) and scale it to ``size``."""
+    if turns:
+        image = torch.rot90(image, turns, dims=(2, 3)).contiguous()
+    if size is not None and (image.shape[3], image.shape[2]) != tuple(size):
+        image = torch.nn.functional.interpolate(image, size=(size[1], size[0]), mode="bilinear",
+                                                align_corners=False, antialias=True)
+    return image
+
+
+def _exists(target: str) -> bool:
+    """The file is there; for an image-sequence pattern, at least one image matches it."""
+    path = Path(target)
+    if PATTERN.search(path.name):
+        return path.parent.is_dir() and any(path.parent.glob(PATTERN.sub("*", path.name)))
+    return path.is_file()
+
+
+def _open(target: str, is_url: bool, timeout: float, hwaccel: Any = None,
+          fps: float = 25.0) -> av.container.InputContainer:
+    sequence = not is_url and bool(PATTERN.search(Path(target).name))
+    if not is_url and not _exists(target):
+        what = "no image matches the pattern" if sequence else "video file not found"
+        raise NodeError(f"{what}: {target}; check `path` (relative to the graph file)")
     kwargs: dict[str, Any] = {}
+    if sequence:
+        rate = Fraction(fps).limit_denominator(1001)
+        kwargs["format"] = "image2"
+        kwargs["options"] = {"framerate": f"{rate.numerator}/{rate.denominator}"}
     if is_url:
         kwargs["timeout"] = (timeout, timeout)
         if target.lower().startswith(("rtsp://", "rtsps://")):

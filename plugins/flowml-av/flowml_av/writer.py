@@ -15,6 +15,7 @@ import flowml
 from flowml import IMAGE, Field, Input, Node, NodeError
 
 from .convert import host_rgb24
+from .rates import exact_rate
 
 Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                  "slower", "veryslow"]
@@ -75,13 +76,22 @@ class VideoWriter(Node):
 
     ``image`` ``(B, C, H, W)`` in [0, 1]: batch item 0 is encoded (alpha dropped, grey
     repeated; the graph hands it over as uint8 on the host). The first frame sets the video's
-    size (an odd width or height loses its last pixel, as yuv420p needs even sizes); frame k
-    gets pts k in time base 1/fps. Colours are converted with BT.709 and tagged so.
+    size (an odd width or height loses its last pixel, as yuv420p needs even sizes). Colours
+    are converted with BT.709, limited range, and tagged so.
+
+    ``fps`` is kept as an exact rational: ``29.97`` (or ``"30000/1001"``) is 30000/1001, and
+    ``ffprobe`` reads that back as ``r_frame_rate``. Offline, frame k gets pts k (time base
+    1/fps). Live, a frame is stamped by its capture time (the tick's ``t``) rounded to the
+    frame grid, so the file plays in real time whatever the sink skipped: a skipped frame
+    leaves the one before it on screen for longer, and a second frame in the same slot is
+    dropped (counted in the log at the end).
 
     ``fragmented`` (default) writes a fragment at every keyframe and flushes it to disk, so a
     process killed hard still leaves a playable file up to the last whole fragment; otherwise
     the index is written in ``teardown`` (which the scheduler runs on Ctrl-C too). With
-    ``deterministic`` (default) the same frames and params give a byte-identical file.
+    ``deterministic`` (default: on offline, off live, where the frames taken depend on timing
+    anyway and one encoder thread is what makes a live sink fall behind) the same frames and
+    params give a byte-identical file.
     Encoder params are read at the first frame; live changes to them have no effect.
 
     ``codec`` h264 or h265 (HEVC, tagged ``hvc1`` so Apple players open it). ``encoder``:
@@ -102,8 +112,8 @@ class VideoWriter(Node):
             "this take and starts one in the new file"), file="output", rebuild=True)
         # the rest is read when the file is opened: changed only in the graph file (a change
         # there starts the take again), never live
-        fps: float = Field(30.0, gt=0, le=1000, live=False,
-                           description="frame rate: frame k is shown at k / fps")
+        fps: float | str = Field(30.0, live=False,
+                                 description="frame rate, exact: 30, 29.97 (= 30000/1001) or \"30000/1001\"")
         crf: int = Field(20, ge=0, le=51, live=False,
                          description="quality: 0 lossless ... 51 worst; 18-23 look good")
         preset: Preset = Field("medium", live=False, description="x264 speed/size trade-off")
@@ -114,9 +124,10 @@ class VideoWriter(Node):
                                  description="fragmented MP4: playable even after a hard kill")
         keyframe_interval: float = Field(
             1.0, gt=0, le=60, live=False, description="seconds between keyframes (and fragments)")
-        deterministic: bool = Field(
-            True, live=False,
-            description="same frames, same bytes: one encoder thread, no mbtree (files a few % larger)")
+        deterministic: bool | None = Field(
+            None, live=False,
+            description="same frames, same bytes: one encoder thread, no mbtree (files a few % larger); "
+                        "none: on offline, off live")
         codec: Literal["h264", "h265"] = Field("h264", live=False, description="H.264 (AVC) or H.265 (HEVC)")
         encoder: Literal["auto", "cpu", "nvenc"] = Field(
             "auto", live=False,
@@ -132,6 +143,12 @@ class VideoWriter(Node):
                 raise ValueError("bitrate must be positive")
             return value
 
+        @field_validator("fps")
+        @classmethod
+        def _fps(cls, value: float | str) -> float | str:
+            exact_rate(value)  # raises ValueError with what to write
+            return value
+
         @field_validator("path")
         @classmethod
         def _mp4(cls, path: str) -> str:
@@ -144,6 +161,12 @@ class VideoWriter(Node):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.container: av.container.OutputContainer | None = None
         self.count = 0
+        self.rate = exact_rate(self.params.fps)
+        self.live = ctx.mode == "live"
+        self.t0: float | None = None   # live: the capture time of the first frame
+        self.last_pts = -1
+        self.held = 0                  # live: frame slots with no frame of their own (shown longer)
+        self.merged = 0                # live: frames dropped because their slot was already filled
 
     def process(self, image: torch.Tensor) -> None:
         pixels = host_rgb24(image)
@@ -156,10 +179,35 @@ class VideoWriter(Node):
         frame = av.VideoFrame.from_ndarray(pixels[:height, :width], format="rgb24")
         frame = frame.reformat(format=self.params.pix_fmt, dst_colorspace=Colorspace.ITU709,
                                dst_color_range=ColorRange.MPEG)
-        frame.pts = self.count
+        pts = self._pts()
+        if pts is None:
+            return
+        frame.pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.count += 1
+
+    def _pts(self) -> int | None:
+        """Offline: the frame's index. Live: its capture time on the 1/fps grid (None: this
+        slot already has a frame)."""
+        if not self.live:
+            self.last_pts = self.count
+            return self.count
+        t = self.ctx.tick.t
+        if self.t0 is None:
+            self.t0 = t
+        slot = round((t - self.t0) * self.rate)
+        if slot <= self.last_pts:
+            self.merged += 1
+            return None
+        self.held += slot - self.last_pts - 1
+        self.last_pts = slot
+        return slot
+
+    @property
+    def deterministic(self) -> bool:
+        d = self.params.deterministic
+        return (not self.live) if d is None else d
 
     def choose_encoder(self) -> str:
         """The FFmpeg encoder this node will use (probing NVENC where it is asked for)."""
@@ -179,7 +227,7 @@ class VideoWriter(Node):
         p = self.params
         if width < 2 or height < 2:
             raise NodeError(f"a {width}x{height} frame is too small to encode; H.264 needs 2x2 or more")
-        rate = Fraction(p.fps).limit_denominator(1001)
+        rate = self.rate
         self.encoder = self.choose_encoder()
         self.container = av.open(str(self.path), "w", format="mp4",
                                  options=FRAGMENTED if p.fragmented else {})
@@ -189,7 +237,7 @@ class VideoWriter(Node):
         if p.codec == "h265":
             codec.codec_tag = "hvc1"  # HEVC in MP4 as Apple's players want it (FFmpeg's default is hev1)
         codec.time_base = 1 / rate
-        codec.gop_size = max(1, round(p.fps * p.keyframe_interval))
+        codec.gop_size = max(1, round(float(rate) * p.keyframe_interval))
         # tag what process() converts to (BT.709, limited range), so players need not guess
         codec.colorspace, codec.color_primaries, codec.color_trc = BT709, BT709, BT709
         codec.color_range = ColorRange.MPEG.value
@@ -208,9 +256,9 @@ class VideoWriter(Node):
             return {"preset": NVENC_PRESETS[p.preset], **rate}
         rate = {"maxrate": str(bitrate), "bufsize": str(2 * bitrate)} if bitrate else {"crf": str(p.crf)}
         if self.encoder == "libx265":
-            x265 = "log-level=error" + (":" + X265_REPEATABLE if p.deterministic else "")
+            x265 = "log-level=error" + (":" + X265_REPEATABLE if self.deterministic else "")
             return {"preset": p.preset, "x265-params": x265, **rate}
-        return {"preset": p.preset, **rate, **(REPEATABLE if p.deterministic else {"threads": "0"})}
+        return {"preset": p.preset, **rate, **(REPEATABLE if self.deterministic else {"threads": "0"})}
 
     def teardown(self) -> None:
         if getattr(self, "container", None) is None:
@@ -222,3 +270,7 @@ class VideoWriter(Node):
         finally:
             self.container.close()
             self.container = None
+        seconds = float((self.last_pts + 1) / self.rate)
+        extra = f"; live: {self.held} slot(s) held over, {self.merged} frame(s) merged" if self.live else ""
+        self.log.info("output.video: %d frames, %.3f s at %s fps -> %s%s", self.count, seconds, self.rate,
+                      self.path, extra)
