@@ -7,6 +7,11 @@ if ! command -v oscsend >/dev/null || ! command -v oscdump >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && $sudo apt-get install -y -qq liblo-tools >/dev/null
 fi
+# FFmpeg's own CLI (ffmpeg, ffprobe): flowml-av's tests make files with it and compare with its decode
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq ffmpeg >/dev/null
+fi
 scripts/setup.sh --dev
 .venv/bin/python models/build_demo_models.py
 exec .venv/bin/python -m pytest "$@"
