@@ -62,7 +62,7 @@ class OriginPolicy:
         self.any_origin = "*" in self.allow
         self.origins = {a.rstrip("/").lower() for a in self.allow if "://" in a or a == "null"}
         self.hosts = {a.lower() for a in self.allow if "://" not in a and a not in ("*", "null")}
-        self.hosts |= {_host_of(urlsplit(a).netloc) for a in self.allow if "://" in a}
+        self.host_names = self.hosts | {_host_of(urlsplit(a).netloc) for a in self.allow if "://" in a}
         name = socket.gethostname().lower()
         self.names = {name, f"{name}.local", name.split(".")[0] + ".local"}
 
@@ -86,7 +86,7 @@ class OriginPolicy:
         if host_header is None:
             return None
         host = _host_of(host_header)
-        if host and (_is_ip(host) or _is_local(host) or host in self.names or host in self.hosts
+        if host and (_is_ip(host) or _is_local(host) or host in self.names or host in self.host_names
                      or self.any_origin):
             return None
         return (f"Host {host_header[:100]!r} is not this machine's address or a local name; "

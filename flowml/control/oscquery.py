@@ -248,8 +248,10 @@ class OscQueryServer:
         self._stopping = asyncio.Event()
         app = web.Application(client_max_size=1 << 16)
         app.router.add_route("*", "/{tail:.*}", self._request)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
+        quiet = logging.getLogger("flowml.control.http")  # junk requests are answered 400,
+        quiet.setLevel(logging.CRITICAL)                   # not logged with a traceback each
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                               logger=quiet)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.host, self.port, backlog=64)
