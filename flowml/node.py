@@ -162,6 +162,13 @@ class Node:
         return cls.live
 
     @classmethod
+    def is_blocking(cls, params: Params) -> bool:
+        """Does ``process`` block the host (I/O, waiting) with these params, so that it must
+        run on a worker thread of its own? Default: ``blocking``. Override when it depends on
+        params (a user function that says it does I/O)."""
+        return cls.blocking
+
+    @classmethod
     def unavailable(cls) -> str | None:
         """Why this node type cannot run on this machine (wrong OS, missing package or
         driver), or None when it can. Checked when a graph is validated, so a graph that uses
@@ -190,21 +197,61 @@ class Node:
         """Called between ticks after ``self.params`` changed from ``old`` to ``new``."""
 
 
+def _caller() -> str:
+    """``file:line`` of the code that called the function calling this (the decorator line)."""
+    frame = inspect.currentframe()
+    outer = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+    return f"{outer.f_code.co_filename}:{outer.f_lineno}" if outer is not None else "<unknown>"
+
+
+def _check_port_mapping(where: str, type_name: str, what: str, ports: Any) -> None:
+    """``inputs=`` / ``outputs=`` of ``function_node``: a mapping of names to port types."""
+    if ports is None:
+        return
+    example = f"{what}={{'image': flowml.IMAGE}}"
+    if not isinstance(ports, Mapping):
+        raise TypeError(f"{where}: @function_node({type_name!r}): {what} must be a mapping of "
+                        f"port name to port type, e.g. {example}; got a {type(ports).__name__}")
+    for name, kind in ports.items():
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise TypeError(f"{where}: @function_node({type_name!r}): {what}: port name {name!r} "
+                            "must be a Python identifier")
+        if not isinstance(kind, PortType):
+            raise TypeError(f"{where}: @function_node({type_name!r}): {what}[{name!r}] must be a "
+                            f"port type (flowml.IMAGE, TENSOR, SCALAR, ...), got {kind!r}")
+
+
 def normalize_outputs(node: Node, ports: Ports, result: Any) -> tuple[dict[str, Any], float | None]:
-    """Turn what ``process`` returned into ``({port: value}, stamp)``; check port names."""
+    """Turn what ``process`` returned into ``({port: value}, stamp)``, checking the output
+    contracts at the producer (``flowml.contracts``): port names, value kinds, the image
+    convention. Raises ``ContractError`` naming the port."""
+    from .contracts import check_output_names, check_outputs
+
     stamp = None
     if isinstance(result, Stamped):
         stamp, result = result.t, result.outputs
     names = [o.name for o in ports.outputs]
     if not names:
         return {}, stamp
-    if isinstance(result, Mapping) and set(result) <= set(names) and result:
-        return dict(result), stamp
-    if len(names) == 1:
-        return {names[0]: result}, stamp
-    raise NodeError(
-        f"process() must return a dict with keys from {names}, got {type(result).__name__}"
-    )
+    if isinstance(result, Mapping) and result and set(result) <= set(names):
+        outputs = dict(result)
+    elif len(names) == 1 and not (isinstance(result, Mapping) and _returns_ports(ports.outputs[0].type)):
+        outputs = {names[0]: result}
+    elif isinstance(result, Mapping):
+        check_output_names(node.type_name, result, names)
+        outputs = dict(result)
+    else:
+        raise NodeError(f"process() must return a dict with keys from {names}, got "
+                        f"{type(result).__name__}")
+    check_outputs(node.type_name, ports, outputs)
+    return outputs, stamp
+
+
+def _returns_ports(port_type: PortType) -> bool:
+    """Whether a mapping returned by a one-output node is ``{port: value}`` (its type's values
+    are never mappings), rather than the value itself (json, detections, any)."""
+    return port_type.name in ("image", "tensor", "matrix", "scalar") or (
+        port_type.parent is not None and port_type.parent.name in ("tensor", "image"))
 
 
 def function_node(
@@ -226,20 +273,34 @@ def function_node(
             return image * (1 - amount) + (1 - image) * amount
     """
 
+    where = _caller()
+    _check_port_mapping(where, type_name, "inputs", inputs)
+    _check_port_mapping(where, type_name, "outputs", outputs)
+
     def wrap(fn: Callable[..., Any]) -> type[Node]:
         sig = inspect.signature(fn)
+        at = f"{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}"
         in_names, fields = [], {}
         hints = inspect.get_annotations(fn, eval_str=True)
         for p in sig.parameters.values():
             if p.kind is p.KEYWORD_ONLY:
                 if p.default is p.empty:
-                    raise TypeError(f"{fn.__name__}: param {p.name!r} needs a default")
+                    raise TypeError(f"{at}: {fn.__name__}: param {p.name!r} needs a default")
                 fields[p.name] = (hints.get(p.name, type(p.default)), p.default)
             elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
                 in_names.append(p.name)
             else:
-                raise TypeError(f"{fn.__name__}: *args/**kwargs are not supported in nodes")
+                raise TypeError(f"{at}: {fn.__name__}: *args/**kwargs are not supported in nodes")
         types = dict(inputs or {})
+        for name in types:
+            if name not in in_names:
+                import difflib
+
+                close = difflib.get_close_matches(name, in_names, n=1, cutoff=0.5)
+                hint = f"; did you mean {close[0]!r}?" if close else (
+                    f"; its inputs (positional parameters): {', '.join(in_names) or 'none'}")
+                raise TypeError(f"{at}: @function_node({type_name!r}): inputs names {name!r}, "
+                                f"which is not a positional parameter of {fn.__name__}(){hint}")
         params_model = create_model(f"{fn.__name__}_Params", __base__=Params, **fields)
         param_names = tuple(fields)
 

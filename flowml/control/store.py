@@ -501,6 +501,32 @@ class ParamStore:
                     break
         return changed
 
+    def node_refused(self, node: str, refused: Any, kept: Any, why: Exception) -> None:
+        """Scheduler hook: a node did not take a change (its ``on_params`` raised, or the
+        rebuild the change needed failed). Each param it concerns is answered with the reason
+        and goes back to the value the node kept."""
+        reverted: list[LiveParam] = []
+        for name in type(kept).model_fields:
+            if _same(getattr(refused, name), getattr(kept, name)):
+                continue
+            lp = self.by_key.get((node, name))
+            if lp is None:
+                continue
+            self.reporter.error(lp.address, f"node refused {getattr(refused, name)!r}, keeps "
+                                            f"{getattr(kept, name)!r}: {getattr(why, 'error', why)}")
+            if _same(lp.value, getattr(refused, name)):
+                lp.value = getattr(kept, name)
+                lp.version += 1
+                reverted.append(lp)
+                if lp.expr is None:  # do not try again every tick
+                    lp.target, lp.fade = lp.value, None
+                    lp.level = _level(lp.value) if lp.level is not None else None
+        for listener in self.listeners if reverted else ():
+            try:
+                listener(reverted)
+            except Exception as exc:
+                log.debug("param listener failed: %s", exc)
+
     def _refused(self, node: str, values: dict[str, Any], exc: Exception) -> None:
         reason = _reason(exc) if isinstance(exc, ValidationError) else str(exc)
         for name, value in values.items():

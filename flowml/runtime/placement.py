@@ -54,7 +54,8 @@ def inline_link(producer: str, consumer: str, graph: ValidatedGraph, default_dev
     p, c = graph.nodes[producer], graph.nodes[consumer]
     return (producer != graph.clock and len(graph.consumers(producer)) == 1
             and len(c.inputs) == 1
-            and not (p.type.cls.blocking or c.type.cls.blocking or p.spec.hold or c.spec.hold)
+            and not (p.type.cls.is_blocking(p.params) or c.type.cls.is_blocking(c.params)
+                     or p.spec.hold or c.spec.hold)
             and resolve_device(p.spec.device, default_device) == resolve_device(c.spec.device, default_device))
 
 

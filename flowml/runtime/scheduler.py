@@ -176,7 +176,7 @@ class Scheduler:
 
     def _policy_for(self, nrt: NodeRuntime, graph: ValidatedGraph, old: Any = None) -> Any:
         rn = graph.nodes[nrt.id]
-        return make_policy(nrt, blocking=rn.type.cls.blocking, hold=nrt.hold, every=nrt.every,
+        return make_policy(nrt, blocking=rn.type.cls.is_blocking(rn.params), hold=nrt.hold, every=nrt.every,
                            live=self.mode == "live", is_clock=nrt.id == graph.clock,
                            on_failure=self._worker_failed, old=old)
 
@@ -315,6 +315,7 @@ class Scheduler:
             now = not self._running
         if now:
             self._apply_reload()
+            self._apply_params()  # what the reload changed, at once too
         return fut
 
     def _apply_reload(self) -> None:

@@ -26,7 +26,8 @@ class PythonFunction(Node):
     Ports come from params: ``inputs: [image, mask:tensor]`` (default ``[image]``), ``outputs``
     likewise. A port typed after a colon has that type (any, tensor, image, matrix, scalar,
     detections, json); else ``image`` is an ``IMAGE`` and any other name ``ANY``. An output
-    that feeds an image input must be typed image.
+    that feeds an image input must be typed image. ``blocking: true`` runs the function on a
+    worker thread of its own (for I/O), as blocking node types run.
     """
 
     type_name = "python.function"
@@ -39,6 +40,9 @@ class PythonFunction(Node):
         inputs: list[str] = Field(["image"], description="input ports, e.g. [image, mask:tensor]", live=False)
         outputs: list[str] = Field(["image"], description="output ports, e.g. [image, count:scalar]", live=False)
         args: dict[str, Any] = Field({}, description="more keyword arguments for the function")
+        blocking: bool = Field(False, live=False, description=
+                               "the function blocks (file or network I/O, waiting): run it on a "
+                               "worker thread of its own, in order, so the graph is not held up")
 
         @field_validator("inputs", "outputs")
         @classmethod
@@ -54,6 +58,10 @@ class PythonFunction(Node):
             if clash:
                 raise ValueError(f"args {clash} clash with input ports or 'ctx'; rename them")
             return self
+
+    @classmethod
+    def is_blocking(cls, params: Params) -> bool:
+        return params.blocking
 
     @classmethod
     def ports(cls, params: Params) -> Ports:
