@@ -11,8 +11,9 @@ Addresses (``<prefix>`` is the graph's ``osc.prefix``, empty by default):
   with ``/flowml/preset/saved NAME`` / ``/flowml/preset/recalled NAME``).
 - ``/flowml/get [pattern]``: answered with ``<address> value...`` for each matching param.
 
-Addresses may hold OSC 1.0 wildcards. Every problem is reported (logged once per address, and
-answered as ``/flowml/error <address> <reason>``); none is raised.
+Addresses may hold OSC 1.0 wildcards (at most ``addresses.MAX_PATTERN_LENGTH`` characters).
+Every problem is reported (logged once per address, and answered as ``/flowml/error
+<address> <reason>``); none is raised, and one bad message of a bundle does not stop the rest.
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ log = logging.getLogger("flowml.control")
 SAVE, RECALL, GET = "/flowml/preset/save", "/flowml/preset/recall", "/flowml/get"
 CONTROL_ADDRESSES = (SAVE, RECALL, GET)
 EXPR_SUFFIX = "/expr"
+SUGGEST_MAX = 200     # addresses longer than this get no "did you mean" (difflib's cost)
+SUGGEST_AMONG = 2000  # nor do addresses of graphs with more params than this
+
+
+def _last_per_address(messages: tuple[tuple[str, tuple[Any, ...]], ...]
+                      ) -> list[tuple[str, tuple[Any, ...]]]:
+    """The messages of a unit, of several plain ones to one address only the last (in the
+    place of the last): they would replace each other in the same tick anyway."""
+    if len(messages) < 2:
+        return list(messages)
+    last = {address: i for i, (address, _) in enumerate(messages)}
+    return [m for i, m in enumerate(messages) if last[m[0]] == i or m[0].startswith("/flowml/")]
 
 
 class Replier:
@@ -68,7 +81,7 @@ class Dispatcher:
         if unit.sender is not None:
             self.replier.last_sender = unit.sender
         changes: list[Change] = []
-        for address, args in unit.messages:
+        for address, args in _last_per_address(unit.messages):
             try:
                 if address in CONTROL_ADDRESSES and not self.store.params.get(address):
                     self._control(address, list(args), unit.sender)
@@ -76,6 +89,12 @@ class Dispatcher:
                     changes += self._changes(address, list(args), unit.sender)
             except (ControlError, ConvertError, PresetError) as exc:
                 self.reporter.error(address, str(exc), unit.sender)
+            except RecursionError:  # e.g. JSON nested thousands deep in a string argument
+                self.reporter.error(address, "the value is nested too deeply to read (JSON "
+                                    "deeper than Python's recursion limit?)", unit.sender)
+            except Exception as exc:  # a value no check foresaw: refuse it, handle the rest
+                self.reporter.error(address, f"cannot use this value: {type(exc).__name__}: "
+                                    f"{exc}", unit.sender)
         self.store.submit(changes)
 
     def malformed(self, sender: Any, reason: str) -> None:
@@ -125,6 +144,8 @@ class Dispatcher:
     def _unknown(self, address: str) -> str:
         if is_pattern(address):
             return "no param matches this pattern; list them with `flowml params GRAPH`"
+        if len(address) > SUGGEST_MAX or len(self.store.params) > SUGGEST_AMONG:
+            return "no such param address; list them with `flowml params GRAPH`"
         close = difflib.get_close_matches(address, list(self.store.params), n=1, cutoff=0.7)
         hint = f"; did you mean {close[0]}?" if close else "; list them with `flowml params GRAPH`"
         return f"no such param address{hint}"

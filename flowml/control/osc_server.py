@@ -1,16 +1,29 @@
-"""OSC over UDP: a socket read on its own thread, packets parsed and handed on as units.
+"""OSC over UDP: a socket read on its own thread, packets checked, queued and handed on as units.
 
 A *unit* is what one datagram holds: a single message, or every message of a bundle (nested
 bundles flattened). The handler gets one unit at a time and queues its changes together, so
 the messages of a bundle show in the same tick. A bundle stamped with a time in the future is
-held until then (at most ``MAX_DELAY`` seconds ahead).
+held until then (at most ``MAX_DELAY`` seconds ahead, at most ``MAX_HELD`` bundles and
+``MAX_HELD_BYTES`` bytes at once; more are refused).
 
-Floods: the thread drains every datagram waiting in the socket at once (up to
-``DRAIN_MAX``), and of several plain messages to the same address in one drain only the last
-is handled: the last value wins and a flood costs one check per address per drain, not per
-message. What the kernel could not buffer is lost, as UDP is. A sender above
-``FLOOD_RATE`` messages a second is logged once. A malformed datagram is reported and skipped.
-Nothing that arrives can stop the thread.
+Hostile or sloppy input costs bounded work and cannot hold the thread, or the GIL, for long:
+
+- the thread drains what waits in the socket (up to ``DRAIN_MAX`` datagrams) into an inbox
+  of at most ``INBOX_MAX`` entries (``INBOX_BYTES`` bytes): of several plain messages to one
+  address only the newest is kept (moved to the back), and when the inbox is full the oldest
+  entry is dropped (counted in ``dropped``). So a burst cannot build a backlog: a message sent
+  after it waits behind at most ``INBOX_MAX`` others.
+- each datagram is checked against OSC 1.0's layout before it is parsed (``check_packet``):
+  a length not a multiple of 4, a truncated argument, an unknown type tag, a bundle element
+  that overruns, more than ``MAX_MESSAGES`` messages or ``MAX_NESTING`` levels of bundles:
+  refused whole, never half-applied.
+- handling runs in slices of ``SLICE`` seconds; between slices the thread sleeps ``PAUSE``
+  seconds, so the graph's threads get the GIL at least that often even under a flood.
+- python-osc's own log records are kept off stderr (they are counted in ``suppressed``);
+  problems are reported once per address by the handler.
+
+What the kernel could not buffer is lost, as UDP is. A sender above ``FLOOD_RATE`` messages a
+second is logged once. Nothing that arrives can stop the thread.
 """
 
 from __future__ import annotations
@@ -19,8 +32,10 @@ import heapq
 import itertools
 import logging
 import socket
+import struct
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -28,18 +43,30 @@ from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-__all__ = ["OscUdpServer", "OscUnit", "build_message", "parse_datagram", "MalformedPacket"]
+__all__ = ["OscUdpServer", "OscUnit", "build_message", "parse_datagram", "check_packet",
+           "MalformedPacket"]
 
 log = logging.getLogger("flowml.control")
 
-DRAIN_MAX = 2048
+DRAIN_MAX = 4096
+INBOX_MAX = 256
+INBOX_BYTES = 4 << 20
+SLICE = 0.002
+PAUSE = 0.001
 FLOOD_RATE = 5000.0
 MAX_DELAY = 60.0
+MAX_HELD = 256
+MAX_HELD_BYTES = 4 << 20
+MAX_MESSAGES = 128
+MAX_NESTING = 4
 CONTROL_PREFIX = "/flowml/"
+_BUNDLE = b"#bundle\x00"
+_FIXED = {"i": 4, "f": 4, "c": 4, "r": 4, "m": 4, "h": 8, "d": 8, "t": 8,
+          "T": 0, "F": 0, "N": 0, "I": 0, "[": 0, "]": 0}
 
 
 class MalformedPacket(ValueError):
-    """A datagram that is not OSC."""
+    """A datagram that is not OSC, or not all of it."""
 
 
 @dataclass(frozen=True)
@@ -50,22 +77,107 @@ class OscUnit:
     sender: Any
     bundle: bool = False
     due: float | None = None
+    size: int = 0
+
+
+def check_packet(data: bytes) -> int:
+    """Check that ``data`` is one whole OSC 1.0 message or bundle; return how many messages
+    it holds. Raises MalformedPacket saying what is wrong. Cost: linear in ``len(data)``."""
+    if len(data) % 4:
+        raise MalformedPacket(f"{len(data)} bytes is not a multiple of 4: a truncated or "
+                              "padded-wrong OSC packet")
+    count = _check(data, 0, len(data), 0)
+    if count > MAX_MESSAGES:
+        raise MalformedPacket(f"a bundle of {count} messages; at most {MAX_MESSAGES} per packet")
+    return count
+
+
+def _check(data: bytes, start: int, end: int, depth: int) -> int:
+    if data.startswith(_BUNDLE, start):
+        if depth >= MAX_NESTING:
+            raise MalformedPacket(f"bundles nested more than {MAX_NESTING} deep")
+        i, count = start + 16, 0
+        if i > end:
+            raise MalformedPacket("a bundle without its time tag")
+        while i < end:
+            if i + 4 > end:
+                raise MalformedPacket("a bundle element without its size")
+            (size,) = struct.unpack_from(">i", data, i)
+            i += 4
+            if size <= 0 or size % 4 or i + size > end:
+                raise MalformedPacket(f"a bundle element of size {size} at byte {i - 4} does not "
+                                      f"fit the {end - start} bytes of its bundle")
+            count += _check(data, i, i + size, depth + 1)
+            if count > MAX_MESSAGES:
+                raise MalformedPacket(f"a bundle of more than {MAX_MESSAGES} messages; at most {MAX_MESSAGES} per packet")
+            i += size
+        return count
+    if start >= end or data[start] != 0x2F:  # '/'
+        raise MalformedPacket("not an OSC message or bundle (an address starts with '/')")
+    i = _string_end(data, start, end, "the address")
+    if i == end:
+        return 1  # no type tags: a message without arguments
+    if data[i] != 0x2C:  # ','
+        raise MalformedPacket("the type tags do not start with ','")
+    tags_at = i
+    i = _string_end(data, i, end, "the type tags")
+    tags = data[tags_at + 1:data.index(0, tags_at)].decode("ascii", "replace")
+    depth_arr = 0
+    for tag in tags:
+        size = _FIXED.get(tag)
+        if size is not None:
+            depth_arr += (tag == "[") - (tag == "]")
+            if depth_arr < 0:
+                raise MalformedPacket("a ']' without its '[' in the type tags")
+            i += size
+        elif tag in "sS":
+            i = _string_end(data, i, end, "a string argument")
+        elif tag == "b":
+            if i + 4 > end:
+                raise MalformedPacket("a blob without its size")
+            (n,) = struct.unpack_from(">i", data, i)
+            if n < 0:
+                raise MalformedPacket("a blob of negative size")
+            i += 4 + n + (-n % 4)
+        else:
+            raise MalformedPacket(f"unknown OSC type tag {tag!r}; flowml reads i h f d s S b T F N I t c r m")
+        if i > end:
+            raise MalformedPacket(f"the packet ends inside an argument of type {tag!r} (truncated)")
+    if depth_arr:
+        raise MalformedPacket("a '[' without its ']' in the type tags")
+    if i != end:
+        raise MalformedPacket(f"{end - i} bytes after the last argument: the type tags and the "
+                              "arguments do not agree")
+    return 1
+
+
+def _string_end(data: bytes, start: int, end: int, what: str) -> int:
+    nul = data.find(b"\x00", start, end)
+    if nul < 0:
+        raise MalformedPacket(f"{what} is not terminated (truncated)")
+    n = nul - start + 1  # with its terminating zero, padded to a multiple of 4
+    padded = start + n + (-n % 4)
+    if padded > end:
+        raise MalformedPacket(f"{what} is not padded to 4 bytes (truncated)")
+    return padded
 
 
 def parse_datagram(data: bytes, sender: Any = None) -> OscUnit:
-    """One datagram as a unit; raises MalformedPacket."""
+    """One datagram as a unit, checked whole first; raises MalformedPacket."""
     try:
-        if OscBundle.dgram_is_bundle(data):
+        check_packet(data)
+    except MalformedPacket as exc:
+        raise MalformedPacket(f"malformed OSC packet ({len(data)} bytes): {exc}") from None
+    try:
+        if data.startswith(_BUNDLE):
             bundle = OscBundle(data)
             stamp = bundle.timestamp
             due = stamp if stamp and stamp > time.time() else None
-            return OscUnit(tuple(_flatten(bundle)), sender, True, due)
-        if OscMessage.dgram_is_message(data):
-            msg = OscMessage(data)
-            return OscUnit(((msg.address, tuple(msg.params)),), sender)
+            return OscUnit(tuple(_flatten(bundle)), sender, True, due, len(data))
+        msg = OscMessage(data)
+        return OscUnit(((msg.address, tuple(msg.params)),), sender, size=len(data))
     except Exception as exc:  # python-osc raises ParseError and, on odd input, others
         raise MalformedPacket(f"malformed OSC packet ({len(data)} bytes): {exc}") from None
-    raise MalformedPacket(f"not an OSC message or bundle ({len(data)} bytes)")
 
 
 def _flatten(bundle: OscBundle) -> list[tuple[str, tuple[Any, ...]]]:
@@ -93,11 +205,79 @@ def build_message(address: str, args: list[Any] | tuple[Any, ...]) -> bytes:
     return b.build().dgram
 
 
+class Inbox:
+    """Datagrams waiting to be handled: bounded in count and bytes, newest-wins per address.
+
+    A plain message (not a bundle, not ``/flowml/...``) replaces one waiting for the same
+    address and moves to the back; anything else gets a place of its own. When full, the
+    oldest entry is dropped. Used by one thread only."""
+
+    def __init__(self, max_entries: int = INBOX_MAX, max_bytes: int = INBOX_BYTES):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._q: OrderedDict[Any, tuple[bytes, Any]] = OrderedDict()
+        self._bytes = 0
+        self._seq = itertools.count()
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+    def put(self, data: bytes, sender: Any) -> None:
+        key: Any = None
+        if data[:1] == b"/":
+            nul = data.find(b"\x00", 0, 1024)
+            address = data[:nul] if nul > 0 else b""
+            if address and not address.startswith(b"/flowml/"):
+                key = address
+        if key is None:
+            key = next(self._seq)
+        old = self._q.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[0])
+        self._q[key] = (data, sender)
+        self._bytes += len(data)
+        while len(self._q) > self.max_entries or self._bytes > self.max_bytes:
+            _, (gone, _) = self._q.popitem(last=False)
+            self._bytes -= len(gone)
+            self.dropped += 1
+
+    def get(self) -> tuple[bytes, Any] | None:
+        if not self._q:
+            return None
+        _, item = self._q.popitem(last=False)
+        self._bytes -= len(item[0])
+        return item
+
+
+class _QuietPythonOsc(logging.Filter):
+    """Keeps python-osc's own records (logged on the root logger) off stderr; counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "pythonosc" in record.pathname:
+            self.count += 1
+            return False
+        return True
+
+
+_quiet = _QuietPythonOsc()
+
+
+def _install_quiet() -> None:
+    root = logging.getLogger()
+    if _quiet not in root.filters:
+        root.addFilter(_quiet)
+
+
 class OscUdpServer:
     """Listens on ``host:port`` (0: any free port, see ``port`` after ``start``).
 
     ``on_unit(unit)`` is called on the server thread for each unit; ``on_malformed(sender,
-    reason)`` for each datagram that is not OSC. Exceptions from either are logged, never raised.
+    reason)`` for each datagram that is not (all) OSC or cannot be held. Exceptions from
+    either are logged, never raised.
     """
 
     def __init__(self, host: str, port: int, on_unit: Callable[[OscUnit], None],
@@ -106,13 +286,28 @@ class OscUdpServer:
         self.on_unit, self.on_malformed = on_unit, on_malformed
         self.rcvbuf = rcvbuf
         self.received = 0
+        self.handled = 0
+        self.inbox = Inbox()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._held: list[tuple[float, int, OscUnit]] = []
+        self._held_bytes = 0
         self._seq = itertools.count()
         self._rates: dict[Any, tuple[float, int]] = {}
         self._flooding: set[Any] = set()
+        self._failed_once = False
+        self._dropped_said = 0
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams dropped from a full inbox (the oldest go first)."""
+        return self.inbox.dropped
+
+    @property
+    def suppressed(self) -> int:
+        """python-osc log records kept off stderr (in this process)."""
+        return _quiet.count
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -130,7 +325,7 @@ class OscUdpServer:
             raise OSError(f"cannot listen for OSC on {self.host}:{self.port}: {exc.strerror or exc}; "
                           "pick another port (--osc-port, or osc: {port: ...} in the graph; "
                           "0 takes any free port)") from None
-        sock.settimeout(0.25)
+        _install_quiet()
         self._sock = sock
         self.port = sock.getsockname()[1]
         self._thread = threading.Thread(target=self._loop, name="flowml-osc", daemon=True)
@@ -158,27 +353,72 @@ class OscUdpServer:
         sock = self._sock
         assert sock is not None
         while not self._stop.is_set():
-            self._release_due()
             try:
-                sock.settimeout(self._timeout())
-                first = sock.recvfrom(65535)
-            except socket.timeout:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                continue
-            batch = [first]
-            sock.settimeout(0.0)  # drain what is already there, without waiting for more
-            while len(batch) < DRAIN_MAX:
-                try:
-                    batch.append(sock.recvfrom(65535))
-                except OSError:  # BlockingIOError: nothing more waiting
-                    break
-            try:
-                self._handle_batch(batch)
+                self._release_due()
+                if self._wait(sock):
+                    self._drain(sock)
+                self._handle_slice()
+                self._say_dropped()
             except Exception:  # never let the thread die
-                log.exception("OSC: handling a packet failed")
+                self._failed("OSC: the receive loop failed")
+            if len(self.inbox):
+                time.sleep(PAUSE)  # more to do: let the graph's threads have the GIL first
+
+    def _wait(self, sock: socket.socket) -> bool:
+        """Wait for a datagram (not at all when work is waiting); True when one came."""
+        timeout = 0.0 if len(self.inbox) else self._timeout()
+        try:
+            sock.settimeout(timeout)
+            data, sender = sock.recvfrom(65535)
+        except (socket.timeout, BlockingIOError):
+            return False
+        except OSError:  # e.g. ICMP port unreachable from an earlier reply; closed on stop
+            return False
+        self._accept(data, sender)
+        return True
+
+    def _drain(self, sock: socket.socket) -> None:
+        sock.settimeout(0.0)  # take what is already there, without waiting for more
+        for _ in range(DRAIN_MAX):
+            try:
+                data, sender = sock.recvfrom(65535)
+            except OSError:  # BlockingIOError: nothing more waiting
+                return
+            self._accept(data, sender)
+
+    def _accept(self, data: bytes, sender: Any) -> None:
+        self.received += 1
+        self._count(sender)
+        self.inbox.put(data, sender)
+
+    def _handle_slice(self) -> None:
+        deadline = time.perf_counter() + SLICE
+        while not self._stop.is_set():
+            item = self.inbox.get()
+            if item is None:
+                return
+            self._handle(*item)
+            if time.perf_counter() > deadline:
+                return
+
+    def _handle(self, data: bytes, sender: Any) -> None:
+        self.handled += 1
+        try:
+            unit = parse_datagram(data, sender)
+        except MalformedPacket as exc:
+            self._safe(self.on_malformed, sender, str(exc))
+            return
+        if unit.due is None:
+            self._deliver(unit)
+            return
+        if len(self._held) >= MAX_HELD or self._held_bytes + unit.size > MAX_HELD_BYTES:
+            self._safe(self.on_malformed, sender,
+                       f"{len(self._held)} bundles ({self._held_bytes} bytes) already wait for their "
+                       f"time; at most {MAX_HELD} ({MAX_HELD_BYTES} bytes): this one is refused")
+            return
+        due = min(unit.due, time.time() + MAX_DELAY)
+        self._held_bytes += unit.size
+        heapq.heappush(self._held, (due, next(self._seq), unit))
 
     def _timeout(self) -> float:
         if not self._held:
@@ -189,43 +429,31 @@ class OscUdpServer:
         now = time.time()
         while self._held and self._held[0][0] <= now:
             _, _, unit = heapq.heappop(self._held)
+            self._held_bytes -= unit.size
             self._deliver(unit)
-
-    def _handle_batch(self, batch: list[tuple[bytes, Any]]) -> None:
-        self.received += len(batch)
-        plain: dict[str, OscUnit] = {}
-        for data, sender in batch:
-            self._count(sender)
-            try:
-                unit = parse_datagram(data, sender)
-            except MalformedPacket as exc:
-                self._safe(self.on_malformed, sender, str(exc))
-                continue
-            address = unit.messages[0][0] if unit.messages else ""
-            if not unit.bundle and not address.startswith(CONTROL_PREFIX):
-                plain.pop(address, None)  # the last one to an address wins, in arrival order
-                plain[address] = unit
-                continue
-            for u in plain.values():
-                self._deliver(u)
-            plain.clear()
-            if unit.due is not None:
-                due = min(unit.due, time.time() + MAX_DELAY)
-                heapq.heappush(self._held, (due, next(self._seq), unit))
-            else:
-                self._deliver(unit)
-        for u in plain.values():
-            self._deliver(u)
 
     def _deliver(self, unit: OscUnit) -> None:
         self._safe(self.on_unit, unit)
 
-    @staticmethod
-    def _safe(fn: Callable[..., None], *args: Any) -> None:
+    def _safe(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
         except Exception:
-            log.exception("OSC: handler failed")
+            self._failed("OSC: handler failed")
+
+    def _failed(self, what: str) -> None:
+        """A bug, not bad input: the traceback once, then one line at debug level."""
+        if not self._failed_once:
+            self._failed_once = True
+            log.exception("%s (further failures are logged at debug level)", what)
+        else:
+            log.debug(what, exc_info=True)
+
+    def _say_dropped(self) -> None:
+        if self.inbox.dropped and not self._dropped_said:
+            self._dropped_said = self.inbox.dropped
+            log.warning("OSC: input comes faster than it can be handled; dropping the oldest "
+                        "waiting messages (the newest value per address is kept)")
 
     def _count(self, sender: Any) -> None:
         now = time.monotonic()

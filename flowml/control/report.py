@@ -5,6 +5,8 @@ address is logged as a warning with its reason; later ones at that address are l
 level only, so a controller stuck on a bad value cannot flood the log. Each problem is also
 answered as ``/flowml/error <address> <reason>`` through ``reply``, at most
 ``per_address_rate`` times a second per address and ``total_rate`` times a second in all.
+Addresses and reasons are shortened to ``MAX_ADDRESS`` / ``MAX_REASON`` characters, and at
+most ``max_addresses`` addresses are remembered, so hostile input cannot grow memory or the log.
 """
 
 from __future__ import annotations
@@ -14,10 +16,19 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["Reporter", "ERROR_ADDRESS"]
+__all__ = ["Reporter", "ERROR_ADDRESS", "shorten"]
 
 ERROR_ADDRESS = "/flowml/error"
+MAX_ADDRESS = 120  # longer addresses are reported (and counted) by their first characters
+MAX_REASON = 400
 log = logging.getLogger("flowml.control")
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 30]}... ({len(text)} characters)"
 
 Reply = Callable[[str, list[Any], Any], None]  # (address, args, target or None)
 
@@ -38,7 +49,8 @@ class Reporter:
 
     def error(self, address: str, reason: str, target: Any = None) -> None:
         """A problem with input at ``address``; ``target`` is who to answer (None: the
-        default reply address)."""
+        default reply address). Long addresses and reasons are shortened."""
+        address, reason = shorten(address, MAX_ADDRESS), shorten(reason, MAX_REASON)
         with self._lock:
             first = address not in self.counts
             if first and len(self.counts) >= self.max_addresses:

@@ -11,10 +11,21 @@ nothing is ever passed to ``eval``/``exec``. Only this is allowed:
 - ``node.name``: another node's param (its current value, OSC changes included) or one of its
   scalar outputs (the value of the last finished frame, 0 before the first).
 
-Arithmetic works on numbers only (no ``[0]*10**9``), ``**`` is computed in floating point
-(overflow is an error, not a hang), and the text is limited to :data:`MAX_LENGTH` characters,
-so an expression cannot exhaust memory or CPU. Errors are ``ExprError`` with a message that
-says what to write instead, and, for syntax errors, the column.
+Bounded by construction, so that no expression can hold a thread (and the GIL) for long or
+exhaust memory:
+
+- the text is at most :data:`MAX_LENGTH` characters, at most :data:`MAX_STEPS` operations
+  (syntax-tree nodes) nested at most :data:`MAX_DEPTH` deep; there are no loops or calls of
+  user code, so one evaluation is at most ``MAX_STEPS`` steps, each of bounded cost;
+- arithmetic works on numbers only (no ``[0]*10**9``), ``**`` is computed in floating point
+  (overflow is an error, not a hang), and an integer result beyond :data:`MAX_INT_BITS` bits
+  is an error (no multi-second big-int products);
+- functions whose cost grows with an argument limit it (:data:`ARG_LIMITS`: ``round``'s
+  digits are -400..400). A limited argument that is a constant is checked when the expression
+  is parsed (so a graph file names the line and column); one computed from ``t`` or ``frame``
+  is checked at every evaluation.
+
+Errors are ``ExprError`` with a message that says what to write instead, and the column.
 """
 
 from __future__ import annotations
@@ -26,9 +37,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 __all__ = ["Expression", "ExprError", "parse_expression", "FUNCTIONS", "CONSTANTS", "VARIABLES",
-           "MAX_LENGTH"]
+           "MAX_LENGTH", "MAX_STEPS", "MAX_DEPTH", "MAX_INT_BITS", "ARG_LIMITS"]
 
 MAX_LENGTH = 1000
+MAX_STEPS = 500      # syntax-tree nodes: each is evaluated at most once per evaluation
+MAX_DEPTH = 100      # nesting of operations and calls (t+t+...+t nests once per '+')
+MAX_INT_BITS = 1100  # integers up to about 10**330 (a float's range, and some)
+MAX_DIGITS = 400     # round(x, n): |n| beyond a float's 324 digits changes nothing
 VARIABLES = ("t", "frame")
 CONSTANTS: dict[str, float] = {"pi": math.pi, "tau": math.tau, "e": math.e, "inf": math.inf,
                                "true": True, "false": False, "True": True, "False": False}
@@ -89,6 +104,13 @@ def _log(x: float, base: float = math.e) -> float:
 
 def _round(x: float, n: int = 0) -> float:
     return round(x, int(n))
+
+
+ARG_LIMITS: dict[str, tuple[tuple[int, float, float, str], ...]] = {
+    # name: ((argument index, lowest, highest, what it is), ...): arguments whose size sets the
+    # cost of the call; checked at parse time when constant, else at each evaluation
+    "round": ((1, -MAX_DIGITS, MAX_DIGITS, "the number of digits"),),
+}
 
 
 FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int, str]] = {
@@ -152,7 +174,9 @@ class Expression:
         env = _Env(t, frame, refs or _no_refs)
         try:
             return self._code(env)
-        except ExprError:
+        except ExprError as exc:
+            if exc.col:  # a limit the expression ran into: say where, in which text
+                raise ExprError(f"{self.text!r}: {exc.message} (column {exc.col})", exc.col) from None
             raise
         except ZeroDivisionError:
             raise ExprError(f"{self.text!r}: division by zero") from None
@@ -160,6 +184,8 @@ class Expression:
             raise ExprError(f"{self.text!r}: a number got too large") from None
         except (ValueError, TypeError) as exc:
             raise ExprError(f"{self.text!r}: {exc}") from None
+        except (RecursionError, MemoryError):
+            raise ExprError(f"{self.text!r}: too deep or too large to compute") from None
 
 
 def _no_refs(node: str, name: str) -> Any:
@@ -182,12 +208,36 @@ def parse_expression(text: str) -> Expression:
     except (ValueError, RecursionError, MemoryError) as exc:
         raise ExprError(f"cannot parse the expression: {exc}") from None
     lead = len(text) - len(text.lstrip())
+    _check_size(tree.body, lead)
     compiler = _Compiler(lead)
     try:
         code = compiler.compile(tree.body)
     except RecursionError:
         raise ExprError("the expression is nested too deeply") from None
     return Expression(text, frozenset(compiler.refs), compiler.uses_time, code)
+
+
+def _check_size(root: ast.AST, lead: int) -> None:
+    """At most MAX_STEPS nodes nested at most MAX_DEPTH deep (walked without recursion)."""
+    steps, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        steps += isinstance(node, ast.expr)  # operations and operands, not their contexts
+        col = getattr(node, "col_offset", -1) + 1 + lead
+        if steps > MAX_STEPS:
+            raise ExprError(f"the expression has more than {MAX_STEPS} operations; split the "
+                            "work over several params", col)
+        if depth > MAX_DEPTH:
+            raise ExprError(f"the expression is nested more than {MAX_DEPTH} deep", col)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def _int_ok(value: Any, op: str, col: int) -> Any:
+    """``value``, unless it is an integer too large to compute with cheaply."""
+    if type(value) is int and value.bit_length() > MAX_INT_BITS:
+        raise ExprError(f"'{op}' gave an integer of {value.bit_length()} bits; at most "
+                        f"{MAX_INT_BITS} (write a float, e.g. 1e300, for huge numbers)", col)
+    return value
 
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
@@ -236,6 +286,9 @@ class _Compiler:
         value = node.value
         if not isinstance(value, (int, float, str)) or isinstance(value, complex):
             raise self.fail(node, f"the constant {value!r} is not allowed; use numbers or strings")
+        if type(value) is int and value.bit_length() > MAX_INT_BITS:
+            raise self.fail(node, f"the integer is {value.bit_length()} bits long; at most "
+                                  f"{MAX_INT_BITS} (write a float, e.g. 1e300, for huge numbers)")
         return lambda env: value
 
     def c_Name(self, node: ast.Name) -> Code:
@@ -268,6 +321,9 @@ class _Compiler:
         left, right = self.compile(node.left), self.compile(node.right)
         sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
                ast.Mod: "%", ast.Pow: "**"}[type(node.op)]
+        col = node.col_offset + 1 + self.lead
+        if sym in ("+", "-", "*", "//", "%"):  # int results can grow: check their size
+            return lambda env: _int_ok(op(_number(left(env), sym), _number(right(env), sym)), sym, col)
         return lambda env: op(_number(left(env), sym), _number(right(env), sym))
 
     def c_UnaryOp(self, node: ast.UnaryOp) -> Code:
@@ -339,6 +395,26 @@ class _Compiler:
             raise self.fail(node, f"{name}() takes {want} argument{'s' if hi > 1 else ''}, "
                                   f"got {len(node.args)}: {doc}")
         args = [self.compile(a) for a in node.args]
+        limits = [lim for lim in ARG_LIMITS.get(name, ()) if lim[0] < len(args)]
+        for index, lo, hi, what in limits:  # a constant argument is checked now, once
+            arg = node.args[index]
+            if _is_constant(arg):
+                try:
+                    value = args[index](_CONST_ENV)
+                except ExprError:
+                    raise
+                except Exception:  # e.g. 1/0: reported when evaluated, as it always was
+                    continue
+                _within(name, value, lo, hi, what, arg.col_offset + 1 + self.lead)
+        if limits:
+            col = node.col_offset + 1 + self.lead
+
+            def limited(env: _Env) -> Any:
+                values = [_number(a(env), name) for a in args]
+                for index, lo, hi, what in limits:
+                    _within(name, values[index], lo, hi, what, col)
+                return fn(*values)
+            return limited
         if len(args) == 1:
             only = args[0]
             return lambda env: fn(_number(only(env), name))
@@ -349,6 +425,23 @@ class _Compiler:
         return lambda env: [i(env) for i in items]
 
     c_Tuple = c_List
+
+
+def _is_constant(node: ast.AST) -> bool:
+    """True when ``node``'s value depends on nothing (no t, frame or node.name)."""
+    return not any(isinstance(n, (ast.Name, ast.Attribute)) and not
+                   (isinstance(n, ast.Name) and (n.id in CONSTANTS or n.id in FUNCTIONS))
+                   for n in ast.walk(node))
+
+
+def _within(name: str, value: Any, lo: float, hi: float, what: str, col: int) -> None:
+    if not isinstance(value, (int, float)) or not lo <= value <= hi:
+        shown = f"{value:.6g}" if isinstance(value, float) else repr(value) if not isinstance(
+            value, int) or value.bit_length() < 64 else f"an integer of {value.bit_length()} bits"
+        raise ExprError(f"{name}(): {what} must be from {lo:g} to {hi:g}, got {shown}", col)
+
+
+_CONST_ENV = _Env(0.0, 0, lambda node, name: 0.0)
 
 
 def _describe(node: ast.AST) -> str:
