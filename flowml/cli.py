@@ -45,6 +45,10 @@ def _load(path: str, registry) -> Any:
 # -- flowml run ---------------------------------------------------------------------------------
 def cmd_run(a: argparse.Namespace) -> int:
     from .runtime.scheduler import NodeFailed, Scheduler
+    from .contracts import set_checking
+
+    if a.check:
+        set_checking(True)
 
     registry = _registry()
     graph = _load(a.graph, registry)
@@ -177,11 +181,25 @@ def _start_progress(sched, name: str):
 
 # -- flowml validate / schema / nodes / params --------------------------------------------------
 def cmd_validate(a: argparse.Namespace) -> int:
+    """Check every file given (a bad one does not stop the others); exit 2 if any is bad."""
+    from .graph import GraphErrors, load_graph
+
     registry = _registry()
+    bad = 0
     for path in a.graphs:
-        g = _load(path, registry)
+        try:
+            g = load_graph(path, registry)
+        except GraphErrors as e:
+            bad += 1
+            for ge in e.errors:
+                err.print(str(ge), markup=False)
+            n = len(e.errors)
+            err.print(f"{n} error{'s' if n != 1 else ''} in {path}", markup=False)
+            continue
         out.print(f"ok: {path}: {len(g.nodes)} nodes, clock {_clock_text(g.clock)}", markup=False)
-    return 0
+    if bad and len(a.graphs) > 1:
+        err.print(f"{bad} of {len(a.graphs)} graph files have errors", markup=False)
+    return 2 if bad else 0
 
 
 def _clock_text(clock) -> str:
@@ -207,19 +225,24 @@ def node_type_info(t) -> dict[str, Any]:
 
     from .node import Node
 
+    from .ports import ports_problem
+
     cls = t.cls
     try:
         ports = cls.ports(cls.Params())
     except Exception:  # required params: fixed ports are known anyway
         ports = None if "ports" in vars(cls) else Node.ports.__func__(cls, None)  # type: ignore[attr-defined]
-    if ports is None:
+    problem = ports_problem(cls, ports) if ports is not None else None
+    if problem:
+        inputs = outputs = f"error: {problem}"
+    elif ports is None:
         inputs = outputs = "depends on params"
     else:
         inputs = [{"name": p.name, "type": p.type.name, "optional": p.optional} for p in ports.inputs]
         outputs = [{"name": p.name, "type": p.type.name} for p in ports.outputs]
     return {
         "type": t.name, "plugin": t.plugin, "distribution": t.distribution, "version": t.version,
-        "description": cls.describe(), "inputs": inputs, "outputs": outputs,
+        "description": _description(cls), "inputs": inputs, "outputs": outputs,
         "blocking": cls.blocking, "live": cls.live,
         "params": [{"name": p.name, "type": p.type, "default": _jsonable(p.default),
                     "min": p.min, "max": p.max, "choices": p.choices, "required": p.required,
@@ -227,6 +250,14 @@ def node_type_info(t) -> dict[str, Any]:
                     "tag": param_meta(cls.Params, p.name).tag()}
                    for p in describe_params(cls.Params)],
     }
+
+
+def _description(cls) -> str:
+    """The first paragraph of the type's docstring, joined into one line (never cut mid-sentence)."""
+    import inspect
+
+    doc = inspect.getdoc(cls) if cls.__doc__ else ""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 def _jsonable(v: Any) -> Any:
@@ -238,15 +269,33 @@ def _jsonable(v: Any) -> Any:
 
 
 def cmd_nodes(a: argparse.Namespace) -> int:
+    try:
+        return _nodes(a)
+    except BrokenPipeError:  # `flowml nodes --json | head`: the reader has what it wanted
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
+
+
+def _nodes(a: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
     reg = _registry()
     types = [t for name, t in sorted(reg.types.items()) if not a.type or name.startswith(a.type)]
     infos = [node_type_info(t) for t in types]
+    conflicts = {name: reg.conflict(name) for name in sorted(reg.candidates)
+                 if not a.type or name.startswith(a.type)}
     if a.json:
-        failures = [{"plugin": f.plugin, "error": f.error} for f in reg.failures]
-        print(json.dumps({"node_types": infos, "failed_plugins": failures}, indent=2))
+        failures = [{"plugin": f.plugin, "error": f.error, "loaded": f.loaded,
+                     **({"traceback": f.detail} if a.show_tracebacks else {})} for f in reg.failures]
+        clashes = [{"type": name, "plugins": reg.owners(name), "error": text}
+                   for name, text in conflicts.items()]
+        sys.stdout.write(json.dumps({"node_types": infos, "failed_plugins": failures,
+                                     "conflicts": clashes}, indent=2) + "\n")
+        sys.stdout.flush()
         return 0
     table = Table(title=f"{len(infos)} node types", title_justify="left", show_lines=True)
     for col in ("type", "plugin", "inputs", "outputs", "params"):
@@ -261,10 +310,16 @@ def cmd_nodes(a: argparse.Namespace) -> int:
             for p in i["params"])
         table.add_row(f"{i['type']}\n[dim]{escape(i['description'])}[/dim]",
                       f"{i['plugin']}\n[dim]{i['distribution']} {i['version']}[/dim]",
-                      ports(i["inputs"]), ports(i["outputs"]), escape(params))
+                      escape(ports(i["inputs"])), escape(ports(i["outputs"])), escape(params))
     out.print(table)
+    for text in conflicts.values():
+        err.print(f"[red]conflict:[/red] {escape(text)}")
     for f in reg.failures:
-        err.print(f"[red]plugin '{f.plugin}' failed to load:[/red] {f.error}")
+        err.print(f"[red]{escape(str(f))}[/red]")
+        if a.show_tracebacks and f.detail:
+            err.print(f.detail.rstrip(), markup=False, highlight=False)
+    if reg.failures and not a.show_tracebacks:
+        err.print("run `flowml nodes --verbose` for the tracebacks", markup=False)
     return 0
 
 
@@ -318,6 +373,34 @@ def cmd_params(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_plugin(a: argparse.Namespace) -> int:
+    """``flowml new plugin NAME [DIR]``: a plugin package that installs and passes its test."""
+    from .scaffold import ScaffoldError, scaffold_plugin
+
+    try:
+        made = scaffold_plugin(a.name, Path(a.dir) if a.dir else None)
+    except ScaffoldError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 2
+    out.print(f"made {made}: install it with `pip install -e {made}`, test it with "
+              f"`pytest {made}`, then edit the node in {made}/flowml_{a.name}/nodes.py", markup=False)
+    return 0
+
+
+def cmd_discover(a: argparse.Namespace) -> int:
+    """``flowml discover``: flowml graphs and OSCQuery servers that answer over mDNS."""
+    from .control.discovery import browse, render
+
+    try:
+        found = browse(a.timeout, interfaces=a.interface or None)
+    except OSError as exc:
+        err.print(f"error: cannot browse mDNS here: {exc} (is there a network interface with "
+                  "multicast?)", markup=False)
+        return 1
+    print(render(found, as_json=a.json))
+    return 0
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     from .bench.report import run
     from .bench.scenarios import SCENARIOS
@@ -365,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve the param tree over OSCQuery (HTTP + websocket) on this port")
     r.add_argument("--watch", action="store_true",
                    help="reload the graph file (and files its nodes read) when they change")
+    r.add_argument("--check", action="store_true", help="costlier contract checks: image values "
+                   "in [0, 1], inputs changed in place (see docs/plugins.md)")
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check graph files, report every error")
@@ -374,7 +459,16 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("nodes", help="list installed node types")
     n.add_argument("type", nargs="?", help="only types starting with this")
     n.add_argument("--json", action="store_true")
+    n.add_argument("--verbose", dest="show_tracebacks", action="store_true",
+                   help="show the traceback of each plugin that failed")
     n.set_defaults(fn=cmd_nodes)
+
+    nw = sub.add_parser("new", help="scaffold a new plugin package (with a passing test)")
+    nw_sub = nw.add_subparsers(dest="what", required=True)
+    nwp = nw_sub.add_parser("plugin", help="a plugin package: pyproject.toml, a node, a test")
+    nwp.add_argument("name", help="the plugin's name, e.g. mynodes (also its node types' family)")
+    nwp.add_argument("dir", nargs="?", help="where to make it (default: ./flowml-NAME)")
+    nwp.set_defaults(fn=cmd_new_plugin)
 
     s = sub.add_parser("schema", help="JSON Schema of graph files, for editors")
     s.add_argument("-o", "--output")

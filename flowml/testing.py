@@ -9,7 +9,12 @@
         h.set_params(crf=30)                                             # as a live change would
 
 Params are validated by the node's own model, exactly as in a graph; ``setup`` and ``teardown``
-run as they would in a graph.
+run as they would in a graph. Outputs are checked against their ports' contracts as the runtime
+checks them (``flowml.contracts``); ``check=True`` adds what ``flowml run --check`` adds: image
+values in [0, 1], and an error if ``process`` changed an input in place.
+
+``process`` returns ``{output port: value}``, for a one-output node too (``out["image"]``);
+a sink returns ``{}``. A source's ``Stamped`` time is in ``NodeHarness.last_t``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import contracts
 from .node import Node, NodeContext, Tick, normalize_outputs
 
 
@@ -27,11 +33,12 @@ class NodeHarness:
 
     def __init__(self, node_type: type[Node], params: Mapping[str, Any] | None = None, *,
                  device: str = "cpu", graph_dir: str | Path = ".", mode: str = "offline",
-                 node_id: str = "node"):
+                 node_id: str = "node", check: bool = False):
         self.params = node_type.Params.model_validate(dict(params or {}))
         self.ports = node_type.ports(self.params)
         self.ctx = NodeContext(node_id, node_type.type_name, device, Path(graph_dir).resolve(), mode)  # type: ignore[arg-type]
         self.node = node_type(self.params, self.ctx)
+        self.check = check
         self.index = 0
         self.last_t: float | None = None
         """The time a source stamped its last frame with (``Stamped``), else None."""
@@ -55,7 +62,14 @@ class NodeHarness:
             from .runtime.edges import host_ready
 
             kw = host_ready(kw, uint8)
-        outputs, self.last_t = normalize_outputs(self.node, self.ports, self.node.process(**kw))
+        was_checking = contracts.checking()
+        contracts.set_checking(self.check or was_checking)
+        try:
+            versions = contracts.input_versions(kw) if contracts.checking() else {}
+            outputs, self.last_t = normalize_outputs(self.node, self.ports, self.node.process(**kw))
+            contracts.check_inputs_unchanged(self.node.type_name, versions, kw)
+        finally:
+            contracts.set_checking(was_checking)
         self.index += 1
         return outputs
 

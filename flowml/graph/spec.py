@@ -49,6 +49,8 @@ class NodeSpec(Strict):
     """One node of the graph."""
 
     type: str = Field(description="node type, e.g. image.resize (see `flowml nodes`)")
+    plugin: str | None = Field(None, description=(
+        "the plugin whose type to use, where several plugins register the same type name"))
     inputs: dict[str, str] = Field(default_factory=dict, description="input port -> 'node/port'")
     params: dict[str, Any] = Field(default_factory=dict, description="the node type's params")
     every: int = Field(1, ge=1, description="run every N ticks, hold the last output between")
@@ -73,4 +75,6 @@ class GraphSpec(Strict):
         "stop", description="when a node raises: stop the graph, or skip the frame and go on")
     device: str = Field("auto", description="auto (cuda if present), cpu, cuda, cuda:N")
     osc: OscSpec | None = None
+    plugins: dict[str, str] = Field(default_factory=dict, description=(
+        "type name -> plugin, for type names that several installed plugins register"))
     nodes: dict[str, NodeSpec] = Field(min_length=1)

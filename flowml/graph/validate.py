@@ -100,6 +100,7 @@ class _Validator:
         spec = self.check_shape()
         if spec is None:
             raise GraphErrors(self.errors)
+        self.spec_plugins = spec.plugins
         nodes = {i: r for i, n in spec.nodes.items() if (r := self.resolve(i, n)) is not None}
         self.check_expression_refs(spec, nodes)
         edges = self.check_wiring(spec, nodes)
@@ -167,9 +168,8 @@ class _Validator:
     # -- 3. nodes -------------------------------------------------------------------------
     def resolve(self, node_id: str, node: NodeSpec) -> ResolvedNode | None:
         """The node's type, params and ports, or None (reported) if any of them fails."""
-        info = self.registry.get(node.type)
+        info = self.node_type(node_id, node)
         if info is None:
-            self.report(self.at_value("nodes", node_id, "type"), self.unknown_type(node_id, node.type))
             return None
         missing = _unavailable(info)
         if missing:
@@ -189,6 +189,27 @@ class _Validator:
         mark = self.marks.key(("nodes", node_id))
         return ResolvedNode(node_id, node, info, params, ports, expressions=live.expressions,
                             line=mark.line, col=mark.col)
+
+    def node_type(self, node_id: str, node: NodeSpec) -> TypeInfo | None:
+        """The registered type the node names, from the plugin the graph chooses where
+        several plugins register that name (else reported)."""
+        owners = _owners(self.registry, node.type)
+        if not owners:
+            self.report(self.at_value("nodes", node_id, "type"), self.unknown_type(node_id, node.type))
+            return None
+        chosen = node.plugin or self.spec_plugins.get(node.type) or _configured(self.registry, node.type)
+        if chosen is None and len(owners) > 1:
+            conflict = getattr(self.registry, "conflict", None)
+            message = conflict(node.type) if conflict else f"node type {node.type!r} is ambiguous"
+            self.report(self.at_value("nodes", node_id, "type"), f"node {node_id!r}: {message}")
+            return None
+        if chosen is not None and chosen not in owners:
+            where = (("nodes", node_id, "plugin") if node.plugin else ("plugins", node.type)
+                     if node.type in self.spec_plugins else ("nodes", node_id, "type"))
+            self.report(self.at_value(*where), f"node {node_id!r}: plugin {chosen!r} does not register "
+                        f"{node.type!r}; it comes from {_either(owners)}")
+            return None
+        return self.registry.get(node.type, chosen) if chosen else self.registry.get(node.type)
 
     def check_live(self, node_id: str, info: TypeInfo, node: NodeSpec) -> tuple[LiveParams, bool]:
         """Expression-valued params (parsed, replaced by their value at t=0; problems in
@@ -639,6 +660,21 @@ def _topological(spec: GraphSpec, edges: list[Edge]) -> list[str]:
             if waiting[c] == 0:
                 heapq.heappush(ready, index[c])
     return order
+
+
+def _owners(registry: TypeLookup, name: str) -> list[str]:
+    """The plugins registering ``name`` (a registry without ``owners`` has one per name)."""
+    owners = getattr(registry, "owners", None)
+    if owners is not None:
+        return owners(name)
+    info = registry.get(name)
+    return [info.plugin] if info is not None else []
+
+
+def _configured(registry: TypeLookup, name: str) -> str | None:
+    """The plugin the environment (``FLOWML_PLUGINS``) chooses for ``name``, if any."""
+    chosen = getattr(registry, "configured", None)
+    return chosen(name) if chosen is not None else None
 
 
 def _fixed_ports(cls: Any) -> Ports | None:

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
+from .. import contracts
 from ..node import EndOfStream, Node, NodeError, Params, Tick, normalize_outputs
 from ..ports import Ports
 from .edges import Produced, host_ready
@@ -120,11 +121,14 @@ class NodeRuntime:
         try:
             if self.host_ports:
                 inputs = host_ready(inputs, self.uint8_ports)
+            versions = contracts.input_versions(inputs) if contracts.checking() else None
             if self.gpu is None:
                 result, event = self._process(inputs), None
             else:
                 result, event = self.gpu.run(self._process, inputs, waits, foreign)
             outputs, stamp = normalize_outputs(self.node, self.ports, result)
+            if versions:  # --check: inputs are read-only (shared with other consumers)
+                contracts.check_inputs_unchanged(self.type_name, versions, inputs)
         except EndOfStream:
             raise
         except Exception as exc:
