@@ -23,11 +23,17 @@ class OscOutput(Node):
     classifier's ``{label: cat, score: 0.9}`` arrives as ``/cls/label "cat"`` and
     ``/cls/score 0.9``, ready for TouchDesigner's OSC In CHOP/DAT). Anything else is sent as
     JSON text. When values come faster than ``rate``, the latest one is sent at the next
-    chance; ``on_change`` sends a value only when it differs from the last one sent.
+    chance; ``on_change`` sends a value only when it differs from the last one sent. Values
+    arrive in host memory, on the node's own thread.
     """
 
     type_name = "output.osc"
-    inputs = (Input("value", ANY, "a scalar, a list of scalars, a small tensor or a JSON-able dict"),)
+    inputs = (Input("value", ANY, "a scalar, a list of scalars, a small tensor or a JSON-able dict",
+                    host=True),)
+    blocking = True
+    """On a worker thread of its own: on a GPU graph the scheduler downloads the value
+    asynchronously (``host=True``) and the worker waits for the copy, so reading a CUDA
+    tensor's elements never stalls the graph (no ``.tolist()`` on the dispatcher)."""
 
     class Params(flowml.Params):
         address: str = Field("/flowml/value", description="OSC address, e.g. /classifier")
