@@ -401,6 +401,20 @@ def cmd_discover(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discover(a: argparse.Namespace) -> int:
+    """``flowml discover``: flowml graphs and OSCQuery servers that answer over mDNS."""
+    from .control.discovery import browse, render
+
+    try:
+        found = browse(a.timeout, interfaces=a.interface or None)
+    except OSError as exc:
+        err.print(f"error: cannot browse mDNS here: {exc} (is there a network interface with "
+                  "multicast?)", markup=False)
+        return 1
+    print(render(found, as_json=a.json))
+    return 0
+
+
 def cmd_bench(a: argparse.Namespace) -> int:
     from .bench.report import run
     from .bench.scenarios import SCENARIOS
@@ -478,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("graph")
     pa.add_argument("--json", action="store_true")
     pa.set_defaults(fn=cmd_params)
+    d = sub.add_parser("discover", help="list flowml graphs and OSCQuery servers on the network (mDNS)")
+    d.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds to listen (default 3)")
+    d.add_argument("--interface", action="append", metavar="ADDR",
+                   help="browse only on the interface with this IPv4 address (repeatable)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_discover)
     b = sub.add_parser("bench", help="flowml against hand-written PyTorch loops (GPU)")
     b.add_argument("--only", nargs="+", metavar="SCENARIO")
     b.add_argument("--out", default="bench-out", help="folder for bench.json, bench.md, latency.png")

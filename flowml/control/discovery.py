@@ -28,7 +28,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Advertiser", "Found", "browse", "OSCJSON", "OSC_UDP"]
+__all__ = ["Advertiser", "Found", "browse", "render", "OSCJSON", "OSC_UDP"]
 
 log = logging.getLogger("flowml.control")
 
@@ -249,3 +249,28 @@ def browse(timeout: float = 3.0, *, interfaces: list[str] | None = None,
     finally:
         zc.close()
     return found
+
+
+def render(found: list[Found], as_json: bool = False) -> str:
+    """``flowml discover``'s output: JSON, or one block per OSCQuery server (flowml graphs
+    first) and one line per OSC-only service."""
+    if as_json:
+        return json.dumps([f.as_dict() for f in found], indent=2)
+    if not found:
+        return "nothing found (graphs advertise only where OSCQuery is on and osc.mdns is not false)"
+    lines: list[str] = []
+    query = sorted((f for f in found if f.type == OSCJSON), key=lambda f: (not f.flowml, f.name))
+    for f in query:
+        kind = "flowml graph" if f.flowml else "OSCQuery server"
+        lines.append(f"{kind} '{f.name}': {f.url}")
+        info = f.host_info or {}
+        if info:
+            osc_ip = info.get("OSC_IP") or (f.addresses[0] if f.addresses else "?")
+            lines.append(f"  OSC: {info.get('OSC_TRANSPORT', 'UDP').lower()} {osc_ip}:"
+                         f"{info.get('OSC_PORT', '?')}   name: {info.get('NAME', '')}")
+        elif f.error:
+            lines.append(f"  {f.error}")
+    for f in sorted((f for f in found if f.type == OSC_UDP), key=lambda f: f.name):
+        where = f"{f.addresses[0] if f.addresses else '?'}:{f.port}"
+        lines.append(f"OSC (udp) '{f.name}': {where}" + (" (flowml)" if f.flowml else ""))
+    return "\n".join(lines)
