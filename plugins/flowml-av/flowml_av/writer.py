@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from fractions import Fraction
 from typing import Literal
 
-import av
-import torch
-from av.video.reformatter import ColorRange, Colorspace
+from flowml.lazy import lazy_import
+av = lazy_import("av")
+torch = lazy_import("torch")
+reformatter = lazy_import("av.video.reformatter")
 from pydantic import field_validator
 
 import flowml
@@ -167,6 +170,8 @@ class VideoWriter(Node):
         self.last_pts = -1
         self.held = 0                  # live: frame slots with no frame of their own (shown longer)
         self.merged = 0                # live: frames dropped because their slot was already filled
+        self.wall_base = math.inf      # live: the wall clock (perf_counter) of the first frame's slot
+        self.last_pixels = None        # live: repeated at the end, up to the moment the take stopped
 
     def process(self, image: torch.Tensor) -> None:
         pixels = host_rgb24(image)
@@ -176,16 +181,21 @@ class VideoWriter(Node):
         if pixels.shape[0] // 2 * 2 != height or pixels.shape[1] // 2 * 2 != width:
             raise NodeError(f"frame {self.count} is {pixels.shape[1]}x{pixels.shape[0]}, but the video "
                             f"is {width}x{height} (set by the first frame); put an image.resize before it")
-        frame = av.VideoFrame.from_ndarray(pixels[:height, :width], format="rgb24")
-        frame = frame.reformat(format=self.params.pix_fmt, dst_colorspace=Colorspace.ITU709,
-                               dst_color_range=ColorRange.MPEG)
         pts = self._pts()
         if pts is None:
             return
+        self._encode(pixels[:height, :width], pts)
+        if self.live:
+            self.last_pixels = pixels[:height, :width]
+        self.count += 1
+
+    def _encode(self, pixels, pts: int) -> None:
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame = frame.reformat(format=self.params.pix_fmt, dst_colorspace=reformatter.Colorspace.ITU709,
+                               dst_color_range=reformatter.ColorRange.MPEG)
         frame.pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
-        self.count += 1
 
     def _pts(self) -> int | None:
         """Offline: the frame's index. Live: its capture time on the 1/fps grid (None: this
@@ -197,6 +207,7 @@ class VideoWriter(Node):
         if self.t0 is None:
             self.t0 = t
         slot = round((t - self.t0) * self.rate)
+        self.wall_base = min(self.wall_base, time.perf_counter() - float(t - self.t0))
         if slot <= self.last_pts:
             self.merged += 1
             return None
@@ -240,10 +251,15 @@ class VideoWriter(Node):
         codec.gop_size = max(1, round(float(rate) * p.keyframe_interval))
         # tag what process() converts to (BT.709, limited range), so players need not guess
         codec.colorspace, codec.color_primaries, codec.color_trc = BT709, BT709, BT709
-        codec.color_range = ColorRange.MPEG.value
+        codec.color_range = reformatter.ColorRange.MPEG.value
         bitrate = parse_bitrate(p.bitrate) if p.bitrate is not None else None
         if bitrate is not None:
             codec.bit_rate = bitrate
+        if self.live:
+            # no B-frames live: with frames stamped by capture time, a gap (frames the sink
+            # skipped) before a reordered frame would shift the decode times and make the
+            # container's duration longer than the take by the length of that gap
+            codec.max_b_frames = 0
         codec.options = self._encoder_options(bitrate)
         self.log.info("output.video: %s, %dx%d at %s fps, %s -> %s", self.encoder, width, height, rate,
                       f"{bitrate} b/s" if bitrate else f"crf {p.crf}", self.path)
@@ -260,11 +276,24 @@ class VideoWriter(Node):
             return {"preset": p.preset, "x265-params": x265, **rate}
         return {"preset": p.preset, **rate, **(REPEATABLE if self.deterministic else {"threads": "0"})}
 
+    def _fill_to_stop(self) -> None:
+        """Live: frames the sink skipped at the very end still count: the last frame is shown
+        until the slot in which the take stopped (by the wall clock), so the file lasts as
+        long as the recording did."""
+        if not self.live or self.last_pixels is None or not math.isfinite(self.wall_base):
+            return
+        end_slot = math.floor((time.perf_counter() - self.wall_base) * self.rate)
+        if end_slot - 1 > self.last_pts:
+            self.held += end_slot - 1 - self.last_pts - 1
+            self.last_pts = end_slot - 1
+            self._encode(self.last_pixels, self.last_pts)
+
     def teardown(self) -> None:
         if getattr(self, "container", None) is None:
             self.log.warning("output.video: no frame arrived, so %s was not written", self.path)
             return
         try:
+            self._fill_to_stop()
             for packet in self.stream.encode(None):  # flush the frames x264 still holds
                 self.container.mux(packet)
         finally:
