@@ -160,3 +160,32 @@ def test_presets_are_saved_beside_the_graph_only(std_graphs, tmp_path):
     assert "../../escaped" in saved  # a name inside the file beside the graph, not a path
     assert [p.name for p in tmp_path.parent.glob("escaped*")] == []
     assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["graph.presets.yaml", "graph.yaml"]
+
+
+def test_a_live_path_of_output_video_closes_the_take_and_starts_another(std_graphs, tmp_path):
+    import av
+
+    with OscDump() as dump:
+        run = std_graphs.start("""
+            flowml: 1
+            clock: {fps: 30}
+            nodes:
+              src: {type: capture.pattern, params: {size: [32, 32], pattern: scene}}
+              rec: {type: output.video, inputs: {image: src/image}, params: {path: rec/a.mp4}}
+        """, reply=(LOOPBACK, dump.port))
+        port = run.osc_port
+        run.wait_ticks(15, timeout=10)
+        oscsend(port, "/rec/path", "s", "../b.mp4")         # outside rec/: refused
+        oscsend(port, "/rec/fps", "f", 10.0)                # an encoder setting: not live
+        reasons = dict(m.args for m in dump.wait_for(lambda m: m.address == "/flowml/error",
+                                                     n=2, timeout=10))
+        assert "node 'rec' param 'path'" in reasons["/rec/path"]
+        assert "changes only in the graph file" in reasons["/rec/fps"]
+        oscsend(port, "/rec/path", "s", "rec/b.mp4")
+        wait_until(lambda: (tmp_path / "rec" / "b.mp4").exists(), timeout=15)
+        run.wait_ticks(15, timeout=10)
+    run.stop()
+    for name in ("a.mp4", "b.mp4"):
+        with av.open(str(tmp_path / "rec" / name)) as container:
+            assert sum(1 for _ in container.decode(video=0)) > 0, name
+    assert not (tmp_path / "b.mp4").exists()
