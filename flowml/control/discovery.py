@@ -126,6 +126,9 @@ class Advertiser:
             self.registered.set()
             log.info("mDNS: advertising %s", ", ".join(i.name for i in self.infos))
         except Exception as exc:  # no multicast here, say: OSCQuery works, discovery does not
+            if self._stopped:  # closed while still probing for a name: nothing to report
+                self.registered.set()
+                return
             self.error = f"{type(exc).__name__}: {exc}"
             log.warning("mDNS: cannot advertise OSCQuery on %s (%s); clients can still connect "
                         "to the port directly (osc: {mdns: false} turns this off)", self.host, self.error)
@@ -140,9 +143,10 @@ class Advertiser:
     def stop(self, timeout: float = 3.0) -> None:
         with self._lock:
             self._stopped = True
+        if self._thread is not None:  # still probing for a name: a short wait, then close anyway
+            self._thread.join(min(timeout, 1.0))
+        with self._lock:
             zc = self.zc
-        if self._thread is not None:
-            self._thread.join(timeout)
         if zc is None:
             return
         done = threading.Event()
