@@ -12,6 +12,11 @@ if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && $sudo apt-get install -y -qq ffmpeg >/dev/null
 fi
+# ip (iproute2) and unshare (util-linux): the mDNS test makes its own network namespace
+if ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq iproute2 util-linux >/dev/null
+fi
 scripts/setup.sh --dev
 .venv/bin/python models/build_demo_models.py
 exec .venv/bin/python -m pytest "$@"

@@ -26,28 +26,34 @@ nodes:
 SETUP = "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo"
 
 
-def _namespace_problem() -> str | None:
+def _namespace() -> tuple[list[str] | None, str]:
+    """The unshare command that makes a network namespace here (as root: -n; otherwise a user
+    namespace too: -rn), or None and why not."""
     if sys.platform != "linux":
-        return "network namespaces are Linux only"
+        return None, "network namespaces are Linux only"
     if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "needs unshare (util-linux) and ip (iproute2)"
-    probe = subprocess.run(["unshare", "-n", "--", "sh", "-c", SETUP], capture_output=True,
-                           text=True, timeout=30)
-    if probe.returncode != 0:
-        return (f"cannot make a network namespace here (unshare -n + '{SETUP}' exited "
-                f"{probe.returncode}: {probe.stderr.strip()[:200]}); needs root or CAP_SYS_ADMIN")
-    return None
+        return None, "needs unshare (util-linux) and ip (iproute2); scripts/test.sh installs them"
+    why = []
+    for cmd in (["unshare", "-n"], ["unshare", "-rn"]):
+        probe = subprocess.run([*cmd, "--", "sh", "-c", SETUP], capture_output=True, text=True,
+                               timeout=30)
+        if probe.returncode == 0:
+            return cmd, ""
+        why.append(f"{' '.join(cmd)} + '{SETUP}' exited {probe.returncode}: "
+                   f"{probe.stderr.strip()[:160]}")
+    return None, ("cannot make a network namespace here (" + "; ".join(why) +
+                  "); needs root, CAP_SYS_ADMIN or unprivileged user namespaces")
 
 
 @pytest.mark.slow
 def test_a_zeroconf_browser_in_a_namespace_finds_the_graph_and_reads_its_tree(tmp_path):
-    problem = _namespace_problem()
-    if problem:
+    unshare, problem = _namespace()
+    if unshare is None:
         pytest.skip(problem)
     graph = tmp_path / "graph.yaml"
     graph.write_text(GRAPH)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    out = subprocess.run(["unshare", "-n", "--", "sh", "-c",
+    out = subprocess.run([*unshare, "--", "sh", "-c",
                           f'{SETUP} && exec "$0" "$1" "$2"', sys.executable, str(PROBE), str(graph)],
                          capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
