@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-import av
-import numpy as np
-import torch
-import torch.nn.functional as F
+from flowml.lazy import lazy_import
+av = lazy_import("av")
+np = lazy_import("numpy")
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
 
 # Kr, Kb by FFmpeg's AVColorSpace number; anything else (unspecified) is BT.601, as swscale assumes
 MATRICES: dict[int, tuple[float, float]] = {

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 
 from flowml import NodeError
-from flowml import to_uint8_bhwc
+transfer = lazy_import("flowml.gpu.transfer")
 
 
 def host_rgb24(image: torch.Tensor) -> np.ndarray:
@@ -19,7 +20,7 @@ def host_rgb24(image: torch.Tensor) -> np.ndarray:
         if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] not in (1, 3, 4):
             got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise NodeError(f"expected an image tensor (B, C, H, W) with C in 1, 3, 4; got {got}")
-        image = to_uint8_bhwc(image[:1])
+        image = transfer.to_uint8_bhwc(image[:1])
     pixels = image[0].cpu().numpy()
     if pixels.shape[2] not in (1, 3, 4):
         raise NodeError(f"expected 1, 3 or 4 channels, got an image of shape {tuple(image.shape)}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import av
-import torch
+from flowml.lazy import lazy_import
+av = lazy_import("av")
+torch = lazy_import("torch")
 
 # Kr, Kb of the YUV matrices by FFmpeg's AVColorSpace number
 MATRICES = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593),

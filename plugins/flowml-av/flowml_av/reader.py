@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Iterator, Literal
 
-import av
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+av = lazy_import("av")
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Stamped
-from flowml import image_from_host
+transfer = lazy_import("flowml.gpu.transfer")
 
 from .colour import Colour, frame_to_rgb
 from .gpudecode import GpuFrames, gpu_decode_problem
@@ -298,7 +299,7 @@ class VideoSource(Node):
         pixels = frame.to_ndarray(format="rgb24", **kwargs)
         if turns:
             pixels = np.rot90(pixels, turns)
-        return image_from_host(pixels, device)
+        return transfer.image_from_host(pixels, device)
 
 
 class StreamSource(VideoSource):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Annotated, Any, Literal
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 from pydantic import model_validator
 
 import flowml
@@ -15,7 +16,7 @@ from flowml import IMAGE, SCALAR, TENSOR, EndOfStream, Field, Input, Node, NodeE
 from .reader import VideoSource
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
 
 
 class FrameWindows(Node):
@@ -161,7 +162,7 @@ class FrameWindows(Node):
             if x.shape[1] != len(p.mean):
                 raise NodeError(f"mean/std have {len(p.mean)} channels, the frames {x.shape[1]}")
             x = (x - self.norm[0]) / self.norm[1]
-        return x[0].to(DTYPES[p.dtype])
+        return x[0].to(getattr(torch, DTYPES[p.dtype]))
 
     def _assemble(self) -> torch.Tensor:
         """The window of the newest ``span`` frames (the first repeated while there are fewer)."""

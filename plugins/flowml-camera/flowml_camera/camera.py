@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 from pydantic import field_validator
 
 import flowml

@@ -11,7 +11,8 @@ last estimate, and otherwise only every Nth call.
 
 from __future__ import annotations
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 WIDTH = 240
 TEXTURED_PCT = 25

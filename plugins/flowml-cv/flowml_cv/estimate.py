@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 Method = Literal["magsac", "ransac"]
 POLISH_ROUNDS = 3

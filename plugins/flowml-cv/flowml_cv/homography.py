@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, JSON, MATRIX, SCALAR, Field, Input, Node, NodeError, Output

@@ -13,7 +13,8 @@ from __future__ import annotations
 import multiprocessing as mp
 from dataclasses import dataclass
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 from .estimate import Estimate, fit
 from .features import Detector, Features

@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, MATRIX, TENSOR, EndOfStream, Field, Node, Output, Stamped
-from flowml.gpu.transfer import image_from_host
+transfer = lazy_import("flowml.gpu.transfer")
 
 Photo = Literal["coffee", "astronaut", "rocket", "chelsea", "hubble_deep_field",
                 "stereo_motorcycle", "immunohistochemistry", "retina"]
@@ -156,7 +157,7 @@ class SyntheticScene(Node):
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
         self.scene = SceneGenerator(p.photo, p.subject, p.size, p.shake_px, p.noise, p.fps, p.seed)
-        self.plate = image_from_host(self.scene.plate, ctx.device)
+        self.plate = transfer.image_from_host(self.scene.plate, ctx.device)
 
     def process(self) -> Stamped:
         p = self.params
@@ -166,5 +167,5 @@ class SyntheticScene(Node):
         truth = self.scene.next()
         device = self.ctx.device
         mask = torch.from_numpy(truth["mask"])[None, None].to(device)
-        return Stamped({"image": image_from_host(truth["frame"], device), "plate": self.plate,
+        return Stamped({"image": transfer.image_from_host(truth["frame"], device), "plate": self.plate,
                         "mask": mask, "matrix": torch.from_numpy(truth["matrix"].astype(np.float32))}, t=t)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
 
 import flowml
 from flowml import IMAGE, MATRIX, TENSOR, Field, Input, Node, NodeError, Output

@@ -6,7 +6,8 @@ import threading
 import time
 from typing import Literal
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 import flowml
 from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output

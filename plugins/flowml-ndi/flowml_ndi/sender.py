@@ -5,7 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Literal
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, NodeError

@@ -10,7 +10,9 @@ from pydantic import field_validator
 
 import flowml
 from flowml import ANY, Field, Input, Node
-from flowml.control.osc_out import OscSender, RateGate, parse_target
+from flowml.lazy import lazy_import
+
+osc_out = lazy_import("flowml.control.osc_out")  # the OSC sender: imported when a graph runs
 
 MAX_ELEMENTS = 64
 
@@ -52,15 +54,15 @@ class OscOutput(Node):
         @field_validator("target")
         @classmethod
         def _target(cls, target: str) -> str:
-            parse_target(target)
+            osc_out.parse_target(target)
             return target
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         self._open()
 
     def _open(self) -> None:
-        self.sender = OscSender([parse_target(self.params.target)])
-        self.gate = RateGate(self.params.rate)
+        self.sender = osc_out.OscSender([osc_out.parse_target(self.params.target)])
+        self.gate = osc_out.RateGate(self.params.rate)
         self.sent: dict[str, list[Any]] = {}
 
     def on_params(self, old: flowml.Params, new: flowml.Params) -> None:

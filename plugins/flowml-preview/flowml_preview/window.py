@@ -9,8 +9,9 @@ import threading
 from concurrent.futures import Future
 from typing import Annotated
 
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, NodeError

@@ -6,7 +6,8 @@ import importlib.util
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, NodeError

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, Output

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Callable, Literal
 
-import torch
-import torch.nn.functional as F
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
 
 import flowml
 from flowml import IMAGE, TENSOR, Field, Input, Node, NodeError, Output
 
-Blend = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Blend = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 BLENDS: dict[str, Blend] = {
     "over": lambda fg, bg: fg,
     "mix": lambda fg, bg: fg,

@@ -5,11 +5,12 @@ Sources upload with ``flowml.gpu.transfer.image_from_host`` (uint8 in, float on 
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 
 from flowml import NodeError
-from flowml import to_uint8_bhwc
+transfer = lazy_import("flowml.gpu.transfer")
 
 
 def check_image(image: object, what: str = "image") -> torch.Tensor:
@@ -29,4 +30,4 @@ def host_pixels(image: torch.Tensor) -> np.ndarray:
     """
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 4:
         return image[0].cpu().numpy()
-    return to_uint8_bhwc(check_image(image)[:1])[0].cpu().numpy()
+    return transfer.to_uint8_bhwc(check_image(image)[:1])[0].cpu().numpy()

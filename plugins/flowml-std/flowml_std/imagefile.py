@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+Image = lazy_import("PIL.Image")
 
 from flowml import NodeError
 
@@ -32,7 +33,7 @@ def load_image(path: Path, size: tuple[int, int] | None = None, alpha: bool = Fa
             if size is not None and im.size != tuple(size):
                 im = im.resize(tuple(size), Image.Resampling.LANCZOS)
             return np.array(im)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (Image.UnidentifiedImageError, OSError) as exc:
         raise NodeError(f"cannot read image {path}: {exc}; use a PNG or JPEG file") from exc
 
 

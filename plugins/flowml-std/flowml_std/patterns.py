@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import random
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 Colour = tuple[float, float, float]
 

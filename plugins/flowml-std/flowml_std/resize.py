@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, Output

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
+torch = lazy_import("torch")
 from pydantic import field_validator
 
 import flowml

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import flowml
 from flowml import IMAGE, Field, Node, Output
-from flowml import image_from_host
+from flowml.lazy import lazy_import
+
+transfer = lazy_import("flowml.gpu.transfer")
 
 from .imagefile import load_image
 from .params import Size
@@ -36,7 +38,7 @@ class ImageSource(Node):
     def _load(self) -> None:
         p = self.params
         pixels = load_image(self.ctx.resolve(p.path), p.size, p.alpha)
-        self.image = image_from_host(pixels, self.ctx.device)
+        self.image = transfer.image_from_host(pixels, self.ctx.device)
 
     def process(self):
         return self.image

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, NodeError

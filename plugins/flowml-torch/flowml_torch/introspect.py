@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Union
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 from flowml import NodeError
 

@@ -6,7 +6,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 from flowml import NodeError
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-import torch
-import torch.nn.functional as F
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
+F = lazy_import("torch.nn.functional")
 from pydantic import field_validator
 
 import flowml
@@ -15,7 +16,7 @@ from .introspect import Scalar, apply_attributes, arguments, describe_arguments
 from .loading import last_line, load_model, optimize
 from flowml.ports import TENSOR, check_port_list, parse_port
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
 
 
 class TorchModel(Node):
@@ -95,7 +96,7 @@ class TorchModel(Node):
     def _load(self, p: Params) -> Any:
         """The model file loaded as ``p`` says: precision, memory layout, optimized, attributes.
         ``self.dtype`` follows only once it has loaded (a failed live reload keeps both)."""
-        dtype = DTYPES[p.precision]
+        dtype = getattr(torch, DTYPES[p.precision])
         model = load_model(self.ctx.resolve(p.path), self.ctx.torch_device, dtype, shown_as=p.path)
         if p.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -131,7 +132,7 @@ class TorchModel(Node):
                 self.log.error("node '%s': model not reloaded: %s", self.ctx.node_id, exc)
             return
         if (old.precision, old.channels_last) != (new.precision, new.channels_last):  # type: ignore[attr-defined]
-            self.dtype = DTYPES[new.precision]  # type: ignore[attr-defined]
+            self.dtype = getattr(torch, DTYPES[new.precision])  # type: ignore[attr-defined]
             fmt = torch.channels_last if new.channels_last else torch.contiguous_format  # type: ignore[attr-defined]
             self.model = self.model.to(dtype=self.dtype, memory_format=fmt)
         changed = {k: v for k, v in new.attributes.items()  # type: ignore[attr-defined]

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-import torch
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, Field, Input, Node, NodeError
