@@ -23,7 +23,7 @@ import re2
 __all__ = ["normalize_prefix", "param_address", "is_pattern", "compile_pattern", "PatternError",
            "AddressPattern", "MAX_PATTERN_LENGTH"]
 
-MAX_PATTERN_LENGTH = 512
+MAX_PATTERN_LENGTH = 256
 _SPECIAL = set("*?[]{}")
 _SLASH = ord("/")
 
@@ -66,7 +66,8 @@ def compile_pattern(pattern: str) -> AddressPattern:
 def _compile(pattern: str) -> AddressPattern:
     regex = translate(pattern)
     options = re2.Options()
-    options.max_mem = 1 << 20  # far more than any pattern of MAX_PATTERN_LENGTH needs
+    options.max_mem = 2 << 20  # enough for any pattern of MAX_PATTERN_LENGTH (and a bound)
+    options.log_errors = False  # RE2 would print to stderr (fd 2) for each hostile pattern
     try:
         return re2.compile(regex, options)
     except re2.error as exc:  # not expected: translate() writes only what RE2 reads

@@ -60,7 +60,7 @@ def test_patterns_match_as_osc_1_0_says(pattern, address, hit):
 
 
 def test_a_pattern_of_many_stars_costs_what_a_short_one_costs():
-    hostile = "/fx/" + "*a" * 200 + "x"  # a backtracking matcher takes years on this
+    hostile = "/fx/" + "*a" * 120 + "x"  # a backtracking matcher takes years on this
     start = time.perf_counter()
     matcher = compile_pattern(hostile)
     for _ in range(100):
@@ -69,7 +69,7 @@ def test_a_pattern_of_many_stars_costs_what_a_short_one_costs():
 
 
 @pytest.mark.parametrize("pattern, words", [
-    ("/a" * (MAX_PATTERN_LENGTH // 2) + "/*", "at most 512"),
+    ("/a" * (MAX_PATTERN_LENGTH // 2) + "/*", "at most 256"),
     ("/k[1/gain", "unclosed '['"), ("/{a,b/gain", "unclosed '{'"), ("/k[]/x", "empty '[]'"),
     ("/k[z-a]/x", "bad range"), ("/k}/x", "unexpected '}'"),
 ])
@@ -104,7 +104,7 @@ def test_star_bombs_over_oscsend_are_answered_at_once_and_the_frame_rate_holds(l
         assert sent >= 6
         errors = dump.wait_for(lambda m: m.address == "/flowml/error", n=3)
         reasons = {m.args[0]: m.args[1] for m in errors}
-        assert any("at most 512" in r for r in reasons.values()), reasons
+        assert any("at most 256" in r for r in reasons.values()), reasons
         assert any("no param matches" in r for r in reasons.values()), reasons
         wait_until(lambda: FRAMES["fx"][-1].params.gain == 2.0)   # the matching one applied
         assert FRAMES["k2"][-1].params.gain == 1.0
@@ -124,5 +124,5 @@ def test_get_with_a_star_bomb_answers_at_once(live):
         got = dump.wait_for(lambda m: m.address == "/fx/gain", timeout=10)
         assert got[0].args == [1.0]
         assert time.monotonic() - start < 10
-        assert any("at most 512" in m.args[1] for m in errors)
+        assert any("at most 256" in m.args[1] for m in errors)
         assert run.thread.is_alive()
