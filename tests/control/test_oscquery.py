@@ -47,6 +47,7 @@ def test_discover_the_tree_and_set_a_param_with_only_what_was_found(live):
     assert status == 200
     assert info["OSC_TRANSPORT"] == "UDP" and info["NAME"] == "query-me"
     assert info["EXTENSIONS"]["VALUE"] and info["EXTENSIONS"]["LISTEN"]
+    assert info["EXTENSIONS"]["PATH_CHANGED"] and info["EXTENSIONS"]["CLIPMODE"]
     status, tree = get(http, "/")
     assert tree["FULL_PATH"] == "/" and "show" in tree["CONTENTS"]
     # pick any writable float param with a range, as a generic client would
