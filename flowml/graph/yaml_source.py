@@ -85,9 +85,10 @@ class YamlDocument:
     errors: list[GraphError] = field(default_factory=list)
 
 
-MAX_ALIAS_VALUES = 100_000
-"""How many values aliases may add to a file beyond those written in it (an alias bomb of a
-few hundred bytes would otherwise expand to billions)."""
+MAX_ALIAS_VALUES = 20_000
+"""How many values aliases may add to a file beyond those written in it: this many, or four
+times the values written if that is more (an alias bomb of a few hundred bytes would otherwise
+expand to billions). Loading stays linear in the file's size."""
 
 
 def load_yaml(text: str, path: str, *, key_names: Mapping[YamlPath, str] | None = None
@@ -104,7 +105,8 @@ def load_yaml(text: str, path: str, *, key_names: Mapping[YamlPath, str] | None 
     loader = _Loader("")  # resolves and constructs scalars; events come from ``compose``
     try:
         root, written = compose(text, loader)
-        builder = _Builder(path, loader, key_names or {}, positions, written + MAX_ALIAS_VALUES)
+        budget = written + max(MAX_ALIAS_VALUES, 4 * written)
+        builder = _Builder(path, loader, key_names or {}, positions, budget)
         data = builder.build(root, ()) if root is not None else None
     except ComposeError as exc:
         at = positions.at(exc.index)
@@ -150,10 +152,10 @@ class _Builder:
         self.budget -= 1
         if self.budget < 0:
             anchor = self._expanding[0] if self._expanding else node
-            raise ComposeError(anchor.start_mark.index, "aliases expand this file to more than "
-                               f"{MAX_ALIAS_VALUES:,} values beyond those written (the collection "
-                               "anchored here is copied too often); write the values out or use "
-                               "fewer nested aliases")
+            raise ComposeError(anchor.start_mark.index, "aliases expand this file to more values "
+                               f"than the limit ({MAX_ALIAS_VALUES:,} beyond those written, or 4 "
+                               "times them): the collection anchored here is copied too often; "
+                               "write the values out or use fewer nested aliases")
         self.marks.values.setdefault(path, self.mark(node))
         if isinstance(node, ScalarNode):
             return self._scalar(node)
