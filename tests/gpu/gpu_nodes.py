@@ -141,7 +141,41 @@ class CollectU8(Node):
             RESULTS["u8"].append((x.dtype, x.device.type, tuple(x.shape), int(x[0, 0, 0, 0])))
 
 
-ALL = (Frames, Upload, HostUpload, SlowAdd, Scale, Sum, Collect, CollectU8)
+class SlowCollect(Collect):
+    """Collect that takes ``delay`` seconds a frame: a live sink slower than its source."""
+
+    type_name = "gpu.slow_collect"
+
+    class Params(Params):
+        key: str = "out"
+        delay: float = 0.03
+
+    def process(self, x):
+        import time
+
+        time.sleep(self.params.delay)
+        super().process(x)
+
+
+class LiveFrames(Frames):
+    """Frames, as a live source: every ``interval`` seconds."""
+
+    type_name = "gpu.live_frames"
+    live = True
+
+    class Params(Params):
+        frames: int = 100000
+        size: int = 256
+        interval: float = 0.002
+
+    def process(self):
+        import time
+
+        time.sleep(self.params.interval)
+        return super().process()
+
+
+ALL = (Frames, Upload, HostUpload, SlowAdd, Scale, Sum, Collect, CollectU8, SlowCollect, LiveFrames)
 
 
 @flowml.hookimpl
