@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from fractions import Fraction
 from pathlib import Path
 
 LOOPBACK_CONFIG = {"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}
@@ -34,3 +35,11 @@ def loopback_env(folder: str | Path, env: dict | None = None) -> dict:
     """``env`` (default: this process's) plus ``NDI_CONFIG_DIR`` pointing at a loopback config."""
     write_loopback_config(folder)
     return {**(os.environ if env is None else env), "NDI_CONFIG_DIR": str(Path(folder))}
+
+
+def ndi_rate(fps: float) -> Fraction:
+    """The frame rate announced to receivers, exact: 29.97 is 30000/1001 (NTSC), not 2997/100."""
+    for base in (24, 30, 48, 60, 120, 240):
+        if abs(fps - base * 1000 / 1001) < 0.005:
+            return Fraction(base * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)

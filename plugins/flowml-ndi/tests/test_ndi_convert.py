@@ -3,6 +3,8 @@ threads) gives torch's bytes exactly: the same rounding (half to even), saturati
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -33,3 +35,18 @@ def test_other_float_types_and_bad_shapes():
     assert torch.equal(to_uint8_bhwc(image), torch_reference(image))
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         to_uint8_bhwc(torch.rand(3, 8, 8))
+
+
+def test_ntsc_rate_is_announced_exactly(tmp_path, monkeypatch):
+    from fractions import Fraction
+
+    from flowml.testing import NodeHarness
+    from flowml_ndi.common import write_loopback_config
+    from flowml_ndi.sender import NdiSender
+
+    if "NDI_CONFIG_DIR" not in os.environ:
+        write_loopback_config(tmp_path)
+        monkeypatch.setenv("NDI_CONFIG_DIR", str(tmp_path))
+    with NodeHarness(NdiSender, {"name": f"rate-{os.getpid()}", "fps": 29.97}) as h:
+        h.process(image=torch.rand(1, 3, 36, 64))
+        assert h.node.sender.video_frame.get_frame_rate() == Fraction(30000, 1001)
