@@ -123,11 +123,16 @@ def _upsample_chroma(c: torch.Tensor, colour: Colour, height: int, width: int) -
     sw, sh = colour.chroma_shift
     if sh:
         if colour.depth > 8:
-            even, odd = _vertical_taps()
-            weight = torch.tensor([even, odd], dtype=c.dtype, device=c.device).view(2, 1, 5, 1)
-            padded = F.pad(c[:, None], (0, 0, 2, 2), mode="replicate")        # (2, 1, h+4, w)
-            rows = F.conv2d(padded, weight)                                    # (2, 2, h, w)
-            c = rows.permute(0, 2, 1, 3).reshape(2, -1, c.shape[-1])           # interleave
+            # five shifted multiply-adds, not conv2d: cuDNN may run that in TF32 on the GPU
+            h = c.shape[1]
+            padded = F.pad(c[:, None], (0, 0, 2, 2), mode="replicate")[:, 0]  # (2, h+4, w)
+            phases = []
+            for taps in _vertical_taps():
+                acc = padded[:, 0:h] * taps[0]
+                for j in range(1, 5):
+                    acc = acc.add_(padded[:, j:j + h], alpha=taps[j])
+                phases.append(acc)
+            c = torch.stack(phases, dim=2).reshape(2, 2 * h, -1)              # rows 2i, 2i+1
         else:
             c = c.repeat_interleave(2, dim=1)
     if sw:

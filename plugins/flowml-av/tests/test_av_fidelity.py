@@ -334,4 +334,4 @@ def test_gpu_and_cpu_torch_conversion_agree(clips):
             colour = Colour.of(frame)
             on_cpu = frame_to_rgb(frame, colour, "cpu")
             on_gpu = frame_to_rgb(frame, colour, "cuda").cpu()
-        assert torch.allclose(on_cpu, on_gpu, atol=1e-5), name
+        assert torch.allclose(on_cpu, on_gpu, atol=1e-4), name  # 0.03 of a level
