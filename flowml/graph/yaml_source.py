@@ -55,21 +55,29 @@ class Mark:
 
 @dataclass
 class SourceMap:
-    """Where each key and each value of a document is written, by path."""
+    """Where each key and each value of a document is written, by path. Positions are kept
+    as character indexes and turned into lines and columns only when asked for."""
 
-    keys: dict[YamlPath, Mark] = field(default_factory=dict)
-    values: dict[YamlPath, Mark] = field(default_factory=dict)
+    keys: dict[YamlPath, int] = field(default_factory=dict)
+    values: dict[YamlPath, int] = field(default_factory=dict)
+    positions: Positions = field(default_factory=lambda: Positions(""))
 
     def key(self, path: YamlPath) -> Mark:
         """Where the key of ``path`` is written, else that of its nearest written ancestor."""
-        return self._nearest(self.keys, path) or self.value(())
+        index = self._nearest(self.keys, path)
+        return self.value(()) if index is None else self._mark(index)
 
     def value(self, path: YamlPath) -> Mark:
         """Where the value at ``path`` is written, else that of its nearest written ancestor."""
-        return self._nearest(self.values, path) or Mark(1, 1)
+        index = self._nearest(self.values, path)
+        return Mark(1, 1) if index is None else self._mark(index)
+
+    def _mark(self, index: int) -> Mark:
+        at = self.positions.at(index)
+        return Mark(at.line, at.col)
 
     @staticmethod
-    def _nearest(marks: dict[YamlPath, Mark], path: YamlPath) -> Mark | None:
+    def _nearest(marks: dict[YamlPath, int], path: YamlPath) -> int | None:
         for end in range(len(path), -1, -1):
             if path[:end] in marks:
                 return marks[path[:end]]
@@ -133,7 +141,7 @@ class _Builder:
         self.loader = loader
         self.key_names = key_names
         self.positions = positions
-        self.marks = SourceMap()
+        self.marks = SourceMap(positions=positions)
         self.errors: list[GraphError] = []
         self._open: set[int] = set()  # collections being built: guards recursive aliases
         self._seen: set[int] = set()  # collections built once: building one again expands an alias
@@ -156,7 +164,8 @@ class _Builder:
                                f"than the limit ({MAX_ALIAS_VALUES:,} beyond those written, or 4 "
                                "times them): the collection anchored here is copied too often; "
                                "write the values out or use fewer nested aliases")
-        self.marks.values.setdefault(path, self.mark(node))
+        if path not in self.marks.values:
+            self.marks.values[path] = node.start_mark.index
         if isinstance(node, ScalarNode):
             return self._scalar(node)
         if id(node) in self._open:
@@ -197,7 +206,7 @@ class _Builder:
     def _mapping(self, node: MappingNode, path: YamlPath, report: bool = True) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key, (key_node, value_node) in self._entries(node, path, report=report).items():
-            self.marks.keys[path + (key,)] = self.mark(key_node)
+            self.marks.keys[path + (key,)] = key_node.start_mark.index
             result[key] = self.build(value_node, path + (key,))
         return result
 
