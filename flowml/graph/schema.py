@@ -50,7 +50,10 @@ def _type_choice(info: TypeInfo) -> dict[str, Any]:
 
 
 def _describe(info: TypeInfo) -> str:
-    doc = info.cls.describe() if hasattr(info.cls, "describe") else ""
+    import inspect
+
+    text = inspect.getdoc(info.cls) if info.cls.__doc__ else ""  # the first paragraph, whole
+    doc = " ".join((text or "").strip().split("\n\n")[0].split())
     return f"{doc} (plugin {info.plugin})" if doc else f"plugin {info.plugin}"
 
 

@@ -101,6 +101,7 @@ class _Validator:
         if spec is None:
             raise GraphErrors(self.errors)
         self.spec_plugins = spec.plugins
+        self.check_plugin_choices(spec)
         nodes = {i: r for i, n in spec.nodes.items() if (r := self.resolve(i, n)) is not None}
         self.check_expression_refs(spec, nodes)
         edges = self.check_wiring(spec, nodes)
@@ -204,12 +205,25 @@ class _Validator:
             self.report(self.at_value("nodes", node_id, "type"), f"node {node_id!r}: {message}")
             return None
         if chosen is not None and chosen not in owners:
-            where = (("nodes", node_id, "plugin") if node.plugin else ("plugins", node.type)
-                     if node.type in self.spec_plugins else ("nodes", node_id, "type"))
+            if not node.plugin and node.type in self.spec_plugins:
+                return None  # reported once, at the graph's `plugins:` entry
+            where = ("nodes", node_id, "plugin") if node.plugin else ("nodes", node_id, "type")
             self.report(self.at_value(*where), f"node {node_id!r}: plugin {chosen!r} does not register "
                         f"{node.type!r}; it comes from {_either(owners)}")
             return None
         return self.registry.get(node.type, chosen) if chosen else self.registry.get(node.type)
+
+    def check_plugin_choices(self, spec: GraphSpec) -> None:
+        """Each ``plugins: {type: plugin}`` entry names a registered type and one of its plugins."""
+        for name, plugin in spec.plugins.items():
+            owners = _owners(self.registry, name)
+            if not owners:
+                close = _closest(name, self.registry.suggest(name))
+                hint = f"; did you mean {_either(close)}?" if close else ""
+                self.report(self.at_key("plugins", name), f"plugins: unknown node type {name!r}{hint}")
+            elif plugin not in owners:
+                self.report(self.at_value("plugins", name), f"plugins: plugin {plugin!r} does not "
+                            f"register {name!r}; it comes from {_either(owners)}")
 
     def check_live(self, node_id: str, info: TypeInfo, node: NodeSpec) -> tuple[LiveParams, bool]:
         """Expression-valued params (parsed, replaced by their value at t=0; problems in

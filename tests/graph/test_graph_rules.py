@@ -240,3 +240,17 @@ def test_ports_returning_a_tuple_is_reported_naming_the_type(errors):
                     "flowml.Ports(inputs=(Input(...), ...), outputs=(Output(...), ...)), not a "
                     "tuple (a bug in plugin 'testnodes')")
     assert isinstance(Blur.ports(Blur.Params()), Ports)
+
+
+def test_plugins_entries_are_checked_once(errors):
+    text = errors("""\
+        flowml: 1
+        plugins: {test.blurr: testnodes, test.blur: nosuch}
+        nodes:
+          cam: {type: test.camera}
+          blur: {type: test.blur, inputs: {image: cam/image}}
+    """, clashing())
+    assert text.splitlines() == [
+        "graph.yaml:2:11: error: plugins: unknown node type 'test.blurr'; did you mean 'test.blur'?",
+        "graph.yaml:2:45: error: plugins: plugin 'nosuch' does not register 'test.blur'; it comes from 'testnodes' or 'otherplugin'",
+    ]
