@@ -391,20 +391,21 @@ class OscUdpServer:
         sock = self._sock
         assert sock is not None
         while not self._stop.is_set():
+            more_due = False
             try:
-                self._release_due()
-                if self._wait(sock):
+                more_due = self._release_due()
+                if self._wait(sock, now=more_due):
                     self._drain(sock)
                 self._handle_slice()
                 self._say_dropped()
             except Exception:  # never let the thread die
                 self._failed("OSC: the receive loop failed")
-            if len(self.inbox):
+            if more_due or len(self.inbox):
                 time.sleep(PAUSE)  # more to do: let the graph's threads have the GIL first
 
-    def _wait(self, sock: socket.socket) -> bool:
+    def _wait(self, sock: socket.socket, now: bool = False) -> bool:
         """Wait for a datagram (not at all when work is waiting); True when one came."""
-        timeout = 0.0 if len(self.inbox) else self._timeout()
+        timeout = 0.0 if now or len(self.inbox) else self._timeout()
         try:
             sock.settimeout(timeout)
             data, sender = sock.recvfrom(65535)
@@ -466,12 +467,16 @@ class OscUdpServer:
             return 0.25
         return max(0.001, min(0.25, self._held[0][0] - time.time()))
 
-    def _release_due(self) -> None:
-        now = time.time()
+    def _release_due(self) -> bool:
+        """Deliver the held bundles that are due, for at most a slice; True if more are due."""
+        now, deadline = time.time(), time.perf_counter() + SLICE
         while self._held and self._held[0][0] <= now:
+            if time.perf_counter() > deadline:
+                return True
             _, _, unit = heapq.heappop(self._held)
             self._held_bytes -= unit.size
             self._deliver(unit)
+        return False
 
     def _deliver(self, unit: OscUnit) -> None:
         self._safe(self.on_unit, unit)

@@ -147,3 +147,23 @@ def test_the_inbox_is_bounded_and_the_newest_value_per_address_wins():
     for _ in range(5):
         bundles.put(bundle(osc_dgram("/k1/gain", 1.0)), ("h", 1))   # bundles are never merged
     assert len(bundles) == 5
+
+
+@pytest.mark.timeout(60)
+def test_many_bundles_due_at_once_are_released_in_order_in_slices(live):
+    run = live.start(GRAPH)
+    udp = run.session.udp
+    run.wait_ticks(3)
+    at = time.time() + 1.0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(200):  # all due at the same moment, 64 messages each
+            body = [osc_dgram("/k1/count", i % 100), osc_dgram("/k1/gain", (i % 10) / 2)] * 32
+            s.sendto(bundle(*body, at=at), (LOOPBACK, run.osc_port))
+            if i % 16 == 15:
+                time.sleep(0.005)
+    wait_until(lambda: udp.handled >= 200, timeout=20)
+    assert len(udp._held) == 200
+    wait_until(lambda: not udp._held, timeout=20)
+    wait_until(lambda: (last().count, last().gain) == (199 % 100, (199 % 10) / 2))  # the last one wins
+    run.wait_ticks(10)
+    assert run.thread.is_alive() and run.sched._failure is None
