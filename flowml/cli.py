@@ -299,7 +299,8 @@ def _nodes(a: argparse.Namespace) -> int:
     from rich.table import Table
 
     reg = _registry()
-    types = [t for name, t in sorted(reg.types.items()) if not a.type or name.startswith(a.type)]
+    types = [t for name in sorted(reg.types) if not a.type or name.startswith(a.type)
+             for t in reg.registrations(name)]  # a name two plugins claim: both listed
     infos = [node_type_info(t) for t in types]
     conflicts = {name: reg.conflict(name) for name in sorted(reg.candidates)
                  if not a.type or name.startswith(a.type)}

@@ -77,7 +77,10 @@ def test_a_plugin_taking_a_built_in_name_is_a_conflict_not_a_takeover(tmp_path):
 
 
         class MyFlip(Node):
-            '''Not the built-in flip.'''
+            '''Not the built-in flip: this one mirrors
+            the image the other way.
+
+            More words here.'''
             type_name = "image.flip"
             inputs = (Input("image", IMAGE),)
             outputs = (Output("image", IMAGE),)
@@ -107,6 +110,9 @@ def test_a_plugin_taking_a_built_in_name_is_a_conflict_not_a_takeover(tmp_path):
     [clash] = listing["conflicts"]
     assert clash["type"] == "image.flip" and clash["plugins"] == ["flipper", "std"]
     types = {t["type"]: t for t in listing["node_types"]}
+    flips = {t["plugin"]: t for t in listing["node_types"] if t["type"] == "image.flip"}
+    assert set(flips) == {"flipper", "std"}  # both listed
+    assert flips["flipper"]["description"] == "Not the built-in flip: this one mirrors the image the other way."
     assert types["flipper.tuple"]["inputs"].startswith("error: flipper.tuple: ports() must return flowml.Ports")
     [bad] = [f for f in listing["failed_plugins"] if f["plugin"] == "flipper"]
     assert bad["loaded"] and "NoFamily" in bad["error"]
