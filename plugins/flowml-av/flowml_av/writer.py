@@ -115,8 +115,8 @@ class VideoWriter(Node):
             "this take and starts one in the new file"), file="output", rebuild=True)
         # the rest is read when the file is opened: changed only in the graph file (a change
         # there starts the take again), never live
-        fps: float | str = Field(30.0, live=False,
-                                 description="frame rate, exact: 30, 29.97 (= 30000/1001) or \"30000/1001\"")
+        fps: float = Field(30.0, gt=0, le=1000, live=False,
+                           description="frame rate, exact: 30, 29.97 (= 30000/1001) or \"30000/1001\"")
         crf: int = Field(20, ge=0, le=51, live=False,
                          description="quality: 0 lossless ... 51 worst; 18-23 look good")
         preset: Preset = Field("medium", live=False, description="x264 speed/size trade-off")
@@ -146,10 +146,12 @@ class VideoWriter(Node):
                 raise ValueError("bitrate must be positive")
             return value
 
-        @field_validator("fps")
+        @field_validator("fps", mode="before")
         @classmethod
-        def _fps(cls, value: float | str) -> float | str:
-            exact_rate(value)  # raises ValueError with what to write
+        def _fps(cls, value: object) -> object:
+            """``"30000/1001"`` -> its float, which ``exact_rate`` maps back to the fraction."""
+            if isinstance(value, str) and "/" in value:
+                return float(exact_rate(value))  # raises ValueError with what to write
             return value
 
         @field_validator("path")
