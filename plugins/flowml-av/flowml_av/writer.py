@@ -289,6 +289,7 @@ class VideoWriter(Node):
             self.held += end_slot - 1 - self.last_pts - 1
             self.last_pts = end_slot - 1
             self._encode(self.last_pixels, self.last_pts)
+            self.count += 1  # the log at the end counts the frames in the file
 
     def teardown(self) -> None:
         if getattr(self, "container", None) is None:
