@@ -256,7 +256,7 @@ class VideoSource(Node):
                 raise EndOfStream
             self.log.warning("%s: %s; reconnecting", self.params.path, why)
             while True:  # reopen with backoff until it works or the graph stops
-                if self.stopped.wait(delay):
+                if self._stop_within(delay):
                     raise EndOfStream
                 delay = min(delay * 2, 5.0)
                 try:
@@ -266,8 +266,16 @@ class VideoSource(Node):
                     self.log.warning("%s: reconnected", self.params.path)
                     self.anchor = None
                     break
-                except NodeError as exc:
+                except (NodeError, av.FFmpegError, OSError) as exc:  # refused, timed out, seek failed
                     self.log.debug("reconnect failed: %s", exc)
+
+    def _stop_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as the graph stops or the node is torn down."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.ctx.stopping.wait(min(left, 0.05)) or self.stopped.is_set():
+                return True
+        return self.ctx.stopping.is_set() or self.stopped.is_set()
 
     def _pace(self, stamp: float) -> None:
         """Wait until ``stamp`` is due on the wall clock (realtime playback)."""
