@@ -334,7 +334,7 @@ clock: cam
 max_in_flight: 2
 on_error: {policy}
 nodes:
-  cam: {{type: test.background_camera, params: {{frames: {frames}, fail_at: {fail_at}}}}}
+  cam: {{type: test.background_camera, params: {{frames: {frames}, fail_at: {fail_at}, interval: {interval}}}}}
   add: {{type: test.add, inputs: {{value: cam/value}}, params: {{offset: 100}}}}
   rec: {{type: test.record, inputs: {{value: add/value}}}}
 """
@@ -347,7 +347,7 @@ def test_a_source_that_captures_in_background_is_read_on_the_dispatcher(graph, m
 
     for inline, thread in ((True, "MainThread"), (False, "flowml-clock")):
         monkeypatch.setattr(scheduler, "INLINE_CAPTURE_SOURCES", inline)
-        g = graph(CAMERA.format(policy="stop", frames=1000, fail_at=-1))
+        g = graph(CAMERA.format(policy="stop", frames=1000, fail_at=-1, interval=0.005))
         result, sched = run(g, frames=20)
         assert sched.mode == "live" and result.ok
         assert set(EVENTS.pop("threads")) == {thread}
@@ -356,23 +356,32 @@ def test_a_source_that_captures_in_background_is_read_on_the_dispatcher(graph, m
 
 
 def test_stop_ends_a_background_source_waiting_for_a_frame_that_never_comes(graph):
-    g = graph(CAMERA.format(policy="stop", frames=3, fail_at=-1))
+    g = graph(CAMERA.format(policy="stop", frames=3, fail_at=-1, interval=0.05))
     sched = Scheduler(g)
+    stopped_at: list[float] = []
+
+    def stop_once_the_frames_are_through():  # then the source waits for a 4th that never comes
+        deadline = time.perf_counter() + 20
+        while len(RECORDS["default"]) < 3 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        stopped_at.append(time.perf_counter())
+        sched.stop()
+
     with sched:
-        threading.Timer(0.4, sched.stop).start()
-        t0 = time.perf_counter()
+        threading.Thread(target=stop_once_the_frames_are_through, daemon=True).start()
         result = sched.run()
-        waited = time.perf_counter() - t0
+        waited = time.perf_counter() - stopped_at[0]
     assert result.reason == "stopped" and result.ok
     assert RECORDS["default"] == [100, 101, 102]
     assert waited < 2.0, f"stop took {waited:.2f} s"
 
 
 def test_a_background_source_that_fails_once_is_skipped_or_stops_the_graph(graph):
-    result, _ = run(graph(CAMERA.format(policy="skip", frames=1000, fail_at=5)), frames=12)
+    result, _ = run(graph(CAMERA.format(policy="skip", frames=1000, fail_at=5, interval=0.005)), frames=12)
     assert result.ok and result.stats.nodes["cam"].errors == 1  # logged, then read on
     assert len(RECORDS["default"]) == 12  # a failed read starts no tick
     RECORDS.clear()
-    result, _ = run(graph(CAMERA.format(policy="stop", frames=1000, fail_at=5)))
+    result, _ = run(graph(CAMERA.format(policy="stop", frames=1000, fail_at=5, interval=0.005)))
     assert result.reason == "error" and "camera glitch at call 5" in str(result.error)
     assert len(RECORDS["default"]) == 5
