@@ -90,7 +90,7 @@ def check_outputs(type_name: str, ports: Ports, outputs: Mapping[str, Any]) -> N
 
 def _value_problem(port: Output, value: Any) -> str | None:
     kind: PortType = port.type
-    if kind is ANY:
+    if kind is ANY or (value is None and kind is not IMAGE):  # None: no value this frame
         return None
     if port.host and kind is IMAGE:  # uploaded by the scheduler: an (H, W, C) uint8 host array
         ndim = getattr(value, "ndim", None)

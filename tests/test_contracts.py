@@ -83,6 +83,13 @@ def test_scalar_matrix_and_json_kinds():
     assert "not JSON-able" in str(error(bad_json, check=True))
 
 
+def test_none_means_no_value_except_for_an_image():
+    out = run_node(node([Output("v", SCALAR), Output("m", MATRIX)], lambda x: {"v": None, "m": None}),
+                   {"image": torch.rand(1, 3, 2, 2)})
+    assert out == {"v": None, "m": None}
+    assert "expected a torch.Tensor, got NoneType" in str(error(node([IMG], lambda x: None)))
+
+
 def test_range_is_checked_only_in_check_mode():
     bright = node([IMG], lambda x: x + 2)
     assert run_node(bright, {"image": torch.rand(1, 3, 2, 2)})["image"].min() >= 2

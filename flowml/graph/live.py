@@ -69,7 +69,8 @@ def split_expressions(params: Mapping[str, Any], model: type[BaseModel],
         text = value[EXPR_KEY]
         try:
             parsed = parse_expression(text)
-            live.values[name] = parsed.evaluate(0.0, 0, start or _zero)
+            value = parsed.evaluate(0.0, 0, start or _zero)
+            live.values[name] = _as_runtime_would(value, model.model_fields[name].annotation)
         except ExprError as exc:
             where = f" (column {exc.col})" if exc.col > 0 else ""
             live.problems.append(((name, EXPR_KEY), f"param {name!r}: bad expression: {exc.message}{where}"))
@@ -78,6 +79,26 @@ def split_expressions(params: Mapping[str, Any], model: type[BaseModel],
         live.expressions[name] = text
         live.parsed[name] = parsed
     return live
+
+
+def _as_runtime_would(value: Any, annotation: Any) -> Any:
+    """An expression's number for an ``int`` param is rounded, as the store rounds it while the
+    graph runs (so the strict check at validation sees what the node will get)."""
+    if isinstance(value, float) and value == value and abs(value) != float("inf") and _int_field(annotation):
+        return round(value)
+    return value
+
+
+def _int_field(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _int_field(typing.get_args(annotation)[0])
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and _int_field(args[0])
+    return False
 
 
 def _zero(node: str, name: str) -> float:
