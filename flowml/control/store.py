@@ -638,8 +638,17 @@ def _approach(level: Any, goal: Any, k: float) -> Any:
 
 
 def _clamp(x: float, info: ParamInfo) -> float:
-    if info.min is not None and x < info.min:
-        return type(x)(info.min)
-    if info.max is not None and x > info.max:
-        return type(x)(info.max)
+    """``x`` within the param's range; an exclusive bound (``gt``, ``lt``) gives the nearest
+    value inside it (the next int, or the next float), which the field then accepts."""
+    lo, hi = info.min, info.max
+    if lo is not None and (x < lo or (info.min_exclusive and x <= lo)):
+        return type(x)(_inside(lo, +1, isinstance(x, int)) if info.min_exclusive else lo)
+    if hi is not None and (x > hi or (info.max_exclusive and x >= hi)):
+        return type(x)(_inside(hi, -1, isinstance(x, int)) if info.max_exclusive else hi)
     return x
+
+
+def _inside(bound: float, direction: int, integral: bool) -> float:
+    if integral:
+        return math.floor(bound) + 1 if direction > 0 else math.ceil(bound) - 1
+    return math.nextafter(bound, direction * math.inf)

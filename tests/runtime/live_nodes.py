@@ -147,6 +147,7 @@ class Tunable(Node):
         a: float = Field(0.0, ge=-2, le=2)
         b: float = Field(0.0, ge=0, le=10)
         c: float = Field(0.0, ge=0, le=10)
+        rate: float = Field(1.0, gt=0, le=10, description="must stay above 0")
 
     def process(self, value):
         time.sleep(self.params.delay)

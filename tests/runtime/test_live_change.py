@@ -239,3 +239,18 @@ def test_cuda_graph_keys_compare_numpy_inputs_by_value():
     eye = np.eye(3, dtype=np.float32)
     assert _signature({"m": eye}) == _signature({"m": eye.copy()})
     assert _signature({"m": eye}) != _signature({"m": 2 * eye})
+
+
+def test_an_expression_driven_past_an_exclusive_bound_is_clamped_inside_it(live, caplog):
+    """A gt=0 param whose expression reaches 0 was clamped to 0 itself, and then refused."""
+    run = live.start("""
+        flowml: 1
+        clock: {fps: 60}
+        nodes:
+          src: {type: test.counter}
+          sink: {type: live.tunable, inputs: {value: src/value}, params: {rate: {expr: "2 - t*50"}}}
+    """, osc=False)
+    wait_until(lambda: run.sched.params_of("sink").rate < 1e-300, timeout=10)
+    assert run.sched.params_of("sink").rate > 0
+    assert run.stop().ok
+    assert "/sink/rate" not in caplog.text  # never refused
