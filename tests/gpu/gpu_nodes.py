@@ -175,7 +175,25 @@ class LiveFrames(Frames):
         return super().process()
 
 
-ALL = (Frames, Upload, HostUpload, SlowAdd, Scale, Sum, Collect, CollectU8, SlowCollect, LiveFrames)
+class CollectByFrame(Node):
+    """Records each image's mean by the clock frame it came from (``round(t * fps)``)."""
+
+    type_name = "gpu.collect_by_frame"
+    blocking = True
+    inputs = (Input("x", TENSOR, host=True),)
+
+    class Params(Params):
+        key: str = "by_frame"
+        fps: float = 30.0
+
+    def process(self, x):
+        with _lock:
+            RESULTS[self.params.key].append((round(self.ctx.tick.t * self.params.fps),
+                                             float(x.double().mean())))
+
+
+ALL = (Frames, Upload, HostUpload, SlowAdd, Scale, Sum, Collect, CollectU8, SlowCollect, LiveFrames,
+       CollectByFrame)
 
 
 @flowml.hookimpl

@@ -83,14 +83,22 @@ BROKEN = ["flowml: 1\nnodes: {scene: {type: capture.patern}}\n", "flowml: 1\nnod
 
 def _edit(rng: random.Random, n: int) -> tuple[str, bool]:
     """A random edit of the watched graph: (text, valid?)."""
-    if rng.random() < 0.1:
-        return rng.choice(BROKEN), False
+    if rng.random() < 0.1:  # numbered, so that two broken saves in a row still differ
+        return f"# edit {n}\n" + rng.choice(BROKEN), False
     flip = FLIP % rng.choice(["true", "false"]) if rng.random() < 0.5 else ""
     rec_in = rng.choice(["fx/image", "scene/image"] + (["flip/image"] * 2 if flip else []))
     extra = EXTRA % rng.choice(["scene/image", "fx/image"]) if rng.random() < 0.4 else ""
     return WATCHED.format(n=n, brightness=round(rng.uniform(0.2, 2), 2),
                           gamma=round(rng.uniform(0.5, 2), 2), flip=flip, extra=extra,
                           rec_in=rec_in), True
+
+
+def _save(path, text: str) -> None:
+    """Save as editors do, by renaming a finished file over the old one (a plain rewrite can
+    be read half-way: truncated, not yet written)."""
+    tmp = path.with_name(path.name + ".saving")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 @pytest.mark.timeout(240)
@@ -113,8 +121,7 @@ def test_two_hundred_random_watch_edits_never_crash_and_keep_what_they_keep(tmp_
         for n in range(1, 201):
             text, ok = _edit(rng, n)
             heard = len(said)
-            path = tmp_path / "graph.yaml"
-            path.write_text(text)
+            _save(tmp_path / "graph.yaml", text)
             wait_until(lambda: any("reloaded" in s or "goes on unchanged" in s or "reload failed" in s
                                    for s in said[heard:]), timeout=20)
             assert run.thread.is_alive() and run.sched._failure is None, said[heard:]
