@@ -92,9 +92,9 @@ def _value_problem(port: Output, value: Any) -> str | None:
     kind: PortType = port.type
     if kind is ANY or (value is None and kind is not IMAGE):  # None: no value this frame
         return None
-    if port.host and kind is IMAGE:  # uploaded by the scheduler: an (H, W, C) uint8 host array
+    if port.host:  # any kind: the scheduler uploads it from an (H, W, C) uint8 host array
         ndim = getattr(value, "ndim", None)
-        return None if ndim == 3 else (f"a host image output is an (H, W, C) uint8 array, got "
+        return None if ndim == 3 else (f"a host output is an (H, W, C) uint8 array, got "
                                        f"{_kind(value)}" + (f" with {ndim} dimensions" if ndim else ""))
     if kind in (IMAGE, TENSOR, MATRIX) or (kind.parent is not None and kind.parent in (TENSOR, IMAGE)):
         if not _torch_tensor(value):

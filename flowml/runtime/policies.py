@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from .edges import NOTHING, Produced
-from .node_runtime import NodeFailed, NodeRuntime
+from .node_runtime import NodeRuntime
 from .ticks import TickRun
 from .workers import SerialWorker
 
@@ -149,7 +149,3 @@ def make_policy(nrt: NodeRuntime, *, blocking: bool, hold: bool, every: int, liv
         policy = SampleAndHold(worker, on_failure) if hold else OnWorker(worker, live)
     return EveryN(policy, every) if every > 1 else policy
 
-
-def failure_of(exc: BaseException, nrt: NodeRuntime) -> NodeFailed:
-    """Whatever came out of a node's call, as a NodeFailed naming it."""
-    return exc if isinstance(exc, NodeFailed) else NodeFailed(nrt.id, nrt.type_name, exc)
