@@ -102,7 +102,7 @@ class NdiSource(Node):
 
     def process(self) -> dict:
         deadline = time.monotonic() + self.params.timeout
-        while not self._stopped.is_set():
+        while not (self._stopped.is_set() or self.ctx.stopping.is_set()):  # a stop ends the wait
             image = self._capture()
             if image is not None:
                 self.received_at = time.monotonic()
