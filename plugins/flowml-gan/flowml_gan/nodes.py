@@ -1,0 +1,209 @@
+"""The ``stylegan.latent`` and ``stylegan.generator`` nodes."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+import flowml
+from flowml import IMAGE, TENSOR, Field, Node, NodeError, Output, Ports
+from flowml.lazy import lazy_import
+
+torch = lazy_import("torch")
+
+__all__ = ["StyleGANLatent", "StyleGANGenerator", "EditSpec", "seed_z"]
+
+SNAPSHOT_HELP = ("snapshot file, relative to the graph file: an official StyleGAN2 .pkl "
+                 "(read without running its code) or a .pt from flowml_gan.snapshot.save_pt")
+
+
+def _load(node: Node, path: str, key: str) -> Any:
+    from .snapshot import SnapshotError, load_generator
+
+    try:
+        G = load_generator(node.ctx.resolve(path), key=key, shown_as=path)
+    except SnapshotError as exc:
+        raise NodeError(str(exc)) from None
+    return G.to(node.ctx.torch_device)
+
+
+def seed_z(seed: int, z_dim: int) -> "torch.Tensor":
+    """z ``(1, z_dim)`` float32 for an integer seed, as NVIDIA's ``generate.py`` makes it
+    (``numpy.random.RandomState(seed).randn``), so seed N gives the image their seed N gives."""
+    import numpy as np
+
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
+
+
+class StyleGANLatent(Node):
+    """StyleGAN2 w from a seed: ``w`` (1, num_ws, w_dim), truncated towards ``w_avg``.
+
+    z is made from the integer seed as NVIDIA's ``generate.py`` does, and mapped by the
+    snapshot's mapping network. A fractional seed blends the w of its two neighbouring integer
+    seeds (2.25 is 3/4 of seed 2's w and 1/4 of seed 3's), so a seed driven by time or OSC
+    glides between images. ``psi`` pulls w towards the average w (1: none, 0: the average
+    image); ``cutoff`` limits that to the first ws (coarse layers). The w of the last 64 seeds
+    are kept, so a gliding seed maps each integer seed once.
+    """
+
+    type_name = "stylegan.latent"
+    outputs = (Output("w", TENSOR, "(1, num_ws, w_dim) float32"),)
+
+    class Params(flowml.Params):
+        path: str = Field(file="input", rebuild=True, description=SNAPSHOT_HELP)
+        seed: float = Field(0.0, ge=0, le=2**32 - 2, description=(
+            "the image's seed; a fraction blends seed floor(s) into floor(s)+1 in W"))
+        psi: float = Field(1.0, ge=-2.0, le=2.0, description="truncation psi around w_avg; 1: none")
+        cutoff: Optional[int] = Field(None, ge=0, description="truncate only the first ws; none: all")
+        network: Literal["G_ema", "G"] = Field("G_ema", rebuild=True, description=(
+            "which network of a training snapshot: G_ema (the averaged weights, usual) or G"))
+
+    def setup(self, ctx: flowml.NodeContext) -> None:
+        G = _load(self, self.params.path, self.params.network)
+        self.mapping = G.mapping
+        self.num_ws, self.w_dim = G.num_ws, G.w_dim
+        if G.c_dim:
+            raise NodeError(f"{self.params.path} is a conditional network (c_dim {G.c_dim}); "
+                            "stylegan.latent makes w for unconditional ones only")
+        self._ws: OrderedDict[int, torch.Tensor] = OrderedDict()
+        self._last: tuple[Any, torch.Tensor] | None = None
+
+    def _w(self, seed: int) -> "torch.Tensor":
+        w = self._ws.get(seed)
+        if w is None:
+            z = seed_z(seed, self.mapping.z_dim).to(self.ctx.torch_device)
+            with torch.inference_mode():
+                w = self.mapping(z, None)
+            self._ws[seed] = w
+            if len(self._ws) > 64:
+                self._ws.popitem(last=False)
+        else:
+            self._ws.move_to_end(seed)
+        return w
+
+    def process(self) -> dict[str, Any]:
+        from .stylegan2 import truncate
+
+        p = self.params
+        key = (p.seed, p.psi, p.cutoff)
+        if self._last is not None and self._last[0] == key:
+            return {"w": self._last[1]}
+        base = math.floor(p.seed)
+        frac = p.seed - base
+        with torch.inference_mode():
+            w = self._w(base)
+            if frac > 0:
+                w = torch.lerp(w, self._w(base + 1), frac)
+            if p.psi != 1:
+                w = truncate(w, self.mapping.w_avg, p.psi, p.cutoff)
+        self._last = (key, w)
+        return {"w": w}
+
+
+class EditSpec(BaseModel):
+    """One weight edit: ``{name: synthesis.b4.conv1.weight, op: scale, value: 0.5}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    op: Literal["scale", "add", "set"] = "scale"
+    value: float = 1.0
+
+
+class StyleGANGenerator(Node):
+    """StyleGAN2 synthesis: ``w`` (B, num_ws, w_dim) -> ``image`` (B, 3, H, W) in [0, 1].
+
+    Our StyleGAN2 (plain PyTorch, NVIDIA's weights; see the plugin's README). ``taps`` add one
+    tensor output per named layer (``synthesis.b16.conv1``, or ``l16=synthesis.b16`` to name
+    the port; ``name:i`` picks the i-th tensor of a block's ``(x, img)``); the default port
+    name is the layer's with ``_`` for ``.``. ``edits`` change weights live, each recomputed
+    from the kept original (never compounding) and written into the same storage; an edit
+    taken out of the list restores the original exactly. ``precision: mixed`` runs the
+    snapshot's fp16 blocks in fp16, as NVIDIA's training config does (a GPU choice).
+    """
+
+    type_name = "stylegan.generator"
+
+    class Params(flowml.Params):
+        path: str = Field(file="input", rebuild=True, description=SNAPSHOT_HELP)
+        network: Literal["G_ema", "G"] = Field("G_ema", rebuild=True, description=(
+            "which network of a training snapshot: G_ema (usual) or G"))
+        noise_mode: Literal["const", "random", "none"] = Field(
+            "const", description="per-pixel noise: the snapshot's fixed noise, new each frame, or none")
+        precision: Literal["fp32", "mixed"] = Field(
+            "fp32", description="fp32 everywhere, or the snapshot's fp16 blocks in fp16 (GPU)")
+        taps: list[str] = Field([], live=False, description=(
+            "layers whose outputs become tensor ports, e.g. [synthesis.b16.conv1, l32=synthesis.b32:0]"))
+        edits: list[EditSpec] = Field([], description=(
+            "weight edits, e.g. [{name: synthesis.b4.conv1.weight, op: scale, value: 0.5}]"))
+
+        @field_validator("taps")
+        @classmethod
+        def _taps(cls, taps: list[str]) -> list[str]:
+            from .taps import parse_tap
+
+            ports = [parse_tap(t)[0] for t in taps]
+            dup = sorted({p for p in ports if ports.count(p) > 1} | ({"image"} & set(ports)))
+            if dup:
+                raise ValueError(f"tap ports {dup} are used twice (or clash with 'image'); "
+                                 "name them: [a=synthesis.b8, b=synthesis.b16]")
+            return taps
+
+    @classmethod
+    def ports(cls, params: Params) -> Ports:
+        from flowml import Input
+
+        from .taps import parse_tap
+
+        taps = tuple(Output(parse_tap(t)[0], TENSOR, f"the output of {parse_tap(t)[1]}")
+                     for t in params.taps)  # type: ignore[attr-defined]
+        return Ports((Input("w", TENSOR, "(B, num_ws, w_dim) from stylegan.latent"),),
+                     (Output("image", IMAGE, "(B, 3, H, W) RGB in [0, 1]"),) + taps)
+
+    def setup(self, ctx: flowml.NodeContext) -> None:
+        from .taps import Taps, WeightEdits
+
+        p = self.params
+        self.G = _load(self, p.path, p.network)
+        self.synthesis = self.G.synthesis
+        try:
+            self.taps = Taps(self.G, p.taps)
+        except ValueError as exc:
+            raise NodeError(f"{p.path}: {exc}") from None
+        self.edits = WeightEdits(self.G)
+        self._set_edits(p.edits)
+
+    def _set_edits(self, edits: list[EditSpec]) -> None:
+        from .taps import Edit
+
+        try:
+            self.edits.set([Edit(e.name, e.op, e.value) for e in edits])
+        except ValueError as exc:
+            raise NodeError(f"{self.params.path}: {exc}") from None
+
+    def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        if old.edits != new.edits:  # type: ignore[attr-defined]
+            self._set_edits(new.edits)  # type: ignore[attr-defined]
+
+    def process(self, w: Any) -> dict[str, Any]:
+        p = self.params
+        s = self.synthesis
+        if not isinstance(w, torch.Tensor) or w.ndim != 3 or tuple(w.shape[1:]) != (s.num_ws, s.w_dim):
+            got = tuple(w.shape) if isinstance(w, torch.Tensor) else type(w).__name__
+            raise NodeError(f"w must be (B, {s.num_ws}, {s.w_dim}) for {p.path}, got {got}; "
+                            "make it with stylegan.latent on the same snapshot")
+        w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
+        self.taps.values.clear()
+        with torch.inference_mode():
+            img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
+            image = (img * 0.5 + 0.5).clamp(0, 1)
+        out = {"image": image}
+        out.update(self.taps.values)
+        return out
+
+    def teardown(self) -> None:
+        taps = getattr(self, "taps", None)
+        if taps is not None:
+            taps.remove()

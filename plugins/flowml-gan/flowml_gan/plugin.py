@@ -1,0 +1,11 @@
+"""Registers flowml-gan's node types (entry point ``gan`` in the ``flowml`` group)."""
+
+import flowml
+
+from .nodes import StyleGANGenerator, StyleGANLatent
+
+
+@flowml.hookimpl
+def register_node_types(register):
+    register(StyleGANLatent)
+    register(StyleGANGenerator)
