@@ -2,7 +2,8 @@
 
 Two kernels serve all three passes (see ``reference``): ``wf_filter`` (gather or splat: the
 forward and the input gradient) and ``wf_wgrad`` (the weight gradient). Sizes are compile-time
-constants so the tap loops unroll. Accumulation is float32 for every storage type; float16 and
+constants so the tap loops unroll. Accumulation is float32 for every storage type but float64
+(kept for ``gradcheck`` on the GPU), which accumulates in double; float16 and
 bfloat16 are handled as raw 16-bit words with explicit conversions (PTX ``cvt`` for half,
 round-to-nearest-even bit arithmetic for bfloat16), so NVRTC needs no CUDA headers.
 
@@ -15,6 +16,7 @@ channels, so each weight is read once per ``CB`` channels instead of once per ch
 from __future__ import annotations
 
 _TYPES = {
+    "float64": ("double", "return p[i];", "p[i] = v;"),
     "float32": ("float", "return p[i];", "p[i] = v;"),
     "float16": (
         "unsigned short",
@@ -32,11 +34,12 @@ _TYPES = {
 
 _COMMON = r"""
 typedef {T} T;
+typedef {ACC} acc_t;
 #define N {N}
 #define R ({N} / 2)
 #define NN ({N} * {N})
-__device__ __forceinline__ float ld(const T* __restrict__ p, long long i) {{ {LD} }}
-__device__ __forceinline__ void st(T* __restrict__ p, long long i, float v) {{ {ST} }}
+__device__ __forceinline__ acc_t ld(const T* __restrict__ p, long long i) {{ {LD} }}
+__device__ __forceinline__ void st(T* __restrict__ p, long long i, acc_t v) {{ {ST} }}
 """
 
 _FILTER = r"""
@@ -53,9 +56,9 @@ extern "C" __global__ void wf_filter(const T* __restrict__ x, const T* __restric
     const T* xb = x + (b * C + c0) * (long long)HW;
     const T* wb = w + b * NN * (long long)HW;
     const int py = p / W, px = p - py * W;
-    float acc[CB];
+    acc_t acc[CB];
     #pragma unroll
-    for (int cc = 0; cc < CB; ++cc) acc[cc] = 0.0f;
+    for (int cc = 0; cc < CB; ++cc) acc[cc] = 0;
     #pragma unroll
     for (int i = 0; i < N; ++i) {{
         const int y = py + i - R;
@@ -66,9 +69,9 @@ extern "C" __global__ void wf_filter(const T* __restrict__ x, const T* __restric
             if (xx < 0 || xx >= W) continue;
             const int q = y * W + xx;
 #if SPLAT
-            const float wt = ld(wb, (long long)(NN - 1 - (i * N + j)) * HW + q);
+            const acc_t wt = ld(wb, (long long)(NN - 1 - (i * N + j)) * HW + q);
 #else
-            const float wt = ld(wb, (long long)(i * N + j) * HW + p);
+            const acc_t wt = ld(wb, (long long)(i * N + j) * HW + p);
 #endif
             #pragma unroll
             for (int cc = 0; cc < CB; ++cc)
@@ -93,13 +96,13 @@ extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict
     const long long b = blockIdx.z;
     const int py = p / W, px = p - py * W;
     const int y = py + i - R;
-    float acc[N];
+    acc_t acc[N];
     #pragma unroll
-    for (int j = 0; j < N; ++j) acc[j] = 0.0f;
+    for (int j = 0; j < N; ++j) acc[j] = 0;
     if (y >= 0 && y < H) {{
         for (int c = 0; c < C; ++c) {{
             const long long plane = (b * C + c) * (long long)HW;
-            const float av = ld(a, plane + p);
+            const acc_t av = ld(a, plane + p);
             #pragma unroll
             for (int j = 0; j < N; ++j) {{
                 const int xx = px + j - R;
@@ -116,11 +119,12 @@ extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict
 
 def _common(dtype: str, n: int) -> str:
     t, load, store = _TYPES[dtype]
-    return _COMMON.format(T=t, N=n, LD=load, ST=store)
+    acc = "double" if dtype == "float64" else "float"
+    return _COMMON.format(T=t, ACC=acc, N=n, LD=load, ST=store)
 
 
 def filter_source(dtype: str, n: int, cb: int, splat: bool) -> str:
-    """``wf_filter`` for storage ``dtype`` ("float32" | "float16" | "bfloat16"), N, channel block."""
+    """``wf_filter`` for a storage ``dtype`` name (float64, float32, float16, bfloat16)."""
     return _common(dtype, n) + _FILTER.format(CB=cb, SPLAT=int(splat))
 
 

@@ -25,7 +25,7 @@ import torch
 from .cuda_source import filter_source, wgrad_source
 
 THREADS = 256
-_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+_DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 
 @functools.cache
@@ -76,7 +76,7 @@ def _cp(t: torch.Tensor) -> Any:
 
 def _check(x: torch.Tensor, what: str) -> str:
     if x.dtype not in _DTYPES:
-        raise TypeError(f"weighted_filter on CUDA takes float32, float16 or bfloat16, "
+        raise TypeError(f"weighted_filter on CUDA takes float64, float32, float16 or bfloat16, "
                         f"not {x.dtype} ({what}); cast it first")
     return _DTYPES[x.dtype]
 

@@ -1,0 +1,132 @@
+"""The CuPy path of flowml::weighted_filter on a GPU (``cuda``-marked: skipped without one).
+
+Run on a GPU machine with CuPy installed (``pip install -e 'plugins/flowml-kernels[cuda]'``)::
+
+    python -m pytest -q -p no:cacheprovider -m cuda plugins/flowml-kernels/tests
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from flowml_kernels import cupy_backend, weighted_filter
+from flowml_kernels.reference import filter_ref, wgrad_ref
+
+pytestmark = pytest.mark.cuda
+
+TOL = {torch.float32: (1e-5, 1e-4), torch.float16: (2e-3, 2e-3), torch.bfloat16: (1.6e-2, 1.6e-2)}
+SHAPES = [(1, 3, 37, 53), (2, 32, 24, 40), (3, 1, 17, 300)]
+
+
+@pytest.fixture(autouse=True)
+def _needs_cupy():
+    why = cupy_backend.unavailable()
+    assert why is None, f"the CUDA tests need CuPy on this GPU machine: {why}"
+
+
+def _inputs(shape, n, dtype, seed=0):
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    b, c, h, w = shape
+    x = torch.rand(shape, device="cuda", generator=g)
+    wt = torch.softmax(torch.randn((b, n * n, h, w), device="cuda", generator=g), dim=1)
+    return x.to(dtype), wt.to(dtype)
+
+
+def _close(out, ref, dtype, scale=1.0):
+    rtol, atol = TOL[dtype]
+    torch.testing.assert_close(out.float(), ref.float(), rtol=rtol * scale, atol=atol * scale)
+
+
+@pytest.mark.parametrize("dtype", list(TOL), ids=str)
+@pytest.mark.parametrize("splat", [False, True], ids=["gather", "splat"])
+@pytest.mark.parametrize("n", [3, 5, 9])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_cupy_forward_and_gradients_match_the_reference(shape, n, splat, dtype):
+    x, w = _inputs(shape, n, dtype)
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    out = weighted_filter(x, w, n, splat)
+    ref = filter_ref(x.detach().double(), w.detach().double(), n, splat)
+    _close(out, ref, dtype)
+    g = torch.rand_like(out)
+    gx, gw = torch.autograd.grad(out, (x, w), g)
+    gd, xd, wd = g.double(), x.detach().double(), w.detach().double()
+    _close(gx, filter_ref(gd, wd, n, not splat), dtype)
+    gw_ref = wgrad_ref(xd, gd, n) if splat else wgrad_ref(gd, xd, n)
+    _close(gw, gw_ref, dtype, scale=shape[1])      # a sum over C channels
+
+
+def test_cupy_path_is_the_one_taken_on_cuda():
+    x, w = _inputs((1, 4, 16, 16), 3, torch.float32)
+    direct = cupy_backend.filter_cuda(x, w, 3, False)
+    torch.testing.assert_close(weighted_filter(x, w, 3), direct, rtol=0, atol=0)
+    assert cupy_backend._kernel.cache_info().currsize >= 1
+
+
+@pytest.mark.parametrize("splat", [False, True], ids=["gather", "splat"])
+@pytest.mark.parametrize("n", [3, 5])
+def test_gradcheck_float64_on_the_cuda_kernels(n, splat):
+    x = torch.rand(2, 3, 6, 7, device="cuda", dtype=torch.float64, requires_grad=True)
+    w = torch.rand(2, n * n, 6, 7, device="cuda", dtype=torch.float64, requires_grad=True)
+    out = weighted_filter(x, w, n, splat)
+    torch.testing.assert_close(out, cupy_backend.filter_cuda(x.detach(), w.detach(), n, splat),
+                               rtol=0, atol=0)   # the kernel, not the reference, ran
+    assert torch.autograd.gradcheck(lambda a, b: weighted_filter(a, b, n, splat), (x, w))
+
+
+def test_unsupported_dtype_on_cuda_says_what_to_do():
+    x = torch.ones(1, 1, 4, 4, device="cuda", dtype=torch.int32)
+    with pytest.raises(TypeError, match="cast it first"):
+        cupy_backend.filter_cuda(x, torch.ones(1, 9, 4, 4, device="cuda", dtype=torch.int32), 3, False)
+
+
+def test_opcheck_on_cuda():
+    x, w = _inputs((1, 3, 9, 11), 5, torch.float32)
+    torch.library.opcheck(torch.ops.flowml.weighted_filter.default,
+                          (x.requires_grad_(True), w.requires_grad_(True), 5, False))
+
+
+def test_side_stream_while_the_default_stream_is_busy():
+    x, w = _inputs((2, 8, 256, 256), 9, torch.float32)
+    expected = weighted_filter(x, w, 9, True)        # also compiles the kernel
+    torch.cuda.synchronize()
+    side = torch.cuda.Stream()
+    torch.cuda._sleep(1_000_000_000)                 # the default stream busy for ~0.5 s
+    with torch.cuda.stream(side):
+        x2 = x * 1.0                                 # made on the side stream
+        out = weighted_filter(x2, w, 9, True)
+        done = torch.cuda.Event()
+        done.record()
+    done.synchronize()
+    # the op ran on the side stream and waited for nothing queued on the default stream
+    assert not torch.cuda.default_stream().query(), "the filter waited for the default stream"
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.cuda.synchronize()
+
+
+def test_inside_a_captured_cuda_graph_replay_equals_eager():
+    x, w = _inputs((1, 16, 64, 80), 5, torch.float16)
+    static_x, static_w = x.clone(), w.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):                  # warm up: compile the kernels first
+        weighted_filter(static_x, static_w, 5)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = weighted_filter(static_x, static_w, 5)
+    for seed in (1, 2):
+        nx, nw = _inputs((1, 16, 64, 80), 5, torch.float16, seed=seed)
+        static_x.copy_(nx)
+        static_w.copy_(nw)
+        graph.replay()
+        torch.testing.assert_close(static_out, weighted_filter(nx, nw, 5), rtol=0, atol=0)
+
+
+def test_kpn_training_step_on_gpu():
+    from test_kernels_training import train
+
+    for splat in (False, True):
+        losses = train("cuda", splat=splat)
+        assert losses[-1] < 0.9 * losses[0], losses
