@@ -75,7 +75,7 @@ class StyleGANLatent(Node):
         w = self._ws.get(seed)
         if w is None:
             z = seed_z(seed, self.mapping.z_dim).to(self.ctx.torch_device)
-            with torch.inference_mode():
+            with torch.no_grad():
                 w = self.mapping(z, None)
             self._ws[seed] = w
             if len(self._ws) > 64:
@@ -93,7 +93,7 @@ class StyleGANLatent(Node):
             return {"w": self._last[1]}
         base = math.floor(p.seed)
         frac = p.seed - base
-        with torch.inference_mode():
+        with torch.no_grad():
             w = self._w(base)
             if frac > 0:
                 w = torch.lerp(w, self._w(base + 1), frac)
@@ -196,7 +196,7 @@ class StyleGANGenerator(Node):
                             "make it with stylegan.latent on the same snapshot")
         w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
         self.taps.values.clear()
-        with torch.inference_mode():
+        with torch.no_grad():
             img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
             image = (img * 0.5 + 0.5).clamp(0, 1)
         out = {"image": image}

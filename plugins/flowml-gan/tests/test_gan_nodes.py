@@ -1,0 +1,143 @@
+"""stylegan.latent and stylegan.generator through flowml.testing, and a graph through the
+scheduler. The snapshot is a tiny random one in NVIDIA's layout (models/build_stylegan.py)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from flowml import NodeError
+from flowml.graph import load_graph
+from flowml.plugins import load_registry
+from flowml.runtime.scheduler import Scheduler
+from flowml.testing import NodeHarness, run_node
+from flowml_gan.nodes import StyleGANGenerator, StyleGANLatent, seed_z
+from flowml_gan.snapshot import load_generator
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def snap(tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("build_stylegan", ROOT / "models" / "build_stylegan.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.build(tmp_path_factory.mktemp("models"), resolution=32, small=True)
+
+
+def latent(snap, **params):
+    return run_node(StyleGANLatent, params={"path": snap.name, **params}, graph_dir=snap.parent)["w"]
+
+
+def test_integer_seed_maps_nvidias_z_and_psi_truncates(snap):
+    G = load_generator(snap)
+    w = latent(snap, seed=7)
+    assert w.shape == (1, G.num_ws, 32)
+    with torch.no_grad():
+        assert torch.allclose(w, G.mapping(seed_z(7, 32), None))
+    half = latent(snap, seed=7, psi=0.5)
+    assert torch.allclose(half, G.mapping.w_avg + 0.5 * (w - G.mapping.w_avg), atol=1e-6)
+    cut = latent(snap, seed=7, psi=0.0, cutoff=2)
+    assert torch.allclose(cut[0, :2], G.mapping.w_avg.expand(2, -1)) and torch.equal(cut[0, 2:], w[0, 2:])
+
+
+def test_a_float_seed_blends_its_neighbours_in_w(snap):
+    w2, w3 = latent(snap, seed=2), latent(snap, seed=3)
+    assert torch.allclose(latent(snap, seed=2.25), 0.75 * w2 + 0.25 * w3, atol=1e-6)
+    assert not torch.allclose(w2, w3)
+    with NodeHarness(StyleGANLatent, {"path": snap.name, "seed": 2}, graph_dir=snap.parent) as h:
+        first = h.process()["w"]
+        h.set_params(seed=2.5)
+        assert torch.allclose(h.process()["w"], (w2 + w3) / 2, atol=1e-6)
+        h.set_params(seed=2)
+        assert torch.equal(h.process()["w"], first)
+
+
+def test_generator_image_is_the_networks_in_flowmls_convention(snap):
+    G = load_generator(snap)
+    w = latent(snap, seed=1)
+    image = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name}, graph_dir=snap.parent, check=True)["image"]
+    with torch.no_grad():
+        expected = (G.synthesis(w, noise_mode="const", force_fp32=True) * 0.5 + 0.5).clamp(0, 1)
+    assert image.shape == (1, 3, 32, 32) and image.dtype == torch.float32
+    assert torch.equal(image, expected) and image.std() > 0.01
+    random = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name, "noise_mode": "random"},
+                      graph_dir=snap.parent)["image"]
+    assert not torch.equal(random, image)
+
+
+def test_taps_become_ports_with_the_layers_outputs(snap):
+    params = {"path": snap.name, "taps": ["synthesis.b8.conv1", "x16=synthesis.b16:0", "rgb16=synthesis.b16:1"]}
+    ports = StyleGANGenerator.ports(StyleGANGenerator.Params(**params))
+    assert [p.name for p in ports.outputs] == ["image", "synthesis_b8_conv1", "x16", "rgb16"]
+    out = run_node(StyleGANGenerator, {"w": latent(snap)}, params, graph_dir=snap.parent)
+    assert out["synthesis_b8_conv1"].shape == (1, 32, 8, 8)
+    assert out["x16"].shape == (1, 32, 16, 16) and out["rgb16"].shape == (1, 3, 16, 16)
+    with pytest.raises(NodeError, match=r"no such layer; closest: \[.*'synthesis.b16.conv1'"):
+        run_node(StyleGANGenerator, {"w": latent(snap)}, {"path": snap.name, "taps": ["synthesis.b16.cnv1"]},
+                 graph_dir=snap.parent)
+    with pytest.raises(ValueError, match="clash with 'image'"):
+        StyleGANGenerator.Params(path="x", taps=["image=synthesis.b8"])
+
+
+def test_live_edits_change_the_image_and_restore_it_exactly(snap):
+    w = latent(snap, seed=3)
+    name = "synthesis.b32.torgb.weight"
+    with NodeHarness(StyleGANGenerator, {"path": snap.name}, graph_dir=snap.parent) as h:
+        weight = h.node.G.synthesis.b32.torgb.weight
+        ptr = weight.data_ptr()
+        plain = h.process(w=w)["image"]
+        frames = []
+        for t in range(5):  # a new value every frame, from the original each time
+            h.set_params(edits=[{"name": name, "op": "scale", "value": 1 + 0.5 * t}])
+            frames.append(h.process(w=w)["image"])
+            assert weight.data_ptr() == ptr
+        assert torch.equal(frames[0], plain)  # scale 1.0
+        assert all(not torch.equal(a, b) for a, b in zip(frames, frames[1:]))
+        h.set_params(edits=[{"name": name, "op": "scale", "value": 1.5}])
+        assert torch.equal(h.process(w=w)["image"], frames[1])  # no compounding
+        with pytest.raises(NodeError, match=r"'synthesis.b32.torgb.wieght': no such weight; closest"):
+            h.set_params(edits=[{"name": "synthesis.b32.torgb.wieght", "op": "add", "value": 1}])
+        h.node.params = h.node.params.model_copy(update={"edits": []})
+        h.node.on_params(h.node.params.model_copy(update={"edits": [{"name": name, "value": 1.5}]}), h.node.params)
+        assert torch.equal(h.process(w=w)["image"], plain)  # removed: bit-exact
+
+
+def test_wrong_w_and_missing_snapshot_say_what_to_do(snap, tmp_path):
+    with pytest.raises(NodeError, match=r"w must be \(B, \d+, 32\).*stylegan.latent"):
+        run_node(StyleGANGenerator, {"w": torch.zeros(1, 512)}, {"path": snap.name}, graph_dir=snap.parent)
+    with pytest.raises(NodeError, match="snapshot not found.*build_stylegan.py"):
+        run_node(StyleGANLatent, params={"path": "nope.pkl"}, graph_dir=tmp_path)
+
+
+GRAPH = """\
+flowml: 1
+name: stylegan-small
+clock: {fps: 30}
+mode: offline
+nodes:
+  latent: {type: stylegan.latent, params: {path: SNAP, seed: 4.5, psi: 0.7}}
+  gen:
+    type: stylegan.generator
+    inputs: {w: latent/w}
+    params: {path: SNAP, taps: [l16=synthesis.b16.conv1],
+             edits: [{name: synthesis.b32.torgb.weight, op: scale, value: 0.5}]}
+"""
+
+
+def test_a_small_graph_through_the_scheduler(snap, tmp_path):
+    (tmp_path / "g.yaml").write_text(GRAPH.replace("SNAP", str(snap)))
+    graph = load_graph(tmp_path / "g.yaml", load_registry())
+    seen = []
+    with Scheduler(graph) as sched:
+        sched.after_tick.append(lambda tick, outputs: seen.append(outputs["gen"]))
+        result = sched.run(frames=3)
+    assert result.ok, result.error
+    assert len(seen) == 3
+    image, l16 = seen[-1]["image"], seen[-1]["l16"]
+    assert image.shape == (1, 3, 32, 32) and l16.shape == (1, 32, 16, 16)
+    w = latent(snap, seed=4.5, psi=0.7)
+    edited = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name, "edits": [
+        {"name": "synthesis.b32.torgb.weight", "op": "scale", "value": 0.5}]}, graph_dir=snap.parent)["image"]
+    assert torch.allclose(image, edited, atol=1e-6)
