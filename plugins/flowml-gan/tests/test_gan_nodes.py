@@ -116,6 +116,7 @@ flowml: 1
 name: stylegan-small
 clock: {fps: 30}
 mode: offline
+device: cpu
 nodes:
   latent: {type: stylegan.latent, params: {path: SNAP, seed: 4.5, psi: 0.7}}
   gen:
