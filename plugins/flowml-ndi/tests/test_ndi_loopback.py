@@ -83,10 +83,14 @@ def test_frames_cross_ndi_within_tolerance_and_a_lost_sender_is_held_then_resume
                 pump.stop.set()           # the sender goes quiet: the graph must keep getting frames
                 pump.thread.join(5)
                 t0 = time.monotonic()
-                held = [rx.process() for _ in range(3)]
-                assert time.monotonic() - t0 < 3 * 0.3 + 1.0
+                held = []
+                for _ in range(6):  # under load a frame NDI still had may come first; then each call holds
+                    held.append(rx.process())
+                    if held[-1]["status"]["held"] >= 2:
+                        break
+                assert time.monotonic() - t0 < len(held) * 0.3 + 2.0  # each call waits `timeout`, no more
                 assert held[-1]["status"]["state"] == "lost" and held[-1]["status"]["held"] >= 2
-                assert torch.equal(held[-1]["image"], held[0]["image"])
+                assert torch.equal(held[-1]["image"], held[-2]["image"])
 
                 with Pump(tx, 1 - image):  # ... and resumes when it is back
                     deadline = time.monotonic() + 5
