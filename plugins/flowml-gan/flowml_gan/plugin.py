@@ -3,9 +3,11 @@
 import flowml
 
 from .nodes import StyleGANGenerator, StyleGANLatent
+from .to_image import TensorToImage
 
 
 @flowml.hookimpl
 def register_node_types(register):
     register(StyleGANLatent)
     register(StyleGANGenerator)
+    register(TensorToImage)

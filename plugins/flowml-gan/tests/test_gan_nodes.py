@@ -142,3 +142,19 @@ def test_a_small_graph_through_the_scheduler(snap, tmp_path):
     edited = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name, "edits": [
         {"name": "synthesis.b32.torgb.weight", "op": "scale", "value": 0.5}]}, graph_dir=snap.parent)["image"]
     assert torch.allclose(image, edited, atol=1e-6)
+
+
+def test_the_example_graph_runs_on_the_cpu_with_a_small_snapshot(snap, tmp_path):
+    """graphs/stylegan.yaml as shipped, with the small snapshot and outputs in tmp_path."""
+    text = (ROOT / "graphs" / "stylegan.yaml").read_text()
+    assert "../models/stylegan2-random-256.pkl" in text and "at_frame: 30" in text
+    text = (text.replace("../models/stylegan2-random-256.pkl", str(snap))
+            .replace("../out/", f"{tmp_path}/").replace("at_frame: 30", "at_frame: 2"))
+    (tmp_path / "stylegan.yaml").write_text(text)
+    graph = load_graph(tmp_path / "stylegan.yaml", load_registry())
+    with Scheduler(graph, mode="offline", device="cpu") as sched:
+        result = sched.run(frames=4)
+    assert result.ok, result.error
+    assert result.stats.ticks == 4
+    assert (tmp_path / "stylegan.mp4").stat().st_size > 0
+    assert (tmp_path / "stylegan_layer.png").stat().st_size > 0
