@@ -4,9 +4,10 @@ Imports neither torch nor CuPy: ``flowml validate`` stays fast and works without
 
 import flowml
 
+from .cudakernel import CudaKernel
 from .kpn import KpnWeightedFilter
 
-NODE_TYPES = (KpnWeightedFilter,)
+NODE_TYPES = (KpnWeightedFilter, CudaKernel)
 
 
 @flowml.hookimpl

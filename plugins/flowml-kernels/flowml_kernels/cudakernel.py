@@ -1,0 +1,148 @@
+"""``cuda.kernel``: the user's own CUDA C kernel as a node, compiled by NVRTC at setup."""
+
+from __future__ import annotations
+
+
+from pydantic import field_validator, model_validator
+
+import flowml
+from flowml import TENSOR, Field, Input, Node, NodeError, Output, Ports
+from flowml.lazy import lazy_import
+from flowml.ports import check_port_list, parse_port
+
+torch = lazy_import("torch")
+
+ARG_TYPES = ("float", "int", "bool")
+
+
+class CudaKernel(Node):
+    """A user's CUDA C kernel on every frame (NVRTC through CuPy; a GPU graph and CuPy needed).
+
+    The kernel, in ``path`` (a ``.cu`` file, recompiled by ``--watch`` on save) or ``code``
+    (inline), is ``extern "C" __global__ void <function>(...)`` taking, in order: a ``const
+    float*`` per input, a ``float*`` per output, a ``float*`` per ``state`` buffer (kept between
+    frames, zero at first), then ``int B, int C, int H, int W`` of the ``like`` input (default
+    the first), then one argument per ``args`` entry (``name:float|int|bool``) with its value
+    from ``values`` (live: ``/<node>/values 0.1 1.2 1.0``). Tensors are float32, contiguous,
+    ``(B, C, H, W)``; outputs and state buffers have the ``like`` input's shape. A port named
+    ``image`` is an image, any other a tensor unless typed (``out:image``). The launch:
+    ``block`` threads (default 16 x 16), a grid covering W x H, ``gridDim.z = B``, on the node's
+    stream. A compile error names ``file:line``; on a reload the old kernel keeps running.
+    """
+
+    type_name = "cuda.kernel"
+
+    class Params(flowml.Params):
+        path: str | None = Field(None, description="the .cu file, relative to the graph file",
+                                 file="input")
+        code: str | None = Field(None, description="inline CUDA C instead of a file", rebuild=True)
+        function: str = Field("kernel", description="the extern \"C\" __global__ function", rebuild=True)
+        inputs: list[str] = Field(["image"], description="input ports, e.g. [image, mask:tensor]",
+                                  live=False)
+        outputs: list[str] = Field(["image"], description="output ports", live=False)
+        state: list[str] = Field([], description="float buffers kept between frames", live=False)
+        like: str | None = Field(None, description="the input whose shape outputs take",
+                                 live=False)
+        args: list[str] = Field([], description="scalar kernel arguments, name:float|int|bool",
+                                live=False)
+        values: list[float] = Field([], description="the args' values, in order (live)")
+        block: tuple[int, int] = Field((16, 16), description="threads per block, x and y",
+                                       live=False)
+
+        @field_validator("inputs", "outputs")
+        @classmethod
+        def _ports(cls, specs: list[str]) -> list[str]:
+            return check_port_list(specs, TENSOR)
+
+        @field_validator("args")
+        @classmethod
+        def _args(cls, specs: list[str]) -> list[str]:
+            for s in specs:
+                name, _, kind = s.partition(":")
+                if not name.isidentifier() or (kind or "float") not in ARG_TYPES:
+                    raise ValueError(f"arg {s!r}: write name:float, name:int or name:bool")
+            return specs
+
+        @model_validator(mode="after")
+        def _consistent(self):
+            if (self.path is None) == (self.code is None):
+                raise ValueError("give the kernel as path: file.cu or as code: '...', one of them")
+            if len(self.values) != len(self.args):
+                raise ValueError(f"values has {len(self.values)} numbers for {len(self.args)} args "
+                                 f"{self.args}: give one value per arg")
+            names = [parse_port(s, TENSOR)[0] for s in self.inputs]
+            if not names:
+                raise ValueError("cuda.kernel needs at least one input (its shape sizes the launch)")
+            if self.like is not None and self.like not in names:
+                raise ValueError(f"like: {self.like!r} is not an input; inputs are {names}")
+            if self.block[0] * self.block[1] > 1024 or min(self.block) < 1:
+                raise ValueError(f"block {list(self.block)}: 1 to 1024 threads in all")
+            return self
+
+    @classmethod
+    def ports(cls, params: Params) -> Ports:
+        return Ports(tuple(Input(*parse_port(s, TENSOR)) for s in params.inputs),
+                     tuple(Output(*parse_port(s, TENSOR)) for s in params.outputs))
+
+    def setup(self, ctx) -> None:
+        from . import cupy_backend
+        from .usercode import KernelCompileError, compile_kernel
+
+        why = cupy_backend.unavailable()
+        if why is not None:
+            raise NodeError(f"cuda.kernel needs a GPU and CuPy: {why}")
+        if not str(ctx.device).startswith("cuda"):
+            raise NodeError(f"cuda.kernel runs on a GPU graph (--device cuda), not {ctx.device}")
+        p = self.params
+        if p.path is not None:
+            file = ctx.resolve(p.path)
+            try:
+                source = file.read_text()
+            except OSError as e:
+                raise NodeError(f"cannot read the kernel {file}: {e.strerror}") from None
+            display = p.path
+        else:
+            source, display = p.code, f"<{ctx.node_id}.code>"
+        try:
+            self._fn = compile_kernel(source, p.function, display)
+        except KernelCompileError as e:
+            raise NodeError("the kernel did not compile:\n" + str(e)) from None
+        self._names = [parse_port(s, TENSOR)[0] for s in p.inputs]
+        self._outs = [parse_port(s, TENSOR)[0] for s in p.outputs]
+        self._state: dict[str, object] = {}
+
+    def process(self, **inputs):
+        import cupy
+        import numpy as np
+
+        p = self.params
+        ins = [inputs[n].float().contiguous() for n in self._names]
+        like = ins[self._names.index(p.like)] if p.like else ins[0]
+        if like.dim() != 4:
+            raise ValueError(f"cuda.kernel sizes its launch from a (B, C, H, W) tensor, "
+                             f"not {tuple(like.shape)}; name another input with like:")
+        b, c, h, w = like.shape
+        outs = [torch.empty_like(like) for _ in self._outs]
+        state = []
+        for name in p.state:
+            buf = self._state.get(name)
+            if buf is None or buf.shape != like.shape or buf.device != like.device:
+                buf = self._state[name] = torch.zeros_like(like)
+            state.append(buf)
+        scalars = []
+        for spec, value in zip(p.args, p.values):
+            kind = spec.partition(":")[2] or "float"
+            scalars.append(np.float32(value) if kind == "float"
+                           else np.int32(round(value)) if kind == "int" else np.bool_(value))
+        bx, by = p.block
+        grid = ((w + bx - 1) // bx, (h + by - 1) // by, b)
+        stream = torch.cuda.current_stream(like.device)
+        with cupy.cuda.Device(like.device.index), \
+                cupy.cuda.ExternalStream(stream.cuda_stream, like.device.index):
+            tensors = [cupy.from_dlpack(t) for t in (*ins, *outs, *state)]
+            self._fn(grid, (bx, by, 1), (*tensors, np.int32(b), np.int32(c), np.int32(h),
+                                          np.int32(w), *scalars))
+        return dict(zip(self._outs, outs))
+
+    def teardown(self) -> None:
+        self._state = {}
