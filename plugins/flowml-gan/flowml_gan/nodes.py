@@ -136,8 +136,15 @@ class StyleGANGenerator(Node):
             "fp32", description="fp32 everywhere, or the snapshot's fp16 blocks in fp16 (GPU)")
         taps: list[str] = Field([], live=False, description=(
             "layers whose outputs become tensor ports, e.g. [synthesis.b16.conv1, l32=synthesis.b32:0]"))
-        edits: list[EditSpec] = Field([], description=(
-            "weight edits, e.g. [{name: synthesis.b4.conv1.weight, op: scale, value: 0.5}]"))
+        edits: list[dict[str, Any]] = Field([], description=(
+            "weight edits, e.g. [{name: synthesis.b4.const, op: scale, value: 1.5}]; op: "
+            "scale, add or set; over OSC the whole list as JSON text"))
+
+        @field_validator("edits")
+        @classmethod
+        def _edits(cls, edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            # checked by EditSpec, kept as plain dicts (they show and travel as JSON)
+            return [EditSpec.model_validate(e).model_dump() for e in edits]
 
         @field_validator("taps")
         @classmethod
@@ -175,11 +182,11 @@ class StyleGANGenerator(Node):
         self.edits = WeightEdits(self.G)
         self._set_edits(p.edits)
 
-    def _set_edits(self, edits: list[EditSpec]) -> None:
+    def _set_edits(self, edits: list[dict[str, Any]]) -> None:
         from .taps import Edit
 
         try:
-            self.edits.set([Edit(e.name, e.op, e.value) for e in edits])
+            self.edits.set([Edit(e["name"], e["op"], e["value"]) for e in edits])
         except ValueError as exc:
             raise NodeError(f"{self.params.path}: {exc}") from None
 

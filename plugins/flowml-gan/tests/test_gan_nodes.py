@@ -158,3 +158,43 @@ def test_the_example_graph_runs_on_the_cpu_with_a_small_snapshot(snap, tmp_path)
     assert result.stats.ticks == 4
     assert (tmp_path / "stylegan.mp4").stat().st_size > 0
     assert (tmp_path / "stylegan_layer.png").stat().st_size > 0
+
+
+LIVE = """\
+flowml: 1
+name: stylegan-live
+clock: {fps: 30}
+mode: offline
+device: cpu
+max_in_flight: 1
+nodes:
+  latent: {type: stylegan.latent, params: {path: SNAP, seed: 1}}
+  gen: {type: stylegan.generator, inputs: {w: latent/w}, params: {path: SNAP}}
+"""
+
+
+def test_live_edit_changes_through_the_scheduler(snap, tmp_path):
+    """Edits set while the graph runs apply from the next frame; a wrong name is refused (the
+    old edits stay, the graph goes on); removing them restores the image bit-exactly."""
+    (tmp_path / "g.yaml").write_text(LIVE.replace("SNAP", str(snap)))
+    graph = load_graph(tmp_path / "g.yaml", load_registry())
+    edit = [{"name": "synthesis.b32.torgb.weight", "op": "scale", "value": 0.5}]
+    changes = {1: {"edits": edit}, 3: {"edits": [{"name": "synthesis.b32.torgb.weigth", "value": 2}]},
+               5: {"edits": []}}
+    images, refused = [], []
+    with Scheduler(graph) as sched:
+        def after(tick, outputs):
+            images.append(outputs["gen"]["image"].clone())
+            if tick.index in changes:
+                sched.set_params("gen", changes[tick.index])
+        sched.after_tick.append(after)
+        sched.param_refused.append(lambda node, old, new, failure: refused.append(str(failure)))
+        result = sched.run(frames=8)
+    assert result.ok, result.error
+    plain = images[0]
+    assert torch.equal(images[1], plain)
+    # a change set after frame k shows from frame k + 1
+    assert all(not torch.equal(images[i], plain) for i in (2, 3, 4, 5))
+    assert torch.equal(images[2], images[4])  # the refused change left the edit as it was
+    assert torch.equal(images[6], plain) and torch.equal(images[7], plain)
+    assert len(refused) == 1 and "closest" in refused[0] and "synthesis.b32.torgb.weight" in refused[0]
