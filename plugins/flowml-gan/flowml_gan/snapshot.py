@@ -101,10 +101,20 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
+def _latin1_bytes(text: Any, encoding: str = "latin1") -> bytes:
+    """Protocol 2 writes bytes as ``_codecs.encode(text, 'latin1')``; only that is allowed."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise SnapshotError("refused: _codecs.encode other than latin1 text to bytes")
+    return text.encode("latin1")
+
+
 _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "set"): set,  # protocol 2 names builtins as Python 2 did
+    ("__builtin__", "frozenset"): frozenset,
+    ("_codecs", "encode"): _latin1_bytes,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): _storage_from_bytes,

@@ -118,3 +118,20 @@ def test_nvidias_pickle_names_only_allowed_globals():
     assert sorted(snap) == ["G", "G_ema", "augment_pipe", "training_set_kwargs"]
     assert snap["G_ema"].class_name == "Generator"
     assert "class SynthesisNetwork" in snap["G_ema"].module_src
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_every_pickle_protocol_a_snapshot_may_use(tmp_path, protocol):
+    """Protocol 2 names builtins as __builtin__ and writes bytes as _codecs.encode(text,
+    'latin1'): both allowed in exactly that form. (NVIDIA's fixture re-pickled at protocols 2
+    and 3 with their code also gives their image; checked when this was written.)"""
+    G = tiny()
+    data = dumps_official({"G_ema": G}, protocol=protocol)
+    if protocol == 2:
+        assert b"_codecs" in data and b"__builtin__" in data
+    (tmp_path / "s.pkl").write_bytes(data)
+    z = torch.randn(1, 8)
+    with torch.no_grad():
+        assert torch.equal(load_generator(tmp_path / "s.pkl")(z), G(z))
+    with pytest.raises(SnapshotError, match="_codecs.encode other than latin1"):
+        read_pickle(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00\x00\x00utf-8\x86R.")
