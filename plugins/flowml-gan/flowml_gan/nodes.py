@@ -47,10 +47,15 @@ class StyleGANLatent(Node):
     glides between images. ``psi`` pulls w towards the average w (1: none, 0: the average
     image); ``cutoff`` limits that to the first ws (coarse layers). The w of the last 64 seeds
     are kept, so a gliding seed maps each integer seed once.
+
+    ``z_input: true`` adds an input ``z`` used instead of the seed, every frame: a tensor
+    ``(B, z_dim)`` (an OSC vector, audio features), or an image ``(B, C, H, W)`` with
+    ``H * W == z_dim`` (TouchDesigner's 1x512 noise image), whose first channel in [0, 1] is
+    taken as ``2 * x - 1``. The mapping network normalises z's scale, not its offset.
     """
 
     type_name = "stylegan.latent"
-    outputs = (Output("w", TENSOR, "(1, num_ws, w_dim) float32"),)
+    outputs = (Output("w", TENSOR, "(B, num_ws, w_dim) float32"),)
 
     class Params(flowml.Params):
         path: str = Field(file="input", rebuild=True, description=SNAPSHOT_HELP)
@@ -60,6 +65,17 @@ class StyleGANLatent(Node):
         cutoff: Optional[int] = Field(None, ge=0, description="truncate only the first ws; none: all")
         network: Literal["G_ema", "G"] = Field("G_ema", rebuild=True, description=(
             "which network of a training snapshot: G_ema (the averaged weights, usual) or G"))
+        z_input: bool = Field(False, live=False, description=(
+            "take z from an input port `z` instead of the seed: (B, z_dim), or an image whose "
+            "H*W is z_dim (its first channel, [0, 1] -> [-1, 1])"))
+
+    @classmethod
+    def ports(cls, params: Params) -> Ports:
+        from flowml import Input
+
+        inputs = (Input("z", TENSOR, "(B, z_dim) or an image (B, C, H, W), H*W = z_dim"),) \
+            if params.z_input else ()  # type: ignore[attr-defined]
+        return Ports(inputs, cls.outputs)
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         G = _load(self, self.params.path, self.params.network)
@@ -84,10 +100,26 @@ class StyleGANLatent(Node):
             self._ws.move_to_end(seed)
         return w
 
-    def process(self) -> dict[str, Any]:
+    def _z(self, z: Any) -> "torch.Tensor":
+        zd = self.mapping.z_dim
+        if isinstance(z, torch.Tensor) and z.ndim == 2 and z.shape[1] == zd:
+            return z.to(device=self.ctx.torch_device, dtype=torch.float32)
+        if isinstance(z, torch.Tensor) and z.ndim == 4 and z.shape[2] * z.shape[3] == zd:
+            x = z[:, 0].reshape(z.shape[0], zd)
+            return x.to(device=self.ctx.torch_device, dtype=torch.float32) * 2 - 1
+        got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise NodeError(f"z must be (B, {zd}) or an image (B, C, H, W) with H*W = {zd}, got {got}")
+
+    def process(self, z: Any = None) -> dict[str, Any]:
         from .stylegan2 import truncate
 
         p = self.params
+        if p.z_input:
+            with torch.no_grad():
+                w = self.mapping(self._z(z), None)
+                if p.psi != 1:
+                    w = truncate(w, self.mapping.w_avg, p.psi, p.cutoff)
+            return {"w": w}
         key = (p.seed, p.psi, p.cutoff)
         if self._last is not None and self._last[0] == key:
             return {"w": self._last[1]}

@@ -198,3 +198,20 @@ def test_live_edit_changes_through_the_scheduler(snap, tmp_path):
     assert torch.equal(images[2], images[4])  # the refused change left the edit as it was
     assert torch.equal(images[6], plain) and torch.equal(images[7], plain)
     assert len(refused) == 1 and "closest" in refused[0] and "synthesis.b32.torgb.weight" in refused[0]
+
+
+def test_z_from_an_input_tensor_or_a_noise_image(snap):
+    G = load_generator(snap)
+    params = {"path": snap.name, "z_input": True, "psi": 0.5}
+    assert [p.name for p in StyleGANLatent.ports(StyleGANLatent.Params(**params)).inputs] == ["z"]
+    assert StyleGANLatent.ports(StyleGANLatent.Params(path="x")).inputs == ()
+    z = torch.randn(2, 32)
+    w = run_node(StyleGANLatent, {"z": z}, params, graph_dir=snap.parent)["w"]
+    with torch.no_grad():
+        assert torch.allclose(w, G.mapping(z, None, truncation_psi=0.5))
+    noise = torch.rand(1, 3, 1, 32)  # a 32 x 1 noise image, as TouchDesigner's Noise TOP makes
+    w_img = run_node(StyleGANLatent, {"z": noise}, params, graph_dir=snap.parent)["w"]
+    with torch.no_grad():
+        assert torch.allclose(w_img, G.mapping(noise[:, 0, 0] * 2 - 1, None, truncation_psi=0.5))
+    with pytest.raises(NodeError, match=r"z must be \(B, 32\) or an image"):
+        run_node(StyleGANLatent, {"z": torch.zeros(1, 512)}, params, graph_dir=snap.parent)
