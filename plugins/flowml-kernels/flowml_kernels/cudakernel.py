@@ -139,7 +139,7 @@ class CudaKernel(Node):
         stream = torch.cuda.current_stream(like.device)
         with cupy.cuda.Device(like.device.index), \
                 cupy.cuda.ExternalStream(stream.cuda_stream, like.device.index):
-            tensors = [cupy.from_dlpack(t) for t in (*ins, *outs, *state)]
+            tensors = [cupy.from_dlpack(t.detach()) for t in (*ins, *outs, *state)]
             self._fn(grid, (bx, by, 1), (*tensors, np.int32(b), np.int32(c), np.int32(h),
                                           np.int32(w), *scalars))
         return dict(zip(self._outs, outs))

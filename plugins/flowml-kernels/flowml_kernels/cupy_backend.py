@@ -69,12 +69,18 @@ def channel_block(c: int) -> int:
 
 
 def _cp(t: torch.Tensor) -> Any:
+    """``t`` as a CuPy array sharing its memory. Detached first: inside the op (below
+    autograd) an input may still say ``requires_grad``, which ``__dlpack__`` refuses."""
     import cupy
 
+    t = t.detach()
     return cupy.from_dlpack(t.view(torch.int16) if t.element_size() == 2 else t)
 
 
 def _check(x: torch.Tensor, what: str) -> str:
+    if x.shape[0] > 65535:
+        raise ValueError(f"the CUDA kernels launch one grid layer per image: batch "
+                         f"{x.shape[0]} > 65535; split the batch")
     if x.dtype not in _DTYPES:
         raise TypeError(f"weighted_filter on CUDA takes float64, float32, float16 or bfloat16, "
                         f"not {x.dtype} ({what}); cast it first")

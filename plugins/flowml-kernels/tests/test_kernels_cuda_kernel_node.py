@@ -142,3 +142,15 @@ def test_a_compile_error_names_the_file_and_line(tmp_path):
     with pytest.raises(flowml.NodeError, match=r"extern \"C\" __global__ void nope"):
         run_node(CudaKernel, {"image": torch.rand(1, 1, 2, 2, device="cuda")},
                  params={"path": "good.cu", "function": "nope"}, device="cuda", graph_dir=tmp_path)
+
+
+def test_validating_the_kernel_graphs_imports_neither_torch_nor_cupy():
+    import subprocess
+    import sys
+
+    code = ("import sys; from flowml.graph import load_graph; from flowml.plugins import load_registry; "
+            f"reg = load_registry(); [load_graph(p, reg) for p in {[str(GRAPHS / 'kernel_grade.yaml'), str(GRAPHS / 'kernel_trail.yaml')]!r}]; "
+            "print(sorted(m for m in ('torch', 'cupy') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
