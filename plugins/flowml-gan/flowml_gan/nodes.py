@@ -208,7 +208,9 @@ class StyleGANGenerator(Node):
         self.G = _load(self, p.path, p.network)
         self.synthesis = self.G.synthesis
         try:
-            self.taps = Taps(self.G, p.taps)
+            # NVIDIA's visualizer names layers relative to G.synthesis ("b16.conv1", "b16:0",
+            # "output"): those work as they are, beside full names ("synthesis.b16.conv1")
+            self.taps = Taps(self.G, p.taps, also_under=("synthesis",), aliases={"output": "synthesis"})
         except ValueError as exc:
             raise NodeError(f"{p.path}: {exc}") from None
         self.edits = WeightEdits(self.G)

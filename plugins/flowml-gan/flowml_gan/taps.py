@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -62,16 +62,21 @@ class Taps:
 
     ``specs`` are ``parse_tap`` strings. After a forward call, ``values`` maps each port to the
     tapped tensor ``(B, C, H, W)`` (whatever the module returned). ``remove()`` takes the hooks
+    off. A name not found is looked up under each of ``also_under`` too (``b16.conv1`` under
+    ``synthesis``); ``aliases`` maps names to module names (``output`` -> ``synthesis``).
     """
 
-    def __init__(self, model: nn.Module, specs: Iterable[str]):
+    def __init__(self, model: nn.Module, specs: Iterable[str], also_under: Sequence[str] = (),
+                 aliases: Mapping[str, str] | None = None):
         modules = dict(model.named_modules())
         self.values: dict[str, torch.Tensor] = {}
         self.ports: list[str] = []
         self._handles: list[Any] = []
-        self._order: list[str] = []
         for spec in specs:
             port, name, index = parse_tap(spec)
+            name = (aliases or {}).get(name, name)
+            if name not in modules:  # relative to a submodule (NVIDIA's visualizer's names)
+                name = next((f"{u}.{name}" for u in also_under if f"{u}.{name}" in modules), name)
             if name not in modules or name == "":
                 near = closest(name, [n for n in modules if n])
                 raise ValueError(f"tap {name!r}: no such layer; closest: {near}")

@@ -81,3 +81,23 @@ def test_a_wrong_edit_name_lists_the_closest_and_changes_nothing():
     with pytest.raises(ValueError, match=r"'synthesis.b4.conv1.wieght': no such weight; closest: \['synthesis.b4.conv1.weight'"):
         edits.set([Edit("synthesis.b4.conv1.wieght", "scale", 0.0)])
     assert torch.equal(G.synthesis.b4.conv1.bias, bias)
+
+
+def test_every_layer_nvidias_visualizer_lists_can_be_tapped_with_its_shape():
+    """fixtures/sg2_64_viz_layers.json: the names and shapes NVIDIA's own visualizer lists for
+    the 64 px fixture network (how: fixtures/make_nvidia_viz_layers.py)."""
+    import json
+    from pathlib import Path
+
+    from flowml.testing import run_node
+    from flowml_gan.nodes import StyleGANGenerator
+
+    here = Path(__file__).parent / "fixtures"
+    layers = json.loads((here / "sg2_64_viz_layers.json").read_text())
+    assert len(layers) == 25 and {"b4:0", "b64.torgb", "output"} <= {l["name"] for l in layers}
+    d = torch.load(here / "sg2_64.pt", weights_only=True)
+    ports = [f"t{i}={l['name']}" for i, l in enumerate(layers)]
+    out = run_node(StyleGANGenerator, {"w": d["ws"]}, {"path": "sg2_64.pkl", "taps": ports}, graph_dir=here)
+    for i, layer in enumerate(layers):
+        assert list(out[f"t{i}"].shape) == layer["shape"], layer["name"]
+    assert torch.allclose(out[f"t{len(layers) - 1}"], d["img"], atol=1e-4)  # "output": the raw image
