@@ -45,7 +45,9 @@ class StyleGANLatent(Node):
     snapshot's mapping network. A fractional seed blends the w of its two neighbouring integer
     seeds (2.25 is 3/4 of seed 2's w and 1/4 of seed 3's), so a seed driven by time or OSC
     glides between images. ``psi`` pulls w towards the average w (1: none, 0: the average
-    image); ``cutoff`` limits that to the first ws (coarse layers). The w of the last 64 seeds
+    image); ``cutoff`` limits that to the first ws (coarse layers). With ``keyframes`` the
+    seed is a position in that list of seeds instead (1.5: half-way from the second to the
+    third, wrapping around to the first after the last). The w of the last 64 seeds
     are kept, so a gliding seed maps each integer seed once.
 
     ``z_input: true`` adds an input ``z`` used instead of the seed, every frame: a tensor
@@ -65,6 +67,9 @@ class StyleGANLatent(Node):
         cutoff: Optional[int] = Field(None, ge=0, description="truncate only the first ws; none: all")
         network: Literal["G_ema", "G"] = Field("G_ema", rebuild=True, description=(
             "which network of a training snapshot: G_ema (the averaged weights, usual) or G"))
+        keyframes: list[int] = Field([], description=(
+            "seeds to travel through: seed s then blends keyframes[floor(s)] into the next "
+            "(wrapping around), e.g. [3, 17, 42] with seed {expr: t * 0.2}"))
         z_input: bool = Field(False, live=False, description=(
             "take z from an input port `z` instead of the seed: (B, z_dim), or an image whose "
             "H*W is z_dim (its first channel, [0, 1] -> [-1, 1])"))
@@ -120,15 +125,19 @@ class StyleGANLatent(Node):
                 if p.psi != 1:
                     w = truncate(w, self.mapping.w_avg, p.psi, p.cutoff)
             return {"w": w}
-        key = (p.seed, p.psi, p.cutoff)
+        key = (p.seed, p.psi, p.cutoff, tuple(p.keyframes))
         if self._last is not None and self._last[0] == key:
             return {"w": self._last[1]}
         base = math.floor(p.seed)
         frac = p.seed - base
+        a, b = base, base + 1
+        if p.keyframes:
+            n = len(p.keyframes)
+            a, b = p.keyframes[base % n], p.keyframes[(base + 1) % n]
         with torch.no_grad():
-            w = self._w(base)
+            w = self._w(a)
             if frac > 0:
-                w = torch.lerp(w, self._w(base + 1), frac)
+                w = torch.lerp(w, self._w(b), frac)
             if p.psi != 1:
                 w = truncate(w, self.mapping.w_avg, p.psi, p.cutoff)
         self._last = (key, w)

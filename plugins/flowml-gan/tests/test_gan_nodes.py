@@ -215,3 +215,12 @@ def test_z_from_an_input_tensor_or_a_noise_image(snap):
         assert torch.allclose(w_img, G.mapping(noise[:, 0, 0] * 2 - 1, None, truncation_psi=0.5))
     with pytest.raises(NodeError, match=r"z must be \(B, 32\) or an image"):
         run_node(StyleGANLatent, {"z": torch.zeros(1, 512)}, params, graph_dir=snap.parent)
+
+
+def test_keyframes_make_the_seed_a_position_in_a_list_of_seeds(snap):
+    w = {s: latent(snap, seed=s) for s in (3, 17, 42)}
+    keys = [3, 17, 42]
+    assert torch.equal(latent(snap, seed=1, keyframes=keys), w[17])
+    assert torch.allclose(latent(snap, seed=1.25, keyframes=keys), 0.75 * w[17] + 0.25 * w[42], atol=1e-6)
+    assert torch.allclose(latent(snap, seed=2.5, keyframes=keys), (w[42] + w[3]) / 2, atol=1e-6)  # wraps
+    assert torch.equal(latent(snap, seed=3, keyframes=keys), w[3])
