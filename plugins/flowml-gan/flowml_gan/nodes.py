@@ -190,7 +190,7 @@ class StyleGANGenerator(Node):
         @field_validator("taps")
         @classmethod
         def _taps(cls, taps: list[str]) -> list[str]:
-            from .taps import parse_tap
+            from .tapnames import parse_tap
 
             ports = [parse_tap(t)[0] for t in taps]
             dup = sorted({p for p in ports if ports.count(p) > 1} | ({"image"} & set(ports)))
@@ -203,7 +203,7 @@ class StyleGANGenerator(Node):
     def ports(cls, params: Params) -> Ports:
         from flowml import Input
 
-        from .taps import parse_tap
+        from .tapnames import parse_tap
 
         taps = tuple(Output(parse_tap(t)[0], TENSOR, f"the output of {parse_tap(t)[1]}")
                      for t in params.taps)  # type: ignore[attr-defined]

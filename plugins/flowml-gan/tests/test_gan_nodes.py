@@ -224,3 +224,15 @@ def test_keyframes_make_the_seed_a_position_in_a_list_of_seeds(snap):
     assert torch.allclose(latent(snap, seed=1.25, keyframes=keys), 0.75 * w[17] + 0.25 * w[42], atol=1e-6)
     assert torch.allclose(latent(snap, seed=2.5, keyframes=keys), (w[42] + w[3]) / 2, atol=1e-6)  # wraps
     assert torch.equal(latent(snap, seed=3, keyframes=keys), w[3])
+
+
+def test_validating_the_example_graph_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom flowml.plugins import load_registry\nfrom flowml.graph import load_graph\n"
+            f"load_graph({str(ROOT / 'graphs' / 'stylegan.yaml')!r}, load_registry())\n"
+            "heavy = sorted(m for m in ('torch', 'numpy') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
