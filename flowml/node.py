@@ -101,6 +101,10 @@ class NodeContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the graph is asked to stop: a source that waits for a frame gives up (raises
     ``EndOfStream``) instead of holding the stop up."""
+    stopped_at: float | None = None
+    """When the graph stopped taking frames (``time.perf_counter()``), set as the run loop
+    ends, before the frames in flight are drained and the nodes torn down: a live recorder
+    ends its take there, however long the shutdown after it takes."""
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the graph file, made absolute relative to the graph file's folder."""

@@ -424,6 +424,9 @@ class Scheduler:
                     break
                 index += 1
         finally:
+            stopped_at = time.perf_counter()
+            for nrt in self.nodes.values():
+                nrt.node.ctx.stopped_at = stopped_at
             self._stop_clock()
             self._drain()
             self._deliver_refusals()

@@ -280,11 +280,12 @@ class VideoWriter(Node):
 
     def _fill_to_stop(self) -> None:
         """Live: frames the sink skipped at the very end still count: the last frame is shown
-        until the slot in which the take stopped (by the wall clock), so the file lasts as
-        long as the recording did."""
+        until the slot in which the graph stopped taking frames (``ctx.stopped_at``, by the
+        wall clock, not the later teardown), so the file lasts as long as the recording did."""
         if not self.live or self.last_pixels is None or not math.isfinite(self.wall_base):
             return
-        end_slot = math.floor((time.perf_counter() - self.wall_base) * self.rate)
+        stopped = self.ctx.stopped_at if self.ctx.stopped_at is not None else time.perf_counter()
+        end_slot = math.floor((stopped - self.wall_base) * self.rate)
         if end_slot - 1 > self.last_pts:
             self.held += end_slot - 1 - self.last_pts - 1
             self.last_pts = end_slot - 1
