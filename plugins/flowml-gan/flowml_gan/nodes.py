@@ -6,7 +6,7 @@ import math
 from collections import OrderedDict
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 import flowml
 from flowml import IMAGE, TENSOR, Field, Node, NodeError, Output, Ports
@@ -149,7 +149,7 @@ class EditSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
-    op: Literal["scale", "add", "set"] = "scale"
+    op: Literal["scale", "add", "set", "noise"] = "scale"
     value: float = 1.0
 
 
@@ -177,9 +177,11 @@ class StyleGANGenerator(Node):
             "fp32", description="fp32 everywhere, or the snapshot's fp16 blocks in fp16 (GPU)")
         taps: list[str] = Field([], live=False, description=(
             "layers whose outputs become tensor ports, e.g. [synthesis.b16.conv1, l32=synthesis.b32:0]"))
+        image: bool = Field(True, live=False, description=(
+            "compute and output the image; false: only the taps, stopping after the last one"))
         edits: list[dict[str, Any]] = Field([], description=(
             "weight edits, e.g. [{name: synthesis.b4.const, op: scale, value: 1.5}]; op: "
-            "scale, add or set; over OSC the whole list as JSON text"))
+            "scale, add, set or noise (value: its amplitude); over OSC the whole list as JSON text"))
 
         @field_validator("edits")
         @classmethod
@@ -199,6 +201,12 @@ class StyleGANGenerator(Node):
                                  "name them: [a=synthesis.b8, b=synthesis.b16]")
             return taps
 
+        @model_validator(mode="after")
+        def _something_out(self) -> "StyleGANGenerator.Params":
+            if not self.image and not self.taps:
+                raise ValueError("image: false needs taps: name the layers to output")
+            return self
+
     @classmethod
     def ports(cls, params: Params) -> Ports:
         from flowml import Input
@@ -207,8 +215,8 @@ class StyleGANGenerator(Node):
 
         taps = tuple(Output(parse_tap(t)[0], TENSOR, f"the output of {parse_tap(t)[1]}")
                      for t in params.taps)  # type: ignore[attr-defined]
-        return Ports((Input("w", TENSOR, "(B, num_ws, w_dim) from stylegan.latent"),),
-                     (Output("image", IMAGE, "(B, 3, H, W) RGB in [0, 1]"),) + taps)
+        image = (Output("image", IMAGE, "(B, 3, H, W) RGB in [0, 1]"),) if params.image else ()  # type: ignore[attr-defined]
+        return Ports((Input("w", TENSOR, "(B, num_ws, w_dim) from stylegan.latent"),), image + taps)
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         from .taps import Taps, WeightEdits
@@ -222,6 +230,12 @@ class StyleGANGenerator(Node):
             self.taps = Taps(self.G, p.taps, also_under=("synthesis",), aliases={"output": "synthesis"})
         except ValueError as exc:
             raise NodeError(f"{p.path}: {exc}") from None
+        outside = [n for n in self.taps.names.values() if not n.startswith("synthesis")]
+        if outside:
+            self.taps.remove()
+            raise NodeError(f"taps {outside}: the generator runs only the synthesis network (it "
+                            "takes w); tap layers under synthesis")
+        self.taps.stop_when_done = not p.image
         self.edits = WeightEdits(self.G)
         self._set_edits(p.edits)
 
@@ -245,11 +259,16 @@ class StyleGANGenerator(Node):
             raise NodeError(f"w must be (B, {s.num_ws}, {s.w_dim}) for {p.path}, got {got}; "
                             "make it with stylegan.latent on the same snapshot")
         w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
+        from .taps import TapsDone
+
         self.taps.values.clear()
+        out: dict[str, Any] = {}
         with torch.no_grad():
-            img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
-            image = (img * 0.5 + 0.5).clamp(0, 1)
-        out = {"image": image}
+            try:
+                img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
+                out["image"] = (img * 0.5 + 0.5).clamp(0, 1)
+            except TapsDone:  # image: false, the last tap is in: the rest is not computed
+                pass
         out.update(self.taps.values)
         return out
 

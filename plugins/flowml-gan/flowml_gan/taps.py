@@ -16,6 +16,7 @@ Unknown names raise ``ValueError`` listing the closest valid names.
 from __future__ import annotations
 
 import difflib
+import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
@@ -24,9 +25,9 @@ from torch import nn
 
 from .tapnames import parse_tap
 
-__all__ = ["closest", "parse_tap", "Taps", "Edit", "WeightEdits", "EditOp"]
+__all__ = ["closest", "parse_tap", "Taps", "TapsDone", "Edit", "WeightEdits", "EditOp"]
 
-EditOp = Literal["scale", "add", "set"]
+EditOp = Literal["scale", "add", "set", "noise"]
 
 
 def closest(name: str, names: Iterable[str], n: int = 5) -> list[str]:
@@ -39,6 +40,11 @@ def closest(name: str, names: Iterable[str], n: int = 5) -> list[str]:
     return near
 
 
+class TapsDone(Exception):
+    """Raised by the last tap's hook when ``Taps.stop_when_done``: the rest of the forward pass
+    is not needed (catch it around the call)."""
+
+
 class Taps:
     """Forward hooks that keep the outputs of named submodules of ``model``.
 
@@ -46,6 +52,9 @@ class Taps:
     tapped tensor ``(B, C, H, W)`` (whatever the module returned). ``remove()`` takes the hooks
     off. A name not found is looked up under each of ``also_under`` too (``b16.conv1`` under
     ``synthesis``); ``aliases`` maps names to module names (``output`` -> ``synthesis``).
+    With ``stop_when_done`` set, the hook that completes ``values`` raises ``TapsDone``, so a
+    caller that needs only the taps skips the rest of the network. ``names``: the modules
+    tapped, by port.
     """
 
     def __init__(self, model: nn.Module, specs: Iterable[str], also_under: Sequence[str] = (),
@@ -53,6 +62,8 @@ class Taps:
         modules = dict(model.named_modules())
         self.values: dict[str, torch.Tensor] = {}
         self.ports: list[str] = []
+        self.names: dict[str, str] = {}
+        self.stop_when_done = False
         self._handles: list[Any] = []
         for spec in specs:
             port, name, index = parse_tap(spec)
@@ -65,6 +76,7 @@ class Taps:
             if port in self.ports:
                 raise ValueError(f"tap {spec!r}: port {port!r} is used twice")
             self.ports.append(port)
+            self.names[port] = name
             self._handles.append(modules[name].register_forward_hook(self._hook(port, name, index)))
 
     def _hook(self, port: str, name: str, index: int | None):
@@ -79,6 +91,8 @@ class Taps:
             elif index not in (None, 0):
                 raise ValueError(f"tap {name}:{index}: the layer returns one tensor; drop ':{index}'")
             self.values[port] = value
+            if self.stop_when_done and len(self.values) == len(self.ports):
+                raise TapsDone
         return hook
 
     def remove(self) -> None:
@@ -89,7 +103,9 @@ class Taps:
 
 @dataclass(frozen=True)
 class Edit:
-    """One weight edit: ``scale`` multiplies the original, ``add`` adds to it, ``set`` fills."""
+    """One weight edit: ``scale`` multiplies the original, ``add`` adds to it, ``set`` fills,
+    ``noise`` adds ``value`` times a fixed standard normal noise (the same for a given name and
+    shape every time, so an animated amplitude never flickers)."""
 
     name: str
     op: EditOp
@@ -102,7 +118,11 @@ class Edit:
             return original + self.value
         if self.op == "set":
             return torch.full_like(original, self.value)
-        raise ValueError(f"edit {self.name}: op {self.op!r}; use scale, add or set")
+        if self.op == "noise":
+            seed = zlib.crc32(self.name.encode())
+            noise = torch.randn(original.shape, generator=torch.Generator().manual_seed(seed))
+            return original + self.value * noise.to(device=original.device, dtype=original.dtype)
+        raise ValueError(f"edit {self.name}: op {self.op!r}; use scale, add, set or noise")
 
 
 class WeightEdits:

@@ -236,3 +236,34 @@ def test_validating_the_example_graph_imports_no_torch():
             "assert not heavy, heavy\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_taps_only_stops_after_the_last_tap(snap):
+    w = latent(snap, seed=5)
+    params = {"path": snap.name, "image": False, "taps": ["synthesis.b8.conv1"]}
+    assert [p.name for p in StyleGANGenerator.ports(StyleGANGenerator.Params(**params)).outputs] == ["synthesis_b8_conv1"]
+    full = run_node(StyleGANGenerator, {"w": w}, {**params, "image": True}, graph_dir=snap.parent)
+    with NodeHarness(StyleGANGenerator, params, graph_dir=snap.parent) as h:
+        ran = []
+        h.node.G.synthesis.b16.register_forward_pre_hook(lambda m, a: ran.append("b16"))
+        out = h.process(w=w)
+    assert set(out) == {"synthesis_b8_conv1"} and torch.equal(out["synthesis_b8_conv1"], full["synthesis_b8_conv1"])
+    assert ran == []  # b16 and after never ran
+    with pytest.raises(ValueError, match="image: false needs taps"):
+        StyleGANGenerator.Params(path="x", image=False)
+    with pytest.raises(NodeError, match="runs only the synthesis network"):
+        run_node(StyleGANGenerator, {"w": w}, {"path": snap.name, "taps": ["mapping.fc0"]}, graph_dir=snap.parent)
+
+
+def test_noise_edit_is_fixed_noise_scaled_by_its_value(snap):
+    w = latent(snap, seed=5)
+    name = "synthesis.b4.const"
+    with NodeHarness(StyleGANGenerator, {"path": snap.name}, graph_dir=snap.parent) as h:
+        const = h.node.G.synthesis.b4.const
+        original = const.detach().clone()
+        h.set_params(edits=[{"name": name, "op": "noise", "value": 0.5}])
+        half = const.detach().clone() - original
+        h.set_params(edits=[{"name": name, "op": "noise", "value": 1.0}])
+        assert torch.allclose(const - original, 2 * half, atol=1e-6) and half.std() > 0.1
+        h.set_params(edits=[])
+        assert torch.equal(const, original)
