@@ -237,19 +237,28 @@ class StyleGANGenerator(Node):
                             "takes w); tap layers under synthesis")
         self.taps.stop_when_done = not p.image
         self.edits = WeightEdits(self.G)
-        self._set_edits(p.edits)
+        self._set_edits(p.edits)  # self._pending: edits to write at the next process
 
-    def _set_edits(self, edits: list[dict[str, Any]]) -> None:
+    def _edit_list(self, edits: list[dict[str, Any]]) -> list[Any]:
+        """The edits checked against the network (a wrong name: NodeError with the closest)."""
         from .taps import Edit
 
+        out = [Edit(e["name"], e["op"], e["value"]) for e in edits]
         try:
-            self.edits.set([Edit(e["name"], e["op"], e["value"]) for e in edits])
+            self.edits.check(out)
         except ValueError as exc:
             raise NodeError(f"{self.params.path}: {exc}") from None
+        return out
+
+    def _set_edits(self, edits: list[dict[str, Any]]) -> None:
+        self.edits.set(self._edit_list(edits))
+        self._pending = None
 
     def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
         if old.edits != new.edits:  # type: ignore[attr-defined]
-            self._set_edits(new.edits)  # type: ignore[attr-defined]
+            # checked now (a wrong name refuses the change); written at the start of the next
+            # process, which runs on the node's CUDA stream: in order with the frames before
+            self._pending = self._edit_list(new.edits)  # type: ignore[attr-defined]
 
     def process(self, w: Any) -> dict[str, Any]:
         p = self.params
@@ -261,6 +270,9 @@ class StyleGANGenerator(Node):
         w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
         from .taps import TapsDone
 
+        if self._pending is not None:
+            self.edits.set(self._pending)
+            self._pending = None
         self.taps.values.clear()
         out: dict[str, Any] = {}
         with torch.no_grad():

@@ -262,8 +262,12 @@ def test_noise_edit_is_fixed_noise_scaled_by_its_value(snap):
         const = h.node.G.synthesis.b4.const
         original = const.detach().clone()
         h.set_params(edits=[{"name": name, "op": "noise", "value": 0.5}])
+        assert torch.equal(const, original)  # written when the next frame starts
+        h.process(w=w)
         half = const.detach().clone() - original
         h.set_params(edits=[{"name": name, "op": "noise", "value": 1.0}])
+        h.process(w=w)
         assert torch.allclose(const - original, 2 * half, atol=1e-6) and half.std() > 0.1
         h.set_params(edits=[])
+        h.process(w=w)
         assert torch.equal(const, original)
