@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     cx, co = cupy.from_dlpack(x), cupy.from_dlpack(out)
     grid, block = ((w + 15) // 16, (h + 15) // 16, 1), (16, 16, 1)
     scalars = [np.int32(v) for v in (1, 3, h, w)] + [np.float32(v) for v in ARGS["values"]]
-    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+    stream = cupy_backend.cupy_stream(torch.cuda.current_stream())
 
     def hand():
         with stream:

@@ -115,6 +115,8 @@ class CudaKernel(Node):
         import cupy
         import numpy as np
 
+        from . import cupy_backend
+
         p = self.params
         ins = [inputs[n].float().contiguous() for n in self._names]
         like = ins[self._names.index(p.like)] if p.like else ins[0]
@@ -137,8 +139,7 @@ class CudaKernel(Node):
         bx, by = p.block
         grid = ((w + bx - 1) // bx, (h + by - 1) // by, b)
         stream = torch.cuda.current_stream(like.device)
-        with cupy.cuda.Device(like.device.index), \
-                cupy.cuda.ExternalStream(stream.cuda_stream, like.device.index):
+        with cupy.cuda.Device(like.device.index), cupy_backend.cupy_stream(stream):
             tensors = [cupy.from_dlpack(t.detach()) for t in (*ins, *outs, *state)]
             self._fn(grid, (bx, by, 1), (*tensors, np.int32(b), np.int32(c), np.int32(h),
                                           np.int32(w), *scalars))

@@ -3,7 +3,8 @@
 CuPy is imported here only, lazily, on the first CUDA call: nothing else in flowml-kernels needs
 it, and a machine without it runs the reference. Each launch:
 
-- runs on ``torch.cuda.current_stream()`` through ``cupy.cuda.ExternalStream``, so it orders
+- runs on ``torch.cuda.current_stream()`` through ``cupy.cuda.ExternalStream`` (its successor
+  ``Stream.from_external`` on CuPy >= 14), so it orders
   with the torch work around it, runs on a side stream when the caller is on one and is
   recorded when that stream is being captured into a CUDA graph;
 - hands tensors over by DLPack (``cupy.from_dlpack`` under that stream, so torch inserts no
@@ -25,7 +26,8 @@ import torch
 from .cuda_source import filter_source, wgrad_source
 
 THREADS = 256
-_DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
+_DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16",
+           torch.bfloat16: "bfloat16"}
 
 
 @functools.cache
@@ -87,6 +89,28 @@ def _check(x: torch.Tensor, what: str) -> str:
     return _DTYPES[x.dtype]
 
 
+_streams: dict[tuple[int, int], Any] = {}
+
+
+def cupy_stream(stream: torch.cuda.Stream) -> Any:
+    """A CuPy handle on a torch stream: ``cupy.cuda.Stream.from_external`` (CuPy >= 14, the
+    CUDA stream protocol) or ``cupy.cuda.ExternalStream`` (older CuPy; deprecated in 14).
+    Kept per stream, so a launch makes no new object."""
+    import cupy
+
+    key = (stream.cuda_stream, stream.device.index)
+    handle = _streams.get(key)
+    if handle is None:
+        if len(_streams) > 256:
+            _streams.clear()
+        Stream = cupy.cuda.Stream
+        handle = (Stream.from_external(stream) if hasattr(Stream, "from_external")
+                  and hasattr(stream, "__cuda_stream__")
+                  else cupy.cuda.ExternalStream(stream.cuda_stream, stream.device.index))
+        _streams[key] = handle
+    return handle
+
+
 def _launch(kernel: Any, grid: tuple[int, int, int], tensors: list[torch.Tensor],
             c: int, h: int, w: int) -> None:
     import cupy
@@ -94,7 +118,7 @@ def _launch(kernel: Any, grid: tuple[int, int, int], tensors: list[torch.Tensor]
 
     dev = tensors[0].device
     stream = torch.cuda.current_stream(dev)
-    with cupy.cuda.Device(dev.index), cupy.cuda.ExternalStream(stream.cuda_stream, dev.index):
+    with cupy.cuda.Device(dev.index), cupy_stream(stream):
         args = tuple(_cp(t) for t in tensors) + (np.int32(c), np.int32(h), np.int32(w))
         kernel(grid, (THREADS,), args)
 
