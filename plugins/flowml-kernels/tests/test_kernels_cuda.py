@@ -114,7 +114,7 @@ def test_inside_a_captured_cuda_graph_replay_equals_eager():
         weighted_filter(static_x, static_w, 5)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, stream=side):
         static_out = weighted_filter(static_x, static_w, 5)
     for seed in (1, 2):
         nx, nw = _inputs((1, 16, 64, 80), 5, torch.float16, seed=seed)
@@ -130,3 +130,26 @@ def test_kpn_training_step_on_gpu():
     for splat in (False, True):
         losses = train("cuda", splat=splat)
         assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_compiled_forward_and_backward_on_cuda_match_eager():
+    x, w = _inputs((1, 4, 32, 48), 5, torch.float32)
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    f = torch.compile(lambda a, b: weighted_filter(a, b, 5, True).square().sum(), fullgraph=True)
+    gx, gw = torch.autograd.grad(f(x, w), (x, w))
+    ex, ew = torch.autograd.grad(weighted_filter(x, w, 5, True).square().sum(), (x, w))
+    torch.testing.assert_close(gx, ex)
+    torch.testing.assert_close(gw, ew)
+
+
+@pytest.mark.parametrize("backend", ["cupy", "auto", "torch"])
+def test_kpn_node_on_a_gpu_graph(backend):
+    from flowml.testing import run_node
+    from flowml_kernels.kpn import KpnWeightedFilter
+
+    x, logits = _inputs((1, 3, 40, 64), 5, torch.float32)
+    out = run_node(KpnWeightedFilter, {"image": x, "weights": logits}, device="cuda",
+                   params={"kernel_size": 5, "normalize": "softmax", "backend": backend})["image"]
+    assert out.is_cuda
+    _close(out, filter_ref(x.double(), torch.softmax(logits.double(), 1), 5, False), torch.float32)
