@@ -35,6 +35,14 @@ def wait_until(cond: Callable[[], Any], timeout: float = 5.0, every: float = 0.0
         time.sleep(every)
 
 
+def save_as_editors_do(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as editors save: a finished file renamed over the old one
+    (a plain rewrite can be read half-way: truncated, not yet written)."""
+    tmp = path.with_name(path.name + ".saving")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((LOOPBACK, 0))

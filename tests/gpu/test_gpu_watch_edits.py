@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "control"))
-from control_helpers import LiveGraphs, wait_until  # noqa: E402
+from control_helpers import LiveGraphs, save_as_editors_do, wait_until  # noqa: E402
 from gpu_nodes import ALL, RESULTS  # noqa: E402
 
 from flowml.graph import load_graph  # noqa: E402
@@ -46,14 +46,6 @@ def _edit(rng: random.Random, n: int) -> str | None:
                         gamma=round(rng.uniform(0.5, 2), 2), flip=flip, extra=extra, out=out)
 
 
-def _save(path, text: str) -> None:
-    """Save as editors do, by renaming a finished file over the old one (a plain rewrite can
-    be read half-way: truncated, not yet written)."""
-    tmp = path.with_name(path.name + ".saving")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 @pytest.mark.timeout(300)
 def test_two_hundred_watch_edits_on_the_gpu_then_outputs_equal_a_fresh_run(tmp_path):
     registry = load_registry()
@@ -71,7 +63,7 @@ def test_two_hundred_watch_edits_on_the_gpu_then_outputs_equal_a_fresh_run(tmp_p
         for n in range(1, 201):
             text = _edit(rng, n)
             heard = len(said)
-            _save(tmp_path / "graph.yaml", text or BROKEN.format(n=n))
+            save_as_editors_do(tmp_path / "graph.yaml", text or BROKEN.format(n=n))
             wait_until(lambda: any("reloaded" in s or "goes on unchanged" in s or "reload failed" in s
                                    for s in said[heard:]), timeout=20)
             assert run.thread.is_alive() and run.sched._failure is None, said[heard:]

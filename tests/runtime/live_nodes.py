@@ -11,6 +11,7 @@ import numpy as np
 
 import flowml
 from flowml import IMAGE, SCALAR, Field, Input, Node, NodeError, Output, Params
+from runtime_nodes import AddOne
 
 SEEN: dict[str, list] = defaultdict(list)   # node id -> what each call saw
 _lock = threading.Lock()
@@ -103,22 +104,11 @@ class InterruptSetup(Node):
         pass
 
 
-class BlockingAdd(Node):
-    """value + offset on a worker thread of its own, ``delay`` seconds a call."""
+class BlockingAdd(AddOne):
+    """test.add on a worker thread of its own."""
 
     type_name = "live.blocking_add"
     blocking = True
-    inputs = (Input("value", SCALAR),)
-    outputs = (Output("value", SCALAR),)
-
-    class Params(Params):
-        offset: int = 1
-        delay: float = Field(0.0, ge=0)
-
-    def process(self, value):
-        if self.params.delay:
-            time.sleep(self.params.delay)
-        return value + self.params.offset
 
 
 class Stuck(Node):

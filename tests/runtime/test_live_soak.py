@@ -8,7 +8,7 @@ import time
 
 import av
 import pytest
-from control_helpers import LiveGraphs, oscsend, wait_until
+from control_helpers import LiveGraphs, oscsend, save_as_editors_do, wait_until
 from live_nodes import ALL, SEEN
 
 from flowml.plugins import load_registry
@@ -93,14 +93,6 @@ def _edit(rng: random.Random, n: int) -> tuple[str, bool]:
                           rec_in=rec_in), True
 
 
-def _save(path, text: str) -> None:
-    """Save as editors do, by renaming a finished file over the old one (a plain rewrite can
-    be read half-way: truncated, not yet written)."""
-    tmp = path.with_name(path.name + ".saving")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 @pytest.mark.timeout(240)
 def test_two_hundred_random_watch_edits_never_crash_and_keep_what_they_keep(tmp_path):
     registry = load_registry()
@@ -121,7 +113,7 @@ def test_two_hundred_random_watch_edits_never_crash_and_keep_what_they_keep(tmp_
         for n in range(1, 201):
             text, ok = _edit(rng, n)
             heard = len(said)
-            _save(tmp_path / "graph.yaml", text)
+            save_as_editors_do(tmp_path / "graph.yaml", text)
             wait_until(lambda: any("reloaded" in s or "goes on unchanged" in s or "reload failed" in s
                                    for s in said[heard:]), timeout=20)
             assert run.thread.is_alive() and run.sched._failure is None, said[heard:]
