@@ -10,7 +10,7 @@ import pydantic
 import pytest
 import torch
 
-from conftest import loop_filter
+from kernels_oracle import loop_filter
 from flowml.graph import load_graph
 from flowml.plugins import load_registry
 from flowml.runtime.scheduler import Scheduler

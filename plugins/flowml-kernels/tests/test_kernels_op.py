@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import loop_filter
+from kernels_oracle import loop_filter
 from flowml_kernels import WeightedFilter, weighted_filter
 from flowml_kernels.reference import filter_ref, wgrad_ref
 
