@@ -4,7 +4,8 @@ download and without NVIDIA's code: ``python models/build_stylegan.py [--resolut
 The network is flowml-gan's StyleGAN2 (config F: 8 mapping layers, skip generator,
 ``channel_base`` 32768 / ``channel_max`` 512 at 1024 px, fp16 in the 4 highest resolutions,
 ``conv_clamp`` 256), its weights drawn as at the start of training, biases and noise strengths
-made non-zero so that the image shows structure. The pickle holds ``G`` and ``G_ema`` as
+made non-zero so that the image shows structure, the toRGB layers scaled so that it sits in
+[-1, 1] instead of saturating. The pickle holds ``G`` and ``G_ema`` as
 ``torch_utils.persistence`` records (a placeholder instead of NVIDIA's source), which
 ``stylegan.generator`` reads exactly as it reads an official snapshot.
 
@@ -40,6 +41,16 @@ def make_generator(resolution: int = 256, small: bool = False, seed: int = 0):
             if name.endswith("noise_strength") or name.endswith("bias"):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.3)
         G.mapping.w_avg.copy_(torch.randn(G.mapping.w_avg.shape, generator=g) * 0.5)
+        # the image is the sum of the toRGB outputs: scale them and centre the last one's bias
+        # so that random images sit in [-1, 1] instead of saturating
+        z = torch.randn(4, dim, generator=g)
+        img = G(z, None, noise_mode="const", force_fp32=True)
+        k = 0.5 / float(img.std())
+        for name, p in G.named_parameters():
+            if ".torgb." in name and not name.split(".torgb.")[1].startswith("affine"):
+                p.mul_(k)
+        last = getattr(G.synthesis, f"b{resolution}").torgb.bias
+        last.sub_((img * k).mean(dim=[0, 2, 3]))
     return G
 
 
