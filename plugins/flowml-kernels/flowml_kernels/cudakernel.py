@@ -103,8 +103,10 @@ class CudaKernel(Node):
             display = p.path
         else:
             source, display = p.code, f"<{ctx.node_id}.code>"
+        dev = torch.device(ctx.device)
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
         try:
-            self._fn = compile_kernel(source, p.function, display)
+            self._fn = compile_kernel(source, p.function, display, index)
         except KernelCompileError as e:
             raise NodeError("the kernel did not compile:\n" + str(e)) from None
         self._names = [parse_port(s, TENSOR)[0] for s in p.inputs]

@@ -11,7 +11,7 @@ from typing import Any
 _LOG_LINE = re.compile(r"^(?P<file>.*?)\((?P<line>\d+)\): (?P<kind>catastrophic error|error|warning|remark)"
                        r"\s*:?\s*(?P<msg>.*)$")
 _SUMMARY = re.compile(r"errors? detected in the compilation of")
-_cache: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+_cache: dict[tuple[str, str, int, tuple[str, ...]], Any] = {}
 
 
 class KernelCompileError(Exception):
@@ -36,18 +36,20 @@ def map_compiler_log(log: str, display: str) -> list[str]:
     return out
 
 
-def compile_kernel(source: str, function: str, display: str,
+def compile_kernel(source: str, function: str, display: str, device: int = 0,
                    options: tuple[str, ...] = ("-std=c++17",)) -> Any:
-    """The ``extern "C" __global__`` ``function`` of ``source`` as a ``cupy.RawKernel``-like
-    function object; compiled once per (source, function, options) in this process (CuPy
-    also caches the binary on disk). Raises ``KernelCompileError`` with ``display:line``."""
-    key = (source, function, options)
+    """The ``extern "C" __global__`` ``function`` of ``source``, loaded on GPU ``device``, as
+    a CuPy function object; compiled once per (source, function, device, options) in this
+    process (CuPy also caches the binary on disk). Raises ``KernelCompileError`` whose
+    messages say ``display:line``."""
+    key = (source, function, device, options)
     if key in _cache:
         return _cache[key]
     import cupy
 
     try:
-        fn = cupy.RawModule(code=source, options=options).get_function(function)
+        with cupy.cuda.Device(device):
+            fn = cupy.RawModule(code=source, options=options).get_function(function)
     except cupy.cuda.compiler.CompileException as e:
         log = str(e)
         raise KernelCompileError(map_compiler_log(log, display), log) from None
