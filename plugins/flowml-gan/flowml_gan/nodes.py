@@ -261,6 +261,8 @@ class StyleGANGenerator(Node):
             self._pending = self._edit_list(new.edits)  # type: ignore[attr-defined]
 
     def process(self, w: Any) -> dict[str, Any]:
+        from .taps import TapsDone
+
         p = self.params
         s = self.synthesis
         if not isinstance(w, torch.Tensor) or w.ndim != 3 or tuple(w.shape[1:]) != (s.num_ws, s.w_dim):
@@ -268,8 +270,6 @@ class StyleGANGenerator(Node):
             raise NodeError(f"w must be (B, {s.num_ws}, {s.w_dim}) for {p.path}, got {got}; "
                             "make it with stylegan.latent on the same snapshot")
         w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
-        from .taps import TapsDone
-
         if self._pending is not None:
             self.edits.set(self._pending)
             self._pending = None
