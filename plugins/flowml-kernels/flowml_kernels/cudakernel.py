@@ -24,7 +24,9 @@ class CudaKernel(Node):
     frames, zero at first), then ``int B, int C, int H, int W`` of the ``like`` input (default
     the first), then one argument per ``args`` entry (``name:float|int|bool``) with its value
     from ``values`` (live: ``/<node>/values 0.1 1.2 1.0``). Tensors are float32, contiguous,
-    ``(B, C, H, W)``; outputs and state buffers have the ``like`` input's shape. A port named
+    ``(B, C, H, W)``; outputs and state buffers have the ``like`` input's shape, or the one
+    given in ``shapes`` (``{hist: [1, 1, 1, 256]}``: zeroed each frame, for kernels that
+    accumulate; the launch still covers ``like``). A port named
     ``image`` is an image, any other a tensor unless typed (``out:image``). The launch:
     ``block`` threads (default 16 x 16), a grid covering W x H, ``gridDim.z = B``, on the node's
     stream. A compile error names ``file:line``; on a reload the old kernel keeps running.
@@ -43,6 +45,8 @@ class CudaKernel(Node):
         state: list[str] = Field([], description="float buffers kept between frames", live=False)
         like: str | None = Field(None, description="the input whose shape outputs take",
                                  live=False)
+        shapes: dict[str, tuple[int, int, int, int]] = Field(
+            {}, description="outputs or state buffers of a given (B, C, H, W) shape", live=False)
         args: list[str] = Field([], description="scalar kernel arguments, name:float|int|bool",
                                 live=False)
         values: list[float] = Field([], description="the args' values, in order (live)")
@@ -75,6 +79,13 @@ class CudaKernel(Node):
                 raise ValueError("cuda.kernel needs at least one input (its shape sizes the launch)")
             if self.like is not None and self.like not in names:
                 raise ValueError(f"like: {self.like!r} is not an input; inputs are {names}")
+            buffers = [parse_port(s, TENSOR)[0] for s in self.outputs] + list(self.state)
+            stray = sorted(set(self.shapes) - set(buffers))
+            if stray:
+                raise ValueError(f"shapes names {stray}, which are not outputs or state; "
+                                 f"those are {buffers}")
+            if any(d < 1 for shape in self.shapes.values() for d in shape):
+                raise ValueError("shapes: every size must be at least 1")
             if self.block[0] * self.block[1] > 1024 or min(self.block) < 1:
                 raise ValueError(f"block {list(self.block)}: 1 to 1024 threads in all")
             return self
@@ -126,12 +137,17 @@ class CudaKernel(Node):
             raise ValueError(f"cuda.kernel sizes its launch from a (B, C, H, W) tensor, "
                              f"not {tuple(like.shape)}; name another input with like:")
         b, c, h, w = like.shape
-        outs = [torch.empty_like(like) for _ in self._outs]
+        def shaped(name: str):
+            shape = p.shapes.get(name)
+            return tuple(shape) if shape else tuple(like.shape)
+
+        outs = [like.new_zeros(p.shapes[n]) if n in p.shapes else torch.empty_like(like)
+                for n in self._outs]
         state = []
         for name in p.state:
             buf = self._state.get(name)
-            if buf is None or buf.shape != like.shape or buf.device != like.device:
-                buf = self._state[name] = torch.zeros_like(like)
+            if buf is None or tuple(buf.shape) != shaped(name) or buf.device != like.device:
+                buf = self._state[name] = like.new_zeros(shaped(name))
             state.append(buf)
         scalars = []
         for spec, value in zip(p.args, p.values):

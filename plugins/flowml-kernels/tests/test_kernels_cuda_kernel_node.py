@@ -43,6 +43,8 @@ def test_compiler_log_is_mapped_to_file_and_line():
     ({"code": "x", "like": "mask"}, "like: 'mask' is not an input"),
     ({"code": "x", "inputs": []}, "at least one input"),
     ({"code": "x", "block": [64, 64]}, "1 to 1024 threads"),
+    ({"code": "x", "shapes": {"hist": [1, 1, 1, 256]}}, r"shapes names \['hist'\], which are not"),
+    ({"code": "x", "outputs": ["hist:tensor"], "shapes": {"hist": [1, 0, 1, 256]}}, "at least 1"),
 ])
 def test_params_errors_say_what_to_write(params, message):
     with pytest.raises(pydantic.ValidationError, match=message):
@@ -154,3 +156,23 @@ def test_validating_the_kernel_graphs_imports_neither_torch_nor_cupy():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+@pytest.mark.cuda
+def test_an_output_of_a_given_shape():
+    _need_cupy()
+    code = r'''extern "C" __global__ void hist(const float* a, float* h, int B, int C, int H, int W)
+    { int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
+      if (x >= W || y >= H) return;
+      int bin = min(15, (int)(a[(long long)y * W + x] * 16.0f));
+      atomicAdd(&h[bin], 1.0f); }'''
+    x = torch.rand(1, 1, 50, 70, device="cuda")
+    params = {"code": code, "function": "hist", "outputs": ["hist:tensor"],
+              "shapes": {"hist": [1, 1, 1, 16]}}
+    with NodeHarness(CudaKernel, params, device="cuda") as h:
+        for _ in range(2):                     # zeroed every frame: counts do not pile up
+            out = h.process(image=x)["hist"]
+    assert out.shape == (1, 1, 1, 16)
+    expected = torch.histc(x.clamp(max=15 / 16 + 1e-3), bins=16, min=0, max=1)
+    assert out.sum().item() == 50 * 70
+    torch.testing.assert_close(out.flatten(), expected, rtol=0, atol=1)  # ties at bin edges
