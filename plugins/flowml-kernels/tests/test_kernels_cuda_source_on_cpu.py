@@ -1,0 +1,91 @@
+"""The CUDA C of the WeightedFilter kernels, compiled as C++ for the CPU and run over its grid.
+
+No GPU here, so this is how CI checks the kernels' index arithmetic (taps, flips, borders,
+channel blocks, batch offsets) and the bfloat16 rounding against the unfold reference: the
+same source ``cuda_source`` gives NVRTC, with ``__global__`` and the thread indices defined
+for a loop that plays every thread of the grid in turn. The float16 path (PTX ``cvt``) cannot
+run here; the ``cuda`` tests cover it. Needs a C++ compiler (``g++``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from flowml_kernels.cuda_source import filter_source, wgrad_source
+from flowml_kernels.cupy_backend import THREADS, channel_block
+from flowml_kernels.reference import filter_ref, wgrad_ref
+
+PRELUDE = r"""
+#include <cstring>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+struct dim3_ { unsigned x, y, z; };
+static dim3_ blockIdx, blockDim, threadIdx;
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+"""
+
+DRIVER = r"""
+extern "C" void run(const T* a, const T* b, T* out, int C, int H, int W,
+                    unsigned gx, unsigned gy, unsigned gz) {
+    blockDim = {THREADS_, 1, 1};
+    for (unsigned z = 0; z < gz; ++z) for (unsigned y = 0; y < gy; ++y)
+        for (unsigned x = 0; x < gx; ++x) for (unsigned t = 0; t < THREADS_; ++t) {
+            blockIdx = {x, y, z}; threadIdx = {t, 0, 0};
+            KERNEL(a, b, out, C, H, W);
+        }
+}
+"""
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
+TOL = {"float64": 1e-12, "float32": 1e-5, "bfloat16": 1e-2}
+
+
+def _build(tmp_path, source: str, kernel: str) -> ctypes.CDLL:
+    cxx = shutil.which("g++") or shutil.which("c++")
+    assert cxx, "this test compiles the CUDA C as C++: install a C++ compiler (apt-get install g++)"
+    name = f"{kernel}_{abs(hash(source))}"
+    cpp = tmp_path / f"{name}.cpp"
+    cpp.write_text(PRELUDE + source + DRIVER.replace("KERNEL", kernel)
+                   .replace("THREADS_", str(THREADS)))
+    so = tmp_path / f"{name}.so"
+    subprocess.run([cxx, "-O1", "-shared", "-fPIC", "-o", str(so), str(cpp)], check=True,
+                   capture_output=True)
+    return ctypes.CDLL(str(so))
+
+
+def _raw(t: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p((t.view(torch.int16) if t.element_size() == 2 else t).data_ptr())
+
+
+def _rel(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.double() - ref).abs().max() / ref.abs().max().clamp(min=1e-12)).item()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 9), (1, 20, 5, 17)], ids=str)
+@pytest.mark.parametrize("n", [1, 3, 5])
+@pytest.mark.parametrize("dtype", list(DTYPES))
+def test_kernel_source_matches_the_reference(tmp_path, dtype, n, shape):
+    b, c, h, w = shape
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(shape, generator=g).to(DTYPES[dtype])
+    wt = torch.randn((b, n * n, h, w), generator=g).to(DTYPES[dtype])
+    xd, wd = x.double(), wt.double()
+    cb = channel_block(c)
+    gx = (h * w + THREADS - 1) // THREADS
+    for splat in (False, True):
+        lib = _build(tmp_path, filter_source(dtype, n, cb, splat), "wf_filter")
+        out = torch.zeros_like(x)
+        lib.run(_raw(x), _raw(wt), _raw(out), c, h, w, gx, (c + cb - 1) // cb, b)
+        assert _rel(out, filter_ref(xd, wd, n, splat)) < TOL[dtype], (dtype, n, splat)
+    lib = _build(tmp_path, wgrad_source(dtype, n), "wf_wgrad")
+    gw = torch.full_like(wt, float("nan"))          # every element must be written
+    flipped = x.flip(-1).contiguous()               # kept alive: the kernel gets a raw pointer
+    lib.run(_raw(x), _raw(flipped), _raw(gw), c, h, w, gx, n, b)
+    assert _rel(gw, wgrad_ref(xd, xd.flip(-1), n)) < TOL[dtype]
