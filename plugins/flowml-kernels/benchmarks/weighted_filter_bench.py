@@ -7,8 +7,9 @@ For 1920x1080, C in {3, 32}, N in {5, 9}, float32 and float16, gather: forward a
 reference (its backward through autograd). ``gbps`` counts the bytes the kernels must move at
 least: forward reads x and w and writes out, ``(2C + N*N) * H * W`` elements; backward does it
 twice (grad_x: g, w -> gx; grad_w: g, x -> gw). ``of_copy`` is that rate over a measured
-device-to-device copy's (read + write bytes over time). Prints one JSON document; needs a GPU
-and CuPy.
+device-to-device copy's (read + write bytes over time). ``forward_cupy_rows1`` is the forward
+with one pixel row per thread instead of ``rows_per_thread(N)``, to see what the row blocking
+gives. Prints one JSON document; needs a GPU and CuPy.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ def case(c: int, n: int, dtype: torch.dtype, w_: int, h: int, iters: int, copy: 
             continue
         gbps = nbytes / ms / 1e6
         row[name] = {"ms": round(ms, 4), "gbps": round(gbps, 1), "of_copy": round(gbps / copy, 3)}
+    # the same forward with one pixel row per thread (the plain layout) for comparison
+    cupy_backend.ROWS = 1
+    try:
+        ms = timed(lambda: cupy_backend.filter_cuda(x, w, n, False), iters)
+        gbps = fwd_bytes / ms / 1e6
+        row["forward_cupy_rows1"] = {"ms": round(ms, 4), "gbps": round(gbps, 1),
+                                     "of_copy": round(gbps / copy, 3)}
+    finally:
+        cupy_backend.ROWS = None
+    row["rows_per_thread"] = cupy_backend.rows_per_thread(n)
     for pas in ("forward", "backward"):
         cu, ref = row.get(f"{pas}_cupy"), row.get(f"{pas}_ref")
         if isinstance(cu, dict) and isinstance(ref, dict):

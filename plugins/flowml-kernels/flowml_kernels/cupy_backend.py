@@ -53,12 +53,22 @@ def available() -> bool:
     return unavailable() is None
 
 
+ROWS: int | None = None
+"""Pixel rows per thread of ``wf_filter``; None: ``rows_per_thread(N)``. For benchmarks."""
+
+
+def rows_per_thread(n: int) -> int:
+    """Rows of pixels one ``wf_filter`` thread computes: 4 up to N = 9, 2 above (the
+    unrolled body grows with N * (N + rows - 1) * channel block)."""
+    return 4 if n <= 9 else 2
+
+
 @functools.cache
-def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool) -> Any:
+def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1) -> Any:
     import cupy
 
     if kind == "filter":
-        return cupy.RawKernel(filter_source(dtype, n, cb, splat), "wf_filter")
+        return cupy.RawKernel(filter_source(dtype, n, cb, splat, rows), "wf_filter")
     return cupy.RawKernel(wgrad_source(dtype, n), "wf_wgrad")
 
 
@@ -132,8 +142,11 @@ def filter_cuda(x: torch.Tensor, w: torch.Tensor, kernel_size: int, splat: bool)
     if out.numel() == 0:
         return out
     cb = channel_block(c)
-    grid = ((h * wd + THREADS - 1) // THREADS, (c + cb - 1) // cb, b)
-    _launch(_kernel("filter", dtype, kernel_size, cb, bool(splat)), grid, [x, w, out], c, h, wd)
+    rows = ROWS or rows_per_thread(kernel_size)
+    threads = (h + rows - 1) // rows * wd
+    grid = ((threads + THREADS - 1) // THREADS, (c + cb - 1) // cb, b)
+    _launch(_kernel("filter", dtype, kernel_size, cb, bool(splat), rows), grid, [x, w, out],
+            c, h, wd)
     return out
 
 

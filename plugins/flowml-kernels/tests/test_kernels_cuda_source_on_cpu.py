@@ -79,11 +79,12 @@ def test_kernel_source_matches_the_reference(tmp_path, dtype, n, shape):
     xd, wd = x.double(), wt.double()
     cb = channel_block(c)
     gx = (h * w + THREADS - 1) // THREADS
-    for splat in (False, True):
-        lib = _build(tmp_path, filter_source(dtype, n, cb, splat), "wf_filter")
-        out = torch.zeros_like(x)
-        lib.run(_raw(x), _raw(wt), _raw(out), c, h, w, gx, (c + cb - 1) // cb, b)
-        assert _rel(out, filter_ref(xd, wd, n, splat)) < TOL[dtype], (dtype, n, splat)
+    for splat, rows in ((False, 1), (True, 1), (False, 4), (True, 4), (True, 2)):
+        lib = _build(tmp_path, filter_source(dtype, n, cb, splat, rows), "wf_filter")
+        out = torch.full_like(x, float("nan"))      # every element must be written
+        grid_x = ((h + rows - 1) // rows * w + THREADS - 1) // THREADS
+        lib.run(_raw(x), _raw(wt), _raw(out), c, h, w, grid_x, (c + cb - 1) // cb, b)
+        assert _rel(out, filter_ref(xd, wd, n, splat)) < TOL[dtype], (dtype, n, splat, rows)
     lib = _build(tmp_path, wgrad_source(dtype, n), "wf_wgrad")
     gw = torch.full_like(wt, float("nan"))          # every element must be written
     flipped = x.flip(-1).contiguous()               # kept alive: the kernel gets a raw pointer
