@@ -120,7 +120,7 @@ def test_inline_kernel_with_an_int_arg_runs_on_a_side_stream():
       if (x >= W || y >= H) return;
       for (int c = 0; c < C; ++c) { long long i = ((long long)(blockIdx.z * C + c) * H + y) * W + x;
                                     o[i] = a[i] + add; } }'''
-    x = torch.rand(3, 5, 33, 47, device="cuda")
+    x = torch.rand(3, 4, 33, 47, device="cuda")  # an image: 1 to 4 channels
     side = torch.cuda.Stream()
     with NodeHarness(CudaKernel, {"code": code, "function": "k", "args": ["add:int"],
                                   "values": [2]}, device="cuda") as h:
