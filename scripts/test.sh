@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # Set up and run the test suite on the CPU. Installs the system tools the tests start as real
-# peers (liblo's oscsend/oscdump) when they are missing. GPU tests skip without a CUDA GPU.
+# peers when they are missing. GPU tests skip without a CUDA GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v oscsend >/dev/null || ! command -v oscdump >/dev/null; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq liblo-tools >/dev/null
-fi
-# FFmpeg's own CLI (ffmpeg, ffprobe): flowml-av's tests make files with it and compare with its decode
-if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq ffmpeg >/dev/null
-fi
-# ip (iproute2) and unshare (util-linux): the mDNS test makes its own network namespace
-if ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq iproute2 util-linux >/dev/null
-fi
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+updated=""
+need() {  # need "COMMAND..." PACKAGE...: install the Debian packages unless every command is there
+  local cmd
+  for cmd in $1; do
+    if ! command -v "$cmd" >/dev/null; then
+      shift
+      [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }
+      $sudo apt-get install -y -qq "$@" >/dev/null
+      return
+    fi
+  done
+}
+need "oscsend oscdump" liblo-tools   # liblo's OSC client and server: the real OSC peers
+need "ffmpeg ffprobe" ffmpeg         # FFmpeg's CLI: flowml-av's tests make files with it, compare decodes
+need "ip unshare" iproute2 util-linux  # the mDNS test makes its own network namespace
+need "g++" g++                       # flowml-kernels runs its CUDA C as C++ on the CPU
 scripts/setup.sh --dev
 .venv/bin/python models/build_demo_models.py
 exec .venv/bin/python -m pytest "$@"
