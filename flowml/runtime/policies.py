@@ -21,6 +21,7 @@ change is never queued as work, and never counts as backlog.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -33,14 +34,15 @@ Gather = Callable[[], tuple[dict[str, Any], list, list]]
 """Collects a node's inputs: ``(inputs, events to wait on, ports from other lanes)``."""
 
 
-class Policy:
+class Policy(ABC):
     """Runs a node's call for one tick. ``dispatch`` returns what its consumers get: a
     ``Produced``, or a ``Future`` of one when the call runs on a worker thread."""
 
     worker: SerialWorker | None = None
 
+    @abstractmethod
     def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced | Future:
-        raise NotImplementedError
+        """Run (or skip, or hand out the last outputs of) ``nrt``'s call for ``run``'s tick."""
 
     def busy(self) -> bool:
         """Is a call of this node still queued or running?"""
