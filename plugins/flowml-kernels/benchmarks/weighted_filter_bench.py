@@ -17,28 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import statistics
 import sys
 
 import torch
 
+from flowml.bench.loops import gpu_ms as timed  # median ms from CUDA events, after 3 warm-ups
 from flowml_kernels import cupy_backend
 from flowml_kernels.reference import filter_ref
-
-
-def timed(fn, iters: int) -> float:
-    """Median milliseconds of ``fn()`` on the current stream (after 3 warm-up calls)."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def copy_gbps(iters: int) -> float:
