@@ -66,8 +66,11 @@ class Input:
     sender): on a GPU graph the scheduler downloads it asynchronously into pinned memory and
     the node's worker thread waits for the copy, never the graph. ``uint8=True`` (images) says
     more: the value arrives as a ``(B, H, W, C)`` uint8 host tensor, converted on the device
-    before the copy (4x fewer bytes over the bus than float32). Both hold on CPU graphs too,
-    so a sink's code does not depend on where the graph runs."""
+    before the copy (4x fewer bytes over the bus than float32). ``channels=4`` (with
+    ``uint8``) packs it as ``(B, H, W, 4)`` for senders that take 4 bytes a pixel (NDI, Spout,
+    Syphon): a 3-channel image gets an opaque fourth channel (255), grey is repeated, in the
+    same pass as the conversion (on the GPU on a GPU graph, in OpenCV's merge on the CPU).
+    All of it holds on CPU graphs too, so a sink's code does not depend on where the graph runs."""
 
     name: str
     type: PortType = ANY
@@ -75,6 +78,13 @@ class Input:
     optional: bool = False
     host: bool = False
     uint8: bool = False
+    channels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.channels not in (None, 4):
+            raise ValueError(f"Input {self.name!r}: channels is None or 4, not {self.channels!r}")
+        if self.channels is not None and not self.uint8:
+            raise ValueError(f"Input {self.name!r}: channels=4 packs uint8 frames; add uint8=True")
 
 
 @dataclass(frozen=True)

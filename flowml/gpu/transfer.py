@@ -81,8 +81,11 @@ def _bhwc_uint8_to_image(src: torch.Tensor) -> torch.Tensor:
     return torch.mul(src.permute(0, 3, 1, 2), 1.0 / 255.0, out=out)
 
 
-def to_uint8_bhwc(image: torch.Tensor) -> torch.Tensor:
+def to_uint8_bhwc(image: torch.Tensor, channels: int | None = None) -> torch.Tensor:
     """``(B, C, H, W)`` float in [0, 1] -> ``(B, H, W, C)`` uint8, on the image's own device.
+
+    ``channels=4`` packs 4 bytes a pixel, ``(B, H, W, 4)``: a 3-channel image gets an opaque
+    fourth channel (255), a grey one is repeated into RGB first; a 4-channel image is as it is.
 
     On the GPU: one chain of torch kernels. On the CPU (a sink of a CPU graph pays this for
     every frame): OpenCV's SIMD loops over bands of ~256 rows (the band's planes stay in cache
@@ -93,23 +96,32 @@ def to_uint8_bhwc(image: torch.Tensor) -> torch.Tensor:
     for other float types, the torch chain runs on the CPU too."""
     if image.ndim != 4:
         raise ValueError(f"expected an image (B, C, H, W), got shape {tuple(image.shape)}")
+    if channels not in (None, 4):
+        raise ValueError(f"channels is None or 4, not {channels!r}")
+    if channels == 4 and image.shape[1] not in (1, 3, 4):
+        raise ValueError(f"expected 1, 3 or 4 channels to pack as RGBX/RGBA, got an image of "
+                         f"shape {tuple(image.shape)}")
     if image.is_cuda or image.dtype != torch.float32 or image.requires_grad and torch.is_grad_enabled():
-        return image.detach().clamp(0, 1).mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return _torch_uint8(image, channels)
     try:
         import cv2
     except ImportError:
-        return image.clamp(0, 1).mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return _torch_uint8(image, channels)
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     src = image.detach().contiguous().numpy()
     b, c, h, w = src.shape
-    out = np.empty((b, h, w, c), dtype=np.uint8)
+    pad = channels == 4 and c != 4
+    oc = 4 if pad else c
+    out = np.empty((b, h, w, oc), dtype=np.uint8)
 
     def band(i: int, r0: int, r1: int) -> None:
         # a*x + 0*x + 0 in float32, saturated to uint8: torch's clamp-round-cast, byte for byte
         planes = [cv2.addWeighted(p, 255.0, p, 0.0, 0.0, dtype=cv2.CV_8U) for p in src[i, :, r0:r1]]
-        if c == 1:
+        if pad:
+            planes = (planes * 3 if c == 1 else planes) + [np.full_like(planes[0], 255)]
+        if oc == 1:
             out[i, r0:r1, :, 0] = planes[0]
         else:
             cv2.merge(planes, dst=out[i, r0:r1])  # planar -> interleaved, in place
@@ -127,6 +139,18 @@ def to_uint8_bhwc(image: torch.Tensor) -> torch.Tensor:
         for done in [pool.submit(band, *job) for job in jobs]:
             done.result()
     return torch.from_numpy(out)
+
+
+def _torch_uint8(image: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """``to_uint8_bhwc`` as torch kernels (the GPU path, and the CPU path without OpenCV)."""
+    x = image.detach().clamp(0, 1).mul(255).round_().to(torch.uint8)
+    b, c, h, w = x.shape
+    if channels != 4 or c == 4:
+        return x.permute(0, 2, 3, 1).contiguous()
+    out = torch.empty((b, h, w, 4), dtype=torch.uint8, device=x.device)
+    out[..., 3] = 255
+    out[..., :3] = x.permute(0, 2, 3, 1).expand(b, h, w, 3) if c == 1 else x.permute(0, 2, 3, 1)
+    return out
 
 
 def image_to_host(image: torch.Tensor) -> np.ndarray:
@@ -151,9 +175,10 @@ class Download:
 
 
 def start_download(value: Any, waits: list, stream: torch.cuda.Stream,
-                   uint8: bool = False) -> Download:
+                   uint8: bool = False, channels: int | None = None) -> Download:
     """Enqueue copies of the tensors in ``value`` into pinned host memory on ``stream``
-    (``uint8``: images converted to ``(B, H, W, C)`` uint8 on the device first)."""
+    (``uint8``: images converted to ``(B, H, W, C)`` uint8 on the device first, packed to
+    ``channels`` as ``to_uint8_bhwc`` does)."""
     with torch.cuda.stream(stream):
         for ev in waits:
             stream.wait_event(ev)
@@ -163,7 +188,7 @@ def start_download(value: Any, waits: list, stream: torch.cuda.Stream,
                 return t
             t.record_stream(stream)
             if uint8 and t.is_floating_point():
-                t = to_uint8_bhwc(t)
+                t = to_uint8_bhwc(t, channels)
             host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
             host.copy_(t, non_blocking=True)
             return host

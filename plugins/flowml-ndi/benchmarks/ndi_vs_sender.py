@@ -7,12 +7,12 @@ by a second NDI receiver (another process, cyndilib, over 127.0.0.1).
 Each round, for each size: cyndilib's ``Sender`` alone sends ready RGBX frames (the best any
 Python NDI sender can do: NDI compresses on its own threads), then ``output.ndi`` sends the
 same pictures as a graph hands them over: ``(1, 3, H, W)`` float images through the
-scheduler's host conversion (``Input(uint8=True)``: float -> uint8 on the device the image is
-on, here the CPU), then RGB -> RGBX and ``write_video_async``. Both are paced at ``--fps`` as
+scheduler's host conversion (``Input(uint8=True, channels=4)``: float -> RGBX uint8 on the
+device the image is on, here the CPU, packed in the same pass), then ``write_video_async``. Both are paced at ``--fps`` as
 a live clock would, and, as a live sink does, a frame that comes while the last is still
 being sent is skipped. The receiver counts the distinct frames it sees for ``--seconds``.
-``--device cuda`` runs the flowml side from CUDA images (the GPU path: uint8 conversion on
-the GPU, pinned download). If ``NDI_CONFIG_DIR`` is not set, a loopback config is written.
+``--device cuda`` runs the flowml side from CUDA images (the GPU path: conversion and RGBX
+packing on the GPU, pinned download). If ``NDI_CONFIG_DIR`` is not set, a loopback config is written.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def run_output_ndi(width: int, height: int, fps: float, seconds: float, images: 
                 from flowml.gpu.transfer import start_download
 
                 stream = torch.cuda.current_stream()
-                h.process(image=start_download(images[k], [], stream, uint8=True).wait())
+                h.process(image=start_download(images[k], [], stream, uint8=True, channels=4).wait())
             else:
                 h.process(image=images[k])  # the harness converts as the scheduler does (host_ready)
 

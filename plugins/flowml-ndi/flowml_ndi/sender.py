@@ -16,13 +16,13 @@ from .common import missing_cyndilib, ndi_rate
 class NdiSender(Node):
     """Send frames as an NDI source that TouchDesigner, OBS, vMix or another graph can receive.
 
-    ``image`` ``(B, C, H, W)`` in [0, 1]: batch item 0 is sent. The graph hands it over as
-    uint8 on the host (``Input(uint8=True)``): on a GPU graph converted on the GPU and
-    downloaded into pinned memory (3 bytes a pixel over the bus), on a CPU graph converted by
-    OpenCV on a few threads (``to_uint8_bhwc``: ~5.5 ms of CPU at 1080p). Here the RGB frame
-    is packed to RGBX by one OpenCV pass into a buffer kept for the source, which cyndilib
-    copies into the frame NDI holds while it compresses (cyndilib's ``Sender`` alone pays
-    that copy too). ``benchmarks/ndi_vs_sender.py`` measures this sink against the bare
+    ``image`` ``(B, C, H, W)`` in [0, 1]: batch item 0 is sent. The graph hands it over
+    converted and packed as NDI takes it, 4 bytes a pixel on the host (``Input(uint8=True,
+    channels=4)``): on a GPU graph converted and packed on the GPU and downloaded into pinned
+    memory, on a CPU graph converted by OpenCV on a few threads with the fourth channel merged
+    in the same pass (``to_uint8_bhwc``: ~5.5 ms of CPU at 1080p). The sink hands that buffer
+    to cyndilib, which copies it into the frame NDI holds while it compresses (cyndilib's
+    ``Sender`` alone pays that copy too). ``benchmarks/ndi_vs_sender.py`` measures this sink against the bare
     ``Sender``: 0.96x - 0.98x of its received frame rate at 720p and 1080p on a 2-core host.
     Frames go out as RGBX, or RGBA with ``alpha: true`` and a 4-channel image; grey is repeated.
     The source appears as ``HOST (name)`` in the ``groups`` given (comma-separated; empty:
@@ -35,7 +35,7 @@ class NdiSender(Node):
     """
 
     type_name = "output.ndi"
-    inputs = (Input("image", IMAGE, "(B, C, H, W); item 0 is sent", uint8=True),)
+    inputs = (Input("image", IMAGE, "(B, C, H, W); item 0 is sent", uint8=True, channels=4),)
     blocking = True
 
     class Params(flowml.Params):
@@ -54,32 +54,17 @@ class NdiSender(Node):
     def setup(self, ctx: flowml.NodeContext) -> None:
         import cyndilib  # noqa: F401  (fails here, not at the first frame, if the runtime is broken)
 
-        try:  # optional: OpenCV's SIMD RGB -> RGBX is ~20x torch's strided copy (0.2 vs 3.6 ms at 1080p)
-            import cv2
-
-            self.cv2 = cv2
-        except ImportError:
-            self.cv2 = None
         self.sender = None
         self.size: tuple[int, int, str] | None = None
-        self.rgba: torch.Tensor | None = None  # RGBX staging buffer for 1- and 3-channel frames
         self.sent = 0
 
     def process(self, image: torch.Tensor) -> None:
         pixels = _host_pixels(image)
-        height, width, channels = pixels.shape
-        fourcc = "RGBA" if self.params.alpha and channels == 4 else "RGBX"
+        height, width, _ = pixels.shape
+        fourcc = "RGBA" if self.params.alpha else "RGBX"  # a 3-channel image came with X = 255
         if self.size != (width, height, fourcc):
             self._open(width, height, fourcc)
-        if channels == 4:
-            data = pixels
-        elif channels == 3 and self.cv2 is not None:  # NDI takes 4 bytes a pixel
-            self.cv2.cvtColor(pixels.numpy(), self.cv2.COLOR_RGB2RGBA, dst=self.rgba.numpy())
-            data = self.rgba
-        else:  # RGB or grey into the staging buffer (X stays 255)
-            self.rgba[..., :3].copy_(pixels)
-            data = self.rgba
-        self.sender.write_video_async(data.numpy().reshape(-1))
+        self.sender.write_video_async(pixels.numpy().reshape(-1))
         self.sent += 1
 
     def _open(self, width: int, height: int, fourcc: str) -> None:
@@ -99,7 +84,6 @@ class NdiSender(Node):
         except Exception as exc:
             raise NodeError(f"cannot start NDI source {p.name!r}: {exc}") from exc
         self.sender, self.size = sender, (width, height, fourcc)
-        self.rgba = torch.full((height, width, 4), 255, dtype=torch.uint8)
         self.log.info("NDI source %r is up: %dx%d %s at %s fps%s", sender.name, width, height,
                       fourcc, p.fps, " (clocked)" if clock else "")
 
@@ -118,12 +102,12 @@ class NdiSender(Node):
 
 
 def _host_pixels(image: torch.Tensor) -> torch.Tensor:
-    """Batch item 0 as ``(H, W, C)`` uint8 on the host (C in 1, 3, 4). In a graph the input
-    arrives as a ``(B, H, W, C)`` uint8 host tensor; ``flowml.testing`` gives the same."""
+    """Batch item 0 as ``(H, W, 4)`` uint8 on the host. In a graph the input arrives packed as
+    a ``(B, H, W, 4)`` uint8 host tensor; ``flowml.testing`` gives the same."""
     if not (isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 4):
         got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise NodeError(f"expected a (B, H, W, C) uint8 host image, got {got}")
+        raise NodeError(f"expected a (B, H, W, 4) uint8 host image, got {got}")
     pixels = image[0].contiguous()
-    if pixels.shape[2] not in (1, 3, 4):
-        raise NodeError(f"expected 1, 3 or 4 channels, got an image of shape {tuple(image.shape)}")
+    if pixels.shape[2] != 4:
+        raise NodeError(f"expected 4 channels (RGBX/RGBA), got an image of shape {tuple(image.shape)}")
     return pixels

@@ -128,7 +128,7 @@ def test_source_name_matching():
 
 
 def test_bad_input_is_reported():
-    with pytest.raises(NodeError, match="expected 1, 3 or 4 channels"):
+    with pytest.raises(ValueError, match="expected 1, 3 or 4 channels"):  # the input packing says it
         run_node(NdiSender, {"image": torch.rand(1, 2, 8, 8)}, {"name": f"{TAG}-bad"})
 
 
