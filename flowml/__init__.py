@@ -1,7 +1,7 @@
 """flowml: realtime dataflow graphs for GPU video and ML, written in YAML, driven live over OSC."""
 
-from .node import (EndOfStream, Field, Node, NodeContext, NodeError, ParamMeta, Params, Stamped,
-                   Tick, function_node)
+from .node import (NO_VALUE, EndOfStream, Field, Node, NodeContext, NodeError, ParamMeta, Params,
+                   Stamped, Tick, function_node)
 from .plugins import hookimpl
 from .ports import (ANY, DETECTIONS, IMAGE, JSON, MATRIX, SCALAR, TENSOR, Input, Output, Ports,
                     PortType)
@@ -24,7 +24,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Node", "NodeContext", "Params", "Field", "ParamMeta", "Tick", "Stamped", "EndOfStream", "NodeError",
-    "function_node", "hookimpl", "Input", "Output", "Ports", "PortType",
+    "function_node", "hookimpl", "NO_VALUE", "Input", "Output", "Ports", "PortType",
     "ANY", "TENSOR", "IMAGE", "MATRIX", "SCALAR", "DETECTIONS", "JSON",
     "image_from_host", "image_to_host", "to_uint8_bhwc",
 ]

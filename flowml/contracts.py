@@ -25,7 +25,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .node import NodeError
+from .node import NO_VALUE, NodeError
 from .ports import ANY, DETECTIONS, IMAGE, JSON, MATRIX, SCALAR, TENSOR, Output, Ports, PortType
 
 __all__ = ["ContractError", "checking", "set_checking", "check_output_names", "check_outputs",
@@ -90,6 +90,8 @@ def check_outputs(type_name: str, ports: Ports, outputs: Mapping[str, Any]) -> N
 
 def _value_problem(port: Output, value: Any) -> str | None:
     kind: PortType = port.type
+    if value is NO_VALUE:  # no value this tick: every port type may say so
+        return None
     if kind is ANY or (value is None and kind is not IMAGE):  # None: no value this frame
         return None
     if port.host:  # any kind: the scheduler uploads it from an (H, W, C) uint8 host array

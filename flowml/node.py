@@ -38,8 +38,37 @@ from .ports import ANY, Input, Output, Ports, PortType
 
 __all__ = [
     "Params", "Field", "ParamMeta", "Node", "NodeContext", "Tick", "EndOfStream", "Stamped",
-    "function_node", "NodeError",
+    "function_node", "NodeError", "NO_VALUE",
 ]
+
+
+class _NoValue:
+    """The type of ``NO_VALUE`` (one instance, falsy, survives copy and pickle as itself)."""
+
+    _instance: "_NoValue | None" = None
+
+    def __new__(cls) -> "_NoValue":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "flowml.NO_VALUE"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE = _NoValue()
+"""What ``process`` returns on an output port that has no value this tick (a clip window
+not yet full, a rule that did not fire): ``return NO_VALUE`` (every output), or
+``{"clip": NO_VALUE, "count": 3}`` (that port only). A consumer whose required input has no
+value is not called this tick (its outputs have no value either, so it spreads downstream);
+an ``Input(..., optional=True)`` gets ``None`` instead and the consumer runs. ``None`` is a
+different thing: a value (the consumer is called with it)."""
 
 
 class Params(BaseModel):
@@ -191,7 +220,8 @@ class Node:
 
     def process(self, **inputs: Any) -> Any:
         """Do one frame's work. Return a dict of outputs, a bare value when the node has
-        exactly one output, ``Stamped(...)`` from a source, or ``None`` from a sink."""
+        exactly one output, ``Stamped(...)`` from a source, or ``None`` from a sink.
+        ``NO_VALUE`` (for all outputs, or as one port's value) says "nothing this tick"."""
         raise NotImplementedError(f"{type(self).__name__}.process")
 
     def teardown(self) -> None:
@@ -199,6 +229,24 @@ class Node:
 
     def on_params(self, old: Params, new: Params) -> None:
         """Called between ticks after ``self.params`` changed from ``old`` to ``new``."""
+
+    # -- what validation may ask ---------------------------------------------------------
+    @classmethod
+    def metadata_keys(cls, params: Params) -> frozenset[str] | None:
+        """The keys of the JSON records (a dict, or a list of dicts) this node's outputs carry
+        with these params, or None (the default) when they are not known: then nothing
+        downstream is checked against them (``check_upstream``)."""
+        return None
+
+    @classmethod
+    def check_upstream(cls, params: Params, upstream: Mapping[str, frozenset[str] | None],
+                       graph_dir: Path) -> list[str]:
+        """Problems with what this node's producers declare, found when the graph is validated
+        (e.g. a rule on a key that no producer emits). ``upstream`` maps each connected input
+        port to its producer's ``metadata_keys`` (None: unknown); ``graph_dir`` resolves the
+        node's file params. Return messages (each may begin with ``file:line:``); each is
+        reported at the node in the graph file. Default: none."""
+        return []
 
 
 def _caller() -> str:
@@ -237,6 +285,8 @@ def normalize_outputs(node: Node, ports: Ports, result: Any) -> tuple[dict[str, 
     names = [o.name for o in ports.outputs]
     if not names:
         return {}, stamp
+    if result is NO_VALUE:
+        return {n: NO_VALUE for n in names}, stamp
     if isinstance(result, Mapping) and result and set(result) <= set(names):
         outputs = dict(result)
     elif len(names) == 1 and not (isinstance(result, Mapping) and _returns_ports(ports.outputs[0].type)):

@@ -14,7 +14,9 @@ checks them (``flowml.contracts``); ``check=True`` adds what ``flowml run --chec
 values in [0, 1], and an error if ``process`` changed an input in place.
 
 ``process`` returns ``{output port: value}``, for a one-output node too (``out["image"]``);
-a sink returns ``{}``. A source's ``Stamped`` time is in ``NodeHarness.last_t``.
+a sink returns ``{}``. A source's ``Stamped`` time is in ``NodeHarness.last_t``. An input
+given as ``flowml.NO_VALUE`` behaves as in a graph: a required one skips the call (every
+output ``NO_VALUE``), an optional one arrives as None.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import contracts
-from .node import Node, NodeContext, Tick, normalize_outputs
+from .node import NO_VALUE, Node, NodeContext, Tick, normalize_outputs
 
 
 class NodeHarness:
@@ -57,6 +59,10 @@ class NodeHarness:
         if missing:
             raise TypeError(f"missing inputs {missing} for {self.node.type_name}")
         kw = {p.name: inputs.get(p.name) for p in self.ports.inputs}
+        if any(kw[p.name] is NO_VALUE and not p.optional for p in self.ports.inputs):
+            self.index += 1  # as in a graph: not called, its outputs have no value either
+            return {o.name: NO_VALUE for o in self.ports.outputs}
+        kw = {k: None if v is NO_VALUE else v for k, v in kw.items()}
         uint8 = frozenset(p.name for p in self.ports.inputs if p.uint8)
         if uint8:  # as the scheduler delivers them: (B, H, W, C) uint8 on the host
             from .runtime.edges import host_ready

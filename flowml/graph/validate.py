@@ -105,6 +105,7 @@ class _Validator:
         nodes = {i: r for i, n in spec.nodes.items() if (r := self.resolve(i, n)) is not None}
         self.check_expression_refs(spec, nodes)
         edges = self.check_wiring(spec, nodes)
+        self.check_upstream(nodes)
         cyclic = self.check_cycles(spec, edges)
         clock = self.check_clock(spec, nodes, cyclic)
         if self.errors or clock is None:
@@ -362,6 +363,34 @@ class _Validator:
             message += (f"; connect it, e.g. `{port.name}: {example}`" if example
                         else f"; connect it to an output of type {port.type}")
             self.report(self.at_key("nodes", own.id, "inputs"), message)
+
+    def check_upstream(self, nodes: dict[str, ResolvedNode]) -> None:
+        """Each node's ``check_upstream`` against its producers' ``metadata_keys`` (e.g. a
+        rule on a key that no producer emits); its messages are reported at the node."""
+        for node_id, own in nodes.items():
+            check = getattr(own.type.cls, "check_upstream", None)
+            if check is None or own.params is None or node_id in self.broken_params:
+                continue
+            upstream = {port: self.keys_of(nodes.get(src.node)) for port, src in own.inputs.items()}
+            try:
+                problems = list(check(own.params, upstream, Path(self.path).resolve().parent))
+            except Exception as exc:  # a bug in the plugin, not in the graph
+                problems = [f"checking its inputs failed: {type(exc).__name__}: {exc} "
+                            f"(a bug in plugin {own.type.plugin!r})"]
+            for message in problems:
+                self.report(self.at_key("nodes", node_id, "params"), f"node {node_id!r}: {message}")
+
+    @staticmethod
+    def keys_of(producer: ResolvedNode | None) -> frozenset[str] | None:
+        """The metadata keys a producer declares (None: unknown, or it declares none)."""
+        declare = getattr(producer.type.cls, "metadata_keys", None) if producer else None
+        if declare is None or producer is None or producer.params is None:
+            return None
+        try:
+            keys = declare(producer.params)
+        except Exception:  # unknown rather than a false error; the producer's setup will say
+            return None
+        return None if keys is None else frozenset(keys)
 
     # -- 5. graph -------------------------------------------------------------------------
     def check_cycles(self, spec: GraphSpec, edges: list[Edge]) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..gpu.transfer import Download, to_uint8_bhwc
+from ..node import NO_VALUE
 
 
 @dataclass
@@ -43,6 +44,20 @@ NOTHING = Produced({})
 """What a sink, or a node that did not run, hands on: no outputs."""
 
 
+class NoInput(Exception):
+    """Raised while gathering a node's inputs: a required input has no value this tick
+    (``flowml.NO_VALUE``), so the node is skipped and its outputs have no value either."""
+
+    def __init__(self, port: str):
+        super().__init__(port)
+        self.port = port
+
+
+def absent(names: list[str]) -> Produced:
+    """The outputs of a node skipped for a tick: every port ``NO_VALUE``."""
+    return Produced({n: NO_VALUE for n in names})
+
+
 def resolve(value: Produced | Future) -> Produced:
     """A producer's result; waits when it runs on a worker thread (re-raises its failure)."""
     return value.result() if isinstance(value, Future) else value
@@ -55,6 +70,6 @@ def host_ready(inputs: dict[str, Any], uint8_ports: frozenset = frozenset()) -> 
     for k, v in inputs.items():
         if isinstance(v, Download):
             v = out[k] = v.wait()
-        if k in uint8_ports and v is not None and v.dtype != torch.uint8:
+        if k in uint8_ports and v is not None and v is not NO_VALUE and v.dtype != torch.uint8:
             out[k] = to_uint8_bhwc(v).cpu()
     return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from .. import contracts
-from ..node import EndOfStream, Node, NodeError, Params, Tick, normalize_outputs
+from ..node import NO_VALUE, EndOfStream, Node, NodeError, Params, Tick, normalize_outputs
 from ..ports import Ports
 from .edges import Produced, host_ready
 from .stats import NodeStats
@@ -170,11 +170,14 @@ class NodeRuntime:
         from ..gpu.transfer import image_from_host
 
         outputs = dict(produced.outputs)
+        frames = [n for n in self.host_outputs & outputs.keys() if outputs[n] is not NO_VALUE]
         if self.gpu is None:
-            for name in self.host_outputs & outputs.keys():
+            for name in frames:
                 outputs[name] = image_from_host(_as_numpy(outputs[name]), self.device)
             return Produced(outputs, None, None, produced.stamp)
-        uploads = {n: _as_numpy(outputs[n]) for n in self.host_outputs & outputs.keys()}
+        if not frames:
+            return produced
+        uploads = {n: _as_numpy(outputs[n]) for n in frames}
         result, event = self.gpu.run(
             lambda _: {n: image_from_host(a, self.device) for n, a in uploads.items()},
             {}, [], ())

@@ -36,10 +36,10 @@ from typing import Any, Callable, Iterable, Literal
 from ..graph.resolved import ValidatedGraph
 from ..graph.spec import RateClock as RateClockSpec
 from ..gpu.device import resolve_device
-from ..node import EndOfStream, NodeContext, Params, Tick
+from ..node import NO_VALUE, EndOfStream, NodeContext, Params, Tick
 from ..parammeta import rebuild_fields
 from .clock import InlineSource, RateClock, SourceFailure, SourceFrame, SourcePump
-from .edges import Produced, resolve
+from .edges import NoInput, Produced, absent, resolve
 from .node_runtime import NodeFailed, NodeRuntime, guarded
 from .placement import place
 from .policies import make_policy
@@ -525,7 +525,11 @@ class Scheduler:
                     values[nid] = self._arrived(frame.outputs, index)  # type: ignore[arg-type]
                 else:
                     nrt = self.nodes[nid]
-                    values[nid] = nrt.policy.dispatch(nrt, run, lambda: self._gather(nrt, values))
+                    try:
+                        values[nid] = nrt.policy.dispatch(nrt, run, lambda: self._gather(nrt, values))
+                    except NoInput:  # raised by _gather, before the policy ran anything
+                        nrt.stats.skipped += 1
+                        values[nid] = absent([p.name for p in nrt.ports.outputs])
         except EndOfStream:
             ended = run.abandoned = True
         except NodeFailed as failure:
@@ -552,7 +556,9 @@ class Scheduler:
 
         A GPU consumer waits on the events of the values it received from other lanes. A host
         consumer gets GPU values as downloads into pinned memory, which a worker-thread node
-        waits for on its own thread, an inline one right here."""
+        waits for on its own thread, an inline one right here. A required input with no value
+        this tick (``NO_VALUE``) raises ``NoInput``: the node is skipped; an optional one is
+        given as None."""
         rn = self.graph.nodes[nrt.id]
         inputs: dict[str, Any] = {p.name: None for p in nrt.ports.inputs}
         waits: list = []
@@ -561,6 +567,12 @@ class Scheduler:
             produced = resolve(values[src.node])  # raises the producer's NodeFailed
             values[src.node] = produced
             value = produced.outputs.get(src.port)
+            if value is NO_VALUE:
+                wanted = nrt.ports.input(port)
+                if wanted is None or not wanted.optional:
+                    raise NoInput(port)
+                inputs[port] = None
+                continue
             if port in nrt.host_ports:
                 if produced.lane is not None:
                     value = self._download(value, produced, port in nrt.uint8_ports)
@@ -600,14 +612,19 @@ def _same_instance(old, new) -> bool:
 def _outputs_of(value: Produced | Future) -> dict[str, Any] | Future:
     """A node's outputs for the after-tick hooks: now, or a future of them (worker nodes)."""
     if not isinstance(value, Future):
-        return value.outputs
+        return _present(value.outputs)
     out: Future = Future()
 
     def done(f: Future) -> None:
         if f.cancelled() or f.exception() is not None:
             out.cancel()
         else:
-            out.set_result(f.result().outputs)
+            out.set_result(_present(f.result().outputs))
 
     value.add_done_callback(done)
     return out
+
+
+def _present(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs that have a value this tick (``NO_VALUE`` ones left out)."""
+    return {k: v for k, v in outputs.items() if v is not NO_VALUE}

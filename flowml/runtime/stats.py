@@ -19,6 +19,7 @@ class NodeStats:
     calls: int = 0
     held: int = 0      # ticks where the node did not run and its last output was reused
     drops: int = 0     # frames it did not get (live mode, it was behind)
+    skipped: int = 0   # ticks where a required input had no value (flowml.NO_VALUE): not a drop
     errors: int = 0
     total_s: float = 0.0
     max_s: float = 0.0
@@ -34,7 +35,7 @@ class NodeStats:
     def as_dict(self) -> dict[str, Any]:
         d = {
             "type": self.type_name, "calls": self.calls, "held": self.held, "drops": self.drops,
-            "errors": self.errors,
+            "skipped": self.skipped, "errors": self.errors,
             "mean_us": round(1e6 * self.total_s / self.calls, 1) if self.calls else None,
             "max_us": round(1e6 * self.max_s, 1),
         }
