@@ -417,3 +417,7 @@ SCENARIOS: dict[str, Callable[..., dict[str, Any]]] = {
 from .matting import matting  # noqa: E402  (issue 6; its own module)
 
 SCENARIOS["matting"] = matting
+
+from .two_gpu import two_gpu  # noqa: E402  (issue 20; its own module)
+
+SCENARIOS["two_gpu"] = two_gpu

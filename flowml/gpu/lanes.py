@@ -137,8 +137,35 @@ class GpuCall:
     def _to_lane_device(self, t: torch.Tensor) -> torch.Tensor:
         if t.device == self.lane.device:
             return t
-        if t.device.type == "cpu" and not t.is_pinned():
+        if t.device.type == "cuda":
+            return peer_copy(t, self.lane.device)
+        if not t.is_pinned():
             # a copy from pageable memory makes CUDA wait for everything queued on the stream
             # first: the dispatcher would stall on the GPU. Pinned, the copy is asynchronous.
             t = t.pin_memory()
         return t.to(self.lane.device, non_blocking=True)
+
+
+_peer_streams: dict[tuple[int, int], torch.cuda.Stream] = {}
+
+
+def peer_copy(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``t`` (on one GPU) copied to ``device`` (another GPU), for a consumer whose stream is
+    the current one on ``device``. Peer to peer where the GPUs allow it, else CUDA stages it
+    through the host; nothing waits on the host either way.
+
+    The copy runs on a copy stream of the source GPU kept for this pair of devices. Torch
+    orders a copy between devices both ways against the destination's current stream (the
+    copy waits for what the consumer's stream waited for: the producer's event; the consumer's
+    stream then waits for the copy), so the order holds by CUDA events alone. What torch does
+    not do is keep the source's memory for the copy: ``record_stream`` on the copy stream
+    tells the caching allocator not to hand the block to the producer's next frame until the
+    copy has read it (without it, the copy ran on whatever stream was current on the source
+    device, and could read a buffer already reused)."""
+    key = (t.device.index, device.index)
+    stream = _peer_streams.get(key)
+    if stream is None:
+        stream = _peer_streams[key] = torch.cuda.Stream(t.device)
+    t.record_stream(stream)
+    with torch.cuda.stream(stream):
+        return t.to(device, non_blocking=True)
