@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import deque
 from fractions import Fraction
 import time
 from pathlib import Path
@@ -19,12 +20,14 @@ from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Sta
 transfer = lazy_import("flowml.gpu.transfer")
 
 from .colour import Colour, frame_to_rgb
-from .gpudecode import GpuFrames, gpu_decode_problem
+from .nvdec import NvdecVideo, nvdec_problem
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
 URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 PATTERN = re.compile(r"%0?\d*d")
 """An image-sequence pattern (``f_%04d.png``), read by FFmpeg's image2 demuxer."""
+NVDEC_CHUNK = 8
+"""Frames NVDEC decodes in one call (sequential reading): fewer calls, one conversion kernel set."""
 MAX_LAG_S = 0.5
 """Realtime playback that falls this far behind the file's clock (a slow graph, a stall)
 starts its clock again from the current frame instead of rushing to catch up."""
@@ -56,10 +59,12 @@ class VideoSource(Node):
     ``realtime`` (default: when the graph runs live) they come at the file's own rate, by their
     pts. ``capture.stream`` is this node with ``live`` set, for network streams.
 
-    ``decode``: ``cpu`` decodes with FFmpeg on the CPU; ``cuda`` with NVDEC through FFmpeg
-    (PyAV's hardware decoding): frames stay on the GPU and are converted from NV12 to RGB
-    there; ``auto`` takes ``cuda`` when the node runs on a CUDA device and falls back to the
-    CPU, with a log line saying why, where NVDEC is missing or cannot decode the stream.
+    ``decode``: ``cpu`` decodes with FFmpeg on the CPU; ``cuda`` with NVDEC through NVIDIA's
+    PyNvVideoCodec (``flowml-av[nvdec]``, ``nvdec.py``): frames stay on the GPU and are
+    converted from NV12 to RGB there with the stream's matrix and range; ``auto`` takes
+    ``cuda`` when the node runs on a CUDA device and falls back to the CPU, with a log line
+    saying why, where PyNvVideoCodec is missing or cannot decode the file (streams, image
+    sequences, 4:4:4 and 10-bit video decode on the CPU). ``status.decoder`` says which ran.
     """
 
     type_name = "capture.video"
@@ -76,7 +81,8 @@ class VideoSource(Node):
         realtime: bool | None = Field(
             None, description="play at the file's own rate; none: when the graph runs live", rebuild=True)
         decode: Literal["auto", "cpu", "cuda"] = Field(
-            "auto", description="cuda: NVDEC, frames stay on the GPU; auto: cuda on a CUDA node if it works",
+            "auto", description="cuda: NVDEC (PyNvVideoCodec), frames stay on the GPU; auto: cuda on a "
+                                "CUDA node if it works",
             rebuild=True)
         timeout: float = Field(10.0, gt=0, le=600, description="streams: seconds to wait to open and for data")
         reconnect: bool = Field(False, description="streams: reopen after an error or the end, with backoff")
@@ -116,57 +122,61 @@ class VideoSource(Node):
                 self.log.warning("capture.video: decode: cuda, but the node runs on %s; decoding on the CPU",
                                  self.ctx.device)
             return False
-        problem = gpu_decode_problem()
+        problem = nvdec_problem(self.target, self.ctx.device)
         if problem:
             self.log.warning("capture.video: GPU decoding not available (%s); decoding on the CPU", problem)
             return False
         return True
 
     def _connect(self) -> None:
-        """Open the container (GPU decoding falling back to the CPU) and position at ``start``."""
+        """Open the file on NVDEC (falling back to the CPU) or the container, at ``start``."""
         self.container = None
+        self.nv: NvdecVideo | None = None
+        self.ready: deque = deque()  # NVDEC: (index, image) decoded ahead, in order
         if self.gpu:
-            self.container = self._open_gpu()
-        if self.container is None:
-            self.container = _open(self.target, self.is_url, self.params.timeout, fps=self.params.fps)
+            if not self.is_url and not _exists(self.target):
+                raise NodeError(f"video file not found: {self.target}; check `path` (relative to the graph file)")
+            try:  # decode the first frames now: an NVDEC that cannot take this file says so here
+                self.nv = NvdecVideo(self.target, self.ctx.device)
+                self.step = 1.0 / self.nv.info.rate
+                self.nv_next = self.nv.info.index_at(self.params.start)
+                self._decode_ahead()
+                return
+            except (RuntimeError, ValueError) as exc:
+                self.log.warning("capture.video: GPU decoding failed (%s); decoding on the CPU", exc)
+                self.nv, self.gpu = None, False
+        self.container = _open(self.target, self.is_url, self.params.timeout, fps=self.params.fps)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"  # frame and slice threads: decoding is bit-exact either way
         self.step = 1.0 / float(self.stream.average_rate or 30)
         self.frames = self._rewind()
         self.pending: av.VideoFrame | None = None
-        self.gpu_frames = GpuFrames(self.ctx.device) if self.gpu else None
-        if self.gpu:
-            try:  # decode the first frame now: an NVDEC that cannot take this stream says so here
-                self.pending = next(self.frames, None)
-                if self.pending is not None and self.gpu_frames.needs_cpu(self.pending):
-                    raise RuntimeError(f"NVDEC gave {self.pending.format.name} frames")
-            except (av.FFmpegError, RuntimeError) as exc:
-                self.log.warning("capture.video: GPU decoding failed (%s); decoding on the CPU", exc)
-                self._close()
-                self.gpu = False
-                self._connect()
 
-    def _open_gpu(self) -> av.container.InputContainer | None:
-        """The container with NVDEC in torch's CUDA context, or None (logged) where it fails."""
-        from .gpudecode import hwaccel_choices
+    def _decode_ahead(self) -> None:
+        """NVDEC: decode the next ``NVDEC_CHUNK`` frames (from ``nv_next``) in one call."""
+        first, count = self.nv_next, len(self.nv)
+        indices = list(range(first, min(first + NVDEC_CHUNK, count)))
+        if indices:
+            images = self.nv.frames(indices)
+            self.ready.extend((k, images[n:n + 1]) for n, k in enumerate(indices))
+            self.nv_next = indices[-1] + 1
 
-        problems = []
-        for what, hwaccel in hwaccel_choices(self.ctx.device):
-            try:
-                return _open(self.target, self.is_url, self.params.timeout, hwaccel, self.params.fps)
-            except NodeError as exc:
-                problems.append(f"{what}: {exc.__cause__ or exc}")
-                if not _exists(self.target) and not self.is_url:
-                    raise
-        self.log.warning("capture.video: GPU decoding not available (%s); decoding on the CPU",
-                         "; ".join(problems))
-        self.gpu = False
-        return None
+    def _next_gpu(self) -> tuple[float, torch.Tensor] | None:
+        """NVDEC: the next (time, image), or None at the end of the file."""
+        if not self.ready:
+            self._decode_ahead()
+        if not self.ready:
+            return None
+        index, image = self.ready.popleft()
+        return self.nv.info.times[index], image
 
     def _close(self) -> None:
         container, self.container = getattr(self, "container", None), None
         if container is not None:
             container.close()
+        nv, self.nv = getattr(self, "nv", None), None
+        if nv is not None:
+            nv.close()
 
     def teardown(self) -> None:
         if hasattr(self, "stopped"):
@@ -215,8 +225,11 @@ class VideoSource(Node):
         return next(self.frames, None)
 
     def process(self) -> Stamped:
-        frame = self._read()
-        t = frame.time if frame.time is not None else self.index * self.step
+        if self.nv is not None:
+            frame, (t, gpu_image) = None, self._read_gpu()
+        else:
+            frame, gpu_image = self._read(), None
+            t = frame.time if frame.time is not None else self.index * self.step
         if self.first_t is None:
             self.first_t = t
         if t + self.offset < self.last_t and self.index > 0:  # a reconnected stream starts over
@@ -227,11 +240,33 @@ class VideoSource(Node):
         if self.realtime:
             self._pace(stamp)
         self.last_t = stamp
-        image = self._to_image(frame)
+        if frame is None:
+            turns = (round(self.nv.info.rotation / 90) % 4) if self.params.autorotate else 0
+            self.rotation = 90 * turns
+            image = _place(gpu_image, turns, self.params.size)
+            colour = f"nvdec {_colour_name(self.nv.info)}"
+        else:
+            image = self._to_image(frame)
+            colour = self.colour.name if self.colour else frame.format.name
         self.counts["frames"] += 1
-        status = {**self.counts, "colour": self.colour.name if self.colour else frame.format.name,
-                  "rotation": self.rotation}
+        status = {**self.counts, "colour": colour, "rotation": self.rotation, "decoder": self.decoder}
         return Stamped({"image": image, "status": status}, t=stamp)
+
+    @property
+    def decoder(self) -> str:
+        """Which decoder runs: ``nvdec`` (PyNvVideoCodec) or ``cpu`` (FFmpeg through PyAV)."""
+        return "nvdec" if self.nv is not None else "cpu"
+
+    def _read_gpu(self) -> tuple[float, torch.Tensor]:
+        """NVDEC: the next (time, image), starting again at ``start`` when looping."""
+        got = self._next_gpu()
+        if got is None and self.params.loop and self.first_t is not None:
+            self.offset += self.raw_last_t - self.first_t + self.step
+            self.nv_next = self.nv.info.index_at(self.params.start)
+            got = self._next_gpu()
+        if got is None:
+            raise EndOfStream
+        return got
 
     def _read(self) -> av.VideoFrame:
         delay = 0.5
@@ -294,8 +329,6 @@ class VideoSource(Node):
         turns = (round(frame.rotation / 90) % 4) if self.params.autorotate else 0
         self.rotation = 90 * turns
         device = self.ctx.device
-        if self.gpu_frames is not None and not self.gpu_frames.needs_cpu(frame):
-            return _place(self.gpu_frames.to_image(frame, None), turns, size)
         self.colour = Colour.of(frame)
         if self.colour is not None and (device.startswith("cuda") or self.colour.depth > 8):
             return _place(frame_to_rgb(frame, self.colour, device), turns, size)
@@ -335,6 +368,13 @@ def _place(image: torch.Tensor, turns: int, size: tuple[int, int] | None) -> tor
         image = torch.nn.functional.interpolate(image, size=(size[1], size[0]), mode="bilinear",
                                                 align_corners=False, antialias=True)
     return image
+
+
+def _colour_name(info: Any) -> str:
+    from .colour import BT601, MATRICES, NAMES
+
+    matrix = NAMES.get(MATRICES.get(info.colorspace, BT601), "bt601")
+    return f"{matrix} {'full' if info.full_range else 'limited'} range, 8-bit"
 
 
 def _exists(target: str) -> bool:

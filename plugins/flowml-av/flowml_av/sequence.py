@@ -4,6 +4,7 @@ NVVL loader gave PyTorch users: sequences for video models, decoded and prepared
 from __future__ import annotations
 
 from collections import deque
+import keyword
 from typing import Annotated, Any, Literal
 
 from flowml.lazy import lazy_import
@@ -13,10 +14,12 @@ from pydantic import model_validator
 import flowml
 from flowml import IMAGE, SCALAR, TENSOR, EndOfStream, Field, Input, Node, NodeError, Output, Ports, Stamped
 
+from .processing import ProcessDesc, plan, process
 from .reader import VideoSource
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
+DTYPES = {"fp32": "float", "fp16": "half", "bf16": "bfloat16"}  # ProcessDesc's names
+LEGACY = ("scale", "crop", "mean", "std", "dtype", "layout", "keep")
 
 
 class FrameWindows(Node):
@@ -31,6 +34,16 @@ class FrameWindows(Node):
     ``[w, h]`` (bilinear, antialiased), cropped to ``crop`` ``[x, y, w, h]``, normalised per
     channel as ``(x - mean) / std``, cast to ``dtype``. ``keep`` picks frames of the window by
     position (``[0, -1]``: first and last).
+
+    ``outputs`` instead makes several outputs from one decoded window, each described by
+    NVVL's processing (``processing.ProcessDesc``: dtype uint8/half/float, scale to a size or
+    by a factor with a named interpolation, fixed or random crop, random flip, [0, 1] or
+    mean/std, RGB or YCbCr, layout ``BTCHW``/``BCTHW``, ``index_map``), all in one pass on
+    the device; random choices come from ``seed``. E.g. a quarter-size input and the full
+    middle frame as target::
+
+        outputs: {input: {scale_factor: 0.25, dtype: half},
+                  target: {index_map: [-1, -1, 0, -1, -1], dtype: half}}
 
     From a file each tick is one window (stamped with its first frame's time); the stream ends
     when the file cannot fill another (``loop`` goes on). From a stream every tick gives the
@@ -67,9 +80,22 @@ class FrameWindows(Node):
         start: float = Field(0.0, ge=0.0, description="files: seconds into the file to begin at", rebuild=True)
         decode: Literal["auto", "cpu", "cuda"] = Field("auto", description="files: as capture.video's decode",
                                                       rebuild=True)
+        outputs: dict[str, ProcessDesc] | None = Field(
+            None, rebuild=True, description="outputs by name, each with NVVL's processing; none: `frames`")
+        seed: int | None = Field(None, rebuild=True, description="seed of random crops and flips")
 
         @model_validator(mode="after")
         def _check(self) -> "FrameWindows.Params":
+            if self.outputs is not None:
+                set_ = [k for k in LEGACY if k in self.model_fields_set]
+                if set_:
+                    raise ValueError(f"{', '.join(set_)}: with `outputs`, give the processing in each output")
+                if not self.outputs:
+                    raise ValueError("outputs: name at least one, or leave it out for `frames`")
+                for name, desc in self.outputs.items():
+                    if not name.isidentifier() or keyword.iskeyword(name) or name == "new":
+                        raise ValueError(f"outputs: {name!r} is not a usable port name (an identifier, not 'new')")
+                    desc.positions(self.length)  # an index_map of the wrong length says so here
             if self.keep is not None:
                 if not self.keep:
                     raise ValueError("keep: name at least one position, or leave it out for all")
@@ -86,24 +112,43 @@ class FrameWindows(Node):
 
     @classmethod
     def ports(cls, params: "FrameWindows.Params") -> Ports:
-        return Ports(() if params.path else cls.inputs, cls.outputs)
+        outputs = cls.outputs
+        if params.outputs is not None:
+            outputs = tuple(Output(name, TENSOR, "(1, T, C, H, W) or (1, C, T, H, W)")
+                            for name in params.outputs) + cls.outputs[1:]
+        return Ports(() if params.path else cls.inputs, outputs)
+
+    @staticmethod
+    def descriptions(p: "FrameWindows.Params") -> dict[str, tuple[ProcessDesc, list[int] | None]]:
+        """Each output's processing and, for the legacy ``keep``, the window positions it takes."""
+        if p.outputs is not None:
+            return {name: (desc, None) for name, desc in p.outputs.items()}
+        crop = p.crop
+        desc = ProcessDesc(dtype=DTYPES[p.dtype], scale=p.scale, crop=crop, mean=p.mean, std=p.std,
+                           layout="BCTHW" if p.layout == "CTHW" else "BTCHW")
+        keep = [k % p.length for k in p.keep] if p.keep is not None else None
+        return {"frames": (desc, keep)}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
         self.span = (p.length - 1) * p.step + 1            # frames a window covers
-        self.positions = [k % p.length for k in (p.keep or range(p.length))]
-        self.frames: deque = deque(maxlen=self.span)      # prepared frames, newest last
+        self.descs = self.descriptions(p)
+        self.generator = torch.Generator()
+        self.generator.manual_seed(p.seed if p.seed is not None else torch.seed())
+        self.frames: deque = deque(maxlen=self.span)      # decoded frames (3, H, W), newest last
         self.stamps: deque = deque(maxlen=self.span)
-        self.norm: tuple[torch.Tensor, torch.Tensor] | None = None
         self.since = 0                                    # frames since the last window
-        self.window: torch.Tensor | None = None
+        self.window: dict[str, torch.Tensor] | None = None
         self.reader: VideoSource | None = None
         if p.path:
             reader_params = VideoSource.Params(path=p.path, loop=p.loop, start=p.start, decode=p.decode,
                                                realtime=False)
             self.reader = VideoSource(reader_params, ctx)
             self.reader.setup(ctx)
+
+    def on_params(self, old: "FrameWindows.Params", new: "FrameWindows.Params") -> None:
+        self.descs = self.descriptions(new)  # scale, crop, dtype, layout change live
 
     def teardown(self) -> None:
         if getattr(self, "reader", None) is not None:
@@ -123,7 +168,7 @@ class FrameWindows(Node):
         new = self.window is None or self.since >= self.params.stride
         if new:
             self.window, self.since = self._assemble(), 0
-        return {"frames": self.window, "new": new}
+        return {**self.window, "new": new}
 
     def _from_file(self) -> Stamped:
         need = self.span if self.window is None else self.params.stride
@@ -132,46 +177,28 @@ class FrameWindows(Node):
             if k >= need - self.span:        # frames between windows are decoded, not prepared
                 self._push(stamped.outputs["image"], stamped.t)
         self.window = self._assemble()
-        return Stamped({"frames": self.window, "new": True}, t=self.stamps[0])
+        return Stamped({**self.window, "new": True}, t=self.stamps[0])
 
     def _push(self, image: torch.Tensor, t: float) -> None:
         if not (isinstance(image, torch.Tensor) and image.ndim == 4):
             got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
             raise NodeError(f"expected an image (B, C, H, W), got {got}")
-        self.frames.append(self._prepare(image[:1]))
+        self.frames.append(image[0])
         self.stamps.append(t)
 
-    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
-        """One frame ``(1, C, H, W)`` -> ``(C, h, w)`` scaled, cropped, normalised, cast."""
-        p = self.params
-        x = image
-        if p.scale is not None and (x.shape[3], x.shape[2]) != tuple(p.scale):
-            x = torch.nn.functional.interpolate(x.float(), size=(p.scale[1], p.scale[0]), mode="bilinear",
-                                                align_corners=False, antialias=True)
-        if p.crop is not None:
-            cx, cy, cw, ch = p.crop
-            if cx + cw > x.shape[3] or cy + ch > x.shape[2]:
-                raise NodeError(f"crop [{cx}, {cy}, {cw}, {ch}] does not fit in a {x.shape[3]}x{x.shape[2]} "
-                                "frame (after scale)")
-            x = x[:, :, cy:cy + ch, cx:cx + cw]
-        if p.mean is not None:
-            if self.norm is None or self.norm[0].device != x.device:
-                shape = (1, len(p.mean), 1, 1)
-                self.norm = (torch.tensor(p.mean, device=x.device).view(shape),
-                             torch.tensor(p.std, device=x.device).view(shape))
-            if x.shape[1] != len(p.mean):
-                raise NodeError(f"mean/std have {len(p.mean)} channels, the frames {x.shape[1]}")
-            x = (x - self.norm[0]) / self.norm[1]
-        return x[0].to(getattr(torch, DTYPES[p.dtype]))
-
-    def _assemble(self) -> torch.Tensor:
-        """The window of the newest ``span`` frames (the first repeated while there are fewer)."""
+    def _assemble(self) -> dict[str, torch.Tensor]:
+        """Each output from the window of the newest ``span`` frames (the first repeated while
+        there are fewer), processed in one pass per output."""
         p = self.params
         frames = list(self.frames)
         if len(frames) < self.span:
             frames = [frames[0]] * (self.span - len(frames)) + frames
-        chosen = [frames[pos * p.step] for pos in self.positions]
-        window = torch.stack(chosen).unsqueeze(0)        # (1, T, C, H, W)
-        if p.layout == "CTHW":
-            window = window.permute(0, 2, 1, 3, 4).contiguous()
-        return window
+        window = torch.stack(frames[::p.step])[None]      # (1, T, C, H, W)
+        height, width = window.shape[3], window.shape[4]
+        out = {}
+        for name, (desc, positions) in self.descs.items():
+            try:
+                out[name] = process(window, desc, [plan(desc, width, height, self.generator)], positions)
+            except ValueError as exc:
+                raise NodeError(f"output {name}: {exc}") from exc
+        return out

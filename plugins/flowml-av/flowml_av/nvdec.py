@@ -1,0 +1,153 @@
+"""NVDEC decoding inside graphs with NVIDIA's PyNvVideoCodec (``pip install flowml-av[nvdec]``).
+
+PyNvVideoCodec's ``SimpleDecoder`` retains the device's primary CUDA context, the one torch
+uses, so it works after torch has started CUDA (in a graph it always has), which PyAV's
+FFmpeg NVDEC did not (``gpudecode.py`` says why). Frames are asked for by index and come
+as NV12 on the GPU (``OutputColorType.NATIVE``); they are converted to RGB by
+``gpudecode.nv12_to_rgb`` with the matrix and range FFmpeg reports for the stream, so they
+match the CPU path (PyNvVideoCodec's own RGB conversion takes every stream as limited range
+and scales chroma by 255/219 rather than 255/224, a few levels off FFmpeg's). Frame times,
+colour tags and rotation come from ``probe.py`` (PyAV, demux only), so stamps, ``start``
+and looping work as on the CPU.
+
+Stream order: the decoder writes on its own stream (or the legacy default stream); before
+each decode it waits for the conversions of the last batch (which read its buffers), and
+the conversion waits for the decode, all on the GPU. The decoded frames are kept until the
+event after their conversion has passed, so the decoder's memory is never reused under a
+kernel still reading it; the RGB tensors are torch's own, kept alive by the graph's
+``record_stream`` for their consumers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from pathlib import Path
+from typing import Any, Sequence
+
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
+
+from .gpudecode import nv12_to_rgb
+from .probe import VideoInfo, probe
+
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+PATTERN = re.compile(r"%0?\d*d")
+NV12_SOURCES = ("yuv420p", "yuvj420p", "nv12")
+"""8-bit 4:2:0 streams, which NVDEC returns as NV12; others (4:4:4, 10-bit) take the CPU path."""
+
+
+def nvdec_problem(target: str, device: str) -> str | None:
+    """Why ``target`` cannot be decoded with PyNvVideoCodec on ``device``, or None."""
+    if not device.startswith("cuda"):
+        return f"the node runs on {device}"
+    if URL.match(target) or PATTERN.search(Path(target).name):
+        return "NVDEC (PyNvVideoCodec) reads seekable files only, not streams or image sequences"
+    try:
+        import PyNvVideoCodec  # noqa: F401
+    except ImportError as exc:
+        return f"PyNvVideoCodec is not installed (pip install flowml-av[nvdec]): {exc}"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device"
+    return None
+
+
+class NvdecVideo:
+    """One file on NVDEC: ``frames(indices)`` -> ``(N, 3, H, W)`` float32 RGB in [0, 1] on
+    ``device``, on the current torch stream. Raises ``RuntimeError`` when NVDEC cannot take it."""
+
+    def __init__(self, path: str, device: str):
+        import PyNvVideoCodec as nvc
+
+        self.info: VideoInfo = probe(path)
+        if self.info.pix_fmt not in NV12_SOURCES:
+            raise RuntimeError(f"NVDEC path takes 8-bit 4:2:0 video, this is {self.info.pix_fmt}")
+        self.device = torch.device(device)
+        index = self.device.index if self.device.index is not None else torch.cuda.current_device()
+        self.device = torch.device("cuda", index)
+        torch.empty(1, device=self.device)  # torch's context first: the decoder retains the same one
+        self.stream = torch.cuda.Stream(self.device)
+        self.decoder = self._open(nvc, path, index)
+        count = len(self.decoder)
+        if count < self.info.frames:
+            self.info = _truncated(self.info, count)
+        self.in_use: deque[tuple[Any, list]] = deque()  # (event after conversion, decoded frames)
+        self.decoded = 0
+
+    def _open(self, nvc: Any, path: str, index: int) -> Any:
+        kwargs = dict(gpu_id=index, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE)
+        try:  # decode on a stream of ours, so that the conversion can wait for it on the GPU
+            return nvc.SimpleDecoder(path, cuda_stream=self.stream.cuda_stream, **kwargs)
+        except TypeError:  # a build that only takes a pycuda stream object: its own stream then
+            self.stream = None
+            return nvc.SimpleDecoder(path, **kwargs)
+        except Exception as exc:  # PyNvVCException and friends: unsupported codec, no NVDEC
+            raise RuntimeError(f"PyNvVideoCodec could not open {path}: {exc}") from exc
+
+    def __len__(self) -> int:
+        return self.info.frames
+
+    def frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at ``indices`` (in the file's presentation order) as ``(N, 3, H, W)``."""
+        if not indices:
+            raise ValueError("frames: no indices")
+        bad = [i for i in indices if not 0 <= i < len(self)]
+        if bad:
+            raise IndexError(f"frames {bad} are outside {self.info.path} ({len(self)} frames)")
+        current = torch.cuda.current_stream(self.device)
+        legacy = torch.cuda.default_stream(self.device)
+        while self.in_use and self.in_use[0][0].query():
+            self.in_use.popleft()
+        if self.in_use:  # the decoder may reuse buffers the last conversion still reads
+            last = self.in_use[-1][0]
+            legacy.wait_event(last)
+            if self.stream is not None:
+                self.stream.wait_event(last)
+        unique = sorted(set(indices))
+        try:
+            decoded = self.decoder.get_batch_frames_by_index(unique)
+        except Exception as exc:
+            raise RuntimeError(f"NVDEC failed on {self.info.path} frames {unique[0]}..{unique[-1]}: {exc}") from exc
+        if len(decoded) != len(unique):
+            raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices of {self.info.path}")
+        current.wait_stream(legacy)
+        if self.stream is not None:
+            current.wait_stream(self.stream)
+        y, uv = zip(*(self._planes(f) for f in decoded))
+        rgb = nv12_to_rgb(torch.stack(y), torch.stack(uv), self.info.colorspace, self.info.full_range)
+        done = torch.cuda.Event()
+        done.record(current)
+        self.in_use.append((done, decoded))
+        self.decoded += len(unique)
+        if len(unique) != len(indices) or unique != list(indices):
+            at = {k: n for n, k in enumerate(unique)}
+            rgb = rgb[torch.tensor([at[i] for i in indices], device=rgb.device)]
+        return rgb
+
+    def _planes(self, frame: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """A decoded NV12 frame -> its Y ``(H, W)`` and interleaved CbCr ``(H/2, W/2, 2)`` views."""
+        t = torch.from_dlpack(frame)
+        if t.ndim == 3 and t.shape[-1] == 1:
+            t = t[..., 0]
+        h, w = self.info.height, self.info.width
+        ch, cw = (h + 1) // 2, (w + 1) // 2
+        if t.ndim != 2 or t.dtype != torch.uint8 or t.shape[1] < w or t.shape[0] < h + ch:
+            raise RuntimeError(f"NVDEC gave a frame of {tuple(t.shape)} {t.dtype}; expected NV12 "
+                               f"({h + ch}, {w}) uint8")
+        luma_rows = t.shape[0] * 2 // 3  # the luma plane may be padded to the coded height
+        y = t[:h, :w]
+        uv = t[luma_rows:luma_rows + ch, :2 * cw].reshape(ch, cw, 2)
+        return y, uv
+
+    def close(self) -> None:
+        if self.in_use:
+            self.in_use[-1][0].synchronize()
+        self.in_use.clear()
+        self.decoder = None
+
+
+def _truncated(info: VideoInfo, count: int) -> VideoInfo:
+    """``info`` with only the first ``count`` frames (the decoder sees fewer than the demuxer)."""
+    from dataclasses import replace
+
+    return replace(info, times=info.times[:count], pts=info.pts[:count])
