@@ -1,4 +1,4 @@
-"""The ``flowml`` command: run | validate | nodes | schema | params.
+"""The ``flowml`` command: run | validate | nodes | schema | params | bench | demo | examples.
 
 Exit codes: 0 success, 1 a node failed while running, 2 a bad graph file or bad usage.
 """
@@ -438,15 +438,68 @@ def cmd_bench(a: argparse.Namespace) -> int:
                     for r in results["scenarios"].values()) else 1
 
 
-# -- entry point --------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="flowml", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"flowml {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def cmd_demo(a: argparse.Namespace) -> int:
+    """``flowml demo [DIR]``: the demo graph and its model into DIR (or the user cache), then run."""
+    from .demo import missing_plugins, prepare
+    from .example_graphs import ExampleError
 
-    r = sub.add_parser("run", help="run a graph file")
-    r.add_argument("graph")
+    lacking = missing_plugins(_registry())
+    if lacking:
+        err.print(f"error: the demo needs the plugins of flowml[{','.join(lacking)}]: "
+                  "pip install 'flowml[demo]'", markup=False)
+        return 2
+    try:
+        a.graph = str(prepare(Path(a.dir) if a.dir else None, say=lambda m: err.print(m, markup=False)))
+    except ExampleError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 2
+    code = cmd_run(a)
+    if code == 0:
+        folder = Path(a.graph).parent / "out"
+        err.print(f"wrote {folder / 'demo.mp4'} and {folder / 'demo.png'}", markup=False)
+    return code
+
+
+def cmd_examples(a: argparse.Namespace) -> int:
+    """``flowml examples``: the packaged example graphs; ``flowml examples copy NAME... DIR``."""
+    from . import example_graphs as ex
+
+    if a.what != "copy":
+        rows = [(name, ex.summary(name), ", ".join(ex.models_of(name)))
+                for name in ex.names()]
+        if not sys.stdout.isatty():  # plain lines for scripts: NAME<TAB>what it shows
+            for name, summary, _ in rows:
+                print(f"{name}\t{summary}")
+            return 0
+        from rich.table import Table
+
+        table = Table(title="example graphs (flowml examples copy NAME DIR)", title_justify="left")
+        for col in ("name", "what it shows", "models it reads"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+        return 0
+    names = ex.names() if a.names == ["all"] else a.names
+    try:
+        for name in names:
+            done = ex.copy(name, Path(a.dir), build_models=not a.no_models,
+                           say=lambda m: err.print(m, markup=False))
+            out.print(f"wrote {done.graph}", markup=False)
+            for model in done.not_buildable:
+                err.print(f"  {name} reads models/{model}, which flowml does not build: "
+                          f"the first lines of {done.graph.name} say where it comes from", markup=False)
+            for model in done.skipped:
+                err.print(f"  not built (--no-models): models/{model}", markup=False)
+    except ex.ExampleError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 2
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------
+def add_run_options(r: argparse.ArgumentParser) -> None:
+    """The options of `flowml run` (and of `flowml demo`, which runs a graph too)."""
     r.add_argument("--frames", type=int, help="stop after N frames")
     r.add_argument("--duration", type=float, help="stop after S seconds")
     m = r.add_mutually_exclusive_group()
@@ -466,6 +519,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reload the graph file (and files its nodes read) when they change")
     r.add_argument("--check", action="store_true", help="costlier contract checks: image values "
                    "in [0, 1], inputs changed in place (see docs/plugins.md)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flowml", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"flowml {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run a graph file")
+    r.add_argument("graph")
+    add_run_options(r)
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check graph files, report every error")
@@ -504,6 +568,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--only", nargs="+", metavar="SCENARIO")
     b.add_argument("--out", default="bench-out", help="folder for bench.json, bench.md, latency.png")
     b.set_defaults(fn=cmd_bench)
+    dm = sub.add_parser("demo", help="write the demo graph and build its model (no download), then run it",
+                        description="Write the demo graph and build its model (a few seconds, no download) "
+                        "into DIR (default: flowml's folder in the user cache), then run it: DIR/out/demo.mp4, "
+                        "DIR/out/demo.png. Takes the options of `flowml run`.")
+    dm.add_argument("dir", nargs="?", help="folder for the graph, its model and out/ (default: the user cache)")
+    add_run_options(dm)
+    dm.set_defaults(fn=cmd_demo)
+    ex = sub.add_parser("examples", help="list the example graphs that ship with flowml; copy one out")
+    ex_sub = ex.add_subparsers(dest="what")
+    exc = ex_sub.add_parser("copy", help="copy example graphs into DIR and build the models they use")
+    exc.add_argument("names", nargs="+", metavar="NAME", help="example names (`all`: every one)")
+    exc.add_argument("dir", metavar="DIR")
+    exc.add_argument("--no-models", action="store_true", help="do not build the models the graphs use")
+    ex.set_defaults(fn=cmd_examples)
     return p
 
 

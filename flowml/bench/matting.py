@@ -8,13 +8,12 @@ frame (ORB on both full-size images, brute-force matching, best 15 %, RANSAC,
 ``cv2.warpPerspective`` and a fill from the frame), upload, run the model, composite, download.
 
 Also: the warp alone at 1080p (target <= 1 ms) and the graph with estimation running vs held
-(``every`` so large that it runs once). Needs the repo's ``models/`` folder (the network is
-written in ``models/bgmv2.py``) and the flowml-cv, flowml-torch and flowml-std plugins.
+(``every`` so large that it runs once). The network is ``flowml.models.bgmv2`` (shipped in the
+wheel); needs the flowml-cv, flowml-torch and flowml-std plugins.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import textwrap
 import threading
 import time
@@ -30,7 +29,6 @@ from flowml import IMAGE, MATRIX, Input, Node, Output, Params
 from . import loops, nodes
 from .nodes import DATA
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
 HD = (1920, 1080)
 ATTRIBUTES = {"backbone_scale": 0.25, "refine_mode": "sampling", "refine_sample_pixels": 80000}
 
@@ -96,16 +94,6 @@ nodes:
   comp: {{type: image.composite, inputs: {{fg: matte/fgr, bg: backdrop/image, alpha: matte/pha}}}}
   out: {{type: bench.host_sink_u8, inputs: {{x: comp/image}}}}
 """
-
-
-def _build_module(name: str):
-    path = MODELS / f"{name}.py"
-    if not path.is_file():
-        raise RuntimeError(f"the matting bench needs the repo's models/ folder ({path} is missing)")
-    spec = importlib.util.spec_from_file_location(f"flowml_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def _registry():
@@ -224,8 +212,9 @@ def matting(tmp: Path, seconds: float = 4.0, loop_frames: int = 60, rounds: int 
     res["warp_host_ms"] = loops.host_ms(lambda: warp(h_gpu), reps=50)
 
     # the model, built and saved as TorchScript exactly as a user's file would be
-    build = _build_module("build_bgmv2")
-    model_path = build.build_bgmv2(tmp)
+    from ..models.matting import build_bgmv2
+
+    model_path = build_bgmv2(tmp)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         model = torch.jit.load(str(model_path), map_location="cuda").half().eval()

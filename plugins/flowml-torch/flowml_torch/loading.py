@@ -11,7 +11,8 @@ torch = lazy_import("torch")
 
 from flowml import NodeError
 
-DEMO_HINT = ("the example graphs' models are built by the scripts in models/: "
+DEMO_HINT = ("`flowml examples copy NAME DIR` copies an example graph and builds the models it "
+             "reads; in a clone the scripts in models/ build them: "
              "`python models/build_demo_models.py`, `python models/build_bgmv2.py`")
 
 
@@ -30,6 +31,7 @@ def load_model(path: Path, device: torch.device, dtype: torch.dtype, *,
         else:
             with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; we still load it
                 warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
+                warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)  # torch >= 2.14
                 model = torch.jit.load(str(path), map_location=device)
     except Exception as exc:
         raise NodeError(f"cannot load model {path}: {type(exc).__name__}: {last_line(exc)}; a .pt2 "
@@ -53,6 +55,7 @@ def optimize(model: Any, device: torch.device, *, shown_as: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)
+            warnings.filterwarnings("ignore", "`torch.jit", FutureWarning)
             model = torch.jit.freeze(model, preserved_attrs=keep)
             if device.type == "cuda":  # on the CPU it would move convolutions to MKL-DNN layouts
                 model = torch.jit.optimize_for_inference(model)
