@@ -1,0 +1,1 @@
+"""flowml-track: detect -> track -> square crops -> batch classify -> overlay, as graph nodes."""
