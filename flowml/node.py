@@ -230,6 +230,12 @@ class Node:
     def on_params(self, old: Params, new: Params) -> None:
         """Called between ticks after ``self.params`` changed from ``old`` to ``new``."""
 
+    def report(self) -> Mapping[str, Any] | None:
+        """The node's own counters for ``--stats`` and ``--stats-json`` (a network receiver's
+        latency and losses, say): a small JSON-able mapping, or None. Called from another
+        thread while the graph runs, so read only what is safe to read there."""
+        return None
+
     # -- what validation may ask ---------------------------------------------------------
     @classmethod
     def metadata_keys(cls, params: Params) -> frozenset[str] | None:

@@ -6,7 +6,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -26,6 +26,18 @@ class NodeStats:
     gpu_ms_total: float = 0.0   # filled by the GPU runtime from CUDA events
     gpu_calls: int = 0
     gpu_ms_recent: deque = field(default_factory=lambda: deque(maxlen=2000), repr=False)
+    report: Callable[[], Mapping[str, Any] | None] | None = field(default=None, repr=False)
+    """The node's ``Node.report``, read when the stats are shown or written."""
+
+    def reported(self) -> dict[str, Any] | None:
+        """What the node reports of itself; a report that raises says so instead."""
+        if self.report is None:
+            return None
+        try:
+            r = self.report()
+        except Exception as exc:  # a stats view never takes the graph down
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return None if r is None else dict(r)
 
     def record(self, seconds: float) -> None:
         self.calls += 1
@@ -41,6 +53,9 @@ class NodeStats:
         }
         if self.gpu_calls:
             d["gpu_mean_us"] = round(1000 * self.gpu_ms_total / self.gpu_calls, 1)
+        reported = self.reported()
+        if reported is not None:
+            d["report"] = reported
         return d
 
 
@@ -109,8 +124,27 @@ def stats_table(stats: GraphStats, title: str = "flowml"):
                     f"dropped {stats.source_drops}", title_justify="left")
     for col in ("node", "type", "calls", "mean us", "max us", "gpu us", "held", "drops", "errors"):
         t.add_column(col, justify="left" if col in ("node", "type") else "right")
+    reports = []
     for name, n in stats.nodes.items():
         d = n.as_dict()
         t.add_row(name, n.type_name, str(n.calls), str(d["mean_us"] or "-"), str(d["max_us"]),
                   str(d.get("gpu_mean_us", "-")), str(n.held), str(n.drops), str(n.errors))
+        if "report" in d:
+            reports.append(f"{name}: {report_line(d['report'])}")
+    if reports:  # what nodes say of themselves (Node.report), one line each
+        t.caption, t.caption_justify = "\n".join(reports), "left"
     return t
+
+
+def report_line(report: Mapping[str, Any]) -> str:
+    """``{"fps": 30.0, "latency_ms": {"p50": 2.1, "p99": 4.0}}`` -> ``fps 30.0  latency_ms p50 2.1 p99 4.0``
+    (None values left out)."""
+    parts = []
+    for key, value in report.items():
+        if isinstance(value, Mapping):
+            inner = " ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+            if inner:
+                parts.append(f"{key} {inner}")
+        elif value is not None:
+            parts.append(f"{key} {value}")
+    return "  ".join(parts)
