@@ -1,0 +1,1 @@
+"""flowml-zenoh: tensors, images, detections and JSON between hosts over Zenoh."""
