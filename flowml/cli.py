@@ -1,4 +1,4 @@
-"""The ``flowml`` command: run | validate | nodes | schema | params | bench | demo | examples.
+"""The ``flowml`` command: run | validate | nodes | schema | params | bench | demo | examples | batch.
 
 Exit codes: 0 success, 1 a node failed while running, 2 a bad graph file or bad usage.
 """
@@ -582,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     exc.add_argument("dir", metavar="DIR")
     exc.add_argument("--no-models", action="store_true", help="do not build the models the graphs use")
     ex.set_defaults(fn=cmd_examples)
+    from .batch.command import add_parser as add_batch_parser  # flowml batch: Ray, or --local
+
+    add_batch_parser(sub)
     return p
 
 
