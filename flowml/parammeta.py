@@ -7,6 +7,7 @@ Every param of a node's ``Params`` model carries a ``ParamMeta``; a plugin autho
         path: str = Field(description="the model file", file="input", rebuild=True)
         device: str = Field("cpu", live=False)
         gain: float = Field(1.0, ge=0)           # live, applied through on_params
+        edits: list[dict] = Field([], in_place=True, parts=("value",))
 
 - ``live`` (default True): the param may change while the graph runs, from OSC, OSCQuery,
   an expression, smoothing, a preset recall. ``live=False``: it changes only in the graph file;
@@ -21,6 +22,18 @@ Every param of a node's ``Params`` model carries a ``ParamMeta``; a plugin autho
   implies ``rebuild``. ``"output"`` for a file (or a file name pattern) the node writes: never
   watched, and a value that comes live must resolve inside the folder the graph file set for it
   (see ``flowml.control.paths``); values written in the graph file itself are trusted.
+
+- ``in_place`` (default False): ``on_params`` applies a change by writing, in place, into
+  tensors the node's work reads (a weight edit copied into the weight's own storage); it does
+  not change what the node computes, only the numbers it computes with. A node captured as a
+  CUDA graph (``cuda_graph: true``) keeps replaying the same graph across such changes: the
+  capture leaves in-place params out of its key and its settling (``flowml.gpu.capture``).
+  ``on_params`` runs with the node's CUDA stream current, so its writes queue after the frames
+  before and ahead of the next one. A param with ``in_place`` must not need a rebuild.
+- ``parts``: for a list of mappings (``edits: [{name, op, value}]``), the keys of each item
+  that are live params of their own, at ``<prefix>/<node>/<param>/<i>/<key>`` (OSC, OSCQuery,
+  presets), and that may follow an expression in the graph file
+  (``value: {expr: "sin(t)"}``). A change of a part is a change of the whole param.
 
 So ``rebuild_fields`` is every field with ``rebuild=True``, ``live=False`` or ``file="input"``.
 A plain pydantic ``Field`` (or no ``Field``) gets the defaults: live, ``on_params``, no file.
@@ -40,7 +53,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 __all__ = ["FileRole", "ParamMeta", "Field", "param_meta", "rebuild_fields", "file_fields",
-           "SCHEMA_KEY"]
+           "in_place_fields", "SCHEMA_KEY"]
 
 FileRole = Literal["input", "output"]
 SCHEMA_KEY = "x-flowml"
@@ -59,10 +72,20 @@ class ParamMeta:
     file: FileRole | None = None
     """``"input"``: a file the node reads (watched by ``--watch``; a change rebuilds the node);
     ``"output"``: a file it writes (never watched; live values confined to the graph's folder)."""
+    in_place: bool = False
+    """Applied by ``on_params`` in place to tensors the node's (captured) work reads; does not
+    change the work itself, so a captured CUDA graph stays valid and is not captured again."""
+    parts: tuple[str, ...] = ()
+    """For a list of mappings: the item keys that are live params of their own
+    (``<param>/<i>/<key>``), each of which may follow an expression."""
 
     def __post_init__(self) -> None:
         if self.file is not None and self.file not in _ROLES:
             raise ValueError(f"file must be 'input', 'output' or None, got {self.file!r}")
+        if self.in_place and self.needs_rebuild:
+            raise ValueError("in_place=True is for params applied by on_params; it cannot be "
+                             "combined with rebuild=True, live=False or file='input'")
+        object.__setattr__(self, "parts", tuple(self.parts))
 
     @property
     def needs_rebuild(self) -> bool:
@@ -78,6 +101,10 @@ class ParamMeta:
             out["rebuild"] = True
         if self.file is not None:
             out["file"] = self.file
+        if self.in_place:
+            out["in_place"] = True
+        if self.parts:
+            out["parts"] = list(self.parts)
         return out
 
     def tag(self) -> str:
@@ -89,6 +116,8 @@ class ParamMeta:
             parts.append("not live")
         elif self.rebuild and self.file != "input":  # an input file rebuilds anyway
             parts.append("rebuild")
+        if self.in_place:
+            parts.append("in-place")
         return ",".join(parts)
 
 
@@ -96,9 +125,12 @@ DEFAULT = ParamMeta()
 
 
 def Field(default: Any = PydanticUndefined, *, live: bool = True, rebuild: bool = False,
-          file: FileRole | None = None, **kwargs: Any) -> Any:
-    """pydantic's ``Field`` with flowml's param metadata (``live``, ``rebuild``, ``file``)."""
-    meta = ParamMeta(live=bool(live), rebuild=bool(rebuild), file=file)
+          file: FileRole | None = None, in_place: bool = False, parts: tuple[str, ...] = (),
+          **kwargs: Any) -> Any:
+    """pydantic's ``Field`` with flowml's param metadata (``live``, ``rebuild``, ``file``,
+    ``in_place``, ``parts``)."""
+    meta = ParamMeta(live=bool(live), rebuild=bool(rebuild), file=file, in_place=bool(in_place),
+                     parts=tuple(parts))
     extra = kwargs.pop("json_schema_extra", None)
     entries = meta.as_schema()
     if entries:
@@ -123,9 +155,7 @@ def _meta_of(field: FieldInfo) -> ParamMeta:
     if isinstance(extra, dict):
         entries = extra.get(SCHEMA_KEY)
         if isinstance(entries, dict):
-            return ParamMeta(live=bool(entries.get("live", True)),
-                             rebuild=bool(entries.get("rebuild", False)),
-                             file=entries.get("file"))
+            return _from_entries(entries)
     elif callable(extra):  # a callable json_schema_extra (ours wraps the user's)
         schema: dict[str, Any] = {}
         try:
@@ -134,8 +164,14 @@ def _meta_of(field: FieldInfo) -> ParamMeta:
             return DEFAULT
         entries = schema.get(SCHEMA_KEY)
         if isinstance(entries, dict):
-            return ParamMeta(**{k: entries[k] for k in ("live", "rebuild", "file") if k in entries})
+            return _from_entries(entries)
     return DEFAULT
+
+
+def _from_entries(entries: dict[str, Any]) -> ParamMeta:
+    return ParamMeta(live=bool(entries.get("live", True)), rebuild=bool(entries.get("rebuild", False)),
+                     file=entries.get("file"), in_place=bool(entries.get("in_place", False)),
+                     parts=tuple(entries.get("parts", ())))
 
 
 def param_meta(model: type[BaseModel], name: str) -> ParamMeta:
@@ -163,3 +199,9 @@ def file_fields(model: type[BaseModel], role: FileRole) -> tuple[str, ...]:
 def live_fields(model: type[BaseModel]) -> frozenset[str]:
     """The params that may change while the graph runs."""
     return frozenset(n for n, f in model.model_fields.items() if _meta_of(f).live)
+
+
+def in_place_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The params that ``on_params`` applies in place to tensors the node's work reads
+    (``in_place=True``): a captured CUDA graph of the node stays valid when they change."""
+    return frozenset(n for n, f in model.model_fields.items() if _meta_of(f).in_place)

@@ -107,7 +107,11 @@ def build_tree(store: ParamStore, name: str = "flowml", control: bool = True) ->
         doc = rn.type.cls.describe() if hasattr(rn.type.cls, "describe") else ""
         holder["DESCRIPTION"] = f"{rn.type.name}: {doc}" if doc else rn.type.name
         for lp in params:
-            holder["CONTENTS"][lp.name] = _leaf(lp)
+            if lp.part is not None:  # /node/edits/0/value: inside the list param's node
+                where, _, leaf = lp.address.rpartition("/")
+                _place(root, where).setdefault("CONTENTS", {})[leaf] = _leaf(lp)
+            else:
+                holder["CONTENTS"][lp.name] = _leaf(lp)
     if control:
         for address, typetag, desc in ((SAVE, "i", "save every param as preset N"),
                                        (RECALL, "i", "recall preset N (a 2nd arg: crossfade seconds)"),

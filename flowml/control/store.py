@@ -16,6 +16,14 @@ reaching 95% of a jump in ``s`` seconds; a preset recalled with a crossfade move
 params linearly from where they were. Expression, smoothing and fade results are rounded for
 int params and clamped to the param's range; values sent over OSC are not clamped: out of
 range is an error.
+
+A param whose metadata names ``parts`` (a list of mappings, e.g. weight edits
+``[{name, op, value}]``) also has one live param per part of each item, named
+``<param>/<i>/<key>`` (address ``/<node>/edits/0/value``): it may follow an expression (from
+the graph file: ``value: {expr: "sin(t)"}``, or over OSC), be smoothed with a global
+``smooth:`` and be set on its own; a change of a part is handed to the node as a change of the
+whole param (``_fold_parts``). Parts go by position: when the list's length or keys change, the
+parts are made anew, each keeping its expression where its name still exists.
 """
 
 from __future__ import annotations
@@ -29,9 +37,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from ..graph.expr import Expression, ExprError, parse_expression
-from ..graph.live import is_expression
+from ..graph.live import is_expression, part_name
 from ..graph.resolved import ValidatedGraph
 from ..node import Tick
 from ..paraminfo import ParamInfo, describe_params
@@ -77,6 +86,7 @@ class LiveParam:
     fade: Fade | None = None
     version: int = 0                # bumped each time ``value`` changes
     meta: ParamMeta = ParamMeta()   # live / rebuild / file (flowml.parammeta)
+    part: tuple[str, int, str] | None = None  # (param, index, key) of a part of a list param
 
     @property
     def key(self) -> tuple[str, str]:
@@ -155,12 +165,105 @@ class ParamStore:
                 elif prev is not None and lp.smooth and prev.level is not None:
                     lp.value, lp.level = prev.value, prev.level  # a file edit glides too
                 params[lp.address] = lp
+                for part in self._parts_of(lp, rn.expressions, smooth):
+                    prev = carry.get(part.key) if carry else None
+                    if prev is not None and _same_definition(old_graph, graph, part.key):
+                        part.expr, part.fade = prev.expr, prev.fade
+                    params[part.address] = part
         self.graph = graph
         self.params = params
         self.by_key = {lp.key: lp for lp in params.values()}
         self._rank = {key: i for i, key in enumerate(self.by_key)}
         self._moving = {lp.key for lp in params.values() if lp.moving()}
         self._update_wanted_outputs()
+
+    def _parts_of(self, parent: LiveParam, expressions: dict[str, str] | None = None,
+                  smooth: Any = None) -> list[LiveParam]:
+        """The live params of the parts of ``parent``'s items (its metadata's ``parts``)."""
+        keys = parent.meta.parts
+        items = parent.value
+        if not keys or not isinstance(items, (list, tuple)):
+            return []
+        meta = ParamMeta(live=parent.meta.live, in_place=parent.meta.in_place)
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            for key in keys:
+                if key not in item:
+                    continue
+                name, value = part_name(parent.name, i, key), item[key]
+                what = f" ({item['name']})" if isinstance(item.get("name"), str) else ""
+                info = ParamInfo(name, type(value).__name__, value,
+                                 description=f"{key} of {parent.name}[{i}]{what}")
+                shape = shape_of(FieldInfo.from_annotation(type(value)), value)
+                lp = LiveParam(parent.node, name, param_address(self.prefix, parent.node, name),
+                               info, shape, value, value, meta=meta, part=(parent.name, i, key))
+                text = (expressions or {}).get(name)
+                if text is not None and meta.live:
+                    lp.expr = parse_expression(text)
+                if shape.numeric:
+                    lp.smooth = float(smooth) if isinstance(smooth, (int, float)) else 0.0
+                    lp.level = _level(value)
+                out.append(lp)
+        return out
+
+    def _sync_parts(self, node: str, param: str) -> None:
+        """After ``param`` of ``node`` changed: its parts follow its new items (new parts when
+        the list's shape changed, each keeping the expression of the part of the same name)."""
+        parent = self.by_key.get((node, param))
+        if parent is None or not parent.meta.parts:
+            return
+        old = {lp.name: lp for lp in self.by_key.values() if lp.node == node and lp.part
+               and lp.part[0] == param}
+        new = self._parts_of(parent, smooth=None)
+        if [lp.name for lp in new] == list(old):
+            for lp in new:
+                kept = old[lp.name]
+                kept.value, kept.version = lp.value, kept.version + 1
+                if kept.expr is None and kept.fade is None:
+                    kept.target, kept.level = lp.value, lp.level
+            return
+        for lp in new:
+            prev = old.get(lp.name)
+            if prev is not None:
+                lp.expr, lp.smooth = prev.expr, prev.smooth
+        for lp in old.values():
+            self.params.pop(lp.address, None)
+            self._moving.discard(lp.key)
+        params: dict[str, LiveParam] = {}
+        for address, lp in self.params.items():  # the parts right after their param
+            params[address] = lp
+            if lp is parent:
+                params.update((p.address, p) for p in new)
+        self.params = params
+        self.by_key = {lp.key: lp for lp in params.values()}
+        self._rank = {key: i for i, key in enumerate(self.by_key)}
+        self._moving |= {lp.key for lp in new if lp.moving()}
+        self._update_wanted_outputs()
+
+    def _fold_parts(self, node: str, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with the values of parts folded into their params' lists (what the
+        node's params model takes); a param in ``values`` itself is the list they go into."""
+        parts = [(n, self.by_key[(node, n)].part) for n in values
+                 if (node, n) in self.by_key and self.by_key[(node, n)].part is not None]
+        if not parts:
+            return values
+        out = {n: v for n, v in values.items() if (node, n) not in self.by_key
+               or self.by_key[(node, n)].part is None}
+        for name, (param, i, key) in parts:
+            items = list(out.get(param, self.by_key[(node, param)].value))
+            if i < len(items) and isinstance(items[i], dict):
+                items[i] = {**items[i], key: values[name]}
+            out[param] = items
+        return out
+
+    def _value_in(self, params: Any, node: str, name: str) -> Any:
+        """A param's value in ``params`` (a part: its item's value, None if it has none)."""
+        lp = self.by_key.get((node, name))
+        if lp is None or lp.part is None:
+            return getattr(params, name)
+        return _part_value(params, lp.part)
 
     def _update_wanted_outputs(self) -> None:
         wanted = set()
@@ -206,12 +309,12 @@ class ParamStore:
             raise ControlError(f"no node {node!r} in the running graph")
         model: type[BaseModel] = rn.type.cls.Params
         try:
-            new = model.model_validate({**self._values_of(node), **raw})
+            new = model.model_validate({**self._values_of(node), **self._fold_parts(node, raw)})
         except ValidationError as exc:
             raise ControlError(_reason(exc)) from None
         except Exception as exc:  # a plugin's own validator failed
             raise ControlError(f"{type(exc).__name__}: {exc}") from None
-        out = {name: getattr(new, name) for name in raw}
+        out = {name: self._value_in(new, node, name) for name in raw}
         for name, value in out.items():
             problem = self.live_problem(node, name, value)
             if problem:
@@ -374,7 +477,7 @@ class ParamStore:
         updates: dict[str, dict[str, Any]] = defaultdict(dict)
         if rebound:  # keep live values over what the reload queued from the file
             for lp in self.by_key.values():
-                if not _same(lp.value, getattr(self.graph.nodes[lp.node].params, lp.name)):
+                if lp.part is None and not _same(lp.value, getattr(self.graph.nodes[lp.node].params, lp.name)):
                     updates[lp.node][lp.name] = lp.value
         # plain values first, then expressions in graph order: an expression sees this tick's
         # values of the params it reads (of an expression-valued one: if it comes earlier)
@@ -486,17 +589,26 @@ class ParamStore:
         for node, values in updates.items():
             groups = [values] if len(values) == 1 else [values, *({k: v} for k, v in values.items())]
             for group in groups:
+                folded = self._fold_parts(node, group)
                 try:
-                    new = self.sched.set_params(node, group)
+                    new = self.sched.set_params(node, folded)
                 except Exception as exc:
                     if len(group) == 1:
                         self._refused(node, group, exc)
                     continue
                 for name in group:
                     lp = self.by_key[(node, name)]
-                    lp.value = getattr(new, name)
+                    lp.value = self._value_in(new, node, name)
                     lp.version += 1
                     changed.append(lp)
+                for name in folded:  # a list whose parts are live params: they follow it
+                    parent = self.by_key.get((node, name))
+                    if parent is not None and parent.meta.parts:
+                        if name not in group:
+                            parent.value = getattr(new, name)
+                            parent.version += 1
+                            changed.append(parent)
+                        self._sync_parts(node, name)
                 if group is values:
                     break
         return changed
@@ -512,6 +624,9 @@ class ParamStore:
             lp = self.by_key.get((node, name))
             if lp is None:
                 continue
+            if lp.meta.parts:
+                lp.value = getattr(kept, name)  # the parts follow it back
+                self._sync_parts(node, name)
             self.reporter.error(lp.address, f"node refused {getattr(refused, name)!r}, keeps "
                                             f"{getattr(kept, name)!r}: {getattr(why, 'error', why)}")
             if _same(lp.value, getattr(refused, name)):
@@ -592,7 +707,21 @@ def _same_definition(old: ValidatedGraph, new: ValidatedGraph, key: tuple[str, s
         return False
     if a.expressions.get(name) != b.expressions.get(name):
         return False
-    return a.expressions.get(name) is not None or _same(getattr(a.params, name), getattr(b.params, name))
+    if a.expressions.get(name) is not None:
+        return True
+    if "/" in name:  # a part of a list param: param/index/key
+        param, index, key = name.split("/")
+        return _same(_part_value(a.params, (param, int(index), key)),
+                     _part_value(b.params, (param, int(index), key)))
+    return _same(getattr(a.params, name), getattr(b.params, name))
+
+
+def _part_value(params: Any, part: tuple[str, int, str]) -> Any:
+    param, i, key = part
+    items = getattr(params, param, None)
+    if isinstance(items, (list, tuple)) and i < len(items) and isinstance(items[i], dict):
+        return items[i].get(key)
+    return None
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -6,15 +6,24 @@ captured with its tensor inputs copied into static buffers; each call copies the
 replays, and clones the outputs (so frames in flight never share an output buffer). A change
 of input shape, dtype or of the node's params captures again; params that keep changing
 (animated) run eagerly until they settle (``SETTLE_CALLS``).
+
+Params marked ``in_place`` (``flowml.Field(..., in_place=True)``: a weight edit that
+``on_params`` writes into the weight's own storage) are left out of both: the graph reads that
+storage at every replay, so it stays valid while they change, even every frame. Their writes
+are ordered by the stream: ``on_params`` runs with the node's stream current (see
+``flowml.runtime.node_runtime``), after the previous replay was queued there and before this
+one. ``captures``, ``replays`` and ``eager_calls`` count what happened.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable
 
 import torch
 
 from ..node import NodeError
+from ..parammeta import in_place_fields
 from .lanes import iter_tensors, map_tensors
 
 
@@ -42,33 +51,61 @@ def _signature(inputs: dict[str, Any]) -> tuple:
     return tuple((k, sig(v)) for k, v in sorted(inputs.items()))
 
 
+@lru_cache(maxsize=256)
+def _kept(model: type) -> tuple[str, ...]:
+    skip = in_place_fields(model)
+    return tuple(n for n in model.model_fields if n not in skip)
+
+
+def _structure(params: Any) -> tuple:
+    """What of ``params`` a captured graph depends on: every param but the in-place ones."""
+    if not hasattr(type(params), "model_fields"):
+        return (params,)
+    return tuple((n, getattr(params, n)) for n in _kept(type(params)))
+
+
 class CapturedCall:
     """Replays ``fn(inputs)`` as a CUDA graph. Call it on the stream the node runs on."""
 
     def __init__(self, fn: Callable[[dict[str, Any]], Any], node_id: str, warmup: int = 3):
         self.fn, self.node_id, self.warmup = fn, node_id, warmup
         self.key: tuple | None = None
-        self.captures = 0
-        self.eager_calls = 0
-        self._params: Any = None      # the params the graph was captured with
+        self.captures = 0             # graphs captured (1 + the recaptures)
+        self.replays = 0              # calls answered by replaying the graph
+        self.eager_calls = 0          # calls run eagerly while params moved
+        self._structure: tuple | None = None  # the params (less in-place ones) of the graph
         self._last_params: Any = None
-        self._calm = 0                # calls since the params last changed
+        self._last_structure: tuple | None = None
+        self._calm = 0                # calls since the params (less in-place ones) last changed
+
+    @property
+    def recaptures(self) -> int:
+        return max(0, self.captures - 1)
+
+    def counters(self) -> dict[str, int]:
+        """``captures``, ``recaptures``, ``replays`` and ``eager_calls`` so far."""
+        return {"captures": self.captures, "recaptures": self.recaptures,
+                "replays": self.replays, "eager_calls": self.eager_calls}
 
     def __call__(self, inputs: dict[str, Any], params: Any) -> Any:
-        same = params is self._last_params or params == self._last_params
+        if params is not self._last_params:  # a new params instance: compare what matters
+            structure = _structure(params)
+            same = structure == self._last_structure
+            self._last_params, self._last_structure = params, structure
+        else:
+            same = True
         self._calm = self._calm + 1 if same else 0
-        self._last_params = params
         key = _signature(inputs)
-        current = self.key is not None and (params is self._params or params == self._params)
-        if not (current and key == self.key):
+        if not (self.key is not None and key == self.key and self._last_structure == self._structure):
             if self.key is not None and self._calm < SETTLE_CALLS:
                 self.eager_calls += 1
                 return self.fn(inputs)  # params on the move: eager until they settle
             self._capture(inputs)
-            self.key, self._params = key, params
+            self.key, self._structure = key, self._last_structure
         for dst, src in zip(iter_tensors(self.static_in), iter_tensors(inputs)):
             dst.copy_(src, non_blocking=True)
         self.graph.replay()
+        self.replays += 1
         return map_tensors(self.static_out, lambda t: t.clone())
 
     def _capture(self, inputs: dict[str, Any]) -> None:

@@ -27,7 +27,7 @@ from ..ports import ANY, JSON, SCALAR
 from .expr import Expression, ExprError, parse_expression
 from .yaml_source import YamlPath
 
-__all__ = ["LiveParams", "split_expressions", "check_smooth", "check_references",
+__all__ = ["LiveParams", "split_expressions", "part_name", "check_smooth", "check_references",
            "is_expression", "StartValues", "numeric_fields", "allow_expressions_in_schema"]
 
 EXPR_KEY = "expr"
@@ -62,6 +62,8 @@ def split_expressions(params: Mapping[str, Any], model: type[BaseModel],
     a mapping itself (``dict``, ``Any``, a model) keeps ``{expr: ...}`` as its plain value."""
     live = LiveParams(dict(params))
     for name, value in params.items():
+        if name in model.model_fields and isinstance(value, list):
+            _split_parts(live, name, value, model, start)
         if not is_expression(value) or name not in model.model_fields:
             continue
         if _takes_mapping(model.model_fields[name].annotation):
@@ -79,6 +81,43 @@ def split_expressions(params: Mapping[str, Any], model: type[BaseModel],
         live.expressions[name] = text
         live.parsed[name] = parsed
     return live
+
+
+def part_name(param: str, index: int, key: str) -> str:
+    """The name of a part of a list param (``edits/0/value``): its address is the param's
+    address and ``/<index>/<key>``."""
+    return f"{param}/{index}/{key}"
+
+
+def _split_parts(live: LiveParams, name: str, items: list[Any], model: type[BaseModel],
+                 start: "StartValues | None") -> None:
+    """The ``{expr: ...}`` values of the parts of a list param (``parts=`` in its metadata:
+    ``edits: [{name: w, value: {expr: "sin(t)"}}]``), each replaced by its value at t = 0."""
+    from ..parammeta import param_meta
+
+    parts = param_meta(model, name).parts
+    if not parts:
+        return
+    out = list(items)
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        for key in parts:
+            if key not in item or not is_expression(item[key]):
+                continue
+            text = item[key][EXPR_KEY]
+            try:
+                parsed = parse_expression(text)
+                value = parsed.evaluate(0.0, 0, start or _zero)
+            except ExprError as exc:
+                where = f" (column {exc.col})" if exc.col > 0 else ""
+                live.problems.append(((name, i, key, EXPR_KEY),
+                                      f"param '{name}[{i}].{key}': bad expression: {exc.message}{where}"))
+                continue
+            out[i] = {**out[i], key: value}
+            live.expressions[part_name(name, i, key)] = text
+            live.parsed[part_name(name, i, key)] = parsed
+    live.values[name] = out
 
 
 def _as_runtime_would(value: Any, annotation: Any) -> Any:

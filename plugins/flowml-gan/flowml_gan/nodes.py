@@ -6,25 +6,31 @@ import math
 from collections import OrderedDict
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 import flowml
 from flowml import IMAGE, TENSOR, Field, Node, NodeError, Output, Ports
 from flowml.lazy import lazy_import
+from flowml_torch.specs import EDITS_HELP, EditSpec, check_edits, check_taps
 
 torch = lazy_import("torch")
 
 __all__ = ["StyleGANLatent", "StyleGANGenerator", "EditSpec", "seed_z"]
 
 SNAPSHOT_HELP = ("snapshot file, relative to the graph file: an official StyleGAN2 .pkl "
-                 "(read without running its code) or a .pt from flowml_gan.snapshot.save_pt")
+                 "(read without running its code), a .pt from flowml_gan.snapshot.save_pt or a "
+                 ".safetensors state dict with its init kwargs (flowml_gan.safetensors_io)")
 
 
 def _load(node: Node, path: str, key: str) -> Any:
+    from .safetensors_io import load_generator_safetensors
     from .snapshot import SnapshotError, load_generator
 
     try:
-        G = load_generator(node.ctx.resolve(path), key=key, shown_as=path)
+        if path.endswith(".safetensors"):
+            G = load_generator_safetensors(node.ctx.resolve(path), shown_as=path)
+        else:
+            G = load_generator(node.ctx.resolve(path), key=key, shown_as=path)
     except SnapshotError as exc:
         raise NodeError(str(exc)) from None
     return G.to(node.ctx.torch_device)
@@ -144,15 +150,6 @@ class StyleGANLatent(Node):
         return {"w": w}
 
 
-class EditSpec(BaseModel):
-    """One weight edit: ``{name: synthesis.b4.conv1.weight, op: scale, value: 0.5}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str
-    op: Literal["scale", "add", "set", "noise"] = "scale"
-    value: float = 1.0
-
-
 class StyleGANGenerator(Node):
     """StyleGAN2 synthesis: ``w`` (B, num_ws, w_dim) -> ``image`` (B, 3, H, W) in [0, 1].
 
@@ -160,8 +157,11 @@ class StyleGANGenerator(Node):
     tensor output per named layer (``synthesis.b16.conv1``, or ``l16=synthesis.b16`` to name
     the port; ``name:i`` picks the i-th tensor of a block's ``(x, img)``); the default port
     name is the layer's with ``_`` for ``.``. ``edits`` change weights live, each recomputed
-    from the kept original (never compounding) and written into the same storage; an edit
-    taken out of the list restores the original exactly. ``precision: mixed`` runs the
+    from the kept original (never compounding) and written into the same storage, on the
+    node's stream, so a captured generator (``cuda_graph: true``) keeps replaying its graph;
+    an edit taken out of the list restores the original exactly. Each edit's value is a live
+    param of its own (``/gen/edits/0/value``) and may follow an expression in the graph file
+    (``value: {expr: "sin(t)"}``). ``precision: mixed`` runs the
     snapshot's fp16 blocks in fp16, as NVIDIA's training config does (a GPU choice).
     """
 
@@ -179,27 +179,18 @@ class StyleGANGenerator(Node):
             "layers whose outputs become tensor ports, e.g. [synthesis.b16.conv1, l32=synthesis.b32:0]"))
         image: bool = Field(True, live=False, description=(
             "compute and output the image; false: only the taps, stopping after the last one"))
-        edits: list[dict[str, Any]] = Field([], description=(
-            "weight edits, e.g. [{name: synthesis.b4.const, op: scale, value: 1.5}]; op: "
-            "scale, add, set or noise (value: its amplitude); over OSC the whole list as JSON text"))
+        edits: list[dict[str, Any]] = Field([], in_place=True, parts=("value",),
+                                            description=EDITS_HELP)
 
         @field_validator("edits")
         @classmethod
         def _edits(cls, edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            # checked by EditSpec, kept as plain dicts (they show and travel as JSON)
-            return [EditSpec.model_validate(e).model_dump() for e in edits]
+            return check_edits(edits)  # checked by EditSpec, kept as plain dicts
 
         @field_validator("taps")
         @classmethod
         def _taps(cls, taps: list[str]) -> list[str]:
-            from .tapnames import parse_tap
-
-            ports = [parse_tap(t)[0] for t in taps]
-            dup = sorted({p for p in ports if ports.count(p) > 1} | ({"image"} & set(ports)))
-            if dup:
-                raise ValueError(f"tap ports {dup} are used twice (or clash with 'image'); "
-                                 "name them: [a=synthesis.b8, b=synthesis.b16]")
-            return taps
+            return check_taps(taps, {"image"})
 
         @model_validator(mode="after")
         def _something_out(self) -> "StyleGANGenerator.Params":
@@ -210,8 +201,7 @@ class StyleGANGenerator(Node):
     @classmethod
     def ports(cls, params: Params) -> Ports:
         from flowml import Input
-
-        from .tapnames import parse_tap
+        from flowml_torch.specs import parse_tap
 
         taps = tuple(Output(parse_tap(t)[0], TENSOR, f"the output of {parse_tap(t)[1]}")
                      for t in params.taps)  # type: ignore[attr-defined]
@@ -237,28 +227,20 @@ class StyleGANGenerator(Node):
                             "takes w); tap layers under synthesis")
         self.taps.stop_when_done = not p.image
         self.edits = WeightEdits(self.G)
-        self._set_edits(p.edits)  # self._pending: edits to write at the next process
-
-    def _edit_list(self, edits: list[dict[str, Any]]) -> list[Any]:
-        """The edits checked against the network (a wrong name: NodeError with the closest)."""
-        from .taps import Edit
-
-        out = [Edit(e["name"], e["op"], e["value"]) for e in edits]
-        try:
-            self.edits.check(out)
-        except ValueError as exc:
-            raise NodeError(f"{self.params.path}: {exc}") from None
-        return out
+        self._set_edits(p.edits)
 
     def _set_edits(self, edits: list[dict[str, Any]]) -> None:
-        self.edits.set(self._edit_list(edits))
-        self._pending = None
+        """Write ``edits`` in place (a wrong name: NodeError with the closest, nothing changed)."""
+        try:
+            self.edits.set(edits)
+        except ValueError as exc:
+            raise NodeError(f"{self.params.path}: {exc}") from None
 
     def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
         if old.edits != new.edits:  # type: ignore[attr-defined]
-            # checked now (a wrong name refuses the change); written at the start of the next
-            # process, which runs on the node's CUDA stream: in order with the frames before
-            self._pending = self._edit_list(new.edits)  # type: ignore[attr-defined]
+            # in place, on the node's CUDA stream (current during on_params): after the frames
+            # queued before, ahead of the next one, which a captured graph replays unchanged
+            self._set_edits(new.edits)  # type: ignore[attr-defined]
 
     def process(self, w: Any) -> dict[str, Any]:
         from .taps import TapsDone
@@ -270,9 +252,6 @@ class StyleGANGenerator(Node):
             raise NodeError(f"w must be (B, {s.num_ws}, {s.w_dim}) for {p.path}, got {got}; "
                             "make it with stylegan.latent on the same snapshot")
         w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
-        if self._pending is not None:
-            self.edits.set(self._pending)
-            self._pending = None
         self.taps.values.clear()
         out: dict[str, Any] = {}
         with torch.no_grad():

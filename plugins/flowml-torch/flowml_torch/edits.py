@@ -1,0 +1,135 @@
+"""Weight edits by name on any ``torch.nn.Module`` (or torch.export program), from kept originals.
+
+``WeightEdits.set([{name, op, value}, ...])`` makes a list of edits the ones in force. Every
+edited tensor is recomputed from a copy of its original, kept when it was first edited (never
+from the edited tensor, so edits never compound: 100 edits ``scale 2`` then ``scale 2`` is one
+``scale 2``), and written *in place* into the parameter's own storage (``out=`` / ``copy_``
+on the current CUDA stream), so anything that reads the tensor, a captured CUDA graph
+included, sees the new numbers without being rebuilt. An edit removed from the list restores
+the original bit-exactly (``copy_`` of the kept copy), and the copy is dropped.
+
+Ops: ``scale`` multiplies the original by ``value``, ``add`` adds ``value``, ``set`` fills with
+it, ``noise`` adds ``value`` times a fixed standard normal noise (seeded by the name and the
+edit's ``seed``: an animated amplitude never flickers, and a run is repeatable). Several edits
+of one name apply in list order. Unknown names raise ``ValueError`` listing the closest ones.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .specs import EditOp
+from .taps import closest
+
+__all__ = ["Edit", "WeightEdits", "EditOp", "edits_from"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One weight edit (see the module docstring for the ops)."""
+
+    name: str
+    op: EditOp = "scale"
+    value: float = 1.0
+    seed: int = 0
+
+    def write(self, source: torch.Tensor, target: torch.Tensor, noise: "NoiseBank") -> None:
+        """``target = op(source)``, in place (``source`` may be ``target`` itself)."""
+        v = float(self.value)
+        if self.op == "scale":
+            torch.mul(source, v, out=target)
+        elif self.op == "add":
+            torch.add(source, v, out=target)
+        elif self.op == "set":
+            target.fill_(v)
+        elif self.op == "noise":
+            torch.add(source, noise.get(self, target), alpha=v, out=target)
+        else:
+            raise ValueError(f"edit {self.name}: op {self.op!r}; use scale, add, set or noise")
+
+
+def edits_from(specs: Iterable[Edit | Mapping[str, Any]]) -> tuple[Edit, ...]:
+    """Edits from ``Edit``s or dicts (``EditSpec``'s fields)."""
+    return tuple(e if isinstance(e, Edit) else Edit(**dict(e)) for e in specs)
+
+
+class NoiseBank:
+    """The fixed noise of each (name, seed), made once on the CPU (repeatable on any device),
+    kept on the tensor's device and in its dtype."""
+
+    def __init__(self) -> None:
+        self._noise: dict[tuple, torch.Tensor] = {}
+
+    def get(self, edit: Edit, like: torch.Tensor) -> torch.Tensor:
+        key = (edit.name, edit.seed, tuple(like.shape), like.device, like.dtype)
+        noise = self._noise.get(key)
+        if noise is None:
+            seed = (zlib.crc32(edit.name.encode()) + edit.seed) % 2**63
+            cpu = torch.randn(tuple(like.shape), generator=torch.Generator().manual_seed(seed))
+            noise = self._noise[key] = cpu.to(device=like.device, dtype=like.dtype)
+        return noise
+
+
+class WeightEdits:
+    """Edits of ``model``'s parameters and buffers by name, from kept originals."""
+
+    def __init__(self, model: nn.Module):
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.bind(model)
+        self.originals: dict[str, torch.Tensor] = {}
+        self.active: tuple[Edit, ...] = ()
+        self.noise = NoiseBank()
+        self.writes = 0  # tensors written so far (a test and a benchmark read it)
+
+    def bind(self, model: nn.Module) -> None:
+        self.tensors = dict(model.named_parameters(remove_duplicate=False))
+        self.tensors.update(dict(model.named_buffers(remove_duplicate=False)))
+
+    def check(self, edits: Iterable[Edit]) -> None:
+        """Raise ``ValueError`` for an edit of a name the model does not have, or of an
+        integer tensor (a counter such as BatchNorm's ``num_batches_tracked``)."""
+        for e in edits:
+            t = self.tensors.get(e.name)
+            if t is None:
+                raise ValueError(f"edit {e.name!r}: no such weight; closest: "
+                                 f"{closest(e.name, self.tensors)}")
+            if not t.is_floating_point():
+                raise ValueError(f"edit {e.name!r}: a {str(t.dtype).removeprefix('torch.')} "
+                                 "tensor (a counter or an index), not a weight; edit a float one")
+
+    def set(self, edits: Iterable[Edit | Mapping[str, Any]]) -> None:
+        """Make ``edits`` the edits in force (an empty list restores every original). Runs on
+        the current CUDA stream; raises ValueError (nothing changed) for a wrong name."""
+        edits = edits_from(edits)
+        self.check(edits)
+        touched = list(dict.fromkeys([e.name for e in self.active] + [e.name for e in edits]))
+        with torch.no_grad():
+            for name in touched:
+                target = self.tensors[name]
+                original = self.originals.get(name)
+                if original is None:
+                    original = self.originals[name] = target.detach().clone()
+                mine = [e for e in edits if e.name == name]
+                if mine and mine == [e for e in self.active if e.name == name]:
+                    continue  # unchanged: already written
+                if not mine:
+                    target.copy_(original)  # restored: bit-exact
+                    del self.originals[name]
+                for i, e in enumerate(mine):
+                    e.write(original if i == 0 else target, target, self.noise)
+                self.writes += 1
+        self.active = edits
+
+    def rebind(self, model: nn.Module) -> None:
+        """After ``model.to(...)`` moved or cast its tensors: find them again, move the kept
+        originals with them and write the edits in force again (from the originals)."""
+        self.bind(model)
+        for name, orig in list(self.originals.items()):
+            t = self.tensors[name]
+            self.originals[name] = orig.to(device=t.device, dtype=t.dtype)
+        self.set(self.active)

@@ -1,0 +1,69 @@
+"""Tap and edit specs as graph files write them (torch-free: validating a graph imports no torch).
+
+- a tap: ``"[port=]module.name[:index]"`` (``parse_tap``);
+- an edit: ``{name: synthesis.input.weight, op: scale|add|set|noise, value: 1.0}``
+  (``EditSpec``); in a graph file ``value`` may follow an expression (``{expr: "sin(t)"}``),
+  and each edit's value is a live param of its own, ``/<node>/edits/<i>/value`` (the
+  ``parts`` of ``EDITS_FIELD``'s metadata).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["parse_tap", "EditSpec", "EditOp", "check_edits", "check_taps", "EDITS_HELP"]
+
+EditOp = Literal["scale", "add", "set", "noise"]
+EDITS_HELP = ("weight edits, e.g. [{name: synthesis.input.weight, op: scale, value: {expr: "
+              "\"sin(t)\"}}]; op: scale, add, set or noise (value: its amplitude); each value is "
+              "live at /<node>/edits/<i>/value, the whole list as JSON text at /<node>/edits")
+
+
+def parse_tap(spec: str) -> tuple[str, str, int | None]:
+    """``"[port=]module.name[:index]"`` -> (port, module name, tuple index or None). The port
+    defaults to the module name with ``.`` and ``:`` as ``_`` (``synthesis_b16_conv1``), with
+    ``layer_`` before a name that starts with a digit (``layer_0``)."""
+    port, eq, target = spec.partition("=")
+    if not eq:
+        port, target = "", spec
+    name, colon, index = target.partition(":")
+    if colon and not index.isdigit():
+        raise ValueError(f"tap {spec!r}: after ':' comes the index of a tensor in the module's "
+                         "output tuple, e.g. synthesis.b16:0")
+    if not port:
+        port = target.replace(".", "_").replace(":", "_")
+        port = f"layer_{port}" if port[:1].isdigit() else port  # nn.Sequential's "0"
+    if not port.isidentifier():
+        raise ValueError(f"tap {spec!r}: port name {port!r} is not an identifier; write "
+                         "`name=module.path`, e.g. l16=synthesis.b16.conv1")
+    return port, name, int(index) if colon else None
+
+
+def check_taps(taps: list[str], taken: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Every tap parses and names a port of its own, none of ``taken`` (the node's other
+    outputs); raises ValueError saying how to name them."""
+    ports = [parse_tap(t)[0] for t in taps]
+    dup = sorted({p for p in ports if ports.count(p) > 1} | (set(taken) & set(ports)))
+    if dup:
+        clash = f" (or clash with {', '.join(map(repr, sorted(taken)))})" if taken else ""
+        raise ValueError(f"tap ports {dup} are used twice{clash}; name them: "
+                         "[a=layer.one, b=layer.two]")
+    return taps
+
+
+class EditSpec(BaseModel):
+    """One weight edit: ``{name: synthesis.b4.conv1.weight, op: scale, value: 0.5}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    op: EditOp = "scale"
+    value: float = 1.0
+    seed: int = 0
+    """For ``noise``: which fixed noise (the same seed and name give the same noise)."""
+
+
+def check_edits(edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each edit checked by ``EditSpec``, kept as a plain dict (they show and travel as JSON)."""
+    return [EditSpec.model_validate(e).model_dump() for e in edits]
