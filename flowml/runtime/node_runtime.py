@@ -115,6 +115,10 @@ class NodeRuntime:
         """Run ``process`` once with ``params`` (for a GPU node: on its CUDA lane after
         ``waits``; ``foreign`` inputs come from another lane) and time it; raise NodeFailed."""
         if params is not None and params is not self.node.params:
+            if self.gpu is not None:  # on_params runs on the node's stream: its in-place writes
+                from ..gpu.lanes import use_stream  # (weight edits) queue after the frames
+
+                use_stream(self.gpu.lane.stream)  # before and ahead of this one (a replay too)
             self.apply_params(params, tick.index)
         self.node.ctx.tick = tick
         t0 = time.perf_counter()
