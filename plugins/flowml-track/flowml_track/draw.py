@@ -40,7 +40,7 @@ def palette(ids: Any, device: Any) -> Any:
     import colorsys
 
     ids = [int(i) for i in ids]
-    rgb = [colorsys.hsv_to_rgb((0.13 + 0.618034 * max(i, 0)) % 1.0, 0.85, 1.0) for i in ids]
+    rgb = [colorsys.hsv_to_rgb((0.6 + 0.618034 * max(i, 0)) % 1.0, 0.7, 1.0) for i in ids]
     return torch.tensor(rgb, dtype=torch.float32, device=device).reshape(-1, 3)
 
 
