@@ -43,7 +43,7 @@ class BackgroundDetector(Node):
         shadows: bool = Field(True, description="detect shadows (then dropped from the mask)")
         learning_rate: float | None = Field(None, ge=-1.0, le=1.0, description=(
             "how fast the background follows the scene, per frame; -1: OpenCV's automatic "
-            "1/frames; 0: frozen; none: 0.005 for MOG2 (whose automatic rate is fast at the "
+            "1/frames; 0: frozen; none: 0.002 for MOG2 (whose automatic rate is fast at the "
             "start: slow objects melt into the background), automatic for KNN"))
         blur: int = Field(3, ge=0, le=31, description="median blur of the mask, odd kernel size; 0: none")
         open_px: int = Field(3, ge=0, le=99, description="opening kernel size (removes specks); 0: none")
@@ -77,7 +77,7 @@ class BackgroundDetector(Node):
             raise NodeError(f"detect.background: expected an RGB image, got {tuple(image.shape)}")
         p = self.params
         frame = np.ascontiguousarray(image[0, ..., :3].numpy())
-        rate = p.learning_rate if p.learning_rate is not None else (0.005 if p.method == "mog2" else -1.0)
+        rate = p.learning_rate if p.learning_rate is not None else (0.002 if p.method == "mog2" else -1.0)
         mask = self.subtractor.apply(frame, learningRate=rate)
         mask = np.where(mask > 200, 255, 0).astype(np.uint8)  # shadows are 127
         mask = clean(mask, p.blur, p.open_px, p.close_px)
