@@ -17,17 +17,20 @@ DEMO_HINT = ("`flowml examples copy NAME DIR` copies an example graph and builds
 
 
 def load_model(path: Path, device: torch.device, dtype: torch.dtype, *,
-               shown_as: str) -> Callable[..., object]:
+               shown_as: str, unflatten: bool = False) -> Callable[..., object]:
     """The model in ``path`` on ``device``, its floating weights in ``dtype``, in eval mode.
 
-    ``shown_as`` is the path as the user wrote it, for messages.
+    ``shown_as`` is the path as the user wrote it, for messages. ``unflatten``: a torch.export
+    program as ``torch.export.unflatten`` makes it, a module whose submodules keep the names of
+    the module that was exported (what taps hook); else its flat ``.module()``.
     """
     if not path.is_file():
         raise NodeError(f"model file not found: {path} (path: {shown_as}, relative to the graph "
                         f"file); {DEMO_HINT}")
     try:
         if path.suffix == ".pt2":
-            model = torch.export.load(str(path)).module()
+            program = torch.export.load(str(path))
+            model = torch.export.unflatten(program) if unflatten else program.module()
         else:
             with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; we still load it
                 warnings.filterwarnings("ignore", "`torch.jit", DeprecationWarning)

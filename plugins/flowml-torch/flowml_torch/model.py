@@ -7,13 +7,14 @@ from typing import Any, Literal, Optional
 from flowml.lazy import lazy_import
 torch = lazy_import("torch")
 F = lazy_import("torch.nn.functional")
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 import flowml
 from flowml import Field, Input, Node, NodeError, Output, Ports
 
 from .introspect import Scalar, apply_attributes, arguments, describe_arguments
 from .loading import last_line, load_model, optimize
+from .specs import EDITS_HELP, check_edits, check_taps, parse_tap
 from flowml.ports import TENSOR, check_port_list, parse_port
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
@@ -39,6 +40,18 @@ class TorchModel(Node):
     them is the bound (BGMv2 at ``backbone_scale`` 0.25, 1080p fp16: 125 -> 210 fps in a plain
     loop, H100, 2026-11-22). Its settable attributes stay live; changing ``precision`` or
     ``channels_last`` then loads the file again.
+
+    ``taps: [layer.name, ...]`` adds one tensor output per named layer (its output, from a
+    forward hook; ``port=layer.name`` names the port, ``name:i`` picks the i-th tensor of a
+    tuple). A torch.export program is tapped through ``torch.export.unflatten``, whose
+    submodules keep the exported module's names; a TorchScript file cannot be tapped (its
+    compiled forward runs no Python hooks): export the model with torch.export instead.
+    ``edits: [{name: conv.weight, op: scale|add|set|noise, value: 1.0}]`` changes weights and
+    buffers live: each from the kept original (never compounding), in place on the node's
+    stream (a captured CUDA graph keeps replaying), restored bit-exactly when removed; each
+    value is a live param (``/<node>/edits/<i>/value``) and may follow ``{expr: ...}``.
+    ``weights`` loads a ``.safetensors`` state dict into the model (e.g. fine-tuned weights
+    for an exported architecture).
 
     ``attributes`` sets a TorchScript module's top-level attributes: Background Matting V2 is
     steered this way (``{backbone_scale: 0.25, refine_mode: sampling, refine_sample_pixels:
@@ -68,6 +81,24 @@ class TorchModel(Node):
         optimize: bool = Field(False, description=(
             "freeze a TorchScript model (BatchNorm folded in) and, on a GPU, optimize it for "
             "inference: fewer kernel launches; attributes stay live"))
+        weights: Optional[str] = Field(None, file="input", rebuild=True, description=(
+            "a .safetensors state dict loaded into the model (its names must match), relative "
+            "to the graph file"))
+        taps: list[str] = Field([], live=False, description=(
+            "layers whose outputs become tensor ports, e.g. [backbone.layer2, f=head.conv:0]; "
+            "a .pt2 (torch.export) model, not TorchScript"))
+        edits: list[dict[str, Any]] = Field([], in_place=True, parts=("value",),
+                                            description=EDITS_HELP)
+
+        @field_validator("edits")
+        @classmethod
+        def _edits(cls, edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return check_edits(edits)
+
+        @model_validator(mode="after")
+        def _taps(self) -> "TorchModel.Params":
+            check_taps(self.taps, {parse_port(s, TENSOR)[0] for s in self.outputs})
+            return self
 
         @field_validator("size")
         @classmethod
@@ -83,21 +114,59 @@ class TorchModel(Node):
 
     @classmethod
     def ports(cls, params: Params) -> Ports:
+        taps = tuple(Output(parse_tap(t)[0], TENSOR, f"the output of layer {parse_tap(t)[1]}")
+                     for t in params.taps)  # type: ignore[attr-defined]
         return Ports(tuple(Input(*parse_port(s, TENSOR)) for s in params.inputs),
-                     tuple(Output(*parse_port(s, TENSOR)) for s in params.outputs))
+                     tuple(Output(*parse_port(s, TENSOR)) for s in params.outputs) + taps)
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
         self.input_names = [parse_port(s, TENSOR)[0] for s in p.inputs]
         self.output_names = [parse_port(s, TENSOR)[0] for s in p.outputs]
+        self.taps = self.edits = None
         self.model = self._load(p)
         self._check_arguments()
+        self._attach(self.model, p.edits)
+
+    def _attach(self, model: Any, edits: list[dict[str, Any]]) -> None:
+        """Taps and edits on ``model`` (set up anew after a reload built another one)."""
+        from .edits import WeightEdits
+        from .taps import TORCHSCRIPT_TAPS, Taps
+
+        p = self.params
+        if self.taps is not None:
+            self.taps.remove()
+        self.taps = None
+        if p.taps:
+            if isinstance(model, torch.jit.ScriptModule):
+                raise NodeError(f"taps {p.taps}: model {p.path} is TorchScript: {TORCHSCRIPT_TAPS}")
+            try:
+                self.taps = Taps(model, p.taps)
+            except ValueError as exc:
+                raise NodeError(f"model {p.path}: {exc}") from None
+        if edits and p.optimize:
+            raise NodeError(f"edits: model {p.path} is frozen (optimize: true), its weights are "
+                            "constants now; set optimize: false to edit them")
+        self.edits = WeightEdits(model)
+        self._set_edits(edits)
+
+    def _set_edits(self, edits: list[dict[str, Any]]) -> None:
+        """Write ``edits`` in place (a wrong name: NodeError with the closest, nothing changed)."""
+        try:
+            self.edits.set(edits)
+        except ValueError as exc:
+            raise NodeError(f"model {self.params.path}: {exc}") from None
 
     def _load(self, p: Params) -> Any:
         """The model file loaded as ``p`` says: precision, memory layout, optimized, attributes.
         ``self.dtype`` follows only once it has loaded (a failed live reload keeps both)."""
         dtype = getattr(torch, DTYPES[p.precision])
-        model = load_model(self.ctx.resolve(p.path), self.ctx.torch_device, dtype, shown_as=p.path)
+        model = load_model(self.ctx.resolve(p.path), self.ctx.torch_device, dtype, shown_as=p.path,
+                           unflatten=bool(p.taps))
+        if p.weights:
+            from .weights import load_safetensors
+
+            load_safetensors(model, self.ctx.resolve(p.weights), shown_as=p.weights, model_shown=p.path)
         if p.channels_last:
             model = model.to(memory_format=torch.channels_last)
         if p.optimize:
@@ -127,14 +196,21 @@ class TorchModel(Node):
         layout = ("precision", "channels_last", "optimize")
         if any(getattr(old, k) != getattr(new, k) for k in layout) and (old.optimize or new.optimize):  # type: ignore[attr-defined]
             try:  # a frozen model's weights are constants: load the file again
-                self.model = self._load(new)  # type: ignore[arg-type]
+                model = self._load(new)  # type: ignore[arg-type]
+                self._attach(model, new.edits)  # type: ignore[attr-defined]
+                self.model = model
             except NodeError as exc:  # a live change must never stop the graph
                 self.log.error("node '%s': model not reloaded: %s", self.ctx.node_id, exc)
             return
+        if old.edits != new.edits:  # type: ignore[attr-defined]
+            # in place, on the node's CUDA stream (current during on_params); a wrong name
+            # refuses the change (NodeError) and leaves the weights as they were
+            self._set_edits(new.edits)  # type: ignore[attr-defined]
         if (old.precision, old.channels_last) != (new.precision, new.channels_last):  # type: ignore[attr-defined]
             self.dtype = getattr(torch, DTYPES[new.precision])  # type: ignore[attr-defined]
             fmt = torch.channels_last if new.channels_last else torch.contiguous_format  # type: ignore[attr-defined]
             self.model = self.model.to(dtype=self.dtype, memory_format=fmt)
+            self.edits.rebind(self.model)  # the kept originals follow, the edits are written again
         changed = {k: v for k, v in new.attributes.items()  # type: ignore[attr-defined]
                    if old.attributes.get(k) != v}  # type: ignore[attr-defined]
         try:
@@ -147,6 +223,8 @@ class TorchModel(Node):
         back = self._original_size(args)
         if self.params.size is not None:
             args = [_resize(a, self.params.size) for a in args]
+        if self.taps is not None:
+            self.taps.values.clear()
         try:
             with torch.inference_mode():
                 result = self.model(*args)
@@ -157,7 +235,13 @@ class TorchModel(Node):
         outputs = self._outputs(result)
         if self.params.size is not None and back is not None:
             outputs = {k: _resize_back(v, self.params.size, back) for k, v in outputs.items()}
+        if self.taps is not None:
+            outputs.update(self.taps.values)
         return outputs
+
+    def teardown(self) -> None:
+        if getattr(self, "taps", None) is not None:
+            self.taps.remove()
 
     def _cast(self, value: Any) -> Any:
         if isinstance(value, torch.Tensor) and value.is_floating_point():
