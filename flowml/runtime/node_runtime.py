@@ -94,6 +94,7 @@ class NodeRuntime:
         self.host_outputs = frozenset(p.name for p in self.ports.outputs if p.host)
         if self.params is None:
             self.params = self.node.params
+        self.stats.report = self.node.report  # what the node says of itself (--stats)
 
     @property
     def type_name(self) -> str:
