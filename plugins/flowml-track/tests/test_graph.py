@@ -1,0 +1,50 @@
+"""graphs/analytics_tracking.yaml end to end on the CPU, small: a synthetic H.264 scene ->
+detect.background -> track.objects -> crop.square -> torch.model (SqueezeNet) ->
+classify.join -> overlay.tracks -> output.video and output.image."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flowml.graph import load_graph
+from flowml.plugins import load_registry
+from flowml.runtime.scheduler import Scheduler
+from flowml_track.models import save_squeezenet
+from flowml_track.synth import Scene, write_video
+
+from helpers import decoded
+
+GRAPH = Path(__file__).resolve().parents[3] / "graphs" / "analytics_tracking.yaml"
+
+
+def test_tracking_graph_writes_an_overlay_video_with_classes_joined_to_tracks(tmp_path):
+    if not GRAPH.is_file():
+        pytest.skip(f"the repo's graphs/ folder is not here ({GRAPH})")  # an installed copy
+    scene = Scene((160, 120), 45, 30, objects=3, seed=1)
+    write_video(scene, tmp_path / "out" / "tracking_scene.mp4")
+    save_squeezenet(tmp_path / "models" / "squeezenet_tracks.pt", classes=2)
+    text = GRAPH.read_text().replace("size: 224", "size: 32").replace("at_frame: 60", "at_frame: 40")
+    assert "size: 32" in text and "at_frame: 40" in text
+    (tmp_path / "graphs").mkdir()
+    path = tmp_path / "graphs" / "analytics_tracking.yaml"
+    path.write_text(text)
+    seen: dict[int, list] = {}
+    graph = load_graph(path, load_registry())
+    with Scheduler(graph, device="cpu") as sched:
+        sched.after_tick.append(lambda tick, out: seen.setdefault(tick.index, [out["join"]["classes"],
+                                                                               out["crops"]["ids"],
+                                                                               out["track"]["tracks"]]))
+        result = sched.run()
+    frames = decoded(tmp_path / "out" / "analytics_tracking.mp4")
+    assert len(frames) == 45 and frames[0].shape == (1, 120, 160, 3)
+    assert (tmp_path / "out" / "analytics_tracking.png").stat().st_size > 1000
+    for i in range(30, 45):
+        classes, ids, tracks = seen[i]
+        assert [c["tracker_id"] for c in classes] == ids and len(ids) == len(scene.truth(i))  # all, joined
+        assert all(c["class"] in ("square", "disc") and 0 <= c["probability"] <= 100 for c in classes)
+        assert {t["tracker_id"] for t in tracks} >= set(ids)
+    # the overlay drew on the frames: they differ from the source where the objects are
+    source = decoded(tmp_path / "out" / "tracking_scene.mp4")
+    diff = np.abs(frames[40].numpy().astype(int) - source[40].numpy().astype(int)).max(axis=-1)[0]
+    assert (diff > 60).sum() > 100
