@@ -17,7 +17,8 @@ from flowml_torch.edits import WeightEdits
 from flowml_torch.model import TorchModel
 from flowml_torch.taps import Taps, hookable
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")]
 TAPS = ["body.0", "body.1", "f=body.2", "head"]
 
 
