@@ -2,6 +2,7 @@
 
 import flowml
 
+from .clips import Clips
 from .reader import StreamSource, VideoSource
 from .sequence import FrameWindows
 from .writer import VideoWriter
@@ -9,5 +10,5 @@ from .writer import VideoWriter
 
 @flowml.hookimpl
 def register_node_types(register):
-    for node_type in (VideoSource, StreamSource, FrameWindows, VideoWriter):
+    for node_type in (VideoSource, StreamSource, FrameWindows, Clips, VideoWriter):
         register(node_type)

@@ -29,6 +29,7 @@ class VideoInfo:
     full_range: bool
     rotation: int              # display rotation in degrees, as PyAV reports it
     rate: float                # average frames a second
+    keyframes: tuple[int, ...] = ()  # pts of the keyframes, ascending
 
     @property
     def frames(self) -> int:
@@ -68,11 +69,13 @@ def _probe(path: str, mtime: int) -> VideoInfo:
             except (StopIteration, av.FFmpegError):
                 pass
             container.seek(0, stream=stream)
-            pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None and p.size)
+            packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None and p.size]
+            pts = sorted(t for t, _ in packets)
+            keyframes = sorted(t for t, key in packets if key)
             time_base = float(stream.time_base)
             rate = float(stream.average_rate or 30)
             return VideoInfo(path, tuple(t * time_base for t in pts), tuple(pts), time_base,
                              cc.width, cc.height, cc.name, cc.pix_fmt or "", colorspace, bool(full),
-                             rotation, rate)
+                             rotation, rate, tuple(keyframes))
     except av.FFmpegError as exc:
         raise NodeError(f"cannot read video {path}: {exc}") from exc

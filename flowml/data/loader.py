@@ -1,0 +1,151 @@
+"""``VideoLoader``: batches of a ``VideoDataset`` from a flowml graph running ahead of the loop.
+
+Each epoch builds a two-node graph: ``capture.clips`` (flowml-av) decodes the samples in the
+sampler's order, on the GPU where it can (NVDEC), and makes every output in one pass on its
+own CUDA stream; ``data.queue`` hands each batch, with the event that marks its end, to a
+bounded queue. The graph runs offline on a thread of its own, at most ``prefetch`` batches
+ahead (the queue's size and the graph's ``max_in_flight``); the loop's stream waits on each
+batch's event, on the GPU, and the batch's memory is kept for that stream.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from typing import Any, Iterator
+
+import torch
+
+from .dataset import CLIPS, VideoDataset
+from .queue_node import close_queue, open_queue
+from .sampler import ShuffleSampler
+
+STOP_WAIT_S = 10.0
+
+
+class VideoLoader:
+    """Batches ``{output name: tensor (B, ...), "index": (B,) sample numbers}`` of ``dataset``.
+
+    ``sampler`` gives the sample order (default: ``ShuffleSampler(len(dataset), seed=seed,
+    shuffle=shuffle)``); random crops and flips are seeded with ``seed + epoch``. ``device``:
+    where batches are made (default: cuda if present); ``decode``: as ``capture.video``'s
+    (auto: NVDEC on CUDA where PyNvVideoCodec is installed). The last short batch is dropped
+    unless ``drop_last`` is false. Iterate it to completion, or ``close()`` the iterator
+    (a ``for`` loop left with ``break`` does it), before starting another."""
+
+    def __init__(self, dataset: VideoDataset, batch_size: int = 1, *, shuffle: bool = False, seed: int = 0,
+                 sampler: Any = None, drop_last: bool = True, prefetch: int = 2, device: str | None = None,
+                 decode: str = "auto"):
+        if batch_size < 1 or prefetch < 1:
+            raise ValueError(f"batch_size ({batch_size}) and prefetch ({prefetch}) must be at least 1")
+        self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
+        self.sampler = sampler if sampler is not None else ShuffleSampler(len(dataset), seed=seed, shuffle=shuffle)
+        self.seed, self.prefetch, self.decode = seed, min(prefetch, 16), decode
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.epoch = 0
+        self.last_decoder: str | None = None
+        """Which decoder the last epoch's graph used (``nvdec`` or ``cpu``)."""
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> "Epoch":
+        order = [int(i) for i in self.sampler]
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        return Epoch(self, order, self.seed + epoch)
+
+    def graph_text(self, order: list[int], seed: int, key: str) -> str:
+        """The epoch's graph, as a graph file (JSON is YAML)."""
+        d = self.dataset
+        names = d.output_names
+        params: dict[str, Any] = {"files": d.files, "length": d.sequence_length, "step": d.step,
+                                  "samples": order, "batch": self.batch_size, "drop_last": self.drop_last,
+                                  "seed": seed, "decode": self.decode}
+        if d.processing:
+            params["outputs"] = d.processing
+        inputs = {n: f"clips/{n}" for n in [*names, "index"]}
+        doc = {"flowml": 1, "name": "flowml.data", "clock": "clips", "mode": "offline",
+               "device": self.device, "max_in_flight": self.prefetch,
+               "nodes": {"clips": {"type": CLIPS, "params": params},
+                         "out": {"type": "data.queue", "inputs": inputs,
+                                 "params": {"queue": key, "names": list(inputs)}}}}
+        return json.dumps(doc)
+
+
+class Epoch(Iterator[dict[str, torch.Tensor]]):
+    """One pass of a ``VideoLoader``: the graph runs on a thread until the batches are out."""
+
+    def __init__(self, loader: VideoLoader, order: list[int], seed: int):
+        from ..graph import load_graph
+        from ..runtime.scheduler import Scheduler
+
+        self.loader = loader
+        self.key = f"flowml.data-{uuid.uuid4().hex}"
+        self.q = open_queue(self.key, loader.prefetch)
+        graph = load_graph("<flowml.data>", loader.dataset.registry, text=loader.graph_text(order, seed, self.key))
+        self.scheduler = Scheduler(graph, mode="offline", device=loader.device, max_in_flight=loader.prefetch)
+        self.result: Any = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="flowml.data", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self.scheduler as sched:
+                clips = sched.nodes.get("clips")
+                self.result = sched.run()
+                if clips is not None:
+                    self.loader.last_decoder = getattr(clips.node, "decoder", None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread
+            self.result = exc
+        finally:
+            self.done.set()
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        while True:
+            try:
+                batch, event = self.q.get(timeout=0.05)
+                break
+            except queue.Empty:
+                if self.done.is_set() and self.q.empty():
+                    self.close()
+                    self._raise_failure()
+                    raise StopIteration
+        if event is not None:
+            device = next(t.device for t in batch.values() if t.is_cuda)
+            stream = torch.cuda.current_stream(device)
+            stream.wait_event(event)
+            for t in batch.values():
+                if t.is_cuda:
+                    t.record_stream(stream)
+        return batch
+
+    def _raise_failure(self) -> None:
+        r = self.result
+        if isinstance(r, BaseException):
+            raise RuntimeError(f"the loader's graph failed: {r}") from r
+        if r is not None and not r.ok:
+            raise RuntimeError(f"the loader's graph failed: {r.error}")
+
+    def close(self) -> None:
+        """Stop the graph (if still running) and wait for its thread, bounded."""
+        if not self.done.is_set():
+            self.scheduler.stop()
+            deadline = time.monotonic() + STOP_WAIT_S
+            while not self.done.wait(0.05) and time.monotonic() < deadline:
+                try:  # a sink waiting on a full queue moves on
+                    self.q.get_nowait()
+                except queue.Empty:
+                    pass
+        self.thread.join(STOP_WAIT_S)
+        close_queue(self.key)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
