@@ -86,13 +86,19 @@ class ZenohOutput(Node):
 
     def _wait_for_subscriber(self, wait: float) -> None:
         deadline = time.monotonic() + wait
-        while wait and not self.publisher.matching_status:
+        while wait and not self._matched():
             if time.monotonic() >= deadline:
                 self._close()
                 raise NodeError(f"no subscriber matched key {self.params.key!r} within {wait:g} s "
                                 "(start the receiving graph first, or check connect/listen)")
             if self.ctx.stopping.wait(0.02):
                 return
+
+    def _matched(self) -> bool:
+        if self.session is None:  # closed (a report after teardown)
+            return False
+        status = self.publisher.matching_status  # a MatchingStatus (the stub says bool)
+        return bool(getattr(status, "matching", status))
 
     def process(self, **inputs: Any) -> None:
         value = inputs[self.params.kind]
@@ -111,7 +117,9 @@ class ZenohOutput(Node):
     def report(self) -> dict[str, Any]:
         """Counts, rate and the time each put took (the sender's side of ``--stats``)."""
         m = getattr(self, "meter", None)
-        return {"key": self.params.key, **(m.as_dict() if m else {})}
+        if m is None:
+            return {"key": self.params.key}
+        return {"key": self.params.key, **m.as_dict(), "matched": self._matched()}
 
     def teardown(self) -> None:
         if getattr(self, "session", None) is None:
