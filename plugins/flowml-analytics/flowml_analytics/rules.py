@@ -1,0 +1,87 @@
+"""``rules.match``: EDGEMATRIX-format action rules on metadata, with per-rule state, emitting events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import flowml
+from flowml import JSON, NO_VALUE, Field, Input, Node, NodeError, Output
+from flowml.graph.errors import GraphErrors
+
+from .ruleset import Rule, load_rules
+
+EVENT_KEYS = frozenset({"rule_name", "state", "since", "t", "frame", "tracker_id", "metadata", "action"})
+
+
+class Rules(Node):
+    """Action rules (EDGEMATRIX's format, a JSON or YAML file) on each tick's metadata.
+
+    ``metadata``: a record (dict) or a list of records (e.g. one per track). A list is checked
+    record by record, each keyed by its ``key`` field (``tracker_id``), so every track has its
+    own state. A rule that matches a record is *active* from that tick (``since``) until a tick
+    where it does not match (or the record is gone); on every tick it matches, the node emits
+    one event for it: ``{rule_name, state: "start" | "continue", since, t, frame, tracker_id,
+    metadata: the record, action: the rule's action}``. Output ``events``: the list of this
+    tick's events, or no value (``flowml.NO_VALUE``) when no rule matches, so actions downstream
+    are not even called. The file is checked when the graph is validated: every mistake at its
+    ``file:line:col``, and a rule on a key that the node feeding ``metadata`` does not emit (by
+    its ``metadata_keys``) is an error there too.
+    """
+
+    type_name = "rules.match"
+    inputs = (Input("metadata", JSON, "a dict of metadata, or a list of them (one per track)"),)
+    outputs = (Output("events", JSON, "list of {rule_name, state, since, t, frame, tracker_id, metadata, action}"),)
+
+    class Params(flowml.Params):
+        path: str = Field(file="input", rebuild=True, description=(
+            "rules file, relative to the graph file: .json, or YAML (.yaml/.yml)"))
+        key: str = Field("tracker_id", description="the field that tells the records of a list apart")
+
+    @classmethod
+    def metadata_keys(cls, params: flowml.Params) -> frozenset[str]:
+        return EVENT_KEYS
+
+    @classmethod
+    def check_upstream(cls, params: flowml.Params, upstream: Any, graph_dir: Path) -> list[str]:
+        path = Path(params.path).expanduser()  # type: ignore[attr-defined]
+        path = path if path.is_absolute() else graph_dir / path
+        try:
+            rules = load_rules(path, str(path))
+        except GraphErrors as errors:
+            return [str(e).replace(": error: ", ": ", 1) for e in errors.errors]
+        keys = upstream.get("metadata")
+        if keys is None:
+            return []
+        return [f"{c.where}: rule {rule.name!r}: key {c.key!r} is not in the metadata of the node "
+                f"feeding `metadata`; it emits {', '.join(sorted(keys)) or 'nothing'}"
+                for rule in rules for c in rule.conditions if c.key not in keys]
+
+    def setup(self, ctx: flowml.NodeContext) -> None:
+        path = ctx.resolve(self.params.path)
+        try:
+            self.rules: list[Rule] = load_rules(path, str(path))
+        except GraphErrors as errors:
+            raise NodeError("rules file has mistakes:\n" + str(errors)) from None
+        self.since: dict[tuple[str, Any], float] = {}
+
+    def process(self, metadata: Any) -> Any:
+        records = metadata if isinstance(metadata, list) else [metadata] if metadata is not None else []
+        tick, events, active = self.ctx.tick, [], set()
+        for record in records:
+            if not isinstance(record, dict):
+                raise NodeError(f"metadata must be a dict or a list of dicts, got a {type(record).__name__}")
+            tracker = record.get(self.params.key)
+            for rule in self.rules:
+                if not rule.matches(record):
+                    continue
+                state_key = (rule.name, tracker)
+                active.add(state_key)
+                started = state_key not in self.since
+                since = self.since.setdefault(state_key, tick.t)
+                events.append({"rule_name": rule.name, "state": "start" if started else "continue",
+                               "since": since, "t": tick.t, "frame": tick.index, "tracker_id": tracker,
+                               "metadata": record, "action": rule.action})
+        for gone in set(self.since) - active:  # not matching, or its record is gone: inactive
+            del self.since[gone]
+        return events if events else NO_VALUE
