@@ -3,9 +3,11 @@
 Each epoch builds a two-node graph: ``capture.clips`` (flowml-av) decodes the samples in the
 sampler's order, on the GPU where it can (NVDEC), and makes every output in one pass on its
 own CUDA stream; ``data.queue`` hands each batch, with the event that marks its end, to a
-bounded queue. The graph runs offline on a thread of its own, at most ``prefetch`` batches
-ahead (the queue's size and the graph's ``max_in_flight``); the loop's stream waits on each
-batch's event, on the GPU, and the batch's memory is kept for that stream.
+bounded queue. The graph runs offline on a thread of its own and runs ahead by at most
+``3 * prefetch + 1`` batches: ``prefetch`` in the queue, ``prefetch`` ticks in flight (the
+graph's ``max_in_flight``), ``prefetch`` read ahead by its clock thread, one being decoded.
+The loop's stream waits on each batch's event, on the GPU, and the batch's memory is kept
+for that stream (``record_stream``).
 """
 
 from __future__ import annotations
