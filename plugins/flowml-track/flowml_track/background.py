@@ -12,13 +12,13 @@ from flowml import DETECTIONS, IMAGE, TENSOR, Field, Input, Node, NodeError, Out
 from . import detections
 
 #: params that make a new subtractor when they change (its learnt background is lost)
-MODEL_PARAMS = ("method", "history", "threshold", "shadows")
+MODEL_PARAMS = ("method", "history", "threshold", "shadows", "scale")
 
 
 class BackgroundDetector(Node):
     """Moving objects of a fixed camera: background subtraction, morphology, contours.
 
-    ``image`` (delivered as (1, H, W, 3) uint8 on the host) -> OpenCV's MOG2 or KNN
+    ``image`` (delivered as (1, H, W, 3) uint8 on the host; shrunk by ``scale``) -> OpenCV's MOG2 or KNN
     subtractor -> foreground mask (shadows, marked grey by the subtractor, dropped) ->
     median blur, opening (removes speckle), closing (fills holes) -> external contours ->
     bounding boxes whose contour area is within [``min_area``, ``max_area``] pixels.
@@ -32,7 +32,7 @@ class BackgroundDetector(Node):
     type_name = "detect.background"
     inputs = (Input("image", IMAGE, "the frame", uint8=True),)
     outputs = (Output("detections", DETECTIONS, "boxes (N, 4), scores (N,) foreground fraction, labels 0"),
-               Output("mask", TENSOR, "(1, 1, H, W) float32 foreground mask after morphology, host"))
+               Output("mask", TENSOR, "(1, 1, h, w) float32 foreground mask after morphology (at scale), host"))
     blocking = True  # OpenCV on the host: off the graph's launching thread
 
     class Params(flowml.Params):
@@ -50,6 +50,9 @@ class BackgroundDetector(Node):
         close_px: int = Field(5, ge=0, le=99, description="closing kernel size (fills holes); 0: none")
         min_area: float = Field(30.0, ge=0, description="smallest contour area kept, pixels")
         max_area: float = Field(1e9, gt=0, description="largest contour area kept, pixels")
+        scale: float = Field(1.0, gt=0.02, le=1.0, description=(
+            "the frame is shrunk by this before subtraction (0.5 at 1080p: 4x less work); "
+            "boxes and areas stay in full-frame pixels"))
         threads: int = Field(1, ge=0, le=256, description="OpenCV's worker threads (process-wide); 0: its default")
 
     def setup(self, ctx: flowml.NodeContext) -> None:
@@ -77,12 +80,14 @@ class BackgroundDetector(Node):
             raise NodeError(f"detect.background: expected an RGB image, got {tuple(image.shape)}")
         p = self.params
         frame = np.ascontiguousarray(image[0, ..., :3].numpy())
+        if p.scale != 1.0:
+            frame = cv2.resize(frame, None, fx=p.scale, fy=p.scale, interpolation=cv2.INTER_AREA)
         rate = p.learning_rate if p.learning_rate is not None else (0.002 if p.method == "mog2" else -1.0)
         mask = self.subtractor.apply(frame, learningRate=rate)
         mask = np.where(mask > 200, 255, 0).astype(np.uint8)  # shadows are 127
         mask = clean(mask, p.blur, p.open_px, p.close_px)
-        boxes, scores = blobs(mask, p.min_area, p.max_area)
-        found = detections.make(boxes, scores)
+        boxes, scores = blobs(mask, p.min_area * p.scale ** 2, p.max_area * p.scale ** 2)
+        found = detections.make(boxes / p.scale, scores)
         return {"detections": found,
                 "mask": torch.from_numpy(mask).float().div_(255)[None, None]}
 

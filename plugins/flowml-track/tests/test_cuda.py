@@ -36,12 +36,24 @@ def test_crop_square_on_cuda_equals_cpu(size, margin):
     torch.testing.assert_close(gpu["crops"].cpu(), cpu["crops"], rtol=0, atol=1e-4)
 
 
+def grid_detections(cols: int = 6, rows: int = 5) -> dict:
+    """Boxes that never overlap (nor their labels): one per 320 x 216 cell of a 1080p frame, so
+    the drawing has one right answer (overlapping marks may land in either order on a GPU)."""
+    g = torch.Generator().manual_seed(1)
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            w, h = (20 + torch.rand(2, generator=g) * 130).tolist()
+            boxes.append([c * 320 + 30, r * 216 + 30, c * 320 + 30 + w, r * 216 + 30 + h])
+    return detections.make(boxes, tracker_id=torch.arange(len(boxes)) * 3 + 1)
+
+
 @needs_cuda
 def test_overlay_on_cuda_draws_on_the_device_without_a_host_copy():
     from torch.profiler import ProfilerActivity, profile
 
     image = torch.rand(1, 3, 1080, 1920, device="cuda")
-    d = scene_detections(30, 1920, 1080)
+    d = grid_detections()
     classes = [{"tracker_id": int(i), "class": "disc", "probability": 50.0} for i in d["tracker_id"]]
     with NodeHarness(Overlay, {}, device="cuda") as h:
         h.process(image=image, detections=d, classes=classes)  # warm: glyphs uploaded once

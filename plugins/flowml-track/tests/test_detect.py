@@ -45,14 +45,23 @@ def test_nothing_moves_nothing_found_and_area_filter_applies(scene_file):
 
 
 def test_a_live_threshold_change_keeps_running(scene_file):
-    _, path = scene_file
+    scene, path = scene_file
     frames = decoded(path)[:30]
     with NodeHarness(BackgroundDetector, {}) as h:
         for i, f in enumerate(frames):
             if i == 15:
-                h.set_params(method="knn", threshold=400.0, open_px=5)
+                h.set_params(method="knn", threshold=400.0, open_px=5, scale=0.5)
             out = h.process(image=f)
-        assert out["mask"].shape == (1, 1, 120, 160)
+        assert out["mask"].shape == (1, 1, 60, 80)
+        assert out["detections"]["boxes"].shape[1] == 4
+
+
+def test_scale_finds_at_half_size_and_reports_full_frame_pixels(scene_file):
+    scene, path = scene_file
+    found = detect_all(decoded(path)[:40], scale=0.5, min_area=30.0)
+    for i in (25, 39):
+        gt = truth_boxes(scene, i)
+        assert len(found[i]["boxes"]) == len(gt) and (ious(gt, found[i]["boxes"]) > 0.6).all()
 
 
 def test_hog_people_runs_on_a_frame_and_scales_boxes_back():
