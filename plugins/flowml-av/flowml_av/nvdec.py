@@ -11,11 +11,11 @@ colour tags and rotation come from ``probe.py`` (PyAV, demux only), so stamps, `
 and looping work as on the CPU.
 
 Stream order: the decoder writes on its own stream (or the legacy default stream); before
-each decode it waits for the conversions of the last batch (which read its buffers), and
-the conversion waits for the decode, all on the GPU. The decoded frames are kept until the
-event after their conversion has passed, so the decoder's memory is never reused under a
-kernel still reading it; the RGB tensors are torch's own, kept alive by the graph's
-``record_stream`` for their consumers.
+each decode it waits for the copies of the last batch (which read its buffers), and
+the copy of its planes waits for the decode, all on the GPU. The decoded frames are kept
+until the event after that copy has passed, so the decoder's memory is never reused under
+a kernel still reading it; the planes and RGB tensors are torch's own, kept alive by the
+graph's ``record_stream`` for their consumers.
 """
 
 from __future__ import annotations
@@ -89,6 +89,12 @@ class NvdecVideo:
 
     def frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (in the file's presentation order) as ``(N, 3, H, W)``."""
+        y, uv = self.nv12(indices)
+        return nv12_to_rgb(y, uv, self.info.colorspace, self.info.full_range)
+
+    def nv12(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoded planes at ``indices``: Y ``(N, H, W)`` and interleaved CbCr
+        ``(N, H/2, W/2, 2)`` uint8, as the decoder wrote them (copied off its buffers)."""
         if not indices:
             raise ValueError("frames: no indices")
         bad = [i for i in indices if not 0 <= i < len(self)]
@@ -98,7 +104,7 @@ class NvdecVideo:
         legacy = torch.cuda.default_stream(self.device)
         while self.in_use and self.in_use[0][0].query():
             self.in_use.popleft()
-        if self.in_use:  # the decoder may reuse buffers the last conversion still reads
+        if self.in_use:  # the decoder may reuse buffers the last copy still reads
             last = self.in_use[-1][0]
             legacy.wait_event(last)
             if self.stream is not None:
@@ -113,16 +119,23 @@ class NvdecVideo:
         current.wait_stream(legacy)
         if self.stream is not None:
             current.wait_stream(self.stream)
-        y, uv = zip(*(self._planes(f) for f in decoded))
-        rgb = nv12_to_rgb(torch.stack(y), torch.stack(uv), self.info.colorspace, self.info.full_range)
-        done = torch.cuda.Event()
-        done.record(current)
-        self.in_use.append((done, decoded))
+        at = {k: n for n, k in enumerate(unique)}
+        planes = [self._planes(decoded[at[i]]) for i in indices]
+        y = torch.stack([p[0] for p in planes])      # copies: the decoder's buffers are read here
+        uv = torch.stack([p[1] for p in planes])
+        self._pending = decoded
+        self._converted()
         self.decoded += len(unique)
-        if len(unique) != len(indices) or unique != list(indices):
-            at = {k: n for n, k in enumerate(unique)}
-            rgb = rgb[torch.tensor([at[i] for i in indices], device=rgb.device)]
-        return rgb
+        return y, uv
+
+    def _converted(self) -> None:
+        """Keep the decoded frames until the kernels queued so far (that read them) are done."""
+        decoded = getattr(self, "_pending", None)
+        if decoded is not None:
+            done = torch.cuda.Event()
+            done.record(torch.cuda.current_stream(self.device))
+            self.in_use.append((done, decoded))
+            self._pending = None
 
     def _planes(self, frame: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """A decoded NV12 frame -> its Y ``(H, W)`` and interleaved CbCr ``(H/2, W/2, 2)`` views."""

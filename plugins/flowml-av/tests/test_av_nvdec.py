@@ -1,0 +1,164 @@
+"""NVDEC (PyNvVideoCodec) against PyAV's CPU decoding, in graphs, and under the loader (cuda).
+
+Tolerances: NVDEC's NV12 planes must *equal* FFmpeg's decoded yuv420p planes (H.264 and
+HEVC decoding is exact by the standards); RGB is converted by torch in float (the same
+formula as ``colour.py``'s GPU path, within 1e-4 of it) and differs from swscale's
+fixed-point rgb24 by under 1 level on average and at most 8 levels (1/32) at sharp edges.
+
+Files: ``FLOWML_TEST_VIDEOS`` (made by scripts/make-test-videos.sh where ffmpeg is), else the
+ffmpeg CLI. A GPU machine without PyNvVideoCodec fails these tests, saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from flowml import EndOfStream
+from flowml.graph import load_graph
+from flowml.plugins import load_registry
+from flowml.runtime.scheduler import Scheduler
+from flowml.testing import NodeHarness
+from flowml_av.clips import Clips
+from flowml_av.colour import planes
+from flowml_av.nvdec import NvdecVideo, nvdec_problem
+from flowml_av.reader import VideoSource
+
+from av_test_videos import video
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [cuda, pytest.mark.cuda]
+FILES = ["h264_178x98.mp4", "hevc_178x98.mp4", "h264_322x182.mp4", "hevc_322x182.mp4"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    problem = nvdec_problem("file.mp4", "cuda")
+    if problem:
+        pytest.fail(f"NVDEC is not usable on this GPU machine: {problem}")
+    torch.zeros(1, device="cuda")  # torch's context first, as in a graph
+    tmp = tmp_path_factory.mktemp("videos")
+    return {name: video(name, tmp) for name in FILES}
+
+
+def pyav(path):
+    """[(y, u, v) numpy planes, rgb24 (3, H, W) uint8 tensor, time] of every frame, CPU-decoded."""
+    with av.open(str(path)) as c:
+        return [(tuple(p.copy() for p in planes(f)), torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1),
+                 f.time) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_nvdec_planes_equal_ffmpegs_and_rgb_is_within_a_level(files, name):
+    ref = pyav(files[name])
+    nv = NvdecVideo(str(files[name]), "cuda")
+    assert len(nv) == len(ref)
+    indices = [0, 7, len(ref) - 1, 3, 4, 5, 21, 20, 1]  # out of order, across keyframes
+    y, uv = nv.nv12(indices)
+    for k, i in enumerate(indices):
+        (ry, ru, rv), _, _ = ref[i]
+        assert torch.equal(y[k].cpu(), torch.from_numpy(ry)), f"{name} frame {i}: Y"
+        assert torch.equal(uv[k, ..., 0].cpu(), torch.from_numpy(ru)), f"{name} frame {i}: Cb"
+        assert torch.equal(uv[k, ..., 1].cpu(), torch.from_numpy(rv)), f"{name} frame {i}: Cr"
+    rgb = nv.frames(indices)
+    assert rgb.is_cuda and rgb.shape == (len(indices), 3, *ref[0][1].shape[1:])
+    want = torch.stack([ref[i][1] for i in indices]).float().cuda() / 255
+    diff = (rgb - want).abs()
+    assert float(diff.mean()) < 1 / 255 and float(diff.max()) <= 8 / 255, (float(diff.mean()), float(diff.max()))
+    nv.close()
+
+
+def test_capture_video_on_nvdec_keeps_stamps_start_and_loop(files, caplog):
+    path = str(files["h264_178x98.mp4"])
+    n = len(pyav(path))
+    params = {"path": path, "start": 0.4, "loop": True}
+    runs = {}
+    for device, decode in (("cpu", "cpu"), ("cuda", "cuda")):
+        with caplog.at_level(logging.WARNING), NodeHarness(
+                VideoSource, {**params, "decode": decode}, device=device) as h:
+            assert h.node.decoder == ("nvdec" if device == "cuda" else "cpu")
+            runs[device] = [h.node.process() for _ in range(n + 5)]  # past the end: looped
+    assert not [r for r in caplog.records if "decoding on the CPU" in r.getMessage()]
+    cpu, gpu = runs["cpu"], runs["cuda"]
+    assert [s.t for s in gpu] == [s.t for s in cpu]        # the CPU path's stamps, to the bit
+    assert cpu[0].t == pytest.approx(0.4) and cpu[-1].t > cpu[0].t
+    for g, c in zip(gpu, cpu):
+        img = g.outputs["image"]
+        assert img.is_cuda and img.shape == (1, 3, 98, 178)
+        assert float((img.cpu() - c.outputs["image"]).abs().mean()) < 1 / 255
+        assert g.outputs["status"]["decoder"] == "nvdec"
+
+
+GRAPH = """\
+flowml: 1
+clock: v
+device: cuda
+nodes:
+  v:   {{type: capture.video, params: {{path: {path}, decode: cuda}}}}
+  seq: {{type: capture.sequence, inputs: {{image: v/image}},
+        params: {{length: 4, outputs: {{small: {{scale_factor: 0.5, dtype: half}}, mid: {{index_map: [-1, 0, -1, -1]}}}}}}}}
+  fn:  {{type: python.function, inputs: {{image: v/image, small: seq/small}},
+        params: {{path: fx.py, function: check, inputs: [image, "small:tensor"], outputs: []}}}}
+"""
+
+CHECK = """\
+def check(image, small):
+    assert image.is_cuda and tuple(image.shape) == (1, 3, 182, 322), image.shape
+    assert small.is_cuda and tuple(small.shape) == (1, 4, 3, 91, 161) and str(small.dtype) == 'torch.float16'
+"""
+
+
+def test_in_a_graph_nvdec_decodes_with_no_cpu_fallback(files, tmp_path, caplog):
+    (tmp_path / "fx.py").write_text(CHECK)
+    (tmp_path / "g.yaml").write_text(GRAPH.format(path=files["hevc_322x182.mp4"]))
+    graph = load_graph(tmp_path / "g.yaml", load_registry())
+    with caplog.at_level(logging.WARNING), Scheduler(graph) as sched:
+        result = sched.run()
+        decoder = sched.nodes["v"].node.decoder
+    assert result.ok and result.reason == "end of stream", result.error
+    assert result.stats.ticks == 30
+    assert decoder == "nvdec"
+    assert not [r for r in caplog.records if "decoding on the CPU" in r.getMessage()]
+
+
+def test_clips_on_nvdec_equal_the_cpu_path(files):
+    path = str(files["hevc_178x98.mp4"])
+    params = {"files": [path], "length": 3, "step": 2, "samples": [30, 2, 17, 0, 9, 25], "batch": 3,
+              "seed": 5, "outputs": {"a": {"random_crop": [64, 48], "random_flip": True, "dtype": "half"},
+                                     "b": {"index_map": [-1, 0, -1]}}}
+    out = {}
+    for device in ("cpu", "cuda"):
+        with NodeHarness(Clips, params, device=device) as h:
+            assert h.node.decoder == ("nvdec" if device == "cuda" else "cpu")
+            out[device] = [h.process(), h.process()]
+            with pytest.raises(EndOfStream):
+                h.process()
+    for cpu, gpu in zip(out["cpu"], out["cuda"]):
+        assert torch.equal(cpu["index"], gpu["index"].cpu())
+        for name in ("a", "b"):
+            assert gpu[name].is_cuda and gpu[name].shape == cpu[name].shape
+            assert float((gpu[name].float().cpu() - cpu[name].float()).abs().mean()) < 1 / 255
+
+
+def test_video_loader_on_cuda_uses_nvdec_and_matches_the_cpu_loader(files):
+    from flowml.data import VideoDataset, VideoLoader
+
+    data = VideoDataset([files["h264_178x98.mp4"], files["hevc_178x98.mp4"]], 5, processing={
+        "input": {"scale_factor": 0.5, "dtype": "half"}, "target": {"index_map": [-1, -1, 0, -1, -1]}})
+    batches = {}
+    for device in ("cpu", "cuda"):
+        loader = VideoLoader(data, batch_size=4, shuffle=True, seed=2, device=device)
+        batches[device] = list(loader)
+        assert loader.last_decoder == ("nvdec" if device == "cuda" else "cpu")
+    assert len(batches["cuda"]) == len(data) // 4
+    model = torch.nn.Conv3d(3, 3, 1).cuda()
+    for cpu, gpu in zip(batches["cpu"], batches["cuda"]):
+        assert gpu["input"].is_cuda and torch.equal(cpu["index"], gpu["index"].cpu())
+        out = model(gpu["target"].permute(0, 2, 1, 3, 4))  # used on the loop's stream
+        assert torch.isfinite(out).all()
+        for name in ("input", "target"):
+            assert float((gpu[name].float().cpu() - cpu[name].float()).abs().mean()) < 1 / 255
