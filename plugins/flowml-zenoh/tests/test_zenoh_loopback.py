@@ -153,3 +153,31 @@ def test_no_sample_within_wait_is_an_error_naming_the_key():
     with receiver("json", free_port(), wait=0.3) as rx:
         with pytest.raises(Exception, match="no sample on key 'test/json' within 0.3 s"):
             rx.process()
+
+
+def image_round_trip(device: str) -> None:
+    port = free_port()
+    image = torch.rand(1, 3, 36, 64)
+    with receiver("image", port, queue=2) as rx:
+        rx.ctx.device = device
+        with sender("image", port, end=False) as tx:
+            tx.process(image=image)
+            exact = rx.process()["image"]
+        with sender("image", port, uint8=True) as tx8:  # another session: after the first arrived
+            tx8.process(image=image)
+            packed = rx.process()["image"]
+    assert exact.device.type == device == packed.device.type
+    assert torch.equal(exact.cpu(), image)  # float32 bytes: bit-exact
+    want = (image * 255).round() / 255  # 8-bit on the wire, float in [0, 1] again on arrival
+    assert packed.shape == (1, 3, 36, 64) and torch.allclose(packed.cpu(), want, atol=1e-6)
+
+
+def test_images_float_bit_exact_and_uint8_packed():
+    image_round_trip("cpu")
+
+
+@pytest.mark.cuda
+def test_images_arrive_on_the_gpu():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    image_round_trip("cuda")
