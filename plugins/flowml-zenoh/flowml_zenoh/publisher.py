@@ -76,6 +76,7 @@ class ZenohOutput(Node):
                 express=p.express)
         except zenoh.ZError as exc:
             self.session.close()
+            self.session = None
             raise NodeError(f"key {p.key!r}: cannot publish there: {exc}") from None
         self.stream = secrets.randbits(32) | 1  # 0 means "no sequence" to a receiver
         self.seq = 0

@@ -37,9 +37,13 @@ class ZenohParams(flowml.Params):
     @field_validator("key")
     @classmethod
     def _key(cls, key: str) -> str:
-        if key.startswith("/") or key.endswith("/") or "//" in key or any(c in key for c in "#?"):
-            raise ValueError(f"key {key!r} is not a Zenoh key expression: chunks separated by '/', "
-                             "no leading, trailing or double '/', no '#' or '?'")
+        import zenoh  # its own parser (8 ms to import): the error names the rule broken
+
+        try:
+            zenoh.KeyExpr(key)
+        except zenoh.ZError as exc:
+            raise ValueError(f"key {key!r} is not a Zenoh key expression ({_short(exc)}); write "
+                             "chunks separated by '/', e.g. 'flowml/cam1/frames'") from None
         return key
 
     @field_validator("connect", "listen")

@@ -74,6 +74,7 @@ class ZenohCapture(Node):
             self.subscriber = self.session.declare_subscriber(p.key, channel)
         except zenoh.ZError as exc:
             self.session.close()
+            self.session = None
             raise NodeError(f"key {p.key!r}: cannot subscribe: {exc}") from None
         self.inbox = Inbox(self.subscriber, port_kind=p.kind, live=live, capacity=p.queue,
                            name=ctx.node_id)
