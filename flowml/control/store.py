@@ -34,6 +34,7 @@ import threading
 from collections import defaultdict
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -196,7 +197,7 @@ class ParamStore:
                 what = f" ({item['name']})" if isinstance(item.get("name"), str) else ""
                 info = ParamInfo(name, type(value).__name__, value,
                                  description=f"{key} of {parent.name}[{i}]{what}")
-                shape = shape_of(FieldInfo.from_annotation(type(value)), value)
+                shape = _part_shape(type(value), value)
                 lp = LiveParam(parent.node, name, param_address(self.prefix, parent.node, name),
                                info, shape, value, value, meta=meta, part=(parent.name, i, key))
                 text = (expressions or {}).get(name)
@@ -216,14 +217,18 @@ class ParamStore:
             return
         old = {lp.name: lp for lp in self.by_key.values() if lp.node == node and lp.part
                and lp.part[0] == param}
-        new = self._parts_of(parent, smooth=None)
-        if [lp.name for lp in new] == list(old):
-            for lp in new:
-                kept = old[lp.name]
-                kept.value, kept.version = lp.value, kept.version + 1
+        items = parent.value if isinstance(parent.value, (list, tuple)) else []
+        now = [(part_name(param, i, key), item[key]) for i, item in enumerate(items)
+               if isinstance(item, dict) for key in parent.meta.parts if key in item]
+        if [name for name, _ in now] == list(old):  # the same parts: new values only
+            for name, value in now:
+                kept = old[name]
+                if not _same(kept.value, value):
+                    kept.value, kept.version = value, kept.version + 1
                 if kept.expr is None and kept.fade is None:
-                    kept.target, kept.level = lp.value, lp.level
+                    kept.target, kept.level = value, _level(value) if kept.level is not None else None
             return
+        new = self._parts_of(parent, smooth=None)
         for lp in new:
             prev = old.get(lp.name)
             if prev is not None:
@@ -714,6 +719,16 @@ def _same_definition(old: ValidatedGraph, new: ValidatedGraph, key: tuple[str, s
         return _same(_part_value(a.params, (param, int(index), key)),
                      _part_value(b.params, (param, int(index), key)))
     return _same(getattr(a.params, name), getattr(b.params, name))
+
+
+@lru_cache(maxsize=64)
+def _part_field(kind: type) -> FieldInfo:
+    return FieldInfo.from_annotation(kind)
+
+
+def _part_shape(kind: type, value: Any) -> ParamShape:
+    """The OSC shape of a part, from its value's type (a float: ``f``)."""
+    return shape_of(_part_field(kind), value)
 
 
 def _part_value(params: Any, part: tuple[str, int, str]) -> Any:
