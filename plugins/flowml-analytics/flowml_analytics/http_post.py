@@ -25,7 +25,8 @@ class Poster:
         self.queue: deque[bytes] = deque(maxlen=capacity)
         self.sent = self.failed = self.dropped = 0
         self._cond = threading.Condition()
-        self._closing = threading.Event()
+        self._closing = threading.Event()  # no more posts: send the queue, then stop
+        self._abort = threading.Event()    # the close timed out: no more attempts
         self._busy = False
         self._thread = threading.Thread(target=self._run, name="flowml-http-post", daemon=True)
         self._thread.start()
@@ -47,7 +48,7 @@ class Poster:
             with self._cond:
                 while not self.queue and not self._closing.is_set():
                     self._cond.wait()
-                if not self.queue:
+                if not self.queue or self._abort.is_set():
                     return
                 body = self.queue.popleft()
                 self._busy = True
@@ -71,20 +72,23 @@ class Poster:
                 why, final = f"HTTP {exc.code}", exc.code < 500 and exc.code != 429
             except (urllib.error.URLError, OSError) as exc:
                 why, final = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", False
-            if final or attempt == self.retries or self._closing.wait(delay):
+            if final or attempt == self.retries or self._abort.wait(delay):
                 break
             delay *= 2
         self.failed += 1
         self.log.error("action.http: POST to %s failed (%s); event dropped", self.url, why)
 
     def close(self, timeout: float = 2.0) -> bool:
-        """Send what is queued within ``timeout`` seconds (retries cut short), then stop;
-        False when the thread was still busy then (it is a daemon: it does not hold exit)."""
+        """Send what is queued, retries included, for up to ``timeout`` seconds, then stop (an
+        attempt under way may take its ``timeout`` more); False when events were left unsent."""
         self._closing.set()
         with self._cond:
             self._cond.notify_all()
         self._thread.join(timeout)
-        if self._thread.is_alive() or self.queue:
-            self.log.warning("action.http: %d event(s) not sent at shutdown", len(self.queue) + self._busy)
-            return False
-        return True
+        if self._thread.is_alive():
+            self._abort.set()
+            self._thread.join(self.timeout)
+        left = len(self.queue) + self._busy
+        if left:
+            self.log.warning("action.http: %d event(s) not sent at shutdown", left)
+        return not left
