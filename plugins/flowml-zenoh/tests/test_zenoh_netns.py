@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zenoh_netns import Pair, veth_pair
+from zenoh_netns import Pair, loopback, problem, veth_pair
 
 HERE = Path(__file__).resolve().parent
 FRAMES = HERE / "zenoh_frames.py"
 KEY = "flowml/test/frames"
-PORT = 7447
 W, H, SEED = 1920, 1080, 7
 # across the veth, not through /dev/shm (which both namespaces share)
 NO_SHM = {"transport/shared_memory/enabled": False}
@@ -35,14 +34,14 @@ def sender(pair: Pair, *, mode: str, device: str) -> str:
                            "clock": {"fps": 30}, "nodes": {
         "gen": fn("frame", [], ["frame:tensor"], args),
         "pub": {"type": "output.zenoh", "inputs": {"tensor": "gen/frame"},
-                "params": {"key": KEY, "connect": [f"tcp/{pair.addr_b}:{PORT}"], "wait": 30,
+                "params": {"key": KEY, "connect": [f"tcp/{pair.addr_b}:{pair.port}"], "wait": 30,
                            "config": NO_SHM}}}}, sort_keys=False)
 
 
 def receiver(pair: Pair, log: Path, *, live: bool, device: str, slow: float = 0.0) -> str:
     ports = ["frame:tensor", "meta:json"]
     nodes = {"rx": {"type": "capture.zenoh", "params": {
-        "key": KEY, "live": live, "listen": [f"tcp/{pair.addr_b}:{PORT}"], "wait": 60,
+        "key": KEY, "live": live, "listen": [f"tcp/{pair.addr_b}:{pair.port}"], "wait": 60,
         "timeout": 10, "config": NO_SHM}}}
     src = "rx"
     if slow:
@@ -158,16 +157,22 @@ def stream_10s(tmp_path: Path, pair: Pair, device: str) -> dict:
 def test_a_1080p_tensor_stream_at_30_fps_for_10_s_arrives_byte_exact_and_in_order(tmp_path, pair,
                                                                                     record_property):
     data = stream_10s(tmp_path, pair, "cpu")
+    data["link"] = pair.link
     record_property("zenoh_1080p_cpu", json.dumps(data))
     write_report(tmp_path, "1080p_30fps_cpu", data)
 
 
 @pytest.mark.cuda
-def test_a_1080p_stream_from_gpu_to_gpu(tmp_path, pair, record_property):
+def test_a_1080p_stream_from_gpu_to_gpu(tmp_path, record_property):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    data = stream_10s(tmp_path, pair, "cuda")
+    if problem() is None:
+        with veth_pair() as pair:
+            data = stream_10s(tmp_path, pair, "cuda")
+    else:  # a GPU host without iproute2 or root: the same graphs over its loopback
+        data = stream_10s(tmp_path, loopback(), "cuda")
+    data["link"] = "veth" if problem() is None else f"loopback ({problem()})"
     record_property("zenoh_1080p_cuda", json.dumps(data))
     write_report(tmp_path, "1080p_30fps_cuda", data)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -25,10 +26,22 @@ class Pair:
     b: str
     addr_a: str = "198.18.0.1"
     addr_b: str = "198.18.0.2"
+    port: int = 7447
 
     def exec(self, ns: str) -> list[str]:
-        """The command prefix that runs a program inside namespace ``ns``."""
-        return ["ip", "netns", "exec", ns]
+        """The command prefix that runs a program inside namespace ``ns`` ("": here)."""
+        return ["ip", "netns", "exec", ns] if ns else []
+
+    @property
+    def link(self) -> str:
+        return "veth" if self.a else "loopback"
+
+
+def loopback() -> Pair:
+    """Both ends on this host's loopback, no namespaces (the GPU test where none can be made)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return Pair("", "", "127.0.0.1", "127.0.0.1", s.getsockname()[1])
 
 
 def problem() -> str | None:
