@@ -1,0 +1,145 @@
+"""Files per minute: ``flowml batch`` with N workers against ``flowml run`` in a shell loop.
+
+Makes ``--files`` short videos (PyAV, libx264), then times, over the same files and graph
+(capture.video -> image.flip -> output.video, on ``--device``):
+
+- ``loop``: ``for g in graphs; do flowml run $g; done`` (one process per file: interpreter,
+  imports, plugin loading and setup paid every time, as a shell script would);
+- ``local``: ``flowml batch --workers 1 --local`` (one process, the graph loaded once);
+- ``ray N``: ``flowml batch --workers N`` on a local Ray it starts (N workers; with
+  ``--device cuda`` they share the GPU: ``--gpus-per-worker 1/N``).
+
+Every time is the whole command's wall time, Ray's start included. Every output is checked
+to equal the loop's (byte-identical: the encoder is deterministic offline). Prints JSON (and
+writes it to ``--json``). Without Ray installed the Ray rows are left out and say so.
+
+    python benchmarks/batch_bench.py --workers 1 2                     # CPU, this machine
+    python benchmarks/batch_bench.py --device cuda --workers 1 2 4 8   # N workers on one GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FLOWML = [sys.executable, "-m", "flowml.cli"]
+
+GRAPH = """\
+flowml: 1
+name: bench
+clock: src
+device: {device}
+nodes:
+  src: {{type: capture.video, params: {{path: {src}}}}}
+  flip: {{type: image.flip, inputs: {{image: src/image}}}}
+  out: {{type: output.video, inputs: {{image: flip/image}}, params: {{path: {out}, preset: ultrafast}}}}
+"""
+
+
+def make_videos(folder: Path, n: int, frames: int, width: int, height: int) -> list[Path]:
+    import av
+
+    paths = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        p = folder / "in" / f"clip{i:03d}.mp4"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        base = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+        with av.open(str(p), "w") as c:
+            s = c.add_stream("libx264", rate=30)
+            s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+            s.options = {"preset": "ultrafast"}
+            for k in range(frames):
+                f = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.roll(base, 4 * k, axis=1)), format="rgb24")
+                f.pts = k
+                for pkt in s.encode(f):
+                    c.mux(pkt)
+            for pkt in s.encode(None):
+                c.mux(pkt)
+        paths.append(p)
+    return paths
+
+
+def timed(cmd: list[str] | str, env: dict, shell: bool = False) -> tuple[float, str]:
+    t = time.perf_counter()
+    r = subprocess.run(cmd, shell=shell, capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"failed ({r.returncode}): {cmd}\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
+    return dt, r.stderr
+
+
+def same_outputs(a: Path, b: Path, names: list[str]) -> bool:
+    return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=12)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the videos")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args()
+    width, height = map(int, a.size.split("x"))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    with tempfile.TemporaryDirectory(prefix="flowml-batch-bench-") as tmp:
+        root = Path(tmp)
+        videos = make_videos(root, a.files, a.frames, width, height)
+        names = [f"{v.stem}.mp4" for v in videos]
+        graph = root / "bench.yaml"
+        graph.write_text(GRAPH.format(device=a.device, src=videos[0], out=root / "example.mp4"))
+        graphs = []
+        for v in videos:
+            g = root / f"run_{v.stem}.yaml"
+            g.write_text(GRAPH.format(device=a.device, src=v, out=root / "loop" / f"{v.stem}.mp4"))
+            graphs.append(str(g))
+        flowml = " ".join(shlex.quote(x) for x in FLOWML)
+        loop_s, _ = timed(f"for g in {' '.join(map(shlex.quote, graphs))}; do {flowml} run \"$g\" || exit 1; done",
+                          env, shell=True)
+        result: dict = {"files": a.files, "frames_per_file": a.frames, "size": a.size, "device": a.device,
+                        "cpus": os.cpu_count(),
+                        "loop": {"seconds": round(loop_s, 2), "files_per_minute": round(60 * a.files / loop_s, 1)}}
+
+        def batch(label: str, out: str, *extra: str) -> None:
+            cmd = [*FLOWML, "batch", str(graph), "--inputs", str(root / "in" / "*.mp4"),
+                   "--set", "src.path={input}", "--set", f"out.path={root / out}/{{stem}}.mp4",
+                   "--manifest", str(root / f"{out}.jsonl"), "--summary-json", str(root / f"{out}.json"), *extra]
+            dt, _ = timed(cmd, env)
+            summary = json.loads((root / f"{out}.json").read_text())
+            result[label] = {"seconds": round(dt, 2), "files_per_minute": round(60 * a.files / dt, 1),
+                             "done": summary["done"],
+                             "identical_to_loop": same_outputs(root / "loop", root / out, names)}
+
+        batch("local", "local", "--workers", "1", "--local")
+        try:
+            import ray  # noqa: F401
+
+            have_ray = True
+        except ImportError:
+            have_ray = False
+            result["ray"] = "not installed: pip install 'flowml[batch]'"
+        if have_ray:
+            for n in a.workers:
+                extra = ["--workers", str(n), "--cpus-per-worker", str(max(1, (os.cpu_count() or 1) // n))
+                         if a.device == "cpu" else "1"]
+                if a.device.startswith("cuda"):
+                    extra += ["--gpus-per-worker", f"{1.0 / n:.4f}"]
+                batch(f"ray_{n}", f"ray{n}", *extra)
+        print(json.dumps(result, indent=2))
+        if a.json:
+            Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
