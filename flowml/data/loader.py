@@ -49,7 +49,7 @@ class VideoLoader:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.epoch = 0
         self.last_decoder: str | None = None
-        """Which decoder the last epoch's graph used (``nvdec`` or ``cpu``)."""
+        """Which decoder the current (or last) epoch's graph uses: ``nvdec`` or ``cpu``."""
 
     def __len__(self) -> int:
         n = len(self.sampler)
@@ -98,10 +98,10 @@ class Epoch(Iterator[dict[str, torch.Tensor]]):
     def _run(self) -> None:
         try:
             with self.scheduler as sched:
-                clips = sched.nodes.get("clips")
+                clips = sched.nodes["clips"].node
+                self.loader.last_decoder = getattr(clips, "decoder", None)
                 self.result = sched.run()
-                if clips is not None:
-                    self.loader.last_decoder = getattr(clips.node, "decoder", None)
+                self.loader.last_decoder = getattr(clips, "decoder", None)
         except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread
             self.result = exc
         finally:

@@ -16,7 +16,7 @@ from flowml.data.index import SequenceIndex
 
 from .nvdec import nvdec_problem
 from .probe import probe
-from .processing import ProcessDesc, plan, process
+from .processing import ProcessDesc, draw, plan, process
 from .reader import _place
 
 DEFAULT = {"frames": ProcessDesc()}
@@ -140,7 +140,8 @@ class Clips(Node):
             raise EndOfStream
         self.pos += len(chosen)
         sequences = [self.sequence(k) for k in chosen]
-        out = {name: self._output(name, desc, sequences) for name, desc in self.descs.items()}
+        draws = [draw(self.generator) for _ in chosen]   # shared by the outputs: they stay aligned
+        out = {name: self._output(name, desc, sequences, draws) for name, desc in self.descs.items()}
         out["index"] = torch.tensor(chosen, dtype=torch.int64, device=self.ctx.device)
         return out
 
@@ -152,9 +153,9 @@ class Clips(Node):
         turns = (round(video.info.rotation / 90) % 4) if self.params.autorotate else 0
         return _place(images, turns, None) if turns else images
 
-    def _output(self, name: str, desc: ProcessDesc, sequences: list[torch.Tensor]) -> torch.Tensor:
+    def _output(self, name: str, desc: ProcessDesc, sequences: list[torch.Tensor], draws: list) -> torch.Tensor:
         try:
-            plans = [plan(desc, s.shape[3], s.shape[2], self.generator) for s in sequences]
+            plans = [plan(desc, s.shape[3], s.shape[2], d) for s, d in zip(sequences, draws)]
             if len({s.shape for s in sequences}) == 1:   # one pass over the whole batch
                 return process(torch.stack(sequences), desc, plans)
             parts = [process(s[None], desc, [pl]) for s, pl in zip(sequences, plans)]

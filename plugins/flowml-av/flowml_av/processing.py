@@ -13,8 +13,12 @@ random), random horizontal flip, normalisation, colour space, dimension order an
       -> colour space, normalise, cast, layout
       -> (B, T', C, h, w) or (B, C, T', h, w)
 
-Random choices (crop origin, flip) are drawn by ``plan`` from a seeded ``torch.Generator``
-on the host, once per sequence and output, so a seed gives the same batches every run.
+(``crop_first`` crops before scaling.) Random choices are drawn by ``draw`` from a seeded
+``torch.Generator`` on the host, once per sequence, and shared by all outputs of that
+sequence: outputs with the same ``random_crop`` (at the same scale, or ``crop_first``) cut
+the same place, and every ``random_flip`` output of a sequence flips with the others, so an
+input and its target stay aligned. A seed gives the same batches every run. (NVVL drew for
+each output on its own.)
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class ProcessDesc(BaseModel):
     random_crop: tuple[Pixels, Pixels] | None = Field(
         None, description="[width, height] cut out at a random place (seeded), after scaling")
     random_flip: bool = Field(False, description="flip horizontally with probability 0.5 (seeded)")
+    crop_first: bool = Field(False, description="crop the decoded frames, then scale the crop")
     color_space: Literal["RGB", "YCbCr"] = Field(
         "RGB", description="RGB, or YCbCr (BT.601 full range as JPEG, Cb/Cr centred on 0.5)")
     normalized: bool | None = Field(
@@ -110,37 +115,60 @@ class ProcessDesc(BaseModel):
                 out[j] = i
         return out
 
-    def size_after_scale(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of a frame of this size once scaled."""
+    def scaled(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of a picture of this size once scaled."""
         if self.scale is not None:
             return self.scale
         if self.scale_factor is not None:
             return max(1, round(width * self.scale_factor)), max(1, round(height * self.scale_factor))
         return width, height
 
-    def out_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of the output frames for decoded frames of this size."""
+    def crop_size(self) -> tuple[int, int] | None:
         if self.crop is not None:
             return self.crop[2], self.crop[3]
-        if self.random_crop is not None:
-            return self.random_crop
-        return self.size_after_scale(width, height)
+        return self.random_crop
+
+    def crop_region(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the picture the crop is cut from, for decoded frames of this size."""
+        return (width, height) if self.crop_first else self.scaled(width, height)
+
+    def out_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the output frames for decoded frames of this size."""
+        crop = self.crop_size()
+        if self.crop_first:
+            return self.scaled(*(crop or (width, height)))
+        return crop or self.scaled(width, height)
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The random numbers of one sequence, shared by its outputs: crop origin as fractions
+    of the room there is (``u``, ``v`` in [0, 1)) and whether to flip."""
+
+    u: float = 0.0
+    v: float = 0.0
+    flip: bool = False
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The random choices for one sequence of one output."""
+    """Crop origin and flip of one sequence for one output."""
 
     x: int = 0
     y: int = 0
     flip: bool = False
 
 
-def plan(desc: ProcessDesc, width: int, height: int, generator: torch.Generator | None) -> Plan:
-    """Crop origin and flip for one sequence of decoded frames ``width`` x ``height``.
+def draw(generator: torch.Generator | None) -> Draw:
+    """One sequence's random numbers (always three draws, so outputs never shift the stream)."""
+    u, v, f = torch.rand((3,), generator=generator, dtype=torch.float64).tolist()
+    return Draw(u, v, f < 0.5)
 
-    Draws (in this order, only what the output asks for): crop x, crop y, flip."""
-    sw, sh = desc.size_after_scale(width, height)
+
+def plan(desc: ProcessDesc, width: int, height: int, drawn: Draw = Draw()) -> Plan:
+    """Crop origin and flip of one output for one sequence of decoded frames ``width`` x
+    ``height``: a random crop's x is ``floor(u * (room + 1))`` for ``room`` pixels to spare."""
+    sw, sh = desc.crop_region(width, height)
     x = y = 0
     if desc.crop is not None:
         x, y, cw, ch = desc.crop
@@ -148,16 +176,15 @@ def plan(desc: ProcessDesc, width: int, height: int, generator: torch.Generator 
     elif desc.random_crop is not None:
         cw, ch = desc.random_crop
         _fits(0, 0, cw, ch, sw, sh, "random_crop")
-        x = int(torch.randint(0, sw - cw + 1, (1,), generator=generator))
-        y = int(torch.randint(0, sh - ch + 1, (1,), generator=generator))
-    flip = bool(torch.rand((1,), generator=generator) < 0.5) if desc.random_flip else False
-    return Plan(x, y, flip)
+        x = min(int(drawn.u * (sw - cw + 1)), sw - cw)
+        y = min(int(drawn.v * (sh - ch + 1)), sh - ch)
+    return Plan(x, y, drawn.flip and desc.random_flip)
 
 
 def _fits(x: int, y: int, w: int, h: int, width: int, height: int, what: str) -> None:
     if x + w > width or y + h > height:
         raise ValueError(f"{what} [{x}, {y}, {w}, {h}] does not fit in a {width}x{height} frame "
-                         "(after scaling): make it smaller or scale less")
+                         "(the frame it is cut from): make it smaller or scale less")
 
 
 # -- tensor functions (each checks its input's shape) -----------------------------------------
@@ -235,12 +262,18 @@ def process(frames: torch.Tensor, desc: ProcessDesc, plans: Sequence[Plan],
     ``(B, T', C, h, w)`` (``BTCHW``) or ``(B, C, T', h, w)`` (``BCTHW``) of ``desc.dtype``."""
     _check(frames, 5, "process", "(B, T, 3, H, W)")
     b, t, c, height, width = frames.shape
-    x = take(frames, desc.positions(t) if positions is None else positions)
+    x = take(frames, desc.positions(t) if positions is None else positions).float()
     t2 = x.shape[1]
-    size = desc.size_after_scale(width, height)
-    x = resize(x.reshape(b * t2, c, height, width).float(), size, desc.interpolation)
-    x = flip_crop(x.reshape(b, t2, c, size[1], size[0]), plans, desc.out_size(width, height))
-    h, w = x.shape[3], x.shape[4]
+    crop = desc.crop_size()
+    if desc.crop_first:
+        x = flip_crop(x, plans, crop or (width, height))
+        cw, ch = x.shape[4], x.shape[3]
+        x = resize(x.reshape(b * t2, c, ch, cw), desc.out_size(width, height), desc.interpolation)
+    else:
+        size = desc.scaled(width, height)
+        x = resize(x.reshape(b * t2, c, height, width), size, desc.interpolation)
+        x = flip_crop(x.reshape(b, t2, c, size[1], size[0]), plans, crop or size)
+    h, w = x.shape[-2], x.shape[-1]
     x = x.reshape(b * t2, c, h, w)
     if desc.color_space == "YCbCr":
         x = rgb_to_ycbcr(x)

@@ -14,7 +14,7 @@ from pydantic import model_validator
 import flowml
 from flowml import IMAGE, SCALAR, TENSOR, EndOfStream, Field, Input, Node, NodeError, Output, Ports, Stamped
 
-from .processing import ProcessDesc, plan, process
+from .processing import ProcessDesc, draw, plan, process
 from .reader import VideoSource
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
@@ -195,10 +195,10 @@ class FrameWindows(Node):
             frames = [frames[0]] * (self.span - len(frames)) + frames
         window = torch.stack(frames[::p.step])[None]      # (1, T, C, H, W)
         height, width = window.shape[3], window.shape[4]
-        out = {}
+        out, drawn = {}, draw(self.generator)
         for name, (desc, positions) in self.descs.items():
             try:
-                out[name] = process(window, desc, [plan(desc, width, height, self.generator)], positions)
+                out[name] = process(window, desc, [plan(desc, width, height, drawn)], positions)
             except ValueError as exc:
                 raise NodeError(f"output {name}: {exc}") from exc
         return out

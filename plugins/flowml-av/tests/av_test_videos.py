@@ -27,7 +27,7 @@ VIDEOS: dict[str, list[str]] = {
     "hevc_322x182.mp4": ["-s", "322x182", "-frames:v", "30", *X265, "-x265-params",
                          "log-level=error:keyint=8:min-keyint=8:bframes=2", "-crf", "22"],
     "h264_100f.mp4": ["-s", "64x48", "-frames:v", "100", *X264, "-g", "25", "-crf", "30"],
-    "h264_1080p.mp4": ["-s", "1920x1080", "-frames:v", "240", *X264, "-g", "60", "-crf", "28"],
+    "h264_1080p.mp4": ["-s", "1920x1080", "-frames:v", "240", *X264, "-g", "12", "-crf", "28"],
 }
 RATE = 25
 

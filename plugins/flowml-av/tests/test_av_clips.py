@@ -105,6 +105,7 @@ OPTIONS = {
     "cthw": {"layout": "BCTHW"},
     "middle": {"index_map": [-1, -1, 0]},
     "reverse": {"index_map": [2, 1, 0]},
+    "crop_first": {"crop": [10, 7, 64, 48], "crop_first": True, "scale_factor": 0.5},
 }
 
 
@@ -143,6 +144,8 @@ def reference(frames: torch.Tensor, name: str) -> torch.Tensor:
         return x[2:3][None]
     if name == "reverse":
         return x.flip(0)[None]
+    if name == "crop_first":
+        return F.interpolate(x[:, :, 7:55, 10:74], size=(24, 32), mode="bilinear", antialias=True)[None]
     raise KeyError(name)
 
 
@@ -190,6 +193,19 @@ def test_random_crop_and_flip_are_crops_and_flips_and_follow_the_seed(files):
     assert len(origins) > 8 and flips == {False, True}   # they vary from sample to sample
     assert torch.equal(run_clips(params)[0]["rc"], got)  # and the seed fixes them
     assert not torch.equal(run_clips({**params, "seed": 8})[0]["rc"], got)
+
+
+def test_outputs_of_a_sequence_share_the_random_crop_and_flip(files):
+    """An input and its target (NVVL's super-resolution example) cut and flip alike."""
+    path = files["h264_178x98.mp4"]
+    outputs = {"target": {"random_crop": [64, 48], "random_flip": True, "crop_first": True},
+               "input": {"random_crop": [64, 48], "random_flip": True, "crop_first": True, "scale_factor": 0.25}}
+    out = run_clips({"files": [str(path)], "length": 3, "samples": list(range(0, 40, 5)), "batch": 8,
+                     "seed": 3, "outputs": outputs})[0]
+    target, low = out["target"], out["input"]
+    assert target.shape == (8, 3, 3, 48, 64) and low.shape == (8, 3, 3, 12, 16)
+    want = F.interpolate(target.flatten(0, 1), size=(12, 16), mode="bilinear", antialias=True)
+    assert (low.flatten(0, 1) - want).abs().max() < 1e-5
 
 
 def test_several_outputs_from_one_sequence_and_sequence_outputs(files):

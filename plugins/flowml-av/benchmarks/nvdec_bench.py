@@ -1,0 +1,274 @@
+"""NVDEC (PyNvVideoCodec) against PyAV on the CPU: decoding in a graph and feeding training.
+
+    FLOWML_TEST_VIDEOS=DIR python plugins/flowml-av/benchmarks/nvdec_bench.py [--out x.json]
+
+DIR holds ``h264_1080p.mp4`` (scripts/make-test-videos.sh: ffmpeg testsrc2, 1920x1080, 240
+frames, H.264, a keyframe every 12 frames). Three parts, each timed after a warm-up:
+
+1. decode: a graph ``capture.video`` -> a sink taking the frame, on cuda, 1080p decoded to
+   float RGB tensors on the GPU: ``decode: cuda`` (NVDEC) against ``decode: cpu`` (PyAV,
+   FFmpeg's frame threads = all cores, planes uploaded and converted on the GPU). Frames a
+   second and CPU used (process CPU time / wall: 1.0 = one core busy).
+2. raw: PyNvVideoCodec's SimpleDecoder alone, by index one by one, by index in chunks of
+   8 (what the nodes do) and sequentially (get_batch_frames), to see what the node costs.
+3. loader: training a small super-resolution net on 5-frame sequences (random 512 px crops,
+   input a quarter of that, target the middle frame): ``flowml.data.VideoLoader`` on NVDEC,
+   the same loader decoding on the CPU, and PyAV by hand in a torch ``DataLoader`` with one
+   worker per core (each decoding one sample: seek, decode, crop, in the worker; scaled on the
+   GPU in the loop). Samples a second and CPU used (children included).
+
+Prints one JSON object (and writes it to ``--out``) with the ratios nvdec/pyav.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+FILE = "h264_1080p.mp4"
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (DataLoader workers), in seconds."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class Meter:
+    def __enter__(self):
+        torch.cuda.synchronize()
+        self.t0, self.c0 = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc):
+        torch.cuda.synchronize()
+        self.wall = time.perf_counter() - self.t0
+        self.cpu = (cpu_seconds() - self.c0) / self.wall
+
+
+# -- 1. decoding in a graph -------------------------------------------------------------------
+GRAPH = """\
+flowml: 1
+clock: v
+device: cuda
+nodes:
+  v:    {{type: capture.video, params: {{path: {path}, decode: {decode}, loop: true}}}}
+  sink: {{type: python.function, inputs: {{image: v/image}},
+         params: {{path: {fx}, function: take, inputs: [image], outputs: []}}}}
+"""
+
+
+def graph_decode(path: Path, decode: str, frames: int, tmp: Path) -> dict:
+    from flowml.graph import load_graph
+    from flowml.plugins import load_registry
+    from flowml.runtime.scheduler import Scheduler
+
+    fx = tmp / "fx.py"
+    fx.write_text("def take(image):\n    assert image.is_cuda and image.dtype.is_floating_point\n")
+    g = tmp / f"decode_{decode}.yaml"
+    g.write_text(GRAPH.format(path=path, decode=decode, fx=fx))
+    registry = load_registry()
+    out = {}
+    with Scheduler(load_graph(g, registry)) as sched:
+        sched.run(frames=24)  # warm-up: decoder sessions, kernels
+        out["decoder"] = sched.nodes["v"].node.decoder
+        with Meter() as m:
+            result = sched.run(frames=frames)
+        assert result.ok, result.error
+    out.update(fps=round(frames / m.wall, 1), cpu_cores_used=round(m.cpu, 2), frames=frames)
+    return out
+
+
+# -- 2. the decoder alone ---------------------------------------------------------------------
+def raw_decoder(path: Path) -> dict:
+    import PyNvVideoCodec as nvc
+
+    out = {}
+    for mode in ("index_each", "index_chunks_8", "sequential_8"):
+        dec = nvc.SimpleDecoder(str(path), gpu_id=0, use_device_memory=True,
+                                output_color_type=nvc.OutputColorType.NATIVE)
+        n = len(dec)
+        with Meter() as m:
+            if mode == "index_each":
+                for i in range(n):
+                    torch.from_dlpack(dec[i])
+            elif mode == "index_chunks_8":
+                for i in range(0, n, 8):
+                    dec.get_batch_frames_by_index(list(range(i, min(i + 8, n))))
+            else:
+                dec.seek_to_index(0)
+                got = 0
+                while got < n:
+                    batch = dec.get_batch_frames(8)
+                    if not batch:
+                        break
+                    got += len(batch)
+                n = got
+        out[mode] = {"fps": round(n / m.wall, 1), "cpu_cores_used": round(m.cpu, 2)}
+    return out
+
+
+# -- 3. feeding training ----------------------------------------------------------------------
+CROP, LENGTH = 512, 5
+
+
+class SR(torch.nn.Module):
+    """(B, 5, 3, h, w) -> (B, 3, 4h, 4w): a small video super-resolution net."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(15, 64, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.ReLU(),
+                                       torch.nn.Conv2d(64, 48, 3, padding=1), torch.nn.PixelShuffle(4))
+
+    def forward(self, x):
+        b, t, c, h, w = x.shape
+        return self.net(x.reshape(b, t * c, h, w))
+
+
+def train(batches, steps: int, batch_size: int, prepare) -> dict:
+    """``steps`` training steps on ``prepare(batch) -> (lowres, target)``, after 3 warm-up steps."""
+    model = SR().cuda()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    it = iter(batches)
+
+    def step():
+        low, target = prepare(next(it))
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.mse_loss(model(low).float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    with Meter() as m:
+        for _ in range(steps):
+            step()
+    close = getattr(it, "close", None)
+    if close:
+        close()
+    return {"samples_per_s": round(steps * batch_size / m.wall, 1), "cpu_cores_used": round(m.cpu, 2),
+            "steps": steps, "batch": batch_size}
+
+
+def flowml_loader(path: Path, decode: str, steps: int, batch: int) -> dict:
+    from flowml.data import VideoDataset, VideoLoader
+
+    cut = {"random_crop": [CROP, CROP], "random_flip": True, "crop_first": True}
+    data = VideoDataset([path], LENGTH, processing={          # one decoded sequence, two outputs
+        "input": {**cut, "scale_factor": 0.25}, "target": {**cut, "index_map": [-1, -1, 0, -1, -1]}})
+    loader = VideoLoader(data, batch_size=batch, shuffle=True, seed=0, device="cuda", decode=decode, prefetch=3)
+
+    def prepare(b):
+        return b["input"], b["target"][:, 0]
+
+    out = train(_forever(loader), steps, batch, prepare)
+    out["decoder"] = loader.last_decoder
+    return out
+
+
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+class HandDataset(torch.utils.data.Dataset):
+    """What one writes by hand: PyAV in each worker, seek to the sample, decode 5 frames, crop."""
+
+    def __init__(self, path: Path):
+        from flowml_av.probe import probe
+
+        self.path, self.info = str(path), probe(path)
+        self.n = self.info.frames - LENGTH + 1
+        self.container = None
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        import av
+        import numpy as np
+
+        if self.container is None:
+            self.container = av.open(self.path)
+            self.container.streams.video[0].thread_count = 1  # one core per worker
+        c = self.container
+        stream = c.streams.video[0]
+        pts = self.info.pts[i:i + LENGTH]
+        keys = [k for k in self.info.keyframes if k <= pts[0]]
+        c.seek(keys[-1], backward=True, any_frame=False, stream=stream)
+        frames = []
+        for f in c.decode(stream):
+            if f.pts in pts:
+                frames.append(f.to_ndarray(format="rgb24"))
+            if len(frames) == LENGTH:
+                break
+        x = np.random.randint(0, self.info.width - CROP + 1)
+        y = np.random.randint(0, self.info.height - CROP + 1)
+        clip = np.stack(frames)[:, y:y + CROP, x:x + CROP]
+        if np.random.rand() < 0.5:
+            clip = clip[:, :, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(clip)).permute(0, 3, 1, 2)  # (5, 3, 512, 512) uint8
+
+
+def hand_loader(path: Path, steps: int, batch: int, workers: int) -> dict:
+    loader = torch.utils.data.DataLoader(HandDataset(path), batch_size=batch, shuffle=True, num_workers=workers,
+                                         pin_memory=True, drop_last=True, prefetch_factor=2,
+                                         persistent_workers=False)
+
+    def prepare(b):
+        clip = b.cuda(non_blocking=True).float() / 255
+        low = torch.nn.functional.interpolate(clip.flatten(0, 1), scale_factor=0.25, mode="bilinear",
+                                              antialias=True).unflatten(0, clip.shape[:2])
+        return low, clip[:, LENGTH // 2]
+
+    out = train(_forever(loader), steps, batch, prepare)
+    out["workers"] = workers
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=480, help="frames decoded per graph run")
+    ap.add_argument("--steps", type=int, default=25, help="training steps per loader")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    folder = os.environ.get("FLOWML_TEST_VIDEOS")
+    if not folder or not (Path(folder) / FILE).is_file():
+        raise SystemExit(f"set FLOWML_TEST_VIDEOS to a folder with {FILE} (scripts/make-test-videos.sh)")
+    path = Path(folder).resolve() / FILE
+    torch.zeros(1, device="cuda")
+    res: dict = {"device": torch.cuda.get_device_name(), "cores": os.cpu_count(), "file": FILE}
+    with tempfile.TemporaryDirectory() as tmp:
+        res["graph_decode"] = {d: graph_decode(path, d, args.frames, Path(tmp)) for d in ("cuda", "cpu")}
+    g = res["graph_decode"]
+    res["graph_decode"]["fps_ratio_nvdec_over_pyav"] = round(g["cuda"]["fps"] / g["cpu"]["fps"], 2)
+    try:
+        res["raw_decoder"] = raw_decoder(path)
+    except Exception as exc:  # the graph numbers stand without it
+        res["raw_decoder"] = {"error": f"{type(exc).__name__}: {exc}"}
+    loaders = {"flowml_nvdec": flowml_loader(path, "cuda", args.steps, args.batch),
+               "flowml_cpu": flowml_loader(path, "cpu", args.steps, args.batch),
+               "pyav_dataloader": hand_loader(path, args.steps, args.batch, args.workers)}
+    s = {k: v["samples_per_s"] for k, v in loaders.items()}
+    loaders["ratio_flowml_nvdec_over_pyav_dataloader"] = round(s["flowml_nvdec"] / s["pyav_dataloader"], 2)
+    loaders["ratio_flowml_nvdec_over_flowml_cpu"] = round(s["flowml_nvdec"] / s["flowml_cpu"], 2)
+    res["loader"] = loaders
+    text = json.dumps(res, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
