@@ -116,6 +116,8 @@ class Clips(Node):
 
                 try:
                     video = NvdecVideo(self.paths[file], self.ctx.device)
+                    if video.log_once and not self.videos:
+                        self.log.warning("capture.clips: %s", video.log_once)
                 except RuntimeError as exc:
                     if self.videos:  # mixed decoders would make a run depend on the file order
                         raise NodeError(f"NVDEC cannot decode {self.paths[file]}: {exc}") from exc

@@ -71,18 +71,24 @@ class NvdecVideo:
         count = len(self.decoder)
         if count < self.info.frames:
             self.info = _truncated(self.info, count)
-        self.in_use: deque[tuple[Any, list]] = deque()  # (event after conversion, decoded frames)
+        self.in_use: deque[tuple[Any, list]] = deque()  # (event after the copy, decoded frames)
+        self.log_once: str | None = getattr(self, "log_once", None)
         self.decoded = 0
 
     def _open(self, nvc: Any, path: str, index: int) -> Any:
+        """The decoder on a stream of ours (``cuda_stream`` is a CUstream handle; 0 would make
+        it create one we cannot order against), or on its own where a build refuses ours."""
         kwargs = dict(gpu_id=index, use_device_memory=True, output_color_type=nvc.OutputColorType.NATIVE)
-        try:  # decode on a stream of ours, so that the conversion can wait for it on the GPU
+        try:
             return nvc.SimpleDecoder(path, cuda_stream=self.stream.cuda_stream, **kwargs)
-        except TypeError:  # a build that only takes a pycuda stream object: its own stream then
+        except Exception as first:  # noqa: BLE001 - PyNvVCException and friends
+            try:
+                decoder = nvc.SimpleDecoder(path, **kwargs)
+            except Exception as exc:  # unsupported codec, no NVDEC, no driver library
+                raise RuntimeError(f"PyNvVideoCodec could not open {path}: {exc}") from exc
             self.stream = None
-            return nvc.SimpleDecoder(path, **kwargs)
-        except Exception as exc:  # PyNvVCException and friends: unsupported codec, no NVDEC
-            raise RuntimeError(f"PyNvVideoCodec could not open {path}: {exc}") from exc
+            self.log_once = f"PyNvVideoCodec refused our CUDA stream ({first}); it decodes on its own"
+            return decoder
 
     def __len__(self) -> int:
         return self.info.frames
@@ -109,6 +115,8 @@ class NvdecVideo:
             legacy.wait_event(last)
             if self.stream is not None:
                 self.stream.wait_event(last)
+            else:            # a stream of its own, which we cannot order: wait on the host
+                last.synchronize()
         unique = sorted(set(indices))
         try:
             decoded = self.decoder.get_batch_frames_by_index(unique)
@@ -140,8 +148,8 @@ class NvdecVideo:
     def _planes(self, frame: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """A decoded NV12 frame -> its Y ``(H, W)`` and interleaved CbCr ``(H/2, W/2, 2)`` views."""
         t = torch.from_dlpack(frame)
-        if t.ndim == 3 and t.shape[-1] == 1:
-            t = t[..., 0]
+        while t.ndim > 2 and (t.shape[0] == 1 or t.shape[-1] == 1):  # (1, rows, W) or (rows, W, 1)
+            t = t[0] if t.shape[0] == 1 else t[..., 0]
         h, w = self.info.height, self.info.width
         ch, cw = (h + 1) // 2, (w + 1) // 2
         if t.ndim != 2 or t.dtype != torch.uint8 or t.shape[1] < w or t.shape[0] < h + ch:

@@ -138,6 +138,8 @@ class VideoSource(Node):
                 raise NodeError(f"video file not found: {self.target}; check `path` (relative to the graph file)")
             try:  # decode the first frames now: an NVDEC that cannot take this file says so here
                 self.nv = NvdecVideo(self.target, self.ctx.device)
+                if self.nv.log_once:
+                    self.log.warning("capture.video: %s", self.nv.log_once)
                 self.step = 1.0 / self.nv.info.rate
                 self.nv_next = self.nv.info.index_at(self.params.start)
                 self._decode_ahead()
