@@ -60,7 +60,9 @@ def to_records(module: nn.Module, module_src: str = PLACEHOLDER_SRC,
     state = {
         "training": False,
         "_parameters": OrderedDict((k, v) for k, v in module._parameters.items()),
-        "_buffers": OrderedDict((k, v) for k, v in module._buffers.items()),
+        # non-persistent buffers (derived at init, as StyleGAN3's sampling grid) are not saved
+        "_buffers": OrderedDict((k, v) for k, v in module._buffers.items()
+                                if k not in module._non_persistent_buffers_set),
         "_non_persistent_buffers_set": set(),
         "_modules": children,
         "_init_args": (),

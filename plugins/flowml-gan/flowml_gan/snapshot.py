@@ -1,22 +1,27 @@
 """Load StyleGAN snapshots without running their code.
 
-NVIDIA's ``.pkl`` snapshots (stylegan2-ada-pytorch) are pickles whose networks are
+NVIDIA's ``.pkl`` snapshots (stylegan2-ada-pytorch, NVlabs/stylegan3) are pickles whose networks are
 ``torch_utils.persistence`` objects: each carries the Python source of its module, and NVIDIA's
 loader ``exec``s that source to rebuild the class. A pickle can also name any callable
 (``os.system``) and have it called while loading. So a ``.pkl`` is never given to
 ``pickle.load`` here: ``SafeUnpickler`` resolves only a short allow-list of globals (tensor and
-storage rebuilders, ``OrderedDict``, numeric numpy scalars, ``EasyDict`` as a plain dict) and
+storage rebuilders, ``OrderedDict``, numeric numpy scalars and arrays, ``EasyDict`` as a plain
+dict) and
 turns every persistent object into an inert ``PersistentRecord`` (class name, source text kept
 as a string and never executed, state). Anything else stops the load with ``SnapshotError``.
 From the records of ``G_ema`` (or ``G``) we take the constructor keywords and the tensors and
-build *our* ``Generator`` from them.
+build *our* generator from them: StyleGAN2 or StyleGAN3 (T/R), told apart by the network's
+content (``flowml_gan.arch``).
 
-Also read: ``.pt`` files written by ``save_pt`` (``torch.load(weights_only=True)``).
+Also read (``torch.load(weights_only=True)``): ``.pt`` files written by ``save_pt``, any
+``.pt`` holding ``{init_kwargs, state_dict}``, and a bare state dict with a sidecar JSON of the
+init kwargs (``G.pt`` + ``G.json``).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,13 +31,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .stylegan2 import Generator
+from .arch import AnyGenerator, arch_of, build_generator, detect_arch
 
 __all__ = ["SnapshotError", "PersistentRecord", "SafeUnpickler", "NetworkRecord", "read_pickle",
            "read_network", "load_generator", "save_pt", "PT_FORMAT"]
 
 PT_FORMAT = "flowml-gan/stylegan2"
-"""The ``format`` key of a ``.pt`` snapshot written by ``save_pt``."""
+"""The ``format`` key of a StyleGAN2 ``.pt`` snapshot written by ``save_pt``."""
+PT_FORMATS = {PT_FORMAT: "stylegan2", "flowml-gan/stylegan3": "stylegan3"}
 
 STYLEGAN2_CLASSES = frozenset({
     "Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer",
@@ -41,7 +47,11 @@ STYLEGAN2_CLASSES = frozenset({
     "Discriminator", "DiscriminatorBlock", "DiscriminatorEpilogue", "MinibatchStdLayer",
     "MappingNetworkD", "AugmentPipe",
 })
-STYLEGAN3_CLASSES = frozenset({"SynthesisInput", "SynthesisLayer3"})
+STYLEGAN3_CLASSES = frozenset({
+    "Generator", "MappingNetwork", "SynthesisInput", "SynthesisNetwork", "SynthesisLayer",
+    "FullyConnectedLayer",
+})
+NETWORK_CLASSES = STYLEGAN2_CLASSES | STYLEGAN3_CLASSES
 
 
 class SnapshotError(Exception):
@@ -67,12 +77,10 @@ def _reconstruct_persistent(meta: Any) -> PersistentRecord:
         raise SnapshotError("refused: a persistent object of unknown form (expected NVIDIA's "
                             "persistence metadata with type 'class')")
     name = meta.get("class_name")
-    if not isinstance(name, str) or name not in STYLEGAN2_CLASSES:
-        if name in STYLEGAN3_CLASSES:
-            raise SnapshotError("this is a StyleGAN3 snapshot; flowml-gan reads StyleGAN2 "
-                                "(stylegan2-ada-pytorch) snapshots only, so far")
+    if not isinstance(name, str) or name not in NETWORK_CLASSES:
         raise SnapshotError(f"refused: the snapshot holds an object of class {name!r}, which "
-                            "is not part of a StyleGAN2 network; its embedded code was not run")
+                            "is not part of a StyleGAN2 or StyleGAN3 network; its embedded code "
+                            "was not run")
     state = meta.get("state")
     if not isinstance(state, dict):
         raise SnapshotError(f"refused: the {name} object carries no state dict")
@@ -101,6 +109,40 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> Any:
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
+class NumpyArray:
+    """A pickled numeric numpy array, rebuilt from its raw bytes (``.array``); numpy's own
+    ``__setstate__`` is not used (an object array would unpickle whatever it holds)."""
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise SnapshotError("refused: a numpy array in an unknown pickled form")
+        _version, shape, dtype, fortran, raw = state
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or not isinstance(raw, bytes) \
+                or not all(isinstance(n, int) for n in shape):
+            raise SnapshotError("refused: a numpy array that is not plain numbers")
+        self.array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+class _NdarrayName:
+    """What ``numpy.ndarray`` resolves to: only a marker for ``_reconstruct``."""
+
+
+def _numpy_reconstruct(subtype: Any, shape: Any = None, dtype: Any = None) -> NumpyArray:
+    if subtype is not _NdarrayName:
+        raise SnapshotError("refused: numpy _reconstruct of something other than ndarray")
+    return NumpyArray()
+
+
+def _numpy_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> NumpyArray:
+    """Protocol 5's form of an array; rebuilt as ``NumpyArray``."""
+    out = NumpyArray()
+    out.__setstate__((1, tuple(shape), dtype, order == "F", bytes(buf)))
+    return out
+
+
 def _latin1_bytes(text: Any, encoding: str = "latin1") -> bytes:
     """Protocol 2 writes bytes as ``_codecs.encode(text, 'latin1')``; only that is allowed."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
@@ -124,18 +166,23 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
     ("numpy", "dtype"): _numpy_dtype,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "ndarray"): _NdarrayName,
+    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _numpy_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _numpy_frombuffer,
 }
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals of a StyleGAN2 snapshot (``_ALLOWED``) and
+    """An unpickler that resolves only the globals of a StyleGAN snapshot (``_ALLOWED``) and
     refuses every other one, before anything is called."""
 
     def find_class(self, module: str, name: str) -> Any:
         fn = _ALLOWED.get((module, name))
         if fn is None:
             raise SnapshotError(
-                f"refused: the pickle asks for {module}.{name}, which a StyleGAN2 snapshot does "
+                f"refused: the pickle asks for {module}.{name}, which a StyleGAN snapshot does "
                 "not need (nothing was run); if this is a snapshot from a newer NVIDIA "
                 "release, open an issue with the name")
         return fn
@@ -158,15 +205,19 @@ def read_pickle(data: bytes) -> Any:
 
 @dataclass
 class NetworkRecord:
-    """One network of a snapshot: its class, constructor keywords and tensors by name."""
+    """One network of a snapshot: its class, constructor keywords, tensors by name and
+    architecture (``stylegan2`` or ``stylegan3``)."""
 
     class_name: str
     init_kwargs: dict[str, Any]
     tensors: dict[str, torch.Tensor]
+    arch: str = "stylegan2"
 
 
 def _plain(value: Any) -> Any:
-    """EasyDicts and OrderedDicts as dicts, tuples as lists, recursively."""
+    """EasyDicts and OrderedDicts as dicts, tuples and numpy arrays as lists, recursively."""
+    if isinstance(value, NumpyArray):
+        return value.array.tolist() if value.array is not None else None
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -214,28 +265,79 @@ def read_network(snapshot: Any, key: str = "G_ema") -> NetworkRecord:
     kwargs.update(zip(GENERATOR_ARGS, _plain(list(args))))
     tensors: dict[str, torch.Tensor] = {}
     _tensors(record, "", tensors)
-    return NetworkRecord(record.class_name, kwargs, tensors)
+    return NetworkRecord(record.class_name, kwargs, tensors, _record_arch(record))
 
 
-def _build(init_kwargs: dict[str, Any], tensors: dict[str, torch.Tensor], shown_as: str) -> Generator:
-    unknown = sorted(set(init_kwargs) - set(GENERATOR_ARGS))
-    if unknown:
-        raise SnapshotError(f"{shown_as}: generator keywords {unknown} are not StyleGAN2's "
-                            "(a StyleGAN3 or other network?); flowml-gan reads StyleGAN2 only")
+def _record_arch(record: PersistentRecord) -> str:
+    """StyleGAN3 when the synthesis network starts with Fourier features (``SynthesisInput``)."""
+    synthesis = (record.state.get("_modules") or {}).get("synthesis")
+    children = (synthesis.state.get("_modules") or {}) if isinstance(synthesis, PersistentRecord) else {}
+    first = children.get("input")
+    return "stylegan3" if isinstance(first, PersistentRecord) and first.class_name == "SynthesisInput" \
+        else "stylegan2"
+
+
+def _build(init_kwargs: dict[str, Any], tensors: dict[str, torch.Tensor], shown_as: str,
+           arch: str | None = None) -> AnyGenerator:
     try:
-        G = Generator(**init_kwargs)
-    except (TypeError, ValueError) as exc:
-        raise SnapshotError(f"{shown_as}: cannot build a StyleGAN2 generator from {init_kwargs}: {exc}") from None
-    result = G.load_state_dict(tensors, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise SnapshotError(f"{shown_as}: the tensors do not fit a StyleGAN2 generator; missing "
-                            f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
-    return G.eval().requires_grad_(False)
+        return build_generator(init_kwargs, tensors, arch)
+    except ValueError as exc:
+        raise SnapshotError(f"{shown_as}: {exc}") from None
 
 
-def load_generator(path: str | Path, key: str = "G_ema", shown_as: str | None = None) -> Generator:
-    """Our ``Generator`` with the weights of a snapshot: an official ``.pkl`` (``key`` picks
-    ``G_ema`` or ``G``), or a ``.pt`` written by ``save_pt``. Nothing in the file is run."""
+def _sidecar(path: Path) -> Path | None:
+    for p in (path.with_suffix(".json"), path.with_name(path.name + ".json")):
+        if p.is_file():
+            return p
+    return None
+
+
+def _read_pt(path: Path, data: bytes, shown: str) -> AnyGenerator:
+    """A ``.pt``: ``{format?, init_kwargs, state_dict}``, or a bare state dict whose init kwargs
+    are in a sidecar ``.json`` (the kwargs, or ``{"init_kwargs": ..., "class_name": ...}``)."""
+    try:
+        saved = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:
+        raise SnapshotError(f"{shown}: not a snapshot torch can read safely: {exc}") from None
+    if not isinstance(saved, dict):
+        raise SnapshotError(f"{shown}: a torch file holding a {type(saved).__name__}, not a "
+                            "state dict or {init_kwargs, state_dict}")
+    fmt = saved.get("format")
+    if fmt is not None and fmt not in PT_FORMATS:
+        raise SnapshotError(f"{shown}: a torch file of format {fmt!r}; flowml-gan reads "
+                            f"{sorted(PT_FORMATS)} (flowml_gan.snapshot.save_pt)")
+    if isinstance(saved.get("init_kwargs"), dict) and isinstance(saved.get("state_dict"), dict):
+        kwargs, tensors, class_path = saved["init_kwargs"], saved["state_dict"], saved.get("class_name")
+    elif saved and all(isinstance(v, torch.Tensor) for v in saved.values()):
+        side = _sidecar(path)
+        if side is None:
+            raise SnapshotError(f"{shown}: a bare state dict; its generator's init kwargs are "
+                                f"needed beside it, as {path.with_suffix('.json').name} (JSON: "
+                                "z_dim, c_dim, w_dim, img_resolution, img_channels, ...)")
+        try:
+            meta = json.loads(side.read_text())
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"{side}: not readable JSON: {exc}") from None
+        if not isinstance(meta, dict):
+            raise SnapshotError(f"{side}: a JSON object of init kwargs was expected")
+        kwargs = meta.get("init_kwargs", meta)
+        class_path = meta.get("class_name") if "init_kwargs" in meta else kwargs.get("class_name")
+        tensors = saved
+    else:
+        raise SnapshotError(f"{shown}: a torch file, but neither {{init_kwargs, state_dict}} "
+                            "(flowml_gan.snapshot.save_pt) nor a state dict of tensors")
+    arch = PT_FORMATS.get(fmt) if fmt else None
+    try:
+        arch = arch or detect_arch(tensors, class_path)
+    except ValueError as exc:
+        raise SnapshotError(f"{shown}: {exc}") from None
+    return _build(dict(kwargs), dict(tensors), shown, arch)
+
+
+def load_generator(path: str | Path, key: str = "G_ema", shown_as: str | None = None) -> AnyGenerator:
+    """Our generator (StyleGAN2 or StyleGAN3) with the weights of a snapshot: an official
+    ``.pkl`` (``key`` picks ``G_ema`` or ``G``), or a ``.pt`` (see ``_read_pt``). Nothing in the
+    file is run."""
     path = Path(path)
     shown = shown_as or str(path)
     if not path.is_file():
@@ -243,21 +345,15 @@ def load_generator(path: str | Path, key: str = "G_ema", shown_as: str | None = 
                             "writes a small random one")
     data = path.read_bytes()
     if data[:2] == b"PK":  # a torch.save zip archive
-        try:
-            saved = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-        except Exception as exc:
-            raise SnapshotError(f"{shown}: not a snapshot torch can read safely: {exc}") from None
-        if not isinstance(saved, dict) or saved.get("format") != PT_FORMAT:
-            raise SnapshotError(f"{shown}: a torch file, but not one written by "
-                                f"flowml_gan.snapshot.save_pt (format {PT_FORMAT!r})")
-        return _build(saved["init_kwargs"], saved["state_dict"], shown)
+        return _read_pt(path, data, shown)
     try:
         network = read_network(read_pickle(data), key)
     except SnapshotError as exc:
         raise SnapshotError(f"{shown}: {exc}") from None
-    return _build(network.init_kwargs, network.tensors, shown)
+    return _build(network.init_kwargs, network.tensors, shown, network.arch)
 
 
-def save_pt(G: Generator, path: str | Path) -> None:
+def save_pt(G: AnyGenerator, path: str | Path) -> None:
     """Write ``G`` as a ``.pt`` that ``load_generator`` reads with ``weights_only=True``."""
-    torch.save({"format": PT_FORMAT, "init_kwargs": G.init_kwargs, "state_dict": G.state_dict()}, path)
+    fmt = {v: k for k, v in PT_FORMATS.items()}[arch_of(G)]
+    torch.save({"format": fmt, "init_kwargs": G.init_kwargs, "state_dict": G.state_dict()}, path)
