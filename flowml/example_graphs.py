@@ -64,12 +64,16 @@ def summary(name: str) -> str:
 def models_used(graph_text: str) -> list[str]:
     """Model file names a (copied) graph reads from ``models/``, in order of appearance."""
     seen: dict[str, None] = {}
-    for line in graph_text.splitlines():
-        if line.lstrip().startswith("#"):
-            continue  # comments name build scripts and alternatives, not what the graph reads
-        for m in _MODEL.finditer(line.split(" #")[0]):
-            seen.setdefault(m.group(1).rstrip("."), None)
+    for m in _MODEL.finditer(_uncommented(graph_text)):
+        seen.setdefault(m.group(1).rstrip("."), None)
     return list(seen)
+
+
+def _uncommented(graph_text: str) -> str:
+    """The graph without its comments (they name build scripts and alternatives, not what the
+    graph reads)."""
+    return "\n".join(line.split(" #")[0] for line in graph_text.splitlines()
+                     if not line.lstrip().startswith("#"))
 
 
 def models_of(name: str) -> list[str]:
@@ -83,6 +87,7 @@ class Copied:
 
     graph: Path
     folders: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
     built: list[Path] = field(default_factory=list)
     present: list[Path] = field(default_factory=list)
     not_buildable: list[str] = field(default_factory=list)
@@ -105,10 +110,19 @@ def copy(name: str, dest: Path, build_models: bool = True,
     except OSError as exc:
         raise ExampleError(f"cannot write the example into {dest}: {exc}") from exc
     done = Copied(graph)
-    for sub in _root().iterdir():
-        if sub.is_dir() and not sub.name.startswith("__") and re.search(
-                rf"(?<![\w.]){re.escape(sub.name)}/", graph_text):
-            done.folders.append(_copy_tree(sub, dest / sub.name))
+    for entry in _root().iterdir():  # folders and files beside the graphs that it names
+        if entry.name.startswith("__") or entry.name.endswith(".yaml"):
+            continue
+        after = "/" if entry.is_dir() else r"(?![\w.-])"
+        named = r"(?<![\w./-])" + re.escape(entry.name) + after
+        if not re.search(named, _uncommented(graph_text)):
+            continue
+        if entry.is_dir():
+            done.folders.append(_copy_tree(entry, dest / entry.name))
+        else:
+            with entry.open("rb") as fin, open(dest / entry.name, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+            done.files.append(dest / entry.name)
     for model in models_used(graph_text):
         path = dest / "models" / model
         if model not in BUILDERS:
