@@ -7,6 +7,9 @@
 - json: UTF-8 JSON.
 - detections: ``boxes`` float32 (N, 4), ``scores`` float32 (N,), ``labels`` int64 (N,), back to
   back (28 N bytes); other keys of the dict are not sent.
+
+Receiving is two steps: ``to_host`` on the receiving thread (parse, copy into a tensor, pinned
+for a CUDA receiver), ``to_device`` on the node's thread and CUDA stream (the upload).
 """
 
 from __future__ import annotations
@@ -62,36 +65,56 @@ def _detection_count(value: Any) -> int:
 
 
 def decode(h: Header, payload: bytes, device: str = "cpu") -> Any:
-    """The port value of a sample, on ``device``; raise ``Malformed`` for a payload that does not
-    match its header. CUDA: staged in pinned memory and copied asynchronously on the current
-    stream (the node's lane)."""
+    """The port value of a sample on ``device`` (``to_host`` then ``to_device``)."""
+    return to_device(h, to_host(h, payload, pinned=device.startswith("cuda")), device)
+
+
+def to_host(h: Header, payload: bytes, pinned: bool = False) -> Any:
+    """The value of a sample in host memory (``pinned`` for a CUDA receiver): parsed JSON, a
+    tensor, a detections dict; an image_u8 stays (B, H, W, C) uint8 until ``to_device``.
+    Raises ``Malformed`` for a payload that does not match its header. Runs on the receiving
+    thread, so the graph's own thread only starts the upload."""
     if h.kind is Kind.JSON:
         try:
             return json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise Malformed(f"json payload does not parse: {exc}") from None
     if h.kind is Kind.DETECTIONS:
-        return _decode_detections(h, payload, device)
+        return _detections(h, payload, pinned)
     if h.kind not in (Kind.TENSOR, Kind.IMAGE, Kind.IMAGE_U8):
         raise Malformed(f"a {h.kind.name.lower()} sample has no port value")
     if not h.dtype:
         raise Malformed(f"{h.kind.name.lower()} sample without a dtype")
-    t = _tensor(payload, h.dtype, h.shape, h.big_endian, device)
-    if h.kind is Kind.IMAGE:
-        if t.ndim != 4 or not 1 <= t.shape[1] <= 4 or not t.is_floating_point():
-            raise Malformed(f"image sample of shape {tuple(t.shape)} {h.dtype}: expected (B, C, H, W) "
-                            "float with 1 to 4 channels")
-        return t
+    t = _tensor(payload, h.dtype, h.shape, h.big_endian, pinned)
+    if h.kind is Kind.IMAGE and (t.ndim != 4 or not 1 <= t.shape[1] <= 4 or not t.is_floating_point()):
+        raise Malformed(f"image sample of shape {tuple(t.shape)} {h.dtype}: expected (B, C, H, W) "
+                        "float with 1 to 4 channels")
+    if h.kind is Kind.IMAGE_U8 and (t.ndim != 4 or not 1 <= t.shape[3] <= 4 or h.dtype != "uint8"):
+        raise Malformed(f"image_u8 sample of shape {tuple(t.shape)} {h.dtype}: expected "
+                        "(B, H, W, C) uint8 with 1 to 4 channels")
+    return t
+
+
+def to_device(h: Header, value: Any, device: str) -> Any:
+    """A ``to_host`` value on ``device``: CUDA copies are asynchronous, on the current stream
+    (the node's lane), from pinned memory; an image_u8 becomes a (B, C, H, W) float image in
+    [0, 1] there (1 byte a channel crosses the bus, not 4)."""
+    if h.kind is Kind.JSON:
+        return value
+    if h.kind is Kind.DETECTIONS:
+        return {k: _upload(v, device) for k, v in value.items()}
+    t = _upload(value, device)
     if h.kind is Kind.IMAGE_U8:
-        if t.ndim != 4 or not 1 <= t.shape[3] <= 4 or h.dtype != "uint8":
-            raise Malformed(f"image_u8 sample of shape {tuple(t.shape)} {h.dtype}: expected "
-                            "(B, H, W, C) uint8 with 1 to 4 channels")
         return t.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
     return t
 
 
+def _upload(t, device: str):
+    return t.to(device, non_blocking=True) if device.startswith("cuda") else t
+
+
 def _tensor(payload: bytes | memoryview, dtype_name: str, shape: tuple[int, ...], big_endian: bool,
-            device: str):
+            pinned: bool):
     dtype = getattr(torch, dtype_name)
     itemsize = torch.empty((), dtype=dtype).element_size()
     numel = 1
@@ -100,17 +123,16 @@ def _tensor(payload: bytes | memoryview, dtype_name: str, shape: tuple[int, ...]
     if numel * itemsize != len(payload):
         raise Malformed(f"payload of {len(payload)} bytes for shape {tuple(shape)} {dtype_name} "
                         f"({numel * itemsize} bytes expected)")
-    cuda = device.startswith("cuda")
-    host = torch.empty(shape, dtype=dtype, pin_memory=cuda)
+    host = torch.empty(shape, dtype=dtype, pin_memory=pinned)
     if numel:
         raw = np.frombuffer(payload, dtype=np.uint8)
         if big_endian != HOST_BIG_ENDIAN and itemsize > 1:
             raw = raw.reshape(-1, itemsize)[:, ::-1].reshape(-1)
         host.reshape(-1).view(torch.uint8).numpy()[:] = raw
-    return host.to(device, non_blocking=True) if cuda else host
+    return host
 
 
-def _decode_detections(h: Header, payload: bytes, device: str) -> dict:
+def _detections(h: Header, payload: bytes, pinned: bool) -> dict:
     if len(h.shape) != 1:
         raise Malformed(f"detections sample with shape {h.shape}: expected (N,)")
     n = h.shape[0]
@@ -120,10 +142,9 @@ def _decode_detections(h: Header, payload: bytes, device: str) -> dict:
     for name, dtype, width in _DETECTION_FIELDS:
         shape = (n, width) if width else (n,)
         size = n * (width or 1) * (8 if dtype == "int64" else 4)
-        out[name] = _tensor(view[at:at + size], dtype, shape, h.big_endian, device)
+        out[name] = _tensor(view[at:at + size], dtype, shape, h.big_endian, pinned)
         at += size
     return out
-
 
 _ITEMSIZE = {"bool": 1, "uint8": 1, "int8": 1, "int16": 2, "int32": 4, "int64": 8, "float16": 2,
              "bfloat16": 2, "float32": 4, "float64": 8, "uint16": 2, "uint32": 4, "uint64": 8}

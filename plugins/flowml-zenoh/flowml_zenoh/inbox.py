@@ -1,11 +1,12 @@
 """The receiving side of ``capture.zenoh``: a thread that takes samples from the subscriber,
 checks them and keeps them for the node.
 
-Live: one slot, the newest sample wins (the subscriber's own channel is a ring of one).
-Offline: a bounded queue; when it is full the thread waits, the subscriber's FIFO fills, Zenoh
-stops reading the link and a publisher with congestion control BLOCK waits: back-pressure all
-the way to the sender, nothing lost. Malformed samples are counted and their reason kept; they
-never reach the graph.
+Each sample is made a host value here (parsed, copied into a tensor: pinned memory for a CUDA
+receiver), so the graph's thread only starts its upload. Live: one slot, the newest sample
+wins (the subscriber's own channel is a ring of one). Offline: a bounded queue; when it is full
+the thread waits, the subscriber's FIFO fills, Zenoh stops reading the link and a publisher
+with congestion control BLOCK waits: back-pressure all the way to the sender, nothing lost.
+Malformed samples are counted and their reason kept; they never reach the graph.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from .codec import check
+from .codec import check, to_host
 from .header import Header, Kind, Malformed, unpack
 
 log = logging.getLogger("flowml.zenoh")
@@ -24,18 +25,22 @@ log = logging.getLogger("flowml.zenoh")
 
 @dataclass(frozen=True)
 class Arrival:
-    """A checked sample: its header, its payload, when it arrived (``time.time()``)."""
+    """A checked sample: its header, its value in host memory (``codec.to_host``), its payload's
+    size, when it arrived (``time.time()``)."""
 
     header: Header
-    payload: bytes
+    value: object
+    nbytes: int
     at: float
 
 
 class Inbox:
     """Reads ``subscriber`` (a Zenoh subscriber with a channel handler) on its own thread."""
 
-    def __init__(self, subscriber, *, port_kind: str, live: bool, capacity: int, name: str):
+    def __init__(self, subscriber, *, port_kind: str, live: bool, capacity: int, name: str,
+                 pinned: bool = False):
         self.sub, self.port_kind, self.live, self.capacity = subscriber, port_kind, live, capacity
+        self.pinned = pinned                    # a CUDA receiver: values staged in pinned memory
         self.malformed = 0
         self.last_problem: str | None = None
         self.received = 0                       # checked samples taken from Zenoh
@@ -76,7 +81,8 @@ class Inbox:
         else:
             h = unpack(attachment.to_bytes())
         check(h, len(payload), self.port_kind)
-        return Arrival(h, payload, at)
+        value = None if h.kind is Kind.END else to_host(h, payload, self.pinned)
+        return Arrival(h, value, len(payload), at)
 
     def _malformed(self, why: str, sample) -> None:
         self.malformed += 1
