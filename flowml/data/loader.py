@@ -78,8 +78,9 @@ class VideoLoader:
         return json.dumps(doc)
 
 
-class Epoch(Iterator[dict[str, torch.Tensor]]):
-    """One pass of a ``VideoLoader``: the graph runs on a thread until the batches are out."""
+class _Run:
+    """An epoch's graph on its thread. Kept apart from ``Epoch`` so that the thread holds no
+    reference to the iterator: a loop left with ``break`` drops it, and that stops the graph."""
 
     def __init__(self, loader: VideoLoader, order: list[int], seed: int):
         from ..graph import load_graph
@@ -92,10 +93,10 @@ class Epoch(Iterator[dict[str, torch.Tensor]]):
         self.scheduler = Scheduler(graph, mode="offline", device=loader.device, max_in_flight=loader.prefetch)
         self.result: Any = None
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="flowml.data", daemon=True)
+        self.thread = threading.Thread(target=self.run, name="flowml.data", daemon=True)
         self.thread.start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
         try:
             with self.scheduler as sched:
                 clips = sched.nodes["clips"].node
@@ -107,13 +108,42 @@ class Epoch(Iterator[dict[str, torch.Tensor]]):
         finally:
             self.done.set()
 
+    def stop(self) -> None:
+        """Stop the graph (if still running) and wait for its thread, bounded."""
+        if not self.done.is_set():
+            self.scheduler.stop()
+            deadline = time.monotonic() + STOP_WAIT_S
+            while not self.done.wait(0.05) and time.monotonic() < deadline:
+                try:  # a sink waiting on a full queue moves on
+                    self.q.get_nowait()
+                except queue.Empty:
+                    pass
+        self.thread.join(STOP_WAIT_S)
+        close_queue(self.key)
+
+
+class Epoch(Iterator[dict[str, torch.Tensor]]):
+    """One pass of a ``VideoLoader``: the graph runs on a thread until the batches are out."""
+
+    def __init__(self, loader: VideoLoader, order: list[int], seed: int):
+        self._run = _Run(loader, order, seed)
+
+    @property
+    def scheduler(self) -> Any:
+        return self._run.scheduler
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._run.thread
+
     def __next__(self) -> dict[str, torch.Tensor]:
+        run = self._run
         while True:
             try:
-                batch, event = self.q.get(timeout=0.05)
+                batch, event = run.q.get(timeout=0.05)
                 break
             except queue.Empty:
-                if self.done.is_set() and self.q.empty():
+                if run.done.is_set() and run.q.empty():
                     self.close()
                     self._raise_failure()
                     raise StopIteration
@@ -127,7 +157,7 @@ class Epoch(Iterator[dict[str, torch.Tensor]]):
         return batch
 
     def _raise_failure(self) -> None:
-        r = self.result
+        r = self._run.result
         if isinstance(r, BaseException):
             raise RuntimeError(f"the loader's graph failed: {r}") from r
         if r is not None and not r.ok:
@@ -135,16 +165,7 @@ class Epoch(Iterator[dict[str, torch.Tensor]]):
 
     def close(self) -> None:
         """Stop the graph (if still running) and wait for its thread, bounded."""
-        if not self.done.is_set():
-            self.scheduler.stop()
-            deadline = time.monotonic() + STOP_WAIT_S
-            while not self.done.wait(0.05) and time.monotonic() < deadline:
-                try:  # a sink waiting on a full queue moves on
-                    self.q.get_nowait()
-                except queue.Empty:
-                    pass
-        self.thread.join(STOP_WAIT_S)
-        close_queue(self.key)
+        self._run.stop()
 
     def __del__(self) -> None:
         try:

@@ -5,6 +5,7 @@ test_video_loader_cuda below on a GPU)."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 
 import pytest
@@ -117,3 +118,12 @@ def test_loader_runs_a_bounded_number_of_batches_ahead_and_stops_on_close(two_fi
     epoch.close()
     assert not epoch.thread.is_alive()
     assert clips.pos < 192                                # it did not decode the epoch to the end
+    for k, batch in enumerate(loader):                    # a loop left with break stops its graph
+        if k == 1:
+            threads = [t for t in threading.enumerate() if t.name == "flowml.data" and t.is_alive()]
+            break
+    del batch
+    deadline = time.monotonic() + 10
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threads and not any(t.is_alive() for t in threads)
