@@ -27,6 +27,10 @@ def load_model(path: Path, device: torch.device, dtype: torch.dtype, *,
     if not path.is_file():
         raise NodeError(f"model file not found: {path} (path: {shown_as}, relative to the graph "
                         f"file); {DEMO_HINT}")
+    if path.suffix == ".safetensors":
+        raise NodeError(f"model {shown_as}: a .safetensors file holds weights only, not the network "
+                        "that uses them; give the network as path (a torch.export .pt2 or a "
+                        f"TorchScript .pt) and this file as `weights: {shown_as}`")
     try:
         if path.suffix == ".pt2":
             program = torch.export.load(str(path))

@@ -146,3 +146,5 @@ def test_weights_from_a_safetensors_state_dict(models, tmp_path):
     save_file({"head.weight": other.head.weight.detach().contiguous()}, str(folder / "part.safetensors"))
     with pytest.raises(NodeError, match=r"do not fit model net.pt2: missing \['body.0.bias'"):
         run_node(TorchModel, {"image": x}, {"path": "net.pt2", "weights": "part.safetensors"}, graph_dir=folder)
+    with pytest.raises(NodeError, match=r"weights only.*`weights: other.safetensors`"):
+        run_node(TorchModel, {"image": x}, {"path": "other.safetensors"}, graph_dir=folder)
