@@ -1,0 +1,162 @@
+"""The 3D-CNN graph against EMPyCustom's way of writing it, and against the model alone (GPU).
+
+    python plugins/flowml-analytics/benchmarks/clip3d_bench.py [--frames 600] [--out DIR]
+
+One r3d_18 (torchvision, random weights, TorchScript from ``flowml_analytics.models``) serves
+every variant; frames are 640x360 uniform noise made on the GPU by flowml-std's pattern code,
+the same for the graph and the loop. For each stride (1: a clip every frame; 8):
+
+- ``flowml``: capture.pattern -> video.clip (T=16) -> torch.model -> classify.topk ->
+  rules.match (a rule that never fires) -> action.log, offline; the frame rate over the last
+  120 ticks (``GraphStats.recent_fps``). ``flowml_cuda_graph``: the same with the model
+  captured as a CUDA graph (``cuda_graph: true``).
+- ``empy``: the loop as EMPyCustom's 3D-CNN program writes it: each frame resized, cropped and
+  normalised, appended to a Python list of GPU tensors; when T are there (and the stride says
+  so) ``torch.cat(frames).permute(1, 0, 2, 3).unsqueeze(0)`` makes the clip, the model runs,
+  ``{predicted_class, probability}`` comes back with ``.item()``; the oldest frame is dropped.
+- ``model_alone``: clips per second of the model on one fixed clip, back to back (eager and
+  captured), and the frame rate that allows at this stride (``stride x clips/s``).
+
+Prints one JSON object (also written to ``DIR/clip3d_bench.json`` with ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from flowml.bench import loops
+from flowml.bench.report import device_name
+from flowml.graph import load_graph
+from flowml.plugins import load_registry
+from flowml.runtime.scheduler import Scheduler
+from flowml_analytics import models
+from flowml_analytics.clip import KINETICS_MEAN, KINETICS_STD, centre_box
+from flowml_std.patterns import noise
+
+W, H, T = 640, 360, 16
+RESIZE, CROP = (128, 171), (112, 112)  # (h, w), torchvision's video preset
+
+GRAPH = """\
+flowml: 1
+mode: offline
+max_in_flight: 3
+device: {device}
+nodes:
+  src: {{type: capture.pattern, params: {{pattern: noise, size: [{w}, {h}], frames: {frames}}}}}
+  clip: {{type: video.clip, inputs: {{image: src/image}}, params: {{frames: {t}, stride: {stride}}}}}
+  model:
+    type: torch.model
+    inputs: {{clip: clip/clip}}
+    cuda_graph: {cuda_graph}
+    params: {{path: {model}, inputs: ["clip:tensor"], outputs: ["logits:tensor"]}}
+  top: {{type: classify.topk, inputs: {{logits: model/logits}}}}
+  rules: {{type: rules.match, inputs: {{metadata: top/metadata}}, params: {{path: {rules}}}}}
+  log: {{type: action.log, inputs: {{events: rules/events}}, params: {{path: {log}}}}}
+"""
+
+
+def flowml_fps(tmp: Path, model: Path, stride: int, frames: int, cuda_graph: bool,
+               device: str = "cuda") -> float:
+    rules = tmp / "rules.json"
+    rules.write_text(json.dumps([{"rule_name": "never", "and": [
+        {"key": "probability", "operator": ">", "value": 100}], "action": {"action_name": "log"}}]))
+    path = tmp / "graph.yaml"
+    path.write_text(GRAPH.format(w=W, h=H, frames=frames, t=T, stride=stride, model=model, rules=rules,
+                                 log=tmp / "events.jsonl", cuda_graph=str(cuda_graph).lower(),
+                                 device=device))
+    with Scheduler(load_graph(path, load_registry())) as sched:
+        result = sched.run()
+    if not result.ok:
+        raise RuntimeError(str(result.error))
+    return result.stats.recent_fps()  # the last 120 ticks: past start-up and capture
+
+
+def empy_fps(net, stride: int, frames: int, device: str = "cuda") -> float:
+    """EMPyCustom's loop: a list of preprocessed GPU frames, torch.cat per clip, .item() out."""
+    mean = torch.tensor(KINETICS_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(KINETICS_STD, device=device).view(1, 3, 1, 1)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    top, left = centre_box(*RESIZE, *CROP)
+    window: list[torch.Tensor] = []
+    results = []
+
+    def step(i: int) -> None:
+        frame = noise(i, W, H, 0, device)
+        x = F.interpolate(frame, size=RESIZE, mode="bilinear", align_corners=False, antialias=False)
+        x = (x[..., top:top + CROP[0], left:left + CROP[1]] - mean) / std
+        window.append(x)
+        if len(window) == T:
+            if (i + 1 - T) % stride == 0:
+                clip = torch.cat(window).permute(1, 0, 2, 3).unsqueeze(0)
+                probs = torch.softmax(net(clip), dim=1)
+                p, c = probs.max(dim=1)
+                results.append({"predicted_class": int(c.item()), "probability": float(p.item()) * 100})
+            window.pop(0)
+
+    with torch.inference_mode():
+        for i in range(2 * T):  # warm-up
+            step(i)
+        sync()
+        t0 = time.perf_counter()
+        for i in range(2 * T, 2 * T + frames):
+            step(i)
+        sync()
+    return frames / (time.perf_counter() - t0)
+
+
+def model_alone(net) -> dict[str, float]:
+    clip = torch.randn(1, 3, T, *CROP, device="cuda")
+    with torch.inference_mode():
+        eager = loops.calls_per_s(lambda: net(clip), n=100)
+        graphed = loops.calls_per_s(loops.graphed(net, clip), n=100)
+    return {"clips_per_s": eager, "clips_per_s_cuda_graph": graphed}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=600, help="frames per graph run (default 600)")
+    ap.add_argument("--strides", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--out", type=Path, default=None, help="folder for clip3d_bench.json")
+    a = ap.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("clip3d_bench needs a CUDA GPU")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        model = models.export(models.build("r3d_18"), tmp / "r3d_18.pt", frames=T, size=CROP[0])
+        net = torch.jit.load(str(model), map_location="cuda").eval()
+        alone = model_alone(net)
+        report = {"device": device_name(), "torch": torch.__version__, "model": "r3d_18", "T": T,
+                  "source": f"{W}x{H}", "frames": a.frames, "model_alone": alone, "strides": {}}
+        flowml_fps(tmp, model, 1, 60, False)  # warm-up: cuDNN picks its algorithms, TorchScript profiles
+        for stride in a.strides:
+            r = {"flowml_fps": flowml_fps(tmp, model, stride, a.frames, False),
+                 "flowml_cuda_graph_fps": flowml_fps(tmp, model, stride, a.frames, True),
+                 "empy_fps": empy_fps(net, stride, a.frames),
+                 "model_alone_fps": stride * alone["clips_per_s"],
+                 "model_alone_cuda_graph_fps": stride * alone["clips_per_s_cuda_graph"]}
+            best = max(r["flowml_fps"], r["flowml_cuda_graph_fps"])
+            r["ratio_flowml_vs_empy"] = best / r["empy_fps"]
+            r["ratio_flowml_vs_model_alone"] = r["flowml_fps"] / r["model_alone_fps"]
+            r["ratio_flowml_cuda_graph_vs_model_alone_cuda_graph"] = (
+                r["flowml_cuda_graph_fps"] / r["model_alone_cuda_graph_fps"])
+            report["strides"][str(stride)] = {k: round(v, 3) for k, v in r.items()}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if a.out is not None:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "clip3d_bench.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
+
