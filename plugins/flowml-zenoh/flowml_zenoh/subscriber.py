@@ -104,8 +104,11 @@ class ZenohCapture(Node):
         """The next sample as the node's outputs, or None; raises EndOfStream at an end sample."""
         while (arrival := self.inbox.take(timeout)) is not None:
             if arrival.header.kind is Kind.END:
-                self._count_gap(arrival.header.stream, arrival.header.seq)
-                if self.params.end:
+                stream = arrival.header.stream
+                self._count_gap(stream, arrival.header.seq)
+                self.last_seq.pop(stream, None)  # a publisher that starts again starts afresh
+                # several publishers on the key (a wildcard): the stream ends with the last one
+                if self.params.end and not self.last_seq:
                     self.ended = "the sender's stream ended"
                     self.log.info("%r: the sender's stream ended", self.params.key)
                     raise EndOfStream
