@@ -1,17 +1,11 @@
 """torch.model taps (forward hooks on a torch.export program, unflattened) and live weight
 edits, on a small convolutional network exported once per module (torch.export: ~3 s)."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
 from flowml import NodeError
-from flowml.graph import load_graph
-from flowml.plugins import load_registry
-from flowml.runtime.scheduler import Scheduler
 from flowml.testing import NodeHarness, run_node
 from flowml_torch.edits import WeightEdits
 from flowml_torch.model import TorchModel
@@ -118,8 +112,7 @@ def test_edits_never_compound_write_in_place_and_restore_bit_exactly(models, nam
         assert torch.equal(tensor, original)
 
 
-def test_noise_is_seeded_and_fixed_and_counters_are_refused(models):
-    _, net = models
+def test_noise_is_seeded_and_fixed_and_counters_are_refused():
     a, b = Net(), Net()
     b.load_state_dict(a.state_dict())
     ea, eb = WeightEdits(a), WeightEdits(b)
