@@ -20,6 +20,7 @@ import yaml
 
 from zenoh_netns import Pair, loopback, problem, veth_pair
 
+pytestmark = pytest.mark.slow  # each starts two flowml processes and streams for seconds
 HERE = Path(__file__).resolve().parent
 FRAMES = HERE / "zenoh_frames.py"
 KEY = "flowml/test/frames"
