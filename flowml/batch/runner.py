@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from ..parammeta import param_meta
+from ..parammeta import file_fields, param_meta
 from .inputs import Binding, BatchUsageError, Item, is_url
 from .staging import Staging
 
@@ -127,7 +127,7 @@ def check_bindings(graph, bindings: Iterable[Binding], first: Item | None = None
         for name in graph.nodes[nid].type.cls.Params.model_fields:
             if _file_role(graph, nid, name) == "output" and f"{nid}.{name}" not in per_output:
                 value = getattr(graph.nodes[nid].params, name)
-                if isinstance(value, str) and value.strip() and _is_path_param(graph, nid, name):
+                if isinstance(value, str) and value.strip() and not _is_name_param(graph, nid, name, value):
                     raise BatchUsageError(
                         f"{graph.where(nid)}: node '{nid}' writes {value!r} for every input; bind it "
                         f"per input, e.g. --set {nid}.{name}='out/{{stem}}{Path(value).suffix}'")
@@ -143,13 +143,12 @@ def check_bindings(graph, bindings: Iterable[Binding], first: Item | None = None
                                           f"{_first_error(exc)}") from None
 
 
-def _is_path_param(graph, nid: str, name: str) -> bool:
-    """A name-only output param that sits beside a folder param (output.images' ``pattern``
-    beside ``dir``) follows that folder: binding the folder is enough."""
-    cls = graph.nodes[nid].type.cls.Params
-    siblings = [n for n in cls.model_fields if n != name and _file_role(graph, nid, n) == "output"]
-    value = getattr(graph.nodes[nid].params, name)
-    return not (siblings and os.sep not in value and "/" not in value)
+def _is_name_param(graph, nid: str, name: str, value: str) -> bool:
+    """Is this output param a file name inside the folder another one names? A node's first
+    output param is where it writes; a later one whose value has no ``/`` (``output.images``'
+    ``pattern`` after its ``dir``) is a name in there: not a path of its own, never staged."""
+    outputs = file_fields(graph.nodes[nid].type.cls.Params, "output")
+    return bool(outputs) and name != outputs[0] and "/" not in value and os.sep not in value
 
 
 def _raised_at(trace: str) -> str:
@@ -227,9 +226,9 @@ class FileRunner:
             params = rn.params
             for name, value in values.items():
                 role = _file_role(g, nid, name)
-                if role is not None:
+                if role == "input" or (role == "output" and not _is_name_param(g, nid, name, value)):
                     value = _absolute(value, self.cwd)
-                if role == "output" and _is_path_param(g, nid, name):
+                if role == "output" and not _is_name_param(g, nid, name, value):
                     value = staging.stage(value)
                 try:
                     params = _coerce(type(params), params, name, value)

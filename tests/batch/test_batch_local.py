@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import textwrap
 import time
 
 from rich.console import Console
@@ -71,3 +72,24 @@ def test_local_stop_mid_input_keeps_the_manifest_whole_and_renames_nothing_parti
     assert [r["status"] for r in read_lines(manifest)] == ["done", "done"]
     for stem in ("clip0", "clip1"):  # the delay does not change a pixel
         assert (out / f"{stem}.mp4").read_bytes() == reference[stem]
+
+
+def test_a_folder_output_is_staged_and_merged_into_place_and_a_name_param_left_alone(media):
+    graph = media.root / "frames.yaml"
+    graph.write_text(textwrap.dedent(f"""\
+        flowml: 1
+        clock: src
+        nodes:
+          src: {{type: capture.video, params: {{path: {media.good[0]}}}}}
+          frames: {{type: output.images, inputs: {{image: src/image}}, params: {{dir: f/example, every: 4}}}}
+        """))
+    out = media.root / "out_frames"
+    summary = run_batch(BatchConfig(str(graph), [str(p) for p in media.good[:2]], local=True,
+                                    sets=["src.path={input}", f"frames.dir={out}/{{stem}}",
+                                          "frames.pattern={stem}_{{index:03d}}.png"],
+                                    manifest=str(media.root / "frames.jsonl")), Console(quiet=True))
+    assert summary.done == 2
+    assert outputs_in(out) == ["clip0", "clip0/clip0_000.png", "clip0/clip0_004.png",
+                               "clip1", "clip1/clip1_000.png", "clip1/clip1_004.png"]
+    assert [r["outputs"] for r in read_lines(media.root / "frames.jsonl")] == [
+        [str(out / "clip0")], [str(out / "clip1")]]
