@@ -43,7 +43,11 @@ def encode(kind: Kind, value: Any) -> tuple[bytes, str, tuple[int, ...]]:
     if kind in (Kind.TENSOR, Kind.IMAGE, Kind.IMAGE_U8):
         return tensor_bytes(value), str(value.dtype).removeprefix("torch."), tuple(value.shape)
     if kind is Kind.JSON:
-        return json.dumps(value, separators=(",", ":")).encode("utf-8"), "", ()
+        try:
+            text = json.dumps(value, separators=(",", ":"), default=_plain)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"json: the value is not JSON-able ({exc})") from None
+        return text.encode("utf-8"), "", ()
     if kind is Kind.DETECTIONS:
         n = _detection_count(value)
         parts = []
@@ -55,6 +59,13 @@ def encode(kind: Kind, value: Any) -> tuple[bytes, str, tuple[int, ...]]:
             parts.append(tensor_bytes(t))
         return b"".join(parts), "", (n,)
     raise ValueError(f"cannot encode kind {kind.name}")
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and numpy values in a json port's value go as (nested) lists or numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
 def _detection_count(value: Any) -> int:
