@@ -71,6 +71,7 @@ class Record(Node):
         self.prev_t: float | None = None
         self.interval = 1.0 / p.fps
         self.count = 0
+        self.last_pts = -1
 
     # -- events ----------------------------------------------------------------------------
     def _durations(self, event: dict) -> tuple[float, float]:
@@ -161,7 +162,8 @@ class Record(Node):
             extended |= self.clip is not None
             self.force_key |= self._on_event(event, t, index)
         key, self.force_key = self.force_key, False
-        pts = round(t / TIME_BASE)
+        pts = max(round(t / TIME_BASE), self.last_pts + 1)  # strictly increasing for the encoder
+        self.last_pts = pts
         for packet in self.encoder.encode(rgb[:height, :width], pts, key):
             self._frame(Coded(packet, t, pts, index, bool(packet.is_keyframe)), extended)
 
