@@ -85,6 +85,8 @@ def test_tracking_graph_runs_on_the_gpu(tmp_path):
     (tmp_path / "graphs").mkdir()
     path = tmp_path / "graphs" / "t.yaml"
     path.write_text(graph_file.read_text().replace("at_frame: 60", "at_frame: 30"))
+    rules = graph_file.with_name("analytics_tracking_rules.json")
+    (tmp_path / "graphs" / rules.name).write_text(rules.read_text())
     joined = []
     with Scheduler(load_graph(path, load_registry()), device="cuda") as sched:
         sched.after_tick.append(lambda tick, out: joined.append((out["crops"]["crops"].device.type,

@@ -2,6 +2,7 @@
 detect.background -> track.objects -> crop.square -> torch.model (SqueezeNet) ->
 classify.join -> overlay.tracks -> output.video and output.image."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from flowml_track.synth import Scene, write_video
 from helpers import decoded
 
 GRAPH = Path(__file__).resolve().parents[3] / "graphs" / "analytics_tracking.yaml"
+RULES = GRAPH.with_name("analytics_tracking_rules.json")
 
 
 def test_tracking_graph_writes_an_overlay_video_with_classes_joined_to_tracks(tmp_path):
@@ -29,6 +31,9 @@ def test_tracking_graph_writes_an_overlay_video_with_classes_joined_to_tracks(tm
     (tmp_path / "graphs").mkdir()
     path = tmp_path / "graphs" / "analytics_tracking.yaml"
     path.write_text(text)
+    rules = RULES.read_text().replace('"value": 1.3', '"value": 0.5')  # the test's video is 1.5 s
+    assert '"value": 0.5' in rules
+    (tmp_path / "graphs" / RULES.name).write_text(rules)
     seen: dict[int, list] = {}
     graph = load_graph(path, load_registry())
     with Scheduler(graph, device="cpu") as sched:
@@ -44,6 +49,12 @@ def test_tracking_graph_writes_an_overlay_video_with_classes_joined_to_tracks(tm
         assert [c["tracker_id"] for c in classes] == ids and len(ids) == len(scene.truth(i))  # all, joined
         assert all(c["class"] in ("square", "disc") and 0 <= c["probability"] <= 100 for c in classes)
         assert {t["tracker_id"] for t in tracks} >= set(ids)
+    # the rule fired on every track followed for 0.5 s, and a clip was recorded
+    events = [json.loads(line) for line in (tmp_path / "out" / "tracking_clips" / "events.jsonl").read_text().splitlines()]
+    long_tracks = {(i, t["tracker_id"]) for i, (_, _, tracks) in seen.items() for t in tracks
+                   if t["tracking_duration_in_seconds"] >= 0.5 and t["tracking_ended_time"] == "N/A"}
+    assert long_tracks and {(e["frame"], e["tracker_id"]) for e in events} == long_tracks
+    assert list((tmp_path / "out" / "tracking_clips").glob("*.mp4"))
     # the overlay drew on the frames: they differ from the source where the objects are
     source = decoded(tmp_path / "out" / "tracking_scene.mp4")
     diff = np.abs(frames[40].numpy().astype(int) - source[40].numpy().astype(int)).max(axis=-1)[0]
