@@ -59,3 +59,18 @@ def test_tracking_graph_writes_an_overlay_video_with_classes_joined_to_tracks(tm
     source = decoded(tmp_path / "out" / "tracking_scene.mp4")
     diff = np.abs(frames[40].numpy().astype(int) - source[40].numpy().astype(int)).max(axis=-1)[0]
     assert (diff > 60).sum() > 100
+
+
+def test_a_rule_on_a_key_track_does_not_emit_fails_validation(tmp_path):
+    if not GRAPH.is_file():
+        pytest.skip(f"the repo's graphs/ folder is not here ({GRAPH})")
+    from flowml.graph.errors import GraphErrors
+
+    (tmp_path / "graphs").mkdir()
+    path = tmp_path / "graphs" / GRAPH.name
+    path.write_text(GRAPH.read_text())
+    (tmp_path / "graphs" / RULES.name).write_text(RULES.read_text().replace("tracking_duration_in_seconds", "tracking_seconds"))
+    with pytest.raises(GraphErrors) as errors:
+        load_graph(path, load_registry())
+    message = str(errors.value)
+    assert "'tracking_seconds' is not in the metadata" in message and "tracking_duration_in_seconds" in message
