@@ -75,7 +75,7 @@ def cmd_batch(a: argparse.Namespace) -> int:
         err.print(f"error: {exc}", markup=False)
         return 2
     except ImportError as exc:
-        if getattr(exc, "name", None) == "ray" or "ray" in str(exc):
+        if (getattr(exc, "name", None) or "").split(".")[0] == "ray":
             err.print(f"error: {INSTALL}", markup=False)
             return 2
         raise

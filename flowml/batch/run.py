@@ -113,7 +113,9 @@ def run_batch(cfg: BatchConfig, console: Console, *, stopper: Stopper | None = N
         ledger = Ledger(todo, manifest, retries=cfg.retries, reporter=_Tee(progress, on_result),
                         skipped=len(done))
         stopper.on_stop(ledger.stop)
-        if cfg.local:
+        if not todo:
+            workers = 0  # every input was done before: no worker, no Ray to start
+        elif cfg.local:
             from .local import run_local
 
             stopper.on_stop(runner.stop)

@@ -11,8 +11,9 @@ params ``--set`` names (``Item.params``), offline, to the end of the stream:
 - output-file params (``file="output"``) are staged (``staging.Staging``) and moved into
   place only when the run ended at the end of the stream with no error, teardown included.
 
-A run that failed or was stopped tears the whole scheduler down (its state is not trusted
-again) and the next input starts afresh. Nothing here imports Ray: the Ray actor and the
+An input whose bound nodes fail to build (a missing or corrupt file) leaves the other nodes
+as they are. A run that failed or was stopped tears the whole scheduler down (its state is not
+trusted again), so the next input on that worker loads the graph afresh. Nothing here imports Ray: the Ray actor and the
 local loop both drive a ``FileRunner``.
 """
 
@@ -252,12 +253,14 @@ class FileRunner:
         try:
             if fresh:
                 sched.setup()
-            else:
+            else:  # a node that fails to build here leaves the others as they were: kept
                 exc = sched.request_reload(graph).exception()
                 if exc is not None:
                     raise exc
         except NodeFailed as f:
-            self._reset()
+            if fresh:  # setup tore down what it had built
+                with self._lock:
+                    self._sched = None
             return 0, f"{graph.where(f.node_id)}: {f}"
         if self._stopping.is_set():
             sched.stop()

@@ -43,3 +43,21 @@ def reference(media: Media) -> dict[str, bytes]:
     return refs
 
 
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    if _cuda():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none here)")
+    for item in items:
+        if "cuda" in item.keywords and "tests/batch" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(skip)
