@@ -387,8 +387,7 @@ def _exists(target: str) -> bool:
     return path.is_file()
 
 
-def _open(target: str, is_url: bool, timeout: float, hwaccel: Any = None,
-          fps: float = 25.0) -> av.container.InputContainer:
+def _open(target: str, is_url: bool, timeout: float, fps: float = 25.0) -> av.container.InputContainer:
     sequence = not is_url and bool(PATTERN.search(Path(target).name))
     if not is_url and not _exists(target):
         what = "no image matches the pattern" if sequence else "video file not found"
@@ -402,8 +401,6 @@ def _open(target: str, is_url: bool, timeout: float, hwaccel: Any = None,
         kwargs["timeout"] = (timeout, timeout)
         if target.lower().startswith(("rtsp://", "rtsps://")):
             kwargs["options"] = {"rtsp_transport": "tcp"}
-    if hwaccel is not None:
-        kwargs["hwaccel"] = hwaccel
     try:
         container = av.open(target, **kwargs)
     except (av.FFmpegError, OSError) as exc:
