@@ -10,9 +10,10 @@ and scales chroma by 255/219 rather than 255/224, a few levels off FFmpeg's). Fr
 colour tags and rotation come from ``probe.py`` (PyAV, demux only), so stamps, ``start``
 and looping work as on the CPU.
 
-Stream order: the decoder writes on its own stream (or the legacy default stream); before
-each decode it waits for the copies of the last batch (which read its buffers), and
-the copy of its planes waits for the decode, all on the GPU. The decoded frames are kept
+Stream order: the decoder writes on a stream of this object's; before each decode that
+stream waits for the copies of the last batch (which read its buffers), and the copy of
+its planes, on the caller's stream, waits for the decode, all on the GPU. Nothing waits on
+the default stream, which a training loop uses. The decoded frames are kept
 until the event after that copy has passed, so the decoder's memory is never reused under
 a kernel still reading it; the planes and RGB tensors are torch's own, kept alive by the
 graph's ``record_stream`` for their consumers.
@@ -107,12 +108,10 @@ class NvdecVideo:
         if bad:
             raise IndexError(f"frames {bad} are outside {self.info.path} ({len(self)} frames)")
         current = torch.cuda.current_stream(self.device)
-        legacy = torch.cuda.default_stream(self.device)
         while self.in_use and self.in_use[0][0].query():
             self.in_use.popleft()
         if self.in_use:  # the decoder may reuse buffers the last copy still reads
             last = self.in_use[-1][0]
-            legacy.wait_event(last)
             if self.stream is not None:
                 self.stream.wait_event(last)
             else:            # a stream of its own, which we cannot order: wait on the host
@@ -124,8 +123,7 @@ class NvdecVideo:
             raise RuntimeError(f"NVDEC failed on {self.info.path} frames {unique[0]}..{unique[-1]}: {exc}") from exc
         if len(decoded) != len(unique):
             raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices of {self.info.path}")
-        current.wait_stream(legacy)
-        if self.stream is not None:
+        if self.stream is not None:  # (never the default stream: that would tie us to the loop's work)
             current.wait_stream(self.stream)
         at = {k: n for n, k in enumerate(unique)}
         planes = [self._planes(decoded[at[i]]) for i in indices]
