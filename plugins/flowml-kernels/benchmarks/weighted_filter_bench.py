@@ -7,9 +7,9 @@ For 1920x1080, C in {3, 32}, N in {5, 9}, float32 and float16, gather: forward a
 reference (its backward through autograd). ``gbps`` counts the bytes the kernels must move at
 least: forward reads x and w and writes out, ``(2C + N*N) * H * W`` elements; backward does it
 twice (grad_x: g, w -> gx; grad_w: g, x -> gw). ``of_copy`` is that rate over a measured
-device-to-device copy's (read + write bytes over time). ``forward_cupy_rows1`` is the forward
-with one pixel row per thread instead of ``rows_per_thread(N)``, to see what the row blocking
-gives. Prints one JSON document; needs a GPU and CuPy.
+device-to-device copy's (read + write bytes over time). ``forward_cupy`` is ``wf_gather4`` (four pixels a
+thread along x, the weights in vector loads); ``forward_cupy_rows`` the earlier ``wf_filter``
+with ``rows_per_thread(N)`` pixel rows a thread, ``forward_cupy_rows1`` with one. Prints one JSON document; needs a GPU and CuPy.
 """
 
 from __future__ import annotations
@@ -63,15 +63,26 @@ def case(c: int, n: int, dtype: torch.dtype, w_: int, h: int, iters: int, copy: 
             continue
         gbps = nbytes / ms / 1e6
         row[name] = {"ms": round(ms, 4), "gbps": round(gbps, 1), "of_copy": round(gbps / copy, 3)}
-    # the same forward with one pixel row per thread (the plain layout) for comparison
-    cupy_backend.ROWS = 1
+    for cb in (4, 8):
+        if cb < cupy_backend.channel_block(c):
+            cupy_backend.GATHER4_CB = cb
+            try:
+                ms = timed(lambda: cupy_backend.filter_cuda(x, w, n, False), iters)
+            finally:
+                cupy_backend.GATHER4_CB = None
+            row[f"forward_cupy_cb{cb}"] = {"ms": round(ms, 4), "of_copy": round(fwd_bytes / ms / 1e6 / copy, 3)}
+    # the same forward by wf_filter (pixel rows a thread, no vector loads): its own blocking
+    # and one row a thread, for comparison with wf_gather4
+    cupy_backend.GATHER4 = False
     try:
-        ms = timed(lambda: cupy_backend.filter_cuda(x, w, n, False), iters)
-        gbps = fwd_bytes / ms / 1e6
-        row["forward_cupy_rows1"] = {"ms": round(ms, 4), "gbps": round(gbps, 1),
-                                     "of_copy": round(gbps / copy, 3)}
+        for name, rows in (("forward_cupy_rows", None), ("forward_cupy_rows1", 1)):
+            cupy_backend.ROWS = rows
+            ms = timed(lambda: cupy_backend.filter_cuda(x, w, n, False), iters)
+            gbps = fwd_bytes / ms / 1e6
+            row[name] = {"ms": round(ms, 4), "gbps": round(gbps, 1), "of_copy": round(gbps / copy, 3)}
     finally:
         cupy_backend.ROWS = None
+        cupy_backend.GATHER4 = True
     row["rows_per_thread"] = cupy_backend.rows_per_thread(n)
     for pas in ("forward", "backward"):
         cu, ref = row.get(f"{pas}_cupy"), row.get(f"{pas}_ref")

@@ -34,6 +34,35 @@ _TYPES = {
     ),
 }
 
+# ld4/st4: four consecutive elements at p[i] (16-byte aligned for float32, 8 for 16-bit types)
+_VEC4 = {
+    "float64": ("const double2* q = reinterpret_cast<const double2*>(p + i); const double2 a = q[0],"
+                " b = q[1]; v[0] = a.x; v[1] = a.y; v[2] = b.x; v[3] = b.y;",
+                "double2* q = reinterpret_cast<double2*>(p + i); q[0] = make_double2(v[0], v[1]);"
+                " q[1] = make_double2(v[2], v[3]);"),
+    "float32": ("const float4 a = *reinterpret_cast<const float4*>(p + i);"
+                " v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;",
+                "*reinterpret_cast<float4*>(p + i) = make_float4(v[0], v[1], v[2], v[3]);"),
+}
+_VEC4_16 = ("const uint2 a = *reinterpret_cast<const uint2*>(p + i);"
+            " const T h[4] = {(T)(a.x & 0xffffu), (T)(a.x >> 16), (T)(a.y & 0xffffu), (T)(a.y >> 16)};"
+            " for (int k = 0; k < 4; ++k) v[k] = ld(h, k);",
+            "T h[4]; for (int k = 0; k < 4; ++k) st(h, k, v[k]);"
+            " *reinterpret_cast<uint2*>(p + i) = make_uint2(h[0] | ((unsigned)h[1] << 16),"
+            " h[2] | ((unsigned)h[3] << 16));")
+
+# the vector types NVRTC has built in, for a C++ compile of the same source (the CPU test)
+_HOST_VECTORS = r"""
+#ifndef __CUDACC__
+struct float4 { float x, y, z, w; };
+struct double2 { double x, y; };
+struct uint2 { unsigned x, y; };
+inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+inline double2 make_double2(double a, double b) { return {a, b}; }
+inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
+#endif
+"""
+
 _COMMON = r"""
 typedef {T} T;
 typedef {ACC} acc_t;
@@ -42,6 +71,8 @@ typedef {ACC} acc_t;
 #define NN ({N} * {N})
 __device__ __forceinline__ acc_t ld(const T* __restrict__ p, long long i) {{ {LD} }}
 __device__ __forceinline__ void st(T* __restrict__ p, long long i, acc_t v) {{ {ST} }}
+__device__ __forceinline__ void ld4(const T* __restrict__ p, long long i, acc_t* v) {{ {LD4} }}
+__device__ __forceinline__ void st4(T* __restrict__ p, long long i, const acc_t* v) {{ {ST4} }}
 """
 
 _FILTER = r"""
@@ -111,6 +142,74 @@ extern "C" __global__ void wf_filter(const T* __restrict__ x, const T* __restric
 }}
 """
 
+_GATHER4 = r"""
+#define CB {CB}
+#define PX 4
+extern "C" __global__ void wf_gather4(const T* __restrict__ x, const T* __restrict__ w,
+                                      T* __restrict__ out, int C, int H, int W)
+{{
+    const int HW = H * W;
+    const int W4 = (W + PX - 1) / PX;
+    const int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= H * W4) return;
+    const int py = p / W4, px0 = (p - py * W4) * PX;     // pixels px0 .. px0+3 of row py
+    const bool vec = (W % PX) == 0;                      // whole, aligned quads: vector loads
+    const int c0 = blockIdx.y * CB;
+    const long long b = blockIdx.z;
+    const T* xb = x + (b * C + c0) * (long long)HW;
+    const T* wb = w + b * NN * (long long)HW + (long long)py * W + px0;
+    acc_t acc[CB][PX];
+    #pragma unroll
+    for (int cc = 0; cc < CB; ++cc)
+        #pragma unroll
+        for (int q = 0; q < PX; ++q) acc[cc][q] = 0;
+    // per tap row: the N x 4 weights of the quad (vector loads, read once for CB channels),
+    // then per channel the input row segment px0-R .. px0+3+R once, used by all N x 4 taps
+    #pragma unroll 1
+    for (int i = 0; i < N; ++i) {{
+        const int y = py + i - R;
+        if (y < 0 || y >= H) continue;
+        acc_t wt[N][PX];
+        #pragma unroll
+        for (int j = 0; j < N; ++j) {{
+            const long long k = (long long)(i * N + j) * HW;
+            if (vec) ld4(wb, k, wt[j]);
+            else {{
+                #pragma unroll
+                for (int q = 0; q < PX; ++q) wt[j][q] = px0 + q < W ? ld(wb, k + q) : (acc_t)0;
+            }}
+        }}
+        const long long row = (long long)y * W;
+        #pragma unroll
+        for (int cc = 0; cc < CB; ++cc) {{
+            if (c0 + cc < C) {{
+                acc_t xs[PX + N - 1];
+                #pragma unroll
+                for (int s = 0; s < PX + N - 1; ++s) {{
+                    const int xx = px0 + s - R;
+                    xs[s] = xx >= 0 && xx < W ? ld(xb, (long long)cc * HW + row + xx) : (acc_t)0;
+                }}
+                #pragma unroll
+                for (int j = 0; j < N; ++j)
+                    #pragma unroll
+                    for (int q = 0; q < PX; ++q) acc[cc][q] += wt[j][q] * xs[q + j];
+            }}
+        }}
+    }}
+    T* ob = out + (b * C + c0) * (long long)HW + (long long)py * W + px0;
+    #pragma unroll
+    for (int cc = 0; cc < CB; ++cc) {{
+        if (c0 + cc < C) {{
+            if (vec) st4(ob, (long long)cc * HW, acc[cc]);
+            else {{
+                #pragma unroll
+                for (int q = 0; q < PX; ++q) if (px0 + q < W) st(ob, (long long)cc * HW + q, acc[cc][q]);
+            }}
+        }}
+    }}
+}}
+"""
+
 _WGRAD = r"""
 extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict__ bsrc,
                                     T* __restrict__ gw, int C, int H, int W)
@@ -146,13 +245,21 @@ extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict
 def _common(dtype: str, n: int) -> str:
     t, load, store = _TYPES[dtype]
     acc = "double" if dtype == "float64" else "float"
-    return _COMMON.format(T=t, ACC=acc, N=n, LD=load, ST=store)
+    ld4, st4 = _VEC4.get(dtype, _VEC4_16)
+    return _HOST_VECTORS + _COMMON.format(T=t, ACC=acc, N=n, LD=load, ST=store, LD4=ld4, ST4=st4)
 
 
 def filter_source(dtype: str, n: int, cb: int, splat: bool, rows: int = 1) -> str:
     """``wf_filter`` for a storage ``dtype`` name (float64, float32, float16, bfloat16), N,
     ``cb`` channels and ``rows`` pixel rows per thread."""
     return _common(dtype, n) + _FILTER.format(CB=cb, SPLAT=int(splat), PY=rows)
+
+
+def gather4_source(dtype: str, n: int, cb: int) -> str:
+    """``wf_gather4``: the gather filter (the forward) with four horizontally adjacent pixels a
+    thread, so the weights of a quad come in one vector load, for storage ``dtype``, N and
+    ``cb`` channels a thread."""
+    return _common(dtype, n) + _GATHER4.format(CB=cb)
 
 
 def wgrad_source(dtype: str, n: int) -> str:

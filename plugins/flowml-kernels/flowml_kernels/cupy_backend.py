@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .cuda_source import filter_source, wgrad_source
+from .cuda_source import filter_source, gather4_source, wgrad_source
 
 THREADS = 256
 _DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16",
@@ -63,12 +63,23 @@ def rows_per_thread(n: int) -> int:
     return 4 if n <= 9 else 2
 
 
+GATHER4 = True
+"""The gather filter (the forward) runs ``wf_gather4`` (four pixels a thread along x, vector
+loads of the weights) where its tensors are aligned; False: ``wf_filter`` (for benchmarks)."""
+
+
+GATHER4_CB: int | None = None
+"""At most this many channels a ``wf_gather4`` thread (None: ``channel_block(C)``). For benchmarks."""
+
+
 @functools.cache
 def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1) -> Any:
     import cupy
 
     if kind == "filter":
         return cupy.RawKernel(filter_source(dtype, n, cb, splat, rows), "wf_filter")
+    if kind == "gather4":
+        return cupy.RawKernel(gather4_source(dtype, n, cb), "wf_gather4")
     return cupy.RawKernel(wgrad_source(dtype, n), "wf_wgrad")
 
 
@@ -142,6 +153,12 @@ def filter_cuda(x: torch.Tensor, w: torch.Tensor, kernel_size: int, splat: bool)
     if out.numel() == 0:
         return out
     cb = channel_block(c)
+    if not splat and GATHER4 and all(t.data_ptr() % 16 == 0 for t in (x, w, out)):
+        cb = min(cb, GATHER4_CB or cb)
+        quads = h * ((wd + 3) // 4)
+        grid = ((quads + THREADS - 1) // THREADS, (c + cb - 1) // cb, b)
+        _launch(_kernel("gather4", dtype, kernel_size, cb, False), grid, [x, w, out], c, h, wd)
+        return out
     rows = ROWS or rows_per_thread(kernel_size)
     threads = (h + rows - 1) // rows * wd
     grid = ((threads + THREADS - 1) // THREADS, (c + cb - 1) // cb, b)

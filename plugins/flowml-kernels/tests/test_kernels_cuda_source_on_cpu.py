@@ -16,7 +16,7 @@ import subprocess
 import pytest
 import torch
 
-from flowml_kernels.cuda_source import filter_source, wgrad_source
+from flowml_kernels.cuda_source import filter_source, gather4_source, wgrad_source
 from flowml_kernels.cupy_backend import THREADS, channel_block
 from flowml_kernels.reference import filter_ref, wgrad_ref
 
@@ -85,6 +85,13 @@ def test_kernel_source_matches_the_reference(tmp_path, dtype, n, shape):
         grid_x = ((h + rows - 1) // rows * w + THREADS - 1) // THREADS
         lib.run(_raw(x), _raw(wt), _raw(out), c, h, w, grid_x, (c + cb - 1) // cb, b)
         assert _rel(out, filter_ref(xd, wd, n, splat)) < TOL[dtype], (dtype, n, splat, rows)
+    lib = _build(tmp_path, gather4_source(dtype, n, cb), "wf_gather4")
+    for width in (w, w - w % 4 or 4):            # ragged quads, then whole (vector) ones
+        xs, ws = x[..., :width].contiguous(), wt[..., :width].contiguous()
+        out = torch.full_like(xs, float("nan"))
+        grid_x = (h * ((width + 3) // 4) + THREADS - 1) // THREADS
+        lib.run(_raw(xs), _raw(ws), _raw(out), c, h, width, grid_x, (c + cb - 1) // cb, b)
+        assert _rel(out, filter_ref(xs.double(), ws.double(), n, False)) < TOL[dtype], (dtype, n, width)
     lib = _build(tmp_path, wgrad_source(dtype, n), "wf_wgrad")
     gw = torch.full_like(wt, float("nan"))          # every element must be written
     flipped = x.flip(-1).contiguous()               # kept alive: the kernel gets a raw pointer
