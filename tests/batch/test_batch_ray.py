@@ -16,14 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
+import ray  # requirements-dev.txt installs it (the optional extra flowml[batch])
+from ray.cluster_utils import Cluster
 from rich.console import Console
 
 from batch_helpers import outputs_in, read_lines
 
 from flowml.batch.run import BatchConfig, run_batch
-
-import ray  # requirements-dev.txt installs it (the optional extra flowml[batch])
-from ray.cluster_utils import Cluster
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 1024 * 1024}
