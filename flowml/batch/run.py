@@ -15,7 +15,7 @@ from .inputs import BatchUsageError, expand_inputs, make_items, parse_set
 from .ledger import Ledger, Summary
 from .manifest import Manifest, finished_inputs
 from .progress import BatchProgress
-from .runner import FileResult, check_bindings, load_batch_graph
+from .runner import FileResult, check_bindings, check_distinct_outputs, load_batch_graph
 
 __all__ = ["BatchConfig", "Stopper", "run_batch", "default_manifest"]
 
@@ -96,6 +96,7 @@ def run_batch(cfg: BatchConfig, console: Console, *, stopper: Stopper | None = N
     graph, _ = load_batch_graph(graph_path)
     items = make_items(inputs, bindings)
     check_bindings(graph, bindings, items[0])
+    check_distinct_outputs(graph, items, cwd)
     if cfg.local:
         from .runner import FileRunner
 

@@ -36,7 +36,7 @@ from .staging import Staging
 
 log = logging.getLogger("flowml.batch")
 
-__all__ = ["FileResult", "FileRunner", "check_bindings", "load_batch_graph"]
+__all__ = ["FileResult", "FileRunner", "check_bindings", "check_distinct_outputs", "load_batch_graph"]
 
 
 @dataclass
@@ -142,6 +142,23 @@ def check_bindings(graph, bindings: Iterable[Binding], first: Item | None = None
                 except ValidationError as exc:
                     raise BatchUsageError(f"--set {nid}.{name}={value!r} (for {first.input}): "
                                           f"{_first_error(exc)}") from None
+
+
+def check_distinct_outputs(graph, items: Iterable[Item], cwd: str) -> None:
+    """No two inputs write the same output (``a/clip.mp4`` and ``b/clip.mp4`` with
+    ``out/{stem}.mp4``): the second would replace the first, and their staging would clash."""
+    seen: dict[str, str] = {}
+    for item in items:
+        for nid, values in item.params.items():
+            for name, value in values.items():
+                if _file_role(graph, nid, name) != "output" or _is_name_param(graph, nid, name, value):
+                    continue
+                path = _absolute(value, cwd)
+                other = seen.setdefault(path, item.input)
+                if other != item.input:
+                    raise BatchUsageError(
+                        f"--set {nid}.{name}: {other} and {item.input} would both write {path}; "
+                        "tell them apart in the template, e.g. with {parent} or {index}")
 
 
 def _is_name_param(graph, nid: str, name: str, value: str) -> bool:

@@ -13,7 +13,7 @@ from batch_helpers import cli
 
 from flowml.batch.inputs import BatchUsageError, expand_inputs, fields_of, make_items, parse_set
 from flowml.batch.manifest import Manifest, finished_inputs, read_manifest
-from flowml.batch.runner import check_bindings, load_batch_graph
+from flowml.batch.runner import check_bindings, check_distinct_outputs, load_batch_graph
 from flowml.batch.staging import Staging
 
 
@@ -105,6 +105,16 @@ def test_set_is_checked_against_the_graph_before_anything_runs(media):
     with pytest.raises(BatchUsageError, match=r"--set out\.path='o/clip0\.avi'.*end the file name in \.mp4"):
         items = make_items([str(media.good[0])], [parse_set("out.path=o/{stem}.avi")])
         check_bindings(graph, [parse_set("out.path=o/{stem}.avi")], items[0])
+
+
+def test_two_inputs_that_would_write_the_same_output_are_refused(media):
+    graph, _ = load_batch_graph(str(media.graph))
+    same_stem = ["/d/cam1/clip.mp4", "/d/cam2/clip.mp4"]
+    items = make_items(same_stem, [parse_set("src.path={input}"), parse_set("out.path=o/{stem}.mp4")])
+    with pytest.raises(BatchUsageError, match=r"cam1/clip.mp4 and /d/cam2/clip.mp4 would both write /w/o/clip.mp4"):
+        check_distinct_outputs(graph, items, "/w")
+    items = make_items(same_stem, [parse_set("src.path={input}"), parse_set("out.path=o/{parent}_{stem}.mp4")])
+    check_distinct_outputs(graph, items, "/w")
 
 
 def test_without_ray_the_command_says_how_to_install_it(media, monkeypatch, capsys):
