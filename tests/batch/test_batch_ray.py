@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def cluster():
                         and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()}) \
                 and time.monotonic() < deadline:
             time.sleep(0.2)
+        shutil.rmtree(temp, ignore_errors=True)
         assert not left, f"Ray processes left after the tests: {left}"
 
 
