@@ -6,9 +6,11 @@ every reload (``make_policy``):
 - ``Inline``: on the dispatcher, every tick (the default; a GPU node only enqueues work there).
 - ``OnWorker``: on the node's own thread, in order (``blocking`` types: file and network I/O,
   feature matching). Every call is a part of its tick, so ``max_in_flight`` bounds what is
-  queued. Live mode: a frame that would wait behind a call still running is not queued: a
-  sink skips it, a node with outputs hands out its last outputs; either is counted in the
-  node's ``drops``. Offline: nothing is dropped; the slots hold the source back.
+  queued. When a producer of its inputs is itself still running on a worker, the inputs are
+  collected on this node's thread too (it waits there), so a chain of worker nodes (classify
+  -> rules -> actions) never holds the dispatcher, which goes on with the next tick. Live
+  mode: a frame that would wait behind a call still running is not queued: a sink skips it,
+  a node with outputs hands out its last outputs; either is counted in the node's ``drops``. Offline: nothing is dropped; the slots hold the source back.
 - ``SampleAndHold`` (``hold: true``, live mode): started whenever it is free; every tick sees
   its last finished outputs, so a slow estimator never bounds the frame rate.
 - ``EveryN`` wraps any of them (``every: N``): runs on every Nth tick, holds its outputs between.
@@ -25,13 +27,15 @@ from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .edges import NOTHING, Produced
+from .edges import NOTHING, NoInput, Produced, absent
 from .node_runtime import NodeRuntime
 from .ticks import TickRun
 from .workers import SerialWorker
 
 Gather = Callable[[], tuple[dict[str, Any], list, list]]
-"""Collects a node's inputs: ``(inputs, events to wait on, ports from other lanes)``."""
+"""Collects a node's inputs: ``(inputs, events to wait on, ports from other lanes)``. Its
+``pending`` attribute, where it has one, says that a producer is still running on a worker
+thread (collecting would wait for it)."""
 
 
 class Policy(ABC):
@@ -74,15 +78,31 @@ class OnWorker(Policy):
         if self.live and self.worker.backlog > 0 and (nrt.is_sink or nrt.last is not None):
             nrt.stats.drops += 1
             return NOTHING if nrt.is_sink else nrt.last  # type: ignore[return-value]
-        inputs, waits, foreign = gather()
         params, tick = nrt.params, run.tick
+        if getattr(gather, "pending", False):  # a producer is still on its worker: wait for
+            job = lambda: _gather_and_call(nrt, gather, tick, params)  # noqa: E731  it on ours
+        else:
+            inputs, waits, foreign = gather()
+            job = lambda: nrt.call(inputs, tick, waits, foreign, params)  # noqa: E731
         run.add_part()
-        fut = self.worker.submit(lambda: nrt.call(inputs, tick, waits, foreign, params))
+        fut = self.worker.submit(job)
         fut.add_done_callback(run.part_done)
         if nrt.is_sink:
             return NOTHING
         nrt.last = fut
         return fut  # consumers wait on it in the scheduler's gather
+
+
+def _gather_and_call(nrt: NodeRuntime, gather: Gather, tick: Any, params: Any) -> Produced:
+    """On the node's worker: collect its inputs (waiting for producers on other workers, so
+    the dispatcher need not), then call it; skipped as on the dispatcher when a required input
+    has no value."""
+    try:
+        inputs, waits, foreign = gather()
+    except NoInput:
+        nrt.stats.skipped += 1
+        return absent([p.name for p in nrt.ports.outputs])
+    return nrt.call(inputs, tick, waits, foreign, params)
 
 
 class SampleAndHold(Policy):

@@ -526,7 +526,7 @@ class Scheduler:
                 else:
                     nrt = self.nodes[nid]
                     try:
-                        values[nid] = nrt.policy.dispatch(nrt, run, lambda: self._gather(nrt, values))
+                        values[nid] = nrt.policy.dispatch(nrt, run, _Gather(self, nrt, values))
                     except NoInput:  # raised by _gather, before the policy ran anything
                         nrt.stats.skipped += 1
                         values[nid] = absent([p.name for p in nrt.ports.outputs])
@@ -550,7 +550,7 @@ class Scheduler:
         nrt = self.nodes[self.clock_id]  # type: ignore[index]
         return nrt.upload(produced, index) if nrt.host_outputs else produced
 
-    def _gather(self, nrt: NodeRuntime, values: dict[str, Produced | Future]
+    def _gather(self, nrt: NodeRuntime, values: dict[str, Produced | Future], rn: Any = None
                 ) -> tuple[dict[str, Any], list, list]:
         """The node's inputs, the CUDA events it must wait on, and the inputs from other lanes.
 
@@ -558,8 +558,9 @@ class Scheduler:
         consumer gets GPU values as downloads into pinned memory, which a worker-thread node
         waits for on its own thread, an inline one right here. A required input with no value
         this tick (``NO_VALUE``) raises ``NoInput``: the node is skipped; an optional one is
-        given as None."""
-        rn = self.graph.nodes[nrt.id]
+        given as None. ``rn``: the node as the tick's graph has it (the call may run on a
+        worker thread, after a reload swapped ``self.graph``)."""
+        rn = rn or self.graph.nodes[nrt.id]
         inputs: dict[str, Any] = {p.name: None for p in nrt.ports.inputs}
         waits: list = []
         foreign: list = []
@@ -597,6 +598,25 @@ class Scheduler:
         if not run.abandoned:
             self.stats.tick_done(time.perf_counter() - run.arrived, ok=not run.failed)
         self._slots.release()
+
+
+class _Gather:
+    """Collects one node's inputs for one tick (``Scheduler._gather``), on the dispatcher or,
+    when ``pending`` (a producer still runs on its worker thread), on the node's own worker."""
+
+    __slots__ = ("sched", "nrt", "values", "rn")
+
+    def __init__(self, sched: Scheduler, nrt: NodeRuntime, values: dict[str, Produced | Future]):
+        self.sched, self.nrt, self.values = sched, nrt, values
+        self.rn = sched.graph.nodes[nrt.id]
+
+    def __call__(self) -> tuple[dict[str, Any], list, list]:
+        return self.sched._gather(self.nrt, self.values, self.rn)
+
+    @property
+    def pending(self) -> bool:
+        return any(isinstance(v := self.values.get(src.node), Future) and not v.done()
+                   for src in self.rn.inputs.values())
 
 
 def _same_instance(old, new) -> bool:

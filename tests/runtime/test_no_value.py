@@ -254,3 +254,65 @@ def test_check_upstream_gets_the_producers_metadata_keys_at_validation(nv_graph)
     assert e.line == 9 and "node 'need': rules.yaml:4: key 'tracker_id' is not emitted" in e.message
     assert "['predicted_class', 'probability']" in e.message
     nv_graph(CHECKED.format(producer="nv.opaque"))  # unknown keys: not checked, no error
+
+
+GATE = threading.Event()
+
+
+class Held(Node):
+    """A worker node whose first call waits until GATE is set (at most 5 s)."""
+
+    type_name = "nv.held"
+    blocking = True
+    inputs = (Input("value", SCALAR),)
+    outputs = (Output("value", SCALAR),)
+
+    def setup(self, ctx):
+        self.calls = 0
+
+    def process(self, value):
+        self.calls += 1
+        if self.calls == 1:
+            RECORDS["gate"].append(GATE.wait(5))
+        return NO_VALUE if value % 2 else value
+
+
+class Opener(Node):
+    """Inline, after the worker chain in the file: sets GATE on its third call."""
+
+    type_name = "nv.opener"
+    inputs = (Input("value", SCALAR),)
+
+    def setup(self, ctx):
+        self.calls = 0
+
+    def process(self, value):
+        self.calls += 1
+        if self.calls == 3:
+            GATE.set()
+
+
+def test_a_worker_consumer_of_a_worker_waits_on_its_own_thread_not_the_dispatchers(tmp_path):
+    """rec (a worker) takes held's output while held (a worker) is still busy with frame 0:
+    the dispatcher goes on and runs `open` for frames 1 and 2 meanwhile, which opens the gate.
+    Were the dispatcher waiting for held, the gate would only open after 5 s (False)."""
+    reg = Registry()
+    for cls in (runtime_nodes.Counter, runtime_nodes.Record, Held, Opener):
+        reg.add(cls, "nv-tests")
+    RECORDS.clear()
+    GATE.clear()
+    p = tmp_path / "graph.yaml"
+    p.write_text(textwrap.dedent("""
+        flowml: 1
+        max_in_flight: 3
+        nodes:
+          src:  {type: test.counter, params: {frames: 6}}
+          held: {type: nv.held, inputs: {value: src/value}}
+          rec:  {type: test.record, inputs: {value: held/value}}
+          open: {type: nv.opener, inputs: {value: src/value}}
+    """))
+    result, _ = run(load_graph(p, reg))
+    assert result.ok
+    assert RECORDS["gate"] == [True]
+    assert RECORDS["default"] == [0, 2, 4]  # in order; the odd frames had no value
+    assert result.stats.nodes["rec"].skipped == 3 and result.stats.completed == 6

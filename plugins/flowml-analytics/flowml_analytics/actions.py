@@ -101,6 +101,7 @@ class HttpAction(_Action):
     exponential backoff; the graph never waits for the network."""
 
     type_name = "action.http"
+    blocking = True  # it only queues; on a worker so that waiting for its events never holds the graph
 
     class Params(_Action.Params):
         url: str = Field(description="http(s) URL to POST to", rebuild=True)

@@ -26,12 +26,14 @@ class Rules(Node):
     tick's events, or no value (``flowml.NO_VALUE``) when no rule matches, so actions downstream
     are not even called. The file is checked when the graph is validated: every mistake at its
     ``file:line:col``, and a rule on a key that the node feeding ``metadata`` does not emit (by
-    its ``metadata_keys``) is an error there too.
+    its ``metadata_keys``) is an error there too. Runs on a worker thread, so the graph's thread
+    never waits for the metadata (a classifier's GPU result) to arrive.
     """
 
     type_name = "rules.match"
     inputs = (Input("metadata", JSON, "a dict of metadata, or a list of them (one per track)"),)
     outputs = (Output("events", JSON, "list of {rule_name, state, since, t, frame, tracker_id, metadata, action}"),)
+    blocking = True  # on a worker: waiting there for the classifier's result, not on the graph's thread
 
     class Params(flowml.Params):
         path: str = Field(file="input", rebuild=True, description=(
