@@ -24,7 +24,8 @@ def test_the_3dcnn_graph_validates_as_shipped():
     assert graph.order[:4] == ["video", "clip", "model", "top"]
 
 
-def test_a_tiny_3dcnn_graph_classifies_clips_and_records_on_a_rule(tmp_path):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_tiny_3dcnn_graph_classifies_clips_and_records_on_a_rule(tmp_path, device):
     write_numbered_video(tmp_path / "input.mp4", 16)
     models.export(models.build("r3d_18", classes=10), tmp_path / "r3d.pt", frames=4, size=32)
     (tmp_path / "rules.json").write_text(json.dumps([{
@@ -39,7 +40,7 @@ def test_a_tiny_3dcnn_graph_classifies_clips_and_records_on_a_rule(tmp_path):
     nodes["record"]["params"].update(folder="clips", fps=10, gop=10, threads=1, preset="ultrafast")
     nodes["log"]["params"]["path"] = "clips/events.jsonl"
     (tmp_path / "graph.yaml").write_text(yaml.safe_dump(spec))
-    with Scheduler(load_graph(tmp_path / "graph.yaml", load_registry())) as sched:
+    with Scheduler(load_graph(tmp_path / "graph.yaml", load_registry()), device=device) as sched:
         result = sched.run()
     assert result.ok, result.error
     stats = result.stats.nodes
