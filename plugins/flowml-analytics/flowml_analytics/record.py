@@ -157,9 +157,9 @@ class Record(Node):
         if self.prev_t is not None and t > self.prev_t:
             self.interval = t - self.prev_t
         self.prev_t = t
-        extended = False
+        extended = False  # a rule matched on this frame: the clip does not end after it
         for event in wanted(events, self.params.action):
-            extended |= self.clip is not None
+            extended = True
             self.force_key |= self._on_event(event, t, index)
         key, self.force_key = self.force_key, False
         pts = max(round(t / TIME_BASE), self.last_pts + 1)  # strictly increasing for the encoder

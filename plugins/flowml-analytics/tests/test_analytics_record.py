@@ -131,3 +131,26 @@ def test_sigint_mid_clip_leaves_a_playable_clip(tmp_path):
     assert keys[0] and len(numbers) == info["frames"] >= 10
     assert numbers == list(range(info["first_frame"], info["last_frame"] + 1))
     assert info["first_frame"] == 0  # the keyframe at or before frame 5 - 10
+
+
+def test_an_event_with_no_keyframe_to_start_from_makes_its_own_frame_one(tmp_path):
+    """At frame 0 the ring is empty, and at frame 3, right after the first clip (0-2), the
+    only keyframe after it is frame 3 itself: both clips start on the event's own frame."""
+    import torch
+    from analytics_helpers import draw_number
+
+    from flowml.testing import NodeHarness
+    from flowml_analytics.record import Record
+
+    def ev(frame, duration):
+        return [{"rule_name": "r", "state": "start", "t": frame / 10, "frame": frame,
+                 "action": {"action_name": "record", "duration_in_seconds": duration}}]
+
+    params = {"folder": "clips", "fps": 10, "gop": 50, "threads": 1, "preset": "ultrafast"}
+    with NodeHarness(Record, params, graph_dir=tmp_path) as h:
+        for i in range(12):
+            image = torch.from_numpy(draw_number(i)).permute(2, 0, 1)[None].float() / 255
+            h.process(t=i / 10, image=image, events={0: ev(0, 0.2), 3: ev(3, 0.5)}.get(i))
+    got = [clip_numbers(p) for p in sorted((tmp_path / "clips").glob("*.mp4"))]
+    assert [n for n, _ in got] == [[0, 1, 2], [3, 4, 5, 6, 7, 8]]
+    assert all(keys[0] for _, keys in got)
