@@ -21,7 +21,6 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .ops import bias_act
 
 __all__ = ["fir_up", "fir_down", "filtered_lrelu", "modulated_conv2d"]
 
@@ -58,10 +57,9 @@ def fir_up(x: torch.Tensor, f: torch.Tensor | None, up: int, padding: Sequence[i
     fw, fh = _taps(f)
     if f is None:
         if up > 1:
-            f = torch.ones([1], dtype=torch.float32, device=x.device)
-        else:
-            x = F.pad(x, [px0, px1, py0, py1])
-            return x * gain if gain != 1 else x
+            raise ValueError("fir_up: up-sampling needs a filter (StyleGAN3 always has one)")
+        x = F.pad(x, [px0, px1, py0, py1])
+        return x * gain if gain != 1 else x
     if f.ndim == 1:
         k = (f * math.sqrt(gain)).to(x.dtype)
         # a transposed convolution is a true convolution (no flip) of the zero-stuffed input
@@ -102,8 +100,13 @@ def filtered_lrelu(x: torch.Tensor, fu: torch.Tensor | None = None, fd: torch.Te
     """
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    x = fir_up(x, fu, up, _pad4(padding), gain=up * up)
-    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
+    # lrelu(x) * gain == lrelu(x * gain) for gain > 0: the gain rides on the up-sampling
+    # filter, and the activation and clamp run in place (two passes over the big tensor)
+    x = fir_up(x, fu, up, _pad4(padding), gain=up * up * gain)
+    if slope != 1:
+        x = F.leaky_relu(x, slope, inplace=True)
+    if clamp is not None and clamp >= 0:
+        x = x.clamp_(-clamp, clamp)
     return fir_down(x, fd, down)
 
 
