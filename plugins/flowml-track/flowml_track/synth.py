@@ -3,7 +3,10 @@ a static textured background, written as a real H.264 file with its ground truth
 
 Each object moves inside its own cell of a grid (so objects never overlap: every identity
 switch is the tracker's), bouncing off the cell's walls at constant speed, with a vertical
-wobble; objects appear and leave at known frames. ``python -m flowml_track.synth OUT.mp4``
+wobble; objects appear and leave at known frames. With ``crossing``, objects go in pairs
+along horizontal lanes instead, from opposite walls, bouncing off the frame's sides: the two
+of a pair pass over each other (half overlapping) again and again, which a detector sees as
+one blob for a while and a tracker must sort out afterwards. ``python -m flowml_track.synth OUT.mp4``
 writes a video and ``OUT.json`` (the ground truth) and ``OUT.gt.txt`` (MOT format).
 """
 
@@ -51,6 +54,26 @@ class Thing:
         return cx - self.half, cy - self.half, cx + self.half + 1, cy + self.half + 1
 
 
+def _crossing(size: tuple[int, int], frames: int, fps: int, objects: int, rng: np.random.Generator,
+              warmup: int) -> list[Thing]:
+    """Pairs on horizontal lanes, starting at opposite walls at the same speed: they cross."""
+    w, h = size
+    lanes = max(1, objects // 2)
+    lane = h / lanes
+    things = []
+    for i in range(objects):
+        k, side = divmod(i, 2)
+        half = int(max(3, lane * 0.18))
+        y = (k + 0.5) * lane + (half * 0.5 if side else -half * 0.5)
+        cell = (half + 1, int(y), w - half - 2, int(y))
+        speed = w * rng.uniform(0.012, 0.02)
+        hue = (0.1 + 0.618034 * i) % 1.0
+        things.append(Thing(id=i + 1, kind=CLASSES[i % 2], colour=_rgb(hue), half=half, cell=cell,
+                            start=(cell[2] if side else cell[0], y), velocity=(-speed if side else speed, 0.0),
+                            wobble=0.0, first=warmup, last=frames - 1))
+    return things
+
+
 def _bounce(v: float, lo: float, hi: float) -> float:
     span = hi - lo
     if span <= 0:
@@ -63,11 +86,14 @@ class Scene:
     """``objects`` things in a grid over a textured background, ``frames`` frames at ``fps``."""
 
     def __init__(self, size: tuple[int, int] = (160, 120), frames: int = 90, fps: int = 30,
-                 objects: int = 4, seed: int = 0, warmup: int = 8):
+                 objects: int = 4, seed: int = 0, warmup: int = 8, crossing: bool = False):
         self.size, self.frames, self.fps = size, frames, fps
         rng = np.random.default_rng(seed)
         self.background = texture(size, rng)
         w, h = size
+        if crossing:
+            self.things = _crossing(size, frames, fps, objects, rng, warmup)
+            return
         cols = max(1, math.ceil(math.sqrt(objects * w / h)))
         rows = max(1, math.ceil(objects / cols))
         cw, ch = w / cols, h / rows
@@ -185,8 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fps", type=int, default=30)
     ap.add_argument("--objects", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crossing", action="store_true", help="pairs that cross, instead of one object per cell")
     a = ap.parse_args(argv)
-    path = write_video(Scene(tuple(a.size), a.frames, a.fps, a.objects, a.seed), a.out)
+    path = write_video(Scene(tuple(a.size), a.frames, a.fps, a.objects, a.seed, crossing=a.crossing), a.out)
     print(f"wrote {path} and {path.with_suffix('.json')}, {path.with_suffix('.gt.txt')}")
 
 

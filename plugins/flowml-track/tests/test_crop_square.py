@@ -73,7 +73,7 @@ def test_crops_equal_the_pil_loop_and_ids_follow():
     assert out["crops"].shape == (4, 3, 24, 24) and out["ids"] == [5, 9, 2, 11]
     want = oracle_crops(frame, boxes, 24, 0.1, mean, std)
     err = (out["crops"] - want).abs() * torch.tensor(std)[:, None, None]  # in [0, 1] pixel units
-    assert err.mean() < 0.004 and err.max() < 0.03, (err.mean(), err.max())
+    assert err.mean() < 0.002 and err.max() < 0.01, (err.mean(), err.max())  # measured 0.0011, 0.0049
 
 
 def test_no_objects_give_an_empty_batch():
