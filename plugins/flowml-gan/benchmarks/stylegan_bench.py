@@ -73,8 +73,12 @@ class HandLoop:
     """The hand-written loop: ``step(t)`` writes the edits for time t, then runs the body
     (eager, or the captured graph)."""
 
-    def __init__(self, G: torch.nn.Module, tap: str, edits: list[str], precision: str):
+    def __init__(self, G: torch.nn.Module, tap: str, edits: list[str], precision: str,
+                 compiled: bool = False):
         self.G, self.force_fp32 = G, precision == "fp32"
+        # torch.compile (Inductor) fuses the elementwise work around the convolutions; an
+        # experiment to see what fusion gains, not what the node runs
+        self.synthesis = torch.compile(G.synthesis, dynamic=False) if compiled else G.synthesis
         with torch.no_grad():
             from flowml_gan.nodes import seed_z
 
@@ -91,7 +95,7 @@ class HandLoop:
         self.tapped["tap"] = out[0] if isinstance(out, tuple) else out
 
     def body(self) -> torch.Tensor:
-        img = self.G.synthesis(self.w, noise_mode="const", force_fp32=self.force_fp32)
+        img = self.synthesis(self.w, noise_mode="const", force_fp32=self.force_fp32)
         self.image = (img * 0.5 + 0.5).clamp(0, 1)
         return self.image
 
@@ -120,10 +124,10 @@ class HandLoop:
 
 
 def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, captured: bool,
-             frames: int) -> float:
+             frames: int, compiled: bool = False) -> float:
     from flowml.bench.loops import calls_per_s
 
-    loop = HandLoop(G, tap, edits, precision)
+    loop = HandLoop(G, tap, edits, precision, compiled)
     if captured:
         loop.capture()
     clock = iter(range(10 ** 9))
@@ -171,6 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--precision", nargs="+", default=["fp32", "mixed"])
     ap.add_argument("--modes", nargs="+", default=["eager", "captured"])
+    ap.add_argument("--compiled", action="store_true", help=(
+        "also time the hand loop with torch.compile'd synthesis (loop_compiled_*; compiling "
+        "takes a minute or more per case)"))
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -204,6 +211,14 @@ def main(argv: list[str] | None = None) -> None:
                                    ratio=round(fl["fps"] / lf, 3),
                                    flowml=({k: (round(v, 1) if isinstance(v, float) else v)
                                             for k, v in fl.items() if k != "fps"}))
+                    if args.compiled and "error" not in row:
+                        try:
+                            t0 = time.perf_counter()
+                            cf = loop_fps(G, tap, edits, precision, captured, args.frames, compiled=True)
+                            row.update(loop_compiled_ms=round(1e3 / cf, 3), loop_compiled_fps=round(cf, 1),
+                                       compile_and_run_s=round(time.perf_counter() - t0, 1))
+                        except Exception as exc:
+                            row["loop_compiled_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                     print(json.dumps(row), flush=True)
                     rows.append(row)
             del G
