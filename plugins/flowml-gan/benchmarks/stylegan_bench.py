@@ -134,6 +134,7 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
     if torch.cuda.is_available() and next(G.parameters()).is_cuda:
         fps = calls_per_s(lambda: loop.step(next(clock) / 60), n=frames)
     else:  # a CPU smoke run
+        loop.step(0.0)  # warm-up (and the compile, with --compiled)
         t0 = time.perf_counter()
         for _ in range(frames):
             loop.step(next(clock) / 60)
