@@ -52,7 +52,7 @@ max_in_flight: 3
 device: {device}
 nodes:
   src: {{type: capture.pattern, params: {{pattern: noise, size: [{w}, {h}], frames: {frames}}}}}
-  clip: {{type: video.clip, inputs: {{image: src/image}}, params: {{frames: {t}, stride: {stride}}}}}
+  clip: {{type: video.clip, inputs: {{image: src/image}}, params: {{frames: {t}, stride: {stride}, resize: [{rw}, {rh}], crop: [{cw}, {ch}]}}}}
   model:
     type: torch.model
     inputs: {{clip: clip/clip}}
@@ -71,6 +71,7 @@ def flowml_fps(tmp: Path, model: Path, stride: int, frames: int, cuda_graph: boo
         {"key": "probability", "operator": ">", "value": 100}], "action": {"action_name": "log"}}]))
     path = tmp / "graph.yaml"
     path.write_text(GRAPH.format(w=W, h=H, frames=frames, t=T, stride=stride, model=model, rules=rules,
+                                 rw=RESIZE[1], rh=RESIZE[0], cw=CROP[1], ch=CROP[0],
                                  log=tmp / "events.jsonl", cuda_graph=str(cuda_graph).lower(),
                                  device=device))
     with Scheduler(load_graph(path, load_registry())) as sched:
