@@ -63,7 +63,7 @@ class NodeHarness:
             self.index += 1  # as in a graph: not called, its outputs have no value either
             return {o.name: NO_VALUE for o in self.ports.outputs}
         kw = {k: None if v is NO_VALUE else v for k, v in kw.items()}
-        uint8 = frozenset(p.name for p in self.ports.inputs if p.uint8)
+        uint8 = {p.name: p.channels for p in self.ports.inputs if p.uint8}
         if uint8:  # as the scheduler delivers them: (B, H, W, C) uint8 on the host
             from .runtime.edges import host_ready
 

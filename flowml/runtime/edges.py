@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -63,13 +63,14 @@ def resolve(value: Produced | Future) -> Produced:
     return value.result() if isinstance(value, Future) else value
 
 
-def host_ready(inputs: dict[str, Any], uint8_ports: frozenset = frozenset()) -> dict[str, Any]:
+def host_ready(inputs: dict[str, Any], uint8_ports: Mapping[str, int | None] = {}) -> dict[str, Any]:
     """Host values for a node that wants them: waits (on the calling thread) for downloads,
-    and gives ``uint8_ports`` as ``(B, H, W, C)`` uint8 tensors whatever device made them."""
+    and gives ``uint8_ports`` (port -> channels) as ``(B, H, W, C)`` uint8 tensors whatever
+    device made them."""
     out = dict(inputs)
     for k, v in inputs.items():
         if isinstance(v, Download):
             v = out[k] = v.wait()
         if k in uint8_ports and v is not None and v is not NO_VALUE and v.dtype != torch.uint8:
-            out[k] = to_uint8_bhwc(v).cpu()
+            out[k] = to_uint8_bhwc(v, uint8_ports[k]).cpu()
     return out

@@ -18,8 +18,8 @@ from __future__ import annotations
 import time
 import traceback
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, TypeVar
 
 from .. import contracts
 from ..node import NO_VALUE, EndOfStream, Node, NodeError, Params, Tick, normalize_outputs
@@ -80,7 +80,7 @@ class NodeRuntime:
     captured: Any = None     # gpu.capture.CapturedCall with cuda_graph: true
     last: Produced | Future | None = None
     host_ports: frozenset = frozenset()   # inputs wanted in host memory
-    uint8_ports: frozenset = frozenset()  # ... as (B, H, W, C) uint8
+    uint8_ports: Mapping[str, int | None] = field(default_factory=dict)  # ... as (B, H, W, C) uint8: port -> channels
     host_outputs: frozenset = frozenset()  # outputs returned as host uint8 frames, uploaded here
     defer_upload: bool = False  # the clock source: the dispatcher uploads, not the clock thread
     params: Params | None = None  # what the node is to run with from its next call on
@@ -89,7 +89,7 @@ class NodeRuntime:
 
     def __post_init__(self) -> None:
         ins = self.ports.inputs
-        self.uint8_ports = frozenset(p.name for p in ins if p.uint8)
+        self.uint8_ports = {p.name: p.channels for p in ins if p.uint8}
         self.host_ports = frozenset(p.name for p in ins if p.host or p.uint8)
         self.host_outputs = frozenset(p.name for p in self.ports.outputs if p.host)
         if self.params is None:

@@ -576,7 +576,7 @@ class Scheduler:
                 continue
             if port in nrt.host_ports:
                 if produced.lane is not None:
-                    value = self._download(value, produced, port in nrt.uint8_ports)
+                    value = self._download(value, produced, nrt, port)
                     if not nrt.policy.worker:
                         value = value.wait()
             elif nrt.gpu is not None and produced.lane is not nrt.gpu.lane:
@@ -587,12 +587,13 @@ class Scheduler:
             inputs[port] = value
         return inputs, waits, foreign
 
-    def _download(self, value: Any, produced: Produced, uint8: bool):
+    def _download(self, value: Any, produced: Produced, nrt: NodeRuntime, port: str):
         from ..gpu.transfer import start_download
 
         stream = self._copy_stream(str(produced.lane.device))
         event = produced.ready_event()
-        return start_download(value, [event] if event is not None else [], stream, uint8)
+        return start_download(value, [event] if event is not None else [], stream,
+                              port in nrt.uint8_ports, nrt.uint8_ports.get(port))
 
     def _tick_done(self, run: TickRun) -> None:
         if not run.abandoned:
