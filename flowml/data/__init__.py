@@ -11,9 +11,17 @@
 See docs/data.md. Decoding and processing are flowml-av's (``capture.clips``).
 """
 
-from .dataset import VideoDataset
-from .index import SequenceIndex
-from .loader import VideoLoader
-from .sampler import ShuffleSampler
+from importlib import import_module
+from typing import Any
+
+_WHERE = {"VideoDataset": ".dataset", "SequenceIndex": ".index", "VideoLoader": ".loader",
+          "ShuffleSampler": ".sampler"}
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: graph validation stays torch-free
+    if name not in _WHERE:
+        raise AttributeError(f"module 'flowml.data' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name], __name__), name)
+
 
 __all__ = ["VideoDataset", "VideoLoader", "SequenceIndex", "ShuffleSampler"]

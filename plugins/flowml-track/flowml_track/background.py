@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 import flowml
 from flowml import DETECTIONS, IMAGE, TENSOR, Field, Input, Node, NodeError, Output

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 from flowml import NodeError
 from flowml.lazy import lazy_import

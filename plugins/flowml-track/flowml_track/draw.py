@@ -12,7 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Sequence
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 from flowml.lazy import lazy_import
 

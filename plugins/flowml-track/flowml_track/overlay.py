@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Literal
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 import flowml
 from flowml import DETECTIONS, IMAGE, JSON, Field, Input, Node, Output

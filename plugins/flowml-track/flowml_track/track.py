@@ -6,7 +6,8 @@ import inspect
 import warnings
 from typing import Any, Literal
 
-import numpy as np
+from flowml.lazy import lazy_import
+np = lazy_import("numpy")
 
 import flowml
 from flowml import DETECTIONS, JSON, Field, Input, Node, NodeError, Output
