@@ -42,6 +42,6 @@ def missing_plugins(registry) -> list[str]:
 def prepare(folder: Path | None, say: Callable[[str], None]) -> Path:
     """Write the demo graph into ``folder`` (default: the user cache), build its model there if
     it is missing; return the graph's path."""
-    folder = Path(folder) if folder is not None else user_cache_dir() / DEMO
+    folder = (Path(folder) if folder is not None else user_cache_dir() / DEMO).absolute()
     copied = example_graphs.copy(DEMO, folder, say=say)
     return copied.graph
