@@ -146,6 +146,8 @@ def _install_stop_signals(sched) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break, and what process managers send there
+        signal.signal(signal.SIGBREAK, handler)
 
 
 def _start_live_view(sched, name: str):
@@ -226,7 +228,7 @@ def cmd_schema(a: argparse.Namespace) -> int:
 
     text = json.dumps(graph_json_schema(_registry()), indent=2)
     if a.output:
-        Path(a.output).write_text(text + "\n")
+        Path(a.output).write_text(text + "\n", encoding="utf-8")
         err.print(f"wrote {a.output}", markup=False)
     else:
         print(text)
@@ -433,7 +435,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
                   "(run `flowml bench --only overhead` on the CPU)", markup=False)
         return 2
     results = run(names, Path(a.out), log=lambda m: err.print(m, markup=False))
-    out.print((Path(a.out) / "bench.md").read_text(), markup=False)
+    out.print((Path(a.out) / "bench.md").read_text(encoding="utf-8"), markup=False)
     return 0 if all(r.get("met", True) and "error" not in r
                     for r in results["scenarios"].values()) else 1
 

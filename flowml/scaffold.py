@@ -121,5 +121,5 @@ def scaffold_plugin(name: str, where: Path | None = None) -> Path:
     for relative, text in _FILES.items():
         path = root / Template(relative).substitute(name=name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(Template(text).substitute(name=name))
+        path.write_text(Template(text).substitute(name=name), encoding="utf-8")
     return root

@@ -171,7 +171,7 @@ def _graph_fps(text: str, tmp: Path, seconds: float, settle: float = 1.0) -> tup
     from ..runtime.scheduler import Scheduler
 
     path = tmp / "matting.yaml"
-    path.write_text(textwrap.dedent(text))
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
     graph = load_graph(path, _registry())
     with Scheduler(graph, device="cuda", mode="live") as sched:
         mark: list[tuple[float, int]] = []

@@ -38,8 +38,8 @@ def run(names: list[str], out: Path, log=print) -> dict[str, Any]:
             results["scenarios"][name] = r
             log(f"[bench] {name}: " + json.dumps({k: v for k, v in r.items() if k != "latencies_ms"},
                                                  default=str))
-    (out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
-    (out / "bench.md").write_text(markdown(results))
+    (out / "bench.json").write_text(json.dumps(results, indent=2, default=str), encoding="utf-8")
+    (out / "bench.md").write_text(markdown(results), encoding="utf-8")
     _plot_latency(results, out / "latency.png")
     return results
 

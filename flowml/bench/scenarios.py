@@ -44,7 +44,7 @@ def run_graph(text: str, tmp: Path, **kw: Any) -> Scheduler:
     """Validate and run a graph to its end; return the scheduler (its stats). Frame rates
     come from the sink's completion times (``steady_fps``), not from timing ``run()``."""
     path = tmp / "bench.yaml"
-    path.write_text(textwrap.dedent(text))
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
     graph = load_graph(path, _registry())
     sched = Scheduler(graph, **kw)
     with sched:
@@ -211,7 +211,7 @@ def overhead(tmp: Path, ticks: int = 2000, device: str = "cuda") -> dict[str, An
                          for i in range(n))
         text = PASS_CHAIN.format(body=body)
         path = tmp / "pass.yaml"
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         graph = load_graph(path, _registry())
         with Scheduler(graph, device=device) as sched:
             sched.run(frames=200)  # warm-up
@@ -248,7 +248,7 @@ def resnet_cuda_graph(tmp: Path, n: int = 500) -> dict[str, Any]:
         fps = {}
         for cg in ("false", "true"):
             path = tmp / "resnet.yaml"
-            path.write_text(RESNET.format(cg=cg, half=half))
+            path.write_text(RESNET.format(cg=cg, half=half), encoding="utf-8")
             with Scheduler(load_graph(path, _registry()), device="cuda") as s:
                 s.run(frames=30)
             DATA["done"] = []

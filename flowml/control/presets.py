@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from ..fsutil import replace_file
+
 __all__ = ["PresetBank", "presets_path", "PresetError"]
 
 HEADER = ("# flowml presets of {graph}: /flowml/preset/save NAME writes one, "
@@ -111,6 +113,6 @@ class PresetBank:
             fd, tmp = tempfile.mkstemp(prefix=".presets-", dir=self.path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-            os.replace(tmp, self.path)
+            replace_file(tmp, self.path)
         except OSError as exc:
             raise PresetError(f"cannot write {self.path}: {exc}") from None

@@ -108,7 +108,7 @@ class CudaKernel(Node):
         if p.path is not None:
             file = ctx.resolve(p.path)
             try:
-                source = file.read_text()
+                source = file.read_text(encoding="utf-8")
             except OSError as e:
                 raise NodeError(f"cannot read the kernel {file}: {e.strerror}") from None
             display = p.path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from flowml.lazy import lazy_import
@@ -10,6 +9,7 @@ np = lazy_import("numpy")
 Image = lazy_import("PIL.Image")
 
 from flowml import NodeError
+from flowml.fsutil import replace_file
 
 WRITABLE = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -46,4 +46,4 @@ def save_image(array: np.ndarray, path: Path) -> None:
         image = image.convert("RGB")
     partial = path.with_name(f".{path.name}.partial")
     image.save(partial, format=Image.registered_extensions()[path.suffix.lower()])
-    os.replace(partial, path)
+    replace_file(partial, path)  # os.replace; retried on Windows while a viewer holds the file
