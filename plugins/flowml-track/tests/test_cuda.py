@@ -33,7 +33,9 @@ def test_crop_square_on_cuda_equals_cpu(size, margin):
     assert gpu["crops"].is_cuda and gpu["crops"].shape == (40, 3, size, size)
     assert gpu["ids"] == cpu["ids"]
     torch.testing.assert_close(gpu["boxes"].cpu(), cpu["boxes"], rtol=0, atol=0)
-    torch.testing.assert_close(gpu["crops"].cpu(), cpu["crops"], rtol=0, atol=1e-4)
+    # roi_align sums its bilinear taps in another order on the GPU: 2.3e-4 at most on the H200
+    # (2026-12-02), normalised values of std ~4; the boxes above are exact
+    torch.testing.assert_close(gpu["crops"].cpu(), cpu["crops"], rtol=0, atol=5e-4)
 
 
 def grid_detections(cols: int = 6, rows: int = 5) -> dict:

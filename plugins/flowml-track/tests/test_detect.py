@@ -10,7 +10,7 @@ from flowml_track.adapter import FromTensor
 from flowml_track.background import BackgroundDetector
 from flowml_track.hog import HogPeople
 
-from helpers import FPS, decoded, detect_all, encoded_scene, ious, truth_boxes
+from track_helpers import FPS, decoded, detect_all, encoded_scene, ious, truth_boxes
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from flowml.runtime.scheduler import Scheduler
 from flowml_track.models import save_squeezenet
 from flowml_track.synth import Scene, write_video
 
-from helpers import decoded
+from track_helpers import decoded
 
 GRAPH = Path(__file__).resolve().parents[3] / "graphs" / "analytics_tracking.yaml"
 RULES = GRAPH.with_name("analytics_tracking_rules.json")

@@ -10,7 +10,7 @@ from flowml_track.lifetimes import KEYS
 from flowml_track.score import score
 from flowml_track.track import Track
 
-from helpers import FPS, decoded, detect_all, encoded_scene
+from track_helpers import FPS, decoded, detect_all, encoded_scene
 
 #: the least each tracker must reach on the synthetic scene (measured: see the README)
 THRESHOLDS = {"bytetrack": (0.95, 0.95, 0), "sort": (0.95, 0.95, 0), "ocsort": (0.95, 0.95, 0)}
