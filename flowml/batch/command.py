@@ -60,8 +60,10 @@ def cmd_batch(a: argparse.Namespace) -> int:
                       gpus_per_worker=a.gpus_per_worker, ray_address=a.ray_address, device=a.device,
                       rebuild=a.rebuild, manifest=a.manifest, resume=a.resume,
                       verbose=bool(getattr(a, "verbose", False)))
+    flowml_log = logging.getLogger("flowml")
+    level = flowml_log.level
     if not cfg.verbose:  # a line per file is said by the batch; the nodes' own info is noise here
-        logging.getLogger("flowml").setLevel(logging.WARNING)
+        flowml_log.setLevel(logging.WARNING)
     stopper = Stopper()
     _install_stop_signals(stopper, err)
     try:
@@ -82,6 +84,8 @@ def cmd_batch(a: argparse.Namespace) -> int:
     except BatchError as exc:
         err.print(f"error: {exc}", markup=False)
         return 1
+    finally:  # in-process callers (tests, a library user) keep their own logging
+        flowml_log.setLevel(level)
     err.print(summary_table(summary))
     failed = failures_table(summary)
     if failed is not None:
