@@ -9,7 +9,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Sequence
 from rich.console import Console
 
 from . import __version__
+from .stopsignals import install_stop_signals
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # never wrap file:line:col errors
 out = Console(highlight=False, soft_wrap=True)
@@ -56,7 +56,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     mode = "offline" if a.offline else "live" if a.live else None
     sched = Scheduler(graph, mode=mode, device=a.device, max_in_flight=a.max_in_flight,
                       on_error=a.on_error)
-    _install_stop_signals(sched)
+    install_stop_signals(sched.stop, "stopping")
     control = _start_control(a, graph, sched, registry)
     if control is None:
         return 2
@@ -130,24 +130,6 @@ def _start_control(a: argparse.Namespace, graph, sched, registry):
         err.print(f"error: {exc}", markup=False)
         return None
     return control
-
-
-def _install_stop_signals(sched) -> None:
-    """First Ctrl-C / SIGTERM stops cleanly (sinks flush, files close); a second one aborts."""
-    count = 0
-
-    def handler(signum, frame):
-        nonlocal count
-        count += 1
-        if count > 1:
-            raise KeyboardInterrupt
-        err.print(f"\n{signal.Signals(signum).name}: stopping (again to abort)", markup=False)
-        sched.stop()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    if hasattr(signal, "SIGBREAK"):  # Windows: Ctrl-Break, and what process managers send there
-        signal.signal(signal.SIGBREAK, handler)
 
 
 def _start_live_view(sched, name: str):

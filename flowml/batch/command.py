@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import sys
 from pathlib import Path
 
 from rich.console import Console
+
+from ..stopsignals import install_stop_signals
 
 INSTALL = ("flowml batch runs on Ray, which is not installed here: pip install 'flowml[batch]' "
            "(or pip install ray); or run in this process with --workers 1 --local")
@@ -65,7 +65,7 @@ def cmd_batch(a: argparse.Namespace) -> int:
     if not cfg.verbose:  # a line per file is said by the batch; the nodes' own info is noise here
         flowml_log.setLevel(logging.WARNING)
     stopper = Stopper()
-    _install_stop_signals(stopper, err)
+    install_stop_signals(stopper.request, "stopping the batch")
     try:
         summary = run_batch(cfg, err, stopper=stopper)
     except GraphErrors as e:
@@ -97,20 +97,3 @@ def cmd_batch(a: argparse.Namespace) -> int:
                   markup=False)
         return 130
     return 1 if summary.failed else 0
-
-
-def _install_stop_signals(stopper, err: Console) -> None:
-    """First Ctrl-C / SIGTERM: stop cleanly (finished inputs kept, running ones not renamed
-    into place, the manifest whole); a second one aborts."""
-    count = 0
-
-    def handler(signum, frame):
-        nonlocal count
-        count += 1
-        if count > 1:
-            raise KeyboardInterrupt
-        print(f"\n{signal.Signals(signum).name}: stopping the batch (again to abort)", file=sys.stderr)
-        stopper.request()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
