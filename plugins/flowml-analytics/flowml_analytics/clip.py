@@ -2,8 +2,10 @@
 
 Each frame is preprocessed once, when it arrives, exactly as torchvision's video-classification
 preset (``torchvision.transforms._presets.VideoClassification``) does to every frame of a clip:
-bilinear resize without antialiasing, centre crop, ``(x - mean) / std``. The result is copied
-into slot ``n % T`` of a ring preallocated as ``(B, C, T, h, w)`` (or ``(B, T, C, h, w)``);
+bilinear resize without antialiasing, centre crop, ``(x - mean) / std``, in two kernels and no
+allocation: the resize into a buffer made once, then one multiply-add (``x / std - mean / std``)
+from a fixed view of its centre straight into slot ``n % T`` of a ring preallocated as
+``(B, C, T, h, w)`` (or ``(B, T, C, h, w)``);
 when a clip is due, one ``index_select`` with a precomputed rotation of the slot indices
 gathers the window in time order into a new tensor (a clip in flight is never overwritten by
 later frames). No list of frames, no ``torch.cat`` of the whole window per frame.
@@ -49,37 +51,69 @@ class ClipRing:
         ring_shape = (b, c, t, h, w) if self.layout == "BCTHW" else (b, t, c, h, w)
         self.ring = frame.new_empty(ring_shape)
         self.key = (tuple(frame.shape), frame.dtype, frame.device)
-        self.mean = torch.tensor(self.mean_values, dtype=frame.dtype, device=frame.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(self.std_values, dtype=frame.dtype, device=frame.device).view(1, -1, 1, 1)
+        # (x - mean) / std as one multiply-add: x * (1 / std) + (-mean / std)
+        mean = torch.tensor(self.mean_values, dtype=torch.float64).view(1, -1, 1, 1)
+        std = torch.tensor(self.std_values, dtype=torch.float64).view(1, -1, 1, 1)
+        self.scale = (1.0 / std).to(frame.device, frame.dtype)
+        self.shift = (-mean / std).to(frame.device, frame.dtype)
+        # one view per slot, made once: push writes into it (no per-frame allocation or view)
+        self.slots = [self.ring.select(self.time_dim, i) for i in range(t)]
+        size = tuple(frame.shape[-2:])
+        self.resized = None  # the resize's output, reused every frame
+        if self.resize is not None and size != self.resize:
+            self.resized = frame.new_empty((frame.shape[0], frame.shape[1], *self.resize))
+            size = self.resize
+        src = self.resized if self.resized is not None else None
+        if self.crop is not None:
+            ch, cw = self.crop
+            if ch > size[0] or cw > size[1]:
+                raise NodeError(f"crop {cw}x{ch} is larger than the {'resized ' if self.resize else ''}frame "
+                                f"{size[1]}x{size[0]}; make `crop` smaller or `resize` larger")
+            self.box = (*centre_box(size[0], size[1], ch, cw), ch, cw)
+        else:
+            self.box = None
+        self.cropped = None if src is None else self._cut(src)  # a fixed view of the resize buffer
         # row r: the slots in time order when the oldest frame is in slot r
         base = torch.arange(t, device=frame.device)
         self.rotations = (base[None, :] + base[:, None]) % t
         self.count = 0
 
+    def _cut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.box is None:
+            return x
+        top, left, ch, cw = self.box
+        return x[..., top:top + ch, left:left + cw]
+
     def preprocess(self, frame: torch.Tensor) -> torch.Tensor:
-        """One frame ``(B, C, H, W)`` -> ``(B, C, h, w)``: resize, centre crop, normalise."""
-        x = frame
-        if self.resize is not None and tuple(x.shape[-2:]) != self.resize:
-            x = F.interpolate(x, size=self.resize, mode="bilinear", align_corners=False, antialias=False)
-        if self.crop is not None:
-            ch, cw = self.crop
-            if ch > x.shape[-2] or cw > x.shape[-1]:
-                raise NodeError(f"crop {cw}x{ch} is larger than the {'resized ' if self.resize else ''}frame "
-                                f"{x.shape[-1]}x{x.shape[-2]}; make `crop` smaller or `resize` larger")
-            top, left = centre_box(x.shape[-2], x.shape[-1], ch, cw)
-            x = x[..., top:top + ch, left:left + cw]
-        return (x - self.mean) / self.std
+        """One frame ``(B, C, H, W)`` -> ``(B, C, h, w)``: resize, centre crop, normalise
+        (a new tensor; ``push`` writes the same values straight into the ring)."""
+        if self.ring is None or self.key != (tuple(frame.shape), frame.dtype, frame.device):
+            self._renew(frame)
+        return torch.addcmul(self.shift, self._resized(frame), self.scale)
+
+    def _resized(self, frame: torch.Tensor) -> torch.Tensor:
+        """The frame resized (into the reused buffer) and cropped: a view, no copy."""
+        if self.resized is None:
+            return self._cut(frame)
+        # bilinear, align_corners=False, no antialias: F.interpolate's kernel without its
+        # Python argument handling (a few microseconds a frame)
+        torch._C._nn.upsample_bilinear2d(frame, self.resize, False, None, None, out=self.resized)
+        return self.cropped
+
+    def _renew(self, frame: torch.Tensor) -> None:
+        if self.mean_values and frame.shape[1] != len(self.mean_values):
+            raise NodeError(f"frames have {frame.shape[1]} channels, but mean and std have "
+                            f"{len(self.mean_values)} values; give one per channel")
+        self.ring = None
+        probe_h, probe_w = self.crop or self.resize or tuple(frame.shape[-2:])
+        self._make(frame, (frame.shape[0], frame.shape[1], probe_h, probe_w))
 
     def push(self, frame: torch.Tensor) -> None:
+        """Preprocess ``frame`` into its slot: one resize into a reused buffer and one
+        multiply-add (normalise) written into the ring; nothing is allocated per frame."""
         if self.ring is None or self.key != (tuple(frame.shape), frame.dtype, frame.device):
-            if self.mean_values and frame.shape[1] != len(self.mean_values):
-                raise NodeError(f"frames have {frame.shape[1]} channels, but mean and std have "
-                                f"{len(self.mean_values)} values; give one per channel")
-            self.ring = None
-            probe_h, probe_w = self.crop or self.resize or tuple(frame.shape[-2:])
-            self._make(frame, (frame.shape[0], frame.shape[1], probe_h, probe_w))
-        out = self.preprocess(frame)
-        self.ring.select(self.time_dim, self.count % self.frames).copy_(out)  # type: ignore[union-attr]
+            self._renew(frame)
+        torch.addcmul(self.shift, self._resized(frame), self.scale, out=self.slots[self.count % self.frames])
         self.count += 1
 
     def clip(self) -> torch.Tensor:
