@@ -1,7 +1,8 @@
 """CUDA C of the WeightedFilter kernels, specialised per (dtype, N, channel block, mode).
 
 Two kernels serve all three passes (see ``reference``): ``wf_filter`` (gather or splat: the
-forward and the input gradient) and ``wf_wgrad`` (the weight gradient). Sizes are compile-time
+forward and the input gradient) and ``wf_wgrad`` (the weight gradient); ``wf_gather4`` and
+``wf_tile`` are faster gathers for the forward (``plans`` picks one). Sizes are compile-time
 constants so the tap loops unroll. Accumulation is float32 for every storage type but float64
 (kept for ``gradcheck`` on the GPU), which accumulates in double; float16 and
 bfloat16 are handled as raw 16-bit words with explicit conversions (PTX ``cvt`` for half,
@@ -20,10 +21,14 @@ from __future__ import annotations
 _TYPES = {
     "float64": ("double", "return p[i];", "p[i] = v;"),
     "float32": ("float", "return p[i];", "p[i] = v;"),
-    "float16": (
+    "float16": (  # PTX cvt on the GPU; _Float16 (g++ >= 12) where the CPU test compiles it
         "unsigned short",
-        'float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i])); return f;',
-        'unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i] = h;',
+        '\n#ifdef __CUDA_ARCH__\n'
+        'float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i])); return f;'
+        '\n#else\n_Float16 f; std::memcpy(&f, p + i, 2); return (float)f;\n#endif\n',
+        '\n#ifdef __CUDA_ARCH__\n'
+        'unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i] = h;'
+        '\n#else\n_Float16 f = (_Float16)v; std::memcpy(p + i, &f, 2);\n#endif\n',
     ),
     "bfloat16": (
         "unsigned short",
@@ -53,7 +58,8 @@ _VEC4_16 = ("const uint2 a = *reinterpret_cast<const uint2*>(p + i);"
 
 # the vector types NVRTC has built in, for a C++ compile of the same source (the CPU test)
 _HOST_VECTORS = r"""
-#ifndef __CUDACC__
+#if !defined(__CUDACC__) && !defined(WF_HOST_VECTORS)
+#define WF_HOST_VECTORS
 struct float4 { float x, y, z, w; };
 struct double2 { double x, y; };
 struct uint2 { unsigned x, y; };
@@ -210,6 +216,139 @@ extern "C" __global__ void wf_gather4(const T* __restrict__ x, const T* __restri
 }}
 """
 
+_TILE = r"""
+#define CB {CB}
+#define PX 4
+#define TXQ {TXQ}
+#define TY {TY}
+#define SMEM {SMEM}
+#define PAD ((R + PX - 1) / PX * PX)
+#define SEG (PX + 2 * PAD)
+#define SH (TY + N - 1)
+#define SW (TXQ * PX + 2 * PAD)
+__device__ __forceinline__ void lds4(const float* p, float* v) {{
+    const float4 a = *reinterpret_cast<const float4*>(p); v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; }}
+__device__ __forceinline__ void sts4(float* p, const float* v) {{
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]); }}
+// One block: a tile of TY rows x TXQ quads (4 px) of the output and CB channels; one thread: a
+// quad of one row and CB channels. Channel blocks are the fastest grid index, so the blocks that
+// read the same weights run together (L2 hits, DRAM reads the weights once). Per tap row the
+// thread loads its N x 4 weights (vector loads, read once for CB channels), then per channel the
+// input row segment px0-PAD .. px0+3+PAD as aligned quads: from shared memory (SMEM 1: the
+// block's input tile with halo, loaded once with vector loads, converted to float once) or
+// straight from global memory through L1 (SMEM 0).
+extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
+    const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int C, int H, int W)
+{{
+    const int HW = H * W;
+    const int nb = (C + CB - 1) / CB;
+    const int cblk = blockIdx.x % nb, tile = blockIdx.x / nb;
+    const int tiles_x = ((W + PX - 1) / PX + TXQ - 1) / TXQ;
+    const int ty0 = (tile / tiles_x) * TY, tx0 = (tile % tiles_x) * (TXQ * PX);
+    const int lx = threadIdx.x % TXQ, ly = threadIdx.x / TXQ;
+    const int py = ty0 + ly, px0 = tx0 + lx * PX;
+    const bool vec = (W % PX) == 0;                      // whole, aligned quads: vector loads
+    const int c0 = cblk * CB;
+    const long long b = blockIdx.y;
+    const T* xb = x + (b * C + c0) * (long long)HW;
+#if SMEM
+    __shared__ __align__(16) acc_t xs_s[CB][SH][SW];     // smem column s: image column tx0-PAD+s
+#ifdef WF_SMEM_HOOK
+    WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
+#endif
+    for (int e = threadIdx.x; e < CB * SH * (SW / PX); e += TXQ * TY) {{
+        const int cc = e / (SH * (SW / PX)), rem = e % (SH * (SW / PX));
+        const int r = rem / (SW / PX), q4 = rem % (SW / PX);
+        const int y = ty0 - R + r, xx = tx0 - PAD + q4 * PX;
+        acc_t v[PX];
+        if (c0 + cc < C && y >= 0 && y < H) {{
+            const long long at = (long long)cc * HW + (long long)y * W + xx;
+            if (vec) {{
+                if (xx >= 0 && xx < W) ld4(xb, at, v);
+                else {{
+                    #pragma unroll
+                    for (int q = 0; q < PX; ++q) v[q] = 0;
+                }}
+            }} else {{
+                #pragma unroll
+                for (int q = 0; q < PX; ++q) v[q] = xx + q >= 0 && xx + q < W ? ld(xb, at + q) : (acc_t)0;
+            }}
+        }} else {{
+            #pragma unroll
+            for (int q = 0; q < PX; ++q) v[q] = 0;
+        }}
+        sts4(&xs_s[cc][r][q4 * PX], v);
+    }}
+    __syncthreads();                                     // no thread returns before this
+#endif
+    if (py >= H || px0 >= W) return;
+    const T* wb = w + b * NN * (long long)HW + (long long)py * W + px0;
+    acc_t acc[CB][PX];
+    #pragma unroll
+    for (int cc = 0; cc < CB; ++cc)
+        #pragma unroll
+        for (int q = 0; q < PX; ++q) acc[cc][q] = 0;
+    #pragma unroll 1
+    for (int i = 0; i < N; ++i) {{
+        const int y = py + i - R;
+        if (y < 0 || y >= H) continue;
+        acc_t wt[N][PX];
+        #pragma unroll
+        for (int j = 0; j < N; ++j) {{
+            const long long k = (long long)(i * N + j) * HW;
+            if (vec) ld4(wb, k, wt[j]);
+            else {{
+                #pragma unroll
+                for (int q = 0; q < PX; ++q) wt[j][q] = px0 + q < W ? ld(wb, k + q) : (acc_t)0;
+            }}
+        }}
+        #pragma unroll
+        for (int cc = 0; cc < CB; ++cc) {{
+            if (c0 + cc < C) {{
+                acc_t xs[SEG];                           // image columns px0-PAD .. px0+3+PAD
+#if SMEM
+                const acc_t* srow = &xs_s[cc][ly + i][lx * PX];
+                #pragma unroll
+                for (int s = 0; s < SEG; s += PX) lds4(srow + s, xs + s);
+#else
+                const long long row = (long long)cc * HW + (long long)y * W;
+                #pragma unroll
+                for (int s = 0; s < SEG; s += PX) {{
+                    const int xx = px0 - PAD + s;
+                    if (vec) {{
+                        if (xx >= 0 && xx < W) ld4(xb, row + xx, xs + s);
+                        else {{
+                            #pragma unroll
+                            for (int q = 0; q < PX; ++q) xs[s + q] = 0;
+                        }}
+                    }} else {{
+                        #pragma unroll
+                        for (int q = 0; q < PX; ++q)
+                            xs[s + q] = xx + q >= 0 && xx + q < W ? ld(xb, row + xx + q) : (acc_t)0;
+                    }}
+                }}
+#endif
+                #pragma unroll
+                for (int j = 0; j < N; ++j)
+                    #pragma unroll
+                    for (int q = 0; q < PX; ++q) acc[cc][q] += wt[j][q] * xs[PAD - R + q + j];
+            }}
+        }}
+    }}
+    T* ob = out + (b * C + c0) * (long long)HW + (long long)py * W + px0;
+    #pragma unroll
+    for (int cc = 0; cc < CB; ++cc) {{
+        if (c0 + cc < C) {{
+            if (vec) st4(ob, (long long)cc * HW, acc[cc]);
+            else {{
+                #pragma unroll
+                for (int q = 0; q < PX; ++q) if (px0 + q < W) st(ob, (long long)cc * HW + q, acc[cc][q]);
+            }}
+        }}
+    }}
+}}
+"""
+
 _WGRAD = r"""
 extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict__ bsrc,
                                     T* __restrict__ gw, int C, int H, int W)
@@ -260,6 +399,15 @@ def gather4_source(dtype: str, n: int, cb: int) -> str:
     thread, so the weights of a quad come in one vector load, for storage ``dtype``, N and
     ``cb`` channels a thread."""
     return _common(dtype, n) + _GATHER4.format(CB=cb)
+
+
+def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool) -> str:
+    """``wf_tile``: the gather filter (the forward) by blocks of ``ty`` rows x ``txq`` quads
+    (4 px) and ``cb`` channels, the input through shared memory (``smem``) or L1. float32,
+    float16 and bfloat16 (float accumulators; not float64)."""
+    if dtype == "float64":
+        raise ValueError("wf_tile accumulates in float: float64 runs wf_gather4")
+    return _common(dtype, n) + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem))
 
 
 def wgrad_source(dtype: str, n: int) -> str:

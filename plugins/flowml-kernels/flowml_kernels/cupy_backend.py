@@ -7,13 +7,15 @@ it, and a machine without it runs the reference. Each launch:
   ``Stream.from_external`` on CuPy >= 14), so it orders
   with the torch work around it, runs on a side stream when the caller is on one and is
   recorded when that stream is being captured into a CUDA graph;
-- hands tensors over by DLPack (``cupy.from_dlpack`` under that stream, so torch inserts no
-  wait); 16-bit tensors travel as int16 views, since CuPy has no bfloat16;
+- passes the tensors as raw device pointers (``numpy.uint64``; torch owns the memory and
+  the stream orders its reuse), falling back to DLPack (``cupy.from_dlpack``; 16-bit tensors as
+  int16 views, since CuPy has no bfloat16) where CuPy refuses them;
 - allocates its outputs with torch (the caching allocator; capture-safe);
 - never synchronises the host.
 
 Kernels are compiled by NVRTC on first use per (kind, dtype, N, channel block, mode) and kept
-(CuPy also caches them on disk).
+(CuPy also caches them on disk). Which kernel runs a gather forward is ``plans.select``'s
+choice (``plans.FORWARD_TABLE``); splat (and the input gradient) runs ``wf_filter``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any
 
 import torch
 
-from .cuda_source import filter_source, gather4_source, wgrad_source
+from .cuda_source import filter_source, gather4_source, tile_source, wgrad_source
+from .plans import PLANS, THREADS, ForwardPlan, channel_block, rows_per_thread, select
 
-THREADS = 256
+__all__ = ["THREADS", "channel_block", "rows_per_thread", "filter_cuda", "wgrad_cuda", "available"]
 _DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "float16",
            torch.bfloat16: "bfloat16"}
 
@@ -53,42 +56,33 @@ def available() -> bool:
     return unavailable() is None
 
 
-ROWS: int | None = None
-"""Pixel rows per thread of ``wf_filter``; None: ``rows_per_thread(N)``. For benchmarks."""
-
-
-def rows_per_thread(n: int) -> int:
-    """Rows of pixels one ``wf_filter`` thread computes: 4 up to N = 9, 2 above (the
-    unrolled body grows with N * (N + rows - 1) * channel block)."""
-    return 4 if n <= 9 else 2
-
-
-GATHER4 = True
-"""The gather filter (the forward) runs ``wf_gather4`` (four pixels a thread along x, vector
-loads of the weights) where its tensors are aligned; False: ``wf_filter`` (for benchmarks)."""
-
-
-GATHER4_CB: int | None = None
-"""At most this many channels a ``wf_gather4`` thread (None: 8). For benchmarks."""
+FORCE_PLAN: str | None = None
+"""A ``plans.PLANS`` name every gather forward runs instead of ``plans.select``'s (benchmarks)."""
 
 
 @functools.cache
-def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1) -> Any:
+def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1,
+            tile: tuple[int, int, bool] | None = None) -> Any:
     import cupy
 
     if kind == "filter":
         return cupy.RawKernel(filter_source(dtype, n, cb, splat, rows), "wf_filter")
     if kind == "gather4":
         return cupy.RawKernel(gather4_source(dtype, n, cb), "wf_gather4")
+    if kind == "tile":
+        assert tile is not None
+        return cupy.RawKernel(tile_source(dtype, n, cb, *tile), "wf_tile")
     return cupy.RawKernel(wgrad_source(dtype, n), "wf_wgrad")
 
 
-def channel_block(c: int) -> int:
-    """Channels per thread in ``wf_filter``: a power of two, at most 16."""
-    cb = 1
-    while cb < min(c, 16):
-        cb *= 2
-    return cb
+def plan_kernel(plan: ForwardPlan, dtype: str, n: int, c: int, splat: bool = False) -> Any:
+    """The compiled kernel of ``plan`` for storage ``dtype``, N and C channels (cached)."""
+    cb = plan.channels(c)
+    if plan.kernel == "tile":
+        return _kernel("tile", dtype, n, cb, False, 1, (plan.txq, plan.ty, plan.smem))
+    if plan.kernel == "gather4":
+        return _kernel("gather4", dtype, n, cb, False)
+    return _kernel("filter", dtype, n, cb, bool(splat), rows_per_thread(n))
 
 
 def _cp(t: torch.Tensor) -> Any:
@@ -132,38 +126,74 @@ def cupy_stream(stream: torch.cuda.Stream) -> Any:
     return handle
 
 
+RAW_POINTERS = True
+"""Kernel arguments as raw device pointers (``numpy.uint64``): no DLPack hand-off per tensor,
+a few microseconds a launch instead of tens. False: CuPy arrays by DLPack (set automatically
+when this CuPy refuses the pointers)."""
+
+
 def _launch(kernel: Any, grid: tuple[int, int, int], tensors: list[torch.Tensor],
-            c: int, h: int, w: int) -> None:
+            c: int, h: int, w: int, block: int = THREADS) -> None:
+    """``kernel`` on torch's current stream of the tensors' device; ``tensors`` contiguous."""
+    global RAW_POINTERS
     import cupy
     import numpy as np
 
     dev = tensors[0].device
-    stream = torch.cuda.current_stream(dev)
-    with cupy.cuda.Device(dev.index), cupy_stream(stream):
-        args = tuple(_cp(t) for t in tensors) + (np.int32(c), np.int32(h), np.int32(w))
-        kernel(grid, (THREADS,), args)
+    handle = cupy_stream(torch.cuda.current_stream(dev))
+    sizes = (np.int32(c), np.int32(h), np.int32(w))
+    switch = cupy.cuda.runtime.getDevice() != dev.index
+    with cupy.cuda.Device(dev.index) if switch else _NO_CONTEXT:
+        if RAW_POINTERS:
+            try:
+                kernel(grid, (block,), tuple(np.uint64(t.data_ptr()) for t in tensors) + sizes,
+                       stream=handle)
+                return
+            except TypeError:
+                RAW_POINTERS = False
+        with handle:
+            kernel(grid, (block,), tuple(_cp(t) for t in tensors) + sizes)
 
 
-def filter_cuda(x: torch.Tensor, w: torch.Tensor, kernel_size: int, splat: bool) -> torch.Tensor:
-    """Gather or splat filter on the GPU: ``(B, C, H, W)``, ``(B, N*N, H, W)`` -> ``(B, C, H, W)``."""
+class _NoContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_CONTEXT = _NoContext()
+
+
+def forward_plan(x: torch.Tensor, w: torch.Tensor, kernel_size: int, splat: bool,
+                 out: torch.Tensor | None = None) -> ForwardPlan:
+    """The plan ``filter_cuda`` runs for these tensors: splat and misaligned tensors take
+    ``rows`` (``wf_filter``); a gather the plan of ``plans.select`` (or ``FORCE_PLAN``)."""
+    if splat:
+        return PLANS["rows"]
+    aligned = all(t.data_ptr() % 16 == 0 for t in (x, w) + ((out,) if out is not None else ()))
+    plan = select(_DTYPES[x.dtype], x.shape[1], kernel_size, FORCE_PLAN)
+    return plan if aligned or plan.kernel == "rows" else PLANS["rows"]
+
+
+def filter_cuda(x: torch.Tensor, w: torch.Tensor, kernel_size: int, splat: bool,
+                plan: ForwardPlan | None = None) -> torch.Tensor:
+    """Gather or splat filter on the GPU: ``(B, C, H, W)``, ``(B, N*N, H, W)`` -> ``(B, C, H, W)``.
+    ``plan``: a ``plans.PLANS`` entry instead of the selected one (gather only; benchmarks)."""
     dtype = _check(x, "x")
     x, w = x.contiguous(), w.contiguous()
     b, c, h, wd = x.shape
     out = torch.empty_like(x)
     if out.numel() == 0:
         return out
-    cb = channel_block(c)
-    if not splat and GATHER4 and all(t.data_ptr() % 16 == 0 for t in (x, w, out)):
-        cb = min(cb, GATHER4_CB or 8)  # 8: faster than 16 at C = 32 on the H200 (0.61 vs 0.70 ms)
-        quads = h * ((wd + 3) // 4)
-        grid = ((quads + THREADS - 1) // THREADS, (c + cb - 1) // cb, b)
-        _launch(_kernel("gather4", dtype, kernel_size, cb, False), grid, [x, w, out], c, h, wd)
-        return out
-    rows = ROWS or rows_per_thread(kernel_size)
-    threads = (h + rows - 1) // rows * wd
-    grid = ((threads + THREADS - 1) // THREADS, (c + cb - 1) // cb, b)
-    _launch(_kernel("filter", dtype, kernel_size, cb, bool(splat), rows), grid, [x, w, out],
-            c, h, wd)
+    if plan is None or splat:
+        plan = forward_plan(x, w, kernel_size, splat, out)
+    why = plan.unsupported(dtype, kernel_size, c)
+    if why:
+        raise ValueError(f"weighted_filter plan {plan.name!r}: {why}")
+    _launch(plan_kernel(plan, dtype, kernel_size, c, splat), plan.grid(b, c, h, wd, kernel_size),
+            [x, w, out], c, h, wd, plan.threads())
     return out
 
 

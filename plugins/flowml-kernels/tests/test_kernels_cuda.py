@@ -153,3 +153,24 @@ def test_kpn_node_on_a_gpu_graph(backend):
                    params={"kernel_size": 5, "normalize": "softmax", "backend": backend})["image"]
     assert out.is_cuda
     _close(out, filter_ref(x.double(), torch.softmax(logits.double(), 1), 5, False), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", sorted(__import__("flowml_kernels.plans").plans.PLANS))
+def test_every_forward_plan_on_the_gpu(name, dtype):
+    from flowml_kernels import plans
+
+    plan = plans.PLANS[name]
+    for shape in [(2, 3, 37, 52), (1, 32, 24, 44), (1, 8, 17, 30)]:
+        for n in (3, 5, 9, 15):
+            if plan.unsupported(str(dtype).removeprefix("torch."), n, shape[1]):
+                continue
+            x, w = _inputs(shape, n, dtype)
+            out = cupy_backend.filter_cuda(x, w, n, False, plan=plan)
+            _close(out, filter_ref(x.double(), w.double(), n, False), dtype)
+
+
+def test_raw_pointer_launches_are_used():
+    x, w = _inputs((1, 4, 16, 16), 3, torch.float32)
+    cupy_backend.filter_cuda(x, w, 3, False)
+    assert cupy_backend.RAW_POINTERS, "CuPy refused raw pointers: launches go through DLPack"

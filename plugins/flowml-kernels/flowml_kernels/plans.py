@@ -1,0 +1,142 @@
+"""Forward (gather) plans of WeightedFilter: the kernel variants and the table that picks one.
+
+A plan names a kernel of ``cuda_source`` and its blocking: ``rows`` (``wf_filter``, pixel rows
+a thread), ``gather4`` (``wf_gather4``, a quad of pixels a thread along x, 256-thread blocks
+along the rows) and ``tile`` (``wf_tile``: 2-D blocks of ``ty`` rows x ``txq`` quads, the channel
+block the fastest grid index, the input through shared memory or L1). ``PLANS`` holds every
+variant the benchmark sweeps (``benchmarks/weighted_filter_bench.py --sweep``);
+``FORWARD_TABLE`` says which one runs, per dtype, channel count and N: the one dict to edit
+from a sweep's result (the sweep prints a replacement). No CuPy or torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+THREADS = 256
+"""Threads a block of the ``rows``, ``gather4`` and ``wf_wgrad`` kernels."""
+
+SMEM_LIMIT = 48 * 1024
+"""Static shared memory a block may take (bytes) without an opt-in."""
+
+
+def channel_block(c: int, most: int = 16) -> int:
+    """Channels a thread: the power of two >= ``c``, at most ``most``."""
+    cb = 1
+    while cb < min(c, most):
+        cb *= 2
+    return cb
+
+
+def rows_per_thread(n: int) -> int:
+    """Pixel rows of a ``wf_filter`` thread: 4 up to N = 9, 2 above."""
+    return 4 if n <= 9 else 2
+
+
+@dataclass(frozen=True)
+class ForwardPlan:
+    """One way to run the gather forward: ``kernel`` (rows, gather4, tile), at most ``cb``
+    channels a thread, and the tile shape (``txq`` quads x ``ty`` rows, ``smem``) of ``tile``."""
+
+    name: str
+    kernel: str
+    cb: int = 8
+    txq: int = 32
+    ty: int = 8
+    smem: bool = False
+
+    def channels(self, c: int) -> int:
+        """Channels a thread for ``c`` channels (the compile-time channel block)."""
+        return channel_block(c, self.cb)
+
+    def threads(self) -> int:
+        return self.txq * self.ty if self.kernel == "tile" else THREADS
+
+    def smem_bytes(self, n: int, c: int) -> int:
+        """Shared memory a block takes (float tiles: 4 bytes an element)."""
+        if self.kernel != "tile" or not self.smem:
+            return 0
+        pad = (n // 2 + 3) // 4 * 4
+        return 4 * self.channels(c) * (self.ty + n - 1) * (4 * self.txq + 2 * pad)
+
+    def unsupported(self, dtype: str, n: int, c: int) -> str | None:
+        """Why this plan cannot run (dtype name, N, C), or None when it can."""
+        if self.kernel == "tile" and dtype == "float64":
+            return "wf_tile accumulates in float; float64 takes gather4"
+        if self.smem_bytes(n, c) > SMEM_LIMIT:
+            return f"needs {self.smem_bytes(n, c)} bytes of shared memory (> {SMEM_LIMIT})"
+        # accumulators + one tap row of weights: beyond ~160 floats a thread the kernel spills
+        if self.kernel in ("tile", "gather4") and self.channels(c) * 4 + n * 4 > 128:
+            return f"{self.channels(c)} channels x 4 px + {n} x 4 weights: too many registers"
+        return None
+
+    def grid(self, b: int, c: int, h: int, w: int, n: int) -> tuple[int, int, int]:
+        """The launch grid for a ``(b, c, h, w)`` input and N."""
+        cb = self.channels(c)
+        nb = (c + cb - 1) // cb
+        if self.kernel == "tile":
+            tiles = ((w + 3) // 4 + self.txq - 1) // self.txq * ((h + self.ty - 1) // self.ty)
+            return (tiles * nb, b, 1)
+        if self.kernel == "gather4":
+            return ((h * ((w + 3) // 4) + THREADS - 1) // THREADS, nb, b)
+        rows = rows_per_thread(n)
+        return (((h + rows - 1) // rows * w + THREADS - 1) // THREADS, nb, b)
+
+
+def _tile(name: str, cb: int, txq: int, ty: int, smem: bool) -> ForwardPlan:
+    return ForwardPlan(name, "tile", cb, txq, ty, smem)
+
+
+PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
+    ForwardPlan("rows", "rows", cb=16),           # wf_filter, rows_per_thread(N) rows a thread
+    ForwardPlan("gather4", "gather4", cb=8),      # the forward of 2026-12-02
+    _tile("l1_32x8_cb4", 4, 32, 8, False),
+    _tile("l1_32x8_cb8", 8, 32, 8, False),
+    _tile("l1_16x16_cb8", 8, 16, 16, False),
+    _tile("l1_32x8_cb2", 2, 32, 8, False),
+    _tile("smem_32x8_cb4", 4, 32, 8, True),
+    _tile("smem_16x8_cb8", 8, 16, 8, True),
+    _tile("smem_32x4_cb8", 8, 32, 4, True),
+)}
+
+BIG = 1 << 30
+
+FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
+    # dtype: {at most C channels: {at most N: plan}}; bfloat16 and float64 read float16 and
+    # gather4 (below). Picked by reasoning, before a sweep on the H200: edit from its output.
+    "float32": {
+        4: {9: "l1_32x8_cb4", 15: "l1_32x8_cb2"},
+        BIG: {5: "smem_32x4_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+    },
+    "float16": {
+        4: {9: "l1_32x8_cb4", 15: "l1_32x8_cb2"},
+        BIG: {5: "smem_32x4_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+    },
+}
+
+FALLBACK = "gather4"
+
+
+def select(dtype: str, c: int, n: int, force: str | None = None) -> ForwardPlan:
+    """The plan for a gather forward: ``force`` (a ``PLANS`` name) when given, else the
+    ``FORWARD_TABLE`` entry (first C bound >= c, first N bound >= n), else ``FALLBACK`` when
+    the entry is missing or cannot run this case."""
+    if force is not None:
+        if force not in PLANS:
+            raise KeyError(f"no WeightedFilter forward plan {force!r}; plans: {', '.join(PLANS)}")
+        plan = PLANS[force]
+        why = plan.unsupported(dtype, n, c)
+        if why:
+            raise ValueError(f"plan {force!r} cannot run {dtype} C={c} N={n}: {why}")
+        return plan
+    table = FORWARD_TABLE.get("float16" if dtype == "bfloat16" else dtype, {})
+    for cmax in sorted(table):
+        if c <= cmax:
+            for nmax in sorted(table[cmax]):
+                if n <= nmax:
+                    plan = PLANS[table[cmax][nmax]]
+                    if plan.unsupported(dtype, n, c) is None:
+                        return plan
+                    break
+            break
+    return PLANS[FALLBACK]

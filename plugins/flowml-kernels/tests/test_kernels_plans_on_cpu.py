@@ -1,0 +1,169 @@
+"""Every forward plan (``plans.PLANS``) compiled as C++ for the CPU and run over its real grid.
+
+The CUDA C of each plan's kernel, for N in {3, 5, 9, 15} (one namespace each, one g++ run per
+plan and dtype), played block by block: a block's threads run in turn, twice where the kernel
+stages its input in shared memory (the tile poisoned with NaN first, then ``__syncthreads``
+ends a thread's first pass, so the second pass finds the whole tile loaded). Checked against the unfold reference on shapes that cover
+C in {1, 3, 8, 32}, B > 1, odd heights, widths that are and are not a multiple of 4 (vector and
+scalar paths) and of the tile, the kernel larger than the image (borders). float32 and float16
+(``_Float16`` on the host, PTX ``cvt`` on the GPU), bfloat16 for one plan; splat through
+``rows``. Needs g++ >= 12.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import re
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+from flowml_kernels import plans
+from flowml_kernels.cupy_backend import plan_kernel  # noqa: F401  (the backend imports cleanly)
+from flowml_kernels.cuda_source import _HOST_VECTORS, filter_source, gather4_source, tile_source
+from flowml_kernels.reference import filter_ref
+
+NS = (3, 5, 9, 15)
+SHAPES = [(2, 3, 11, 20), (1, 8, 9, 13), (1, 1, 5, 36), (1, 32, 7, 68), (2, 3, 19, 21)]
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TOL = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1.6e-2}
+
+PRELUDE = r"""
+#include <cstring>
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+struct dim3_ { unsigned x, y, z; };
+static dim3_ blockIdx, blockDim, threadIdx;
+static int wf_phase_ = 1;
+#define __syncthreads() if (wf_phase_ == 0) return
+#define WF_SMEM_HOOK(a) if (wf_phase_ < 0) { std::memset(a, 0xff, sizeof(a)); return; }  // NaN
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+"""
+
+DRIVER = r"""
+extern "C" void run_NAME(const void* a, const void* b, void* out, int C, int H, int W,
+                         unsigned gx, unsigned gy, unsigned gz, unsigned threads, int phases) {
+    using namespace NAME;
+    blockDim = {threads, 1, 1};
+    for (unsigned z = 0; z < gz; ++z) for (unsigned y = 0; y < gy; ++y)
+        for (unsigned x = 0; x < gx; ++x)
+            for (int ph = phases > 1 ? -1 : 1; ph < 2; ++ph)
+                for (unsigned t = 0; t < (ph < 0 ? 1u : threads); ++t) {
+                wf_phase_ = ph; blockIdx = {x, y, z}; threadIdx = {t, 0, 0};
+                KERNEL((const T*)a, (const T*)b, (T*)out, C, H, W);
+            }
+}
+"""
+
+
+def _source(plan: plans.ForwardPlan, dtype: str, n: int, cb: int, splat: bool) -> tuple[str, str]:
+    if plan.kernel == "tile":
+        return tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem), "wf_tile"
+    if plan.kernel == "gather4":
+        return gather4_source(dtype, n, cb), "wf_gather4"
+    return filter_source(dtype, n, cb, splat, plans.rows_per_thread(n)), "wf_filter"
+
+
+def _cbs(plan: plans.ForwardPlan) -> list[int]:
+    return sorted({plan.channels(s[1]) for s in SHAPES})
+
+
+@functools.cache
+def _library(tmp: str, name: str, dtype: str, splat: bool) -> ctypes.CDLL:
+    """One shared object with the plan's kernel for every N and channel block."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    assert cxx, "this test compiles the CUDA C as C++: install g++ (>= 12, for _Float16)"
+    plan = plans.PLANS[name]
+    parts = [PRELUDE, _HOST_VECTORS]   # the vector types once, outside the namespaces
+    for n in NS:
+        for cb in _cbs(plan):
+            src, kernel = _source(plan, dtype, n, cb, splat)
+            ns = f"k{n}_{cb}"
+            body = src.replace(_HOST_VECTORS, "").replace('extern "C" ', "")
+            parts.append(f"namespace {ns} {{\n{body}\n}}\n")
+            parts += [f"#undef {m}\n" for m in sorted(set(re.findall(r"^#define (\w+)", src, re.M)))
+                      if m != "WF_HOST_VECTORS"]
+            parts.append(DRIVER.replace("NAME", ns).replace("KERNEL", kernel))
+    stem = f"{tmp}/{name}_{dtype}_{int(splat)}"
+    with open(f"{stem}.cpp", "w") as f:
+        f.write("".join(parts))
+    subprocess.run([cxx, "-O0", "-shared", "-fPIC", "-o", f"{stem}.so", f"{stem}.cpp"],
+                   check=True, capture_output=True)
+    return ctypes.CDLL(f"{stem}.so")
+
+
+@functools.cache
+def _case(dtype: str, n: int, shape: tuple[int, int, int, int], splat: bool):
+    b, c, h, w = shape
+    g = torch.Generator().manual_seed(n * 100 + c)
+    x = torch.randn(shape, generator=g).to(DTYPES[dtype])
+    wt = torch.randn((b, n * n, h, w), generator=g).to(DTYPES[dtype])
+    return x, wt, filter_ref(x.double(), wt.double(), n, splat)
+
+
+def _raw(t: torch.Tensor) -> ctypes.c_void_p:
+    return ctypes.c_void_p(t.data_ptr())
+
+
+def _check(tmp: str, name: str, dtype: str, splat: bool = False) -> None:
+    plan = plans.PLANS[name]
+    lib = _library(tmp, name, dtype, splat)
+    for n in NS:
+        for shape in SHAPES:
+            b, c, h, w = shape
+            if plan.unsupported(dtype, n, c):
+                continue
+            x, wt, ref = _case(dtype, n, shape, splat)
+            out = torch.full_like(x, float("nan"))       # every element must be written
+            gx, gy, gz = plan.grid(b, c, h, w, n)
+            run = getattr(lib, f"run_k{n}_{plan.channels(c)}")
+            run(_raw(x), _raw(wt), _raw(out), c, h, w, gx, gy, gz, plan.threads(),
+                2 if plan.smem else 1)
+            err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
+            assert err < TOL[dtype], (name, dtype, n, shape, splat, err)
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("plans"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("name", list(plans.PLANS))
+def test_every_forward_plan_matches_the_reference(tmp, name, dtype):
+    _check(tmp, name, dtype)
+
+
+def test_a_tile_plan_in_bfloat16(tmp):
+    _check(tmp, "smem_16x8_cb8", "bfloat16")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_splat_through_rows_for_large_kernels(tmp, dtype):
+    _check(tmp, "rows", dtype, splat=True)
+
+
+def test_the_table_names_plans_that_run_its_cases():
+    for dtype, by_c in plans.FORWARD_TABLE.items():
+        for cmax, by_n in by_c.items():
+            for nmax, name in by_n.items():
+                assert name in plans.PLANS, (dtype, cmax, nmax, name)
+                c = min(cmax, 64)
+                assert plans.PLANS[name].unsupported(dtype, nmax, c) is None, (dtype, cmax, nmax)
+
+
+def test_select_falls_back_and_force_checks():
+    assert plans.select("float64", 3, 5).name == plans.FALLBACK
+    assert plans.select("float32", 3, 5, force="gather4").name == "gather4"
+    with pytest.raises(KeyError, match="no WeightedFilter forward plan"):
+        plans.select("float32", 3, 5, force="nope")
+    with pytest.raises(ValueError, match="shared memory"):
+        plans.select("float32", 32, 15, force="smem_32x4_cb8")
