@@ -4,6 +4,10 @@ processed on the device)."""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 from flowml.lazy import lazy_import
@@ -14,12 +18,14 @@ import flowml
 from flowml import TENSOR, EndOfStream, Field, Node, NodeError, Output, Ports
 from flowml.data.index import SequenceIndex
 
-from .nvdec import nvdec_problem
+from .nvdec import engines, nvdec_problem, nvdec_size_problem
 from .probe import probe
 from .processing import ProcessDesc, draw, plan, process
 from .reader import _place
 
 DEFAULT = {"frames": ProcessDesc()}
+FILES_PER_DECODER = 4
+"""Decoders a thread keeps open (one a file, least recently used closed): bounds NVDEC sessions."""
 
 
 class Clips(Node):
@@ -33,7 +39,15 @@ class Clips(Node):
     none: ``frames``, float RGB in [0, 1], ``(B, T, 3, H, W)``), made in one pass on the
     device from the decoded sequences, random crops and flips drawn from ``seed``; and
     ``index``, the ``(B,)`` sample numbers. ``decode``: as ``capture.video``'s (NVDEC with
-    PyNvVideoCodec on a CUDA node, else FFmpeg on the CPU, saying why once)."""
+    PyNvVideoCodec on a CUDA node, else FFmpeg on the CPU, saying why once; a file below
+    NVDEC's minimum size for its codec sends every file to the CPU, the log line naming the
+    node, the file, its size and the minimum).
+
+    ``decoders``: K threads decode different samples at once, each with its own decoders (one
+    a file, the last ``FILES_PER_DECODER`` files it read), up to ``batch + 2 K`` samples ahead
+    of the batch being made (the order is known); batches are made in order from them, random
+    choices drawn in order, so K changes nothing in the output. None (auto): one a NVDEC
+    engine on NVDEC (7 on an H200), half the cores (up to 8) on the CPU."""
 
     type_name = "capture.clips"
     outputs = (Output("index", TENSOR, "(B,) int64 sample numbers"),)
@@ -52,6 +66,9 @@ class Clips(Node):
         seed: int | None = Field(None, rebuild=True, description="seed of random crops and flips")
         decode: Literal["auto", "cpu", "cuda"] = Field("auto", rebuild=True, description="as capture.video's")
         autorotate: bool = Field(True, rebuild=True, description="apply the files' display rotation")
+        decoders: int | None = Field(None, ge=1, le=32, rebuild=True,
+                                     description="samples decoded at once, each thread with its own decoders; "
+                                                 "none: one a NVDEC engine, or half the cores on the CPU")
 
         @model_validator(mode="after")
         def _check(self) -> "Clips.Params":
@@ -92,14 +109,40 @@ class Clips(Node):
         self.generator.manual_seed(p.seed if p.seed is not None else torch.seed())
         self.videos: dict[int, Any] = {}
         self.gpu = self._wants_gpu()
+        self.pool: ThreadPoolExecutor | None = None
+        self.count = self._decoder_count()
+        if self.count > 1:
+            if self.gpu:  # open one here: an NVDEC that cannot take the files says so before the threads
+                first = self.index.locate(self.order[0])[0] if self.order else 0
+                self._video(first)
+                for video in self.videos.values():
+                    video.close()
+                self.videos.clear()
+            self.local = threading.local()
+            self.opened: list[Any] = []
+            self.lock = threading.Lock()
+            self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="flowml-av-clips")
+            self.ahead: deque[Future] = deque()
+            self.submitted = 0
+
+    def _decoder_count(self) -> int:
+        if self.params.decoders is not None:
+            return self.params.decoders
+        if self.gpu:
+            return engines(self.paths[0], int(self.ctx.device.split(":")[1]) if ":" in self.ctx.device else 0)
+        return max(1, min(8, (os.cpu_count() or 2) // 2))
 
     def _wants_gpu(self) -> bool:
         if self.params.decode == "cpu":
             return False
         problem = nvdec_problem(self.paths[0], self.ctx.device)
+        if problem is None:
+            problem = next((f"{p}: {why}" for p in self.paths
+                            if (why := nvdec_size_problem(p, self.ctx.device))), None)
         if problem:
             if self.params.decode == "cuda" or self.ctx.device.startswith("cuda"):
-                self.log.warning("capture.clips: GPU decoding not available (%s); decoding on the CPU", problem)
+                self.log.warning("%s (capture.clips): GPU decoding not available (%s); decoding on the CPU",
+                                 self.ctx.node_id, problem)
             return False
         return True
 
@@ -121,7 +164,8 @@ class Clips(Node):
                 except RuntimeError as exc:
                     if self.videos:  # mixed decoders would make a run depend on the file order
                         raise NodeError(f"NVDEC cannot decode {self.paths[file]}: {exc}") from exc
-                    self.log.warning("capture.clips: GPU decoding failed (%s); decoding on the CPU", exc)
+                    self.log.warning("%s (capture.clips): GPU decoding failed (%s); decoding on the CPU",
+                                     self.ctx.node_id, exc)
                     self.gpu = False
             if video is None:
                 from .cpudecode import CpuVideo
@@ -131,8 +175,77 @@ class Clips(Node):
         return video
 
     def teardown(self) -> None:
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            for f in self.ahead:
+                f.cancel()
+            pool.shutdown(wait=True)
+            for video in self.opened:
+                video.close()
         for video in getattr(self, "videos", {}).values():
             video.close()
+
+    # -- K decoders ----------------------------------------------------------------------------
+    def _thread_video(self, file: int) -> Any:
+        """This thread's decoder of ``file`` (opened here; the least recently used past
+        ``FILES_PER_DECODER`` closed)."""
+        videos = getattr(self.local, "videos", None)
+        if videos is None:
+            videos = self.local.videos = OrderedDict()
+        video = videos.get(file)
+        if video is None:
+            if self.gpu:
+                from .nvdec import NvdecVideo
+
+                try:
+                    video = NvdecVideo(self.paths[file], self.ctx.device)
+                except RuntimeError as exc:
+                    raise NodeError(f"NVDEC cannot decode {self.paths[file]}: {exc}") from exc
+            else:
+                from .cpudecode import CpuVideo
+
+                video = CpuVideo(self.paths[file], self.ctx.device, max(1, (os.cpu_count() or 1) // self.count))
+            videos[file] = video
+            with self.lock:
+                self.opened.append(video)
+            while len(videos) > FILES_PER_DECODER:
+                _, old = videos.popitem(last=False)
+                with self.lock:
+                    self.opened.remove(old)
+                old.close()
+        videos.move_to_end(file)
+        return video
+
+    def _decode_sample(self, sample: int) -> tuple[torch.Tensor, Any]:
+        """On a worker thread: sample ``sample``'s frames and the CUDA event after them (or None)."""
+        file, frames = self.index.frames(sample)
+        video = self._thread_video(file)
+        if not self.ctx.device.startswith("cuda"):
+            return self._placed(video, video.frames(frames)), None
+        stream = getattr(self.local, "stream", None)
+        if stream is None:
+            stream = self.local.stream = torch.cuda.Stream(torch.device(self.ctx.device))
+        with torch.cuda.stream(stream):
+            images = self._placed(video, video.frames(frames))
+            event = torch.cuda.Event()
+            event.record(stream)
+        return images, event
+
+    def _sequences(self, count: int) -> list[torch.Tensor]:
+        """The next ``count`` samples' frames, decoded ahead by the threads, in order."""
+        want = self.pos + count + 2 * self.count
+        while self.submitted < min(want, len(self.order)):
+            self.ahead.append(self.pool.submit(self._decode_sample, self.order[self.submitted]))
+            self.submitted += 1
+        out = []
+        for _ in range(count):
+            images, event = self.ahead.popleft().result()
+            if event is not None:
+                current = torch.cuda.current_stream(torch.device(self.ctx.device))
+                current.wait_event(event)
+                images.record_stream(current)
+            out.append(images)
+        return out
 
     # -- batches -------------------------------------------------------------------------------
     def process(self) -> dict[str, Any]:
@@ -140,8 +253,11 @@ class Clips(Node):
         chosen = self.order[self.pos:self.pos + p.batch]
         if not chosen or (p.drop_last and len(chosen) < p.batch):
             raise EndOfStream
+        if self.pool is not None:
+            sequences = self._sequences(len(chosen))
+        else:
+            sequences = [self.sequence(k) for k in chosen]
         self.pos += len(chosen)
-        sequences = [self.sequence(k) for k in chosen]
         draws = [draw(self.generator) for _ in chosen]   # shared by the outputs: they stay aligned
         out = {name: self._output(name, desc, sequences, draws) for name, desc in self.descs.items()}
         out["index"] = torch.tensor(chosen, dtype=torch.int64, device=self.ctx.device)
@@ -151,7 +267,9 @@ class Clips(Node):
         """Sample ``sample``'s frames as ``(T, 3, H, W)`` float RGB in [0, 1] on the device."""
         file, frames = self.index.frames(sample)
         video = self._video(file)
-        images = video.frames(frames)
+        return self._placed(video, video.frames(frames))
+
+    def _placed(self, video: Any, images: torch.Tensor) -> torch.Tensor:
         turns = (round(video.info.rotation / 90) % 4) if self.params.autorotate else 0
         return _place(images, turns, None) if turns else images
 

@@ -31,13 +31,17 @@ SEEK_GAP = 32
 class CpuVideo:
     """One file decoded by FFmpeg: ``frames(indices)`` -> ``(N, 3, H, W)`` float32 RGB in [0, 1]."""
 
-    def __init__(self, path: str, device: str):
+    def __init__(self, path: str, device: str, threads: int = 0):
+        """``threads``: FFmpeg's decoding threads (frame and slice threads, ``thread_type``
+        AUTO); 0: as many as FFmpeg picks (one a core). Decoding is bit-exact either way."""
         self.info: VideoInfo = probe(path)
         self.device = device
         self.index_of = {pts: k for k, pts in enumerate(self.info.pts)}
         self.container = av.open(path)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
+        if threads:
+            self.stream.thread_count = threads
         self.decoding: Iterator | None = None
         self.at = -1      # index of the last frame the decoder gave
         self.decoded = 0

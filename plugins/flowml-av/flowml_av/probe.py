@@ -6,6 +6,7 @@ index with it, and stamp them exactly as the CPU path does (``frame.time``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -72,9 +73,9 @@ def _probe(path: str, mtime: int) -> VideoInfo:
             packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None and p.size]
             pts = sorted(t for t, _ in packets)
             keyframes = sorted(t for t, key in packets if key)
-            time_base = float(stream.time_base)
+            tb = Fraction(stream.time_base)  # frame.time is pts * time_base rounded once: the same floats
             rate = float(stream.average_rate or 30)
-            return VideoInfo(path, tuple(t * time_base for t in pts), tuple(pts), time_base,
+            return VideoInfo(path, tuple(float(t * tb) for t in pts), tuple(pts), float(tb),
                              cc.width, cc.height, cc.name, cc.pix_fmt or "", colorspace, bool(full),
                              rotation, rate, tuple(keyframes))
     except av.FFmpegError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import deque
@@ -20,7 +21,9 @@ from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Sta
 transfer = lazy_import("flowml.gpu.transfer")
 
 from .colour import Colour, frame_to_rgb
-from .nvdec import NvdecVideo, nvdec_problem
+from .nvdec import NvdecSizeError, NvdecVideo, engines, nvdec_problem
+from .parallel import ParallelFrames, plan
+from .probe import VideoInfo, probe
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
 URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -65,6 +68,16 @@ class VideoSource(Node):
     ``cuda`` when the node runs on a CUDA device and falls back to the CPU, with a log line
     saying why, where PyNvVideoCodec is missing or cannot decode the file (streams, image
     sequences, 4:4:4 and 10-bit video decode on the CPU). ``status.decoder`` says which ran.
+    A file below NVDEC's minimum size for its codec (``nvdec.MIN_SIZE``, or the decoder's own
+    caps: HEVC 144x144) decodes on the CPU, the log line naming the node, size and minimum.
+
+    ``decoders``: a file read offline can be decoded by K decoders at once, each taking
+    keyframe-aligned segments (``parallel.py``), frames handed out in order with the same
+    indices and stamps as one decoder gives (looping included). None (auto): one a NVDEC
+    engine (7 on an H200) for offline NVDEC, else 1 (FFmpeg's frame threads use the cores);
+    realtime playback, streams and image sequences always use one. With K > 1 on the CPU,
+    ``size`` is scaled by torch after the conversion (not by swscale), and each decoder gets
+    ``cores / K`` FFmpeg threads.
     """
 
     type_name = "capture.video"
@@ -90,6 +103,10 @@ class VideoSource(Node):
                                                    "false: the frame as stored", rebuild=True)
         fps: float = Field(25.0, gt=0, le=1000, rebuild=True,
                            description="image sequences (f_%04d.png): frames per second (FFmpeg's default 25)")
+        decoders: int | None = Field(
+            None, ge=1, le=32, rebuild=True,
+            description="files read offline: decoders working on keyframe-aligned segments at once; "
+                        "none: one a NVDEC engine for offline NVDEC, else 1")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self, ctx: flowml.NodeContext) -> None:
@@ -124,7 +141,8 @@ class VideoSource(Node):
             return False
         problem = nvdec_problem(self.target, self.ctx.device)
         if problem:
-            self.log.warning("capture.video: GPU decoding not available (%s); decoding on the CPU", problem)
+            self.log.warning("%s (capture.video): GPU decoding not available (%s); decoding on the CPU",
+                             self.ctx.node_id, problem)
             return False
         return True
 
@@ -132,6 +150,9 @@ class VideoSource(Node):
         """Open the file on NVDEC (falling back to the CPU) or the container, at ``start``."""
         self.container = None
         self.nv: NvdecVideo | None = None
+        self.par: ParallelFrames | None = None
+        self.info: VideoInfo | None = None
+        self.prev_index: int | None = None
         self.ready: deque = deque()  # NVDEC: (index, image) decoded ahead, in order
         if self.gpu:
             if not self.is_url and not _exists(self.target):
@@ -140,19 +161,68 @@ class VideoSource(Node):
                 self.nv = NvdecVideo(self.target, self.ctx.device)
                 if self.nv.log_once:
                     self.log.warning("capture.video: %s", self.nv.log_once)
+                self.info = self.nv.info
                 self.step = 1.0 / self.nv.info.rate
                 self.nv_next = self.nv.info.index_at(self.params.start)
-                self._decode_ahead()
+                count = self.decoder_count(nvdec=True)
+                if count > 1:
+                    self._start_parallel(count)
+                else:
+                    self._decode_ahead()
                 return
-            except (RuntimeError, ValueError) as exc:
-                self.log.warning("capture.video: GPU decoding failed (%s); decoding on the CPU", exc)
+            except NvdecSizeError as exc:
+                self.log.warning("%s (capture.video): NVDEC cannot take this file: %s; decoding on the CPU",
+                                 self.ctx.node_id, exc)
                 self.nv, self.gpu = None, False
+            except (RuntimeError, ValueError) as exc:
+                self.log.warning("%s (capture.video): GPU decoding failed (%s); decoding on the CPU",
+                                 self.ctx.node_id, exc)
+                self.nv, self.gpu = None, False
+        count = self.decoder_count(nvdec=False)
+        if count > 1:
+            self.info = probe(self.target)
+            self.step = 1.0 / self.info.rate
+            self._start_parallel(count)
+            return
         self.container = _open(self.target, self.is_url, self.params.timeout, fps=self.params.fps)
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"  # frame and slice threads: decoding is bit-exact either way
         self.step = 1.0 / float(self.stream.average_rate or 30)
         self.frames = self._rewind()
         self.pending: av.VideoFrame | None = None
+
+    def decoder_count(self, nvdec: bool) -> int:
+        """How many decoders read this file at once (``decoders``; see the class docstring)."""
+        p = self.params
+        if self.is_url or PATTERN.search(Path(self.target).name) or self.realtime or self.live:
+            return 1
+        if p.decoders is not None:
+            return p.decoders
+        return engines(self.target, _gpu_index(self.ctx.device)) if nvdec else 1
+
+    def _start_parallel(self, count: int) -> None:
+        """K decoders on keyframe-aligned segments from ``start`` (``parallel.py``)."""
+        from .cpudecode import CpuVideo
+        from .gpudecode import nv12_to_rgb
+
+        info, device = self.info, self.ctx.device
+        first = info.index_at(self.params.start)
+        segments = plan(info, first, self.params.loop)
+        if self.nv is not None:
+            spare = [self.nv]  # the decoder opened to check the file is the first worker's
+
+            def open_video() -> Any:
+                return spare.pop() if spare else NvdecVideo(self.target, device)
+
+            def finish(planes: Any) -> Any:
+                return nv12_to_rgb(planes[0], planes[1], info.colorspace, info.full_range)
+
+            self.par = ParallelFrames(open_video, segments, count, lambda v, k: v.nv12(k), finish)
+        else:
+            threads = max(1, (os.cpu_count() or 1) // count)
+            self.par = ParallelFrames(lambda: CpuVideo(self.target, device, threads), segments, count,
+                                      lambda v, k: v.frames(k))
+        self.decoders = count
 
     def _decode_ahead(self) -> None:
         """NVDEC: decode the next ``NVDEC_CHUNK`` frames (from ``nv_next``) in one call."""
@@ -170,14 +240,17 @@ class VideoSource(Node):
         if not self.ready:
             return None
         index, image = self.ready.popleft()
-        return self.nv.info.times[index], image
+        return self.info.times[index], image
 
     def _close(self) -> None:
         container, self.container = getattr(self, "container", None), None
         if container is not None:
             container.close()
+        par, self.par = getattr(self, "par", None), None
         nv, self.nv = getattr(self, "nv", None), None
-        if nv is not None:
+        if par is not None:
+            par.close()      # closes every decoder it opened, ``nv`` included
+        elif nv is not None:
             nv.close()
 
     def teardown(self) -> None:
@@ -227,7 +300,7 @@ class VideoSource(Node):
         return next(self.frames, None)
 
     def process(self) -> Stamped:
-        if self.nv is not None:
+        if self.nv is not None or self.par is not None:
             frame, (t, gpu_image) = None, self._read_gpu()
         else:
             frame, gpu_image = self._read(), None
@@ -243,15 +316,16 @@ class VideoSource(Node):
             self._pace(stamp)
         self.last_t = stamp
         if frame is None:
-            turns = (round(self.nv.info.rotation / 90) % 4) if self.params.autorotate else 0
+            turns = (round(self.info.rotation / 90) % 4) if self.params.autorotate else 0
             self.rotation = 90 * turns
             image = _place(gpu_image, turns, self.params.size)
-            colour = f"nvdec {_colour_name(self.nv.info)}"
+            colour = f"nvdec {_colour_name(self.info)}" if self.nv is not None else _colour_name(self.info)
         else:
             image = self._to_image(frame)
             colour = self.colour.name if self.colour else frame.format.name
         self.counts["frames"] += 1
-        status = {**self.counts, "colour": colour, "rotation": self.rotation, "decoder": self.decoder}
+        status = {**self.counts, "colour": colour, "rotation": self.rotation, "decoder": self.decoder,
+                  "decoders": self.decoders if self.par is not None else 1}
         return Stamped({"image": image, "status": status}, t=stamp)
 
     @property
@@ -260,7 +334,15 @@ class VideoSource(Node):
         return "nvdec" if self.nv is not None else "cpu"
 
     def _read_gpu(self) -> tuple[float, torch.Tensor]:
-        """NVDEC: the next (time, image), starting again at ``start`` when looping."""
+        """NVDEC (or K decoders): the next (time, image), starting again at ``start`` when looping."""
+        if self.par is not None:
+            index, image = next(self.par, (None, None))
+            if index is None:
+                raise EndOfStream
+            if self.prev_index is not None and index <= self.prev_index and self.first_t is not None:
+                self.offset += self.raw_last_t - self.first_t + self.step  # the plan went round: looped
+            self.prev_index = index
+            return self.info.times[index], image
         got = self._next_gpu()
         if got is None and self.params.loop and self.first_t is not None:
             self.offset += self.raw_last_t - self.first_t + self.step
@@ -370,6 +452,10 @@ def _place(image: torch.Tensor, turns: int, size: tuple[int, int] | None) -> tor
         image = torch.nn.functional.interpolate(image, size=(size[1], size[0]), mode="bilinear",
                                                 align_corners=False, antialias=True)
     return image
+
+
+def _gpu_index(device: str) -> int:
+    return int(device.split(":")[1]) if device.startswith("cuda:") else 0
 
 
 def _colour_name(info: Any) -> str:

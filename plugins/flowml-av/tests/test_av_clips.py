@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from flowml import EndOfStream, NodeError
-from flowml.testing import NodeHarness, need_executables
+from flowml.testing import NodeHarness
 from flowml_av.clips import Clips
 from flowml_av.processing import ProcessDesc
 from flowml_av.sequence import FrameWindows
@@ -28,7 +28,6 @@ FILES = ["h264_178x98.mp4", "hevc_178x98.mp4"]
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    need_executables("ffmpeg", missing="the ffmpeg CLI makes the test videos (Debian: ffmpeg)")
     tmp = tmp_path_factory.mktemp("videos")
     return {name: video(name, tmp) for name in FILES}
 
