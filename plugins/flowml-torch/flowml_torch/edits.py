@@ -75,13 +75,24 @@ class NoiseBank:
         return noise
 
 
+def _keep_until_done(t: torch.Tensor) -> None:
+    """A CUDA tensor about to be dropped while a copy from it is queued on the current stream:
+    tell the caching allocator, so its memory is not handed out again (on the stream it was
+    made on, e.g. the one ``setup`` ran on) before that copy has read it. Without this, a
+    restore queued behind a few frames could copy memory already reused by other work and the
+    weight would stay wrong: frames after an edit was removed not bit-equal to the first."""
+    if t.is_cuda:
+        t.record_stream(torch.cuda.current_stream(t.device))
+
+
 class WeightEdits:
     """Edits of ``model``'s parameters and buffers by name, from kept originals."""
 
     def __init__(self, model: nn.Module):
         self.tensors: dict[str, torch.Tensor] = {}
         self.bind(model)
-        self.originals: dict[str, torch.Tensor] = {}
+        self.originals: dict[str, torch.Tensor] = {}  # in the tensor's current dtype/device
+        self.pristine: dict[str, torch.Tensor] = {}  # as first kept (never cast: see rebind)
         self.active: tuple[Edit, ...] = ()
         self.noise = NoiseBank()
         self.writes = 0  # tensors written so far (a test and a benchmark read it)
@@ -113,13 +124,14 @@ class WeightEdits:
                 target = self.tensors[name]
                 original = self.originals.get(name)
                 if original is None:
-                    original = self.originals[name] = target.detach().clone()
+                    original = self.originals[name] = self.pristine[name] = target.detach().clone()
                 mine = [e for e in edits if e.name == name]
                 if mine and mine == [e for e in self.active if e.name == name]:
                     continue  # unchanged: already written
                 if not mine:
                     target.copy_(original)  # restored: bit-exact
-                    del self.originals[name]
+                    del self.originals[name], self.pristine[name]
+                    _keep_until_done(original)
                 for i, e in enumerate(mine):
                     e.write(original if i == 0 else target, target, self.noise)
                 self.writes += 1
@@ -127,9 +139,13 @@ class WeightEdits:
 
     def rebind(self, model: nn.Module) -> None:
         """After ``model.to(...)`` moved or cast its tensors: find them again, move the kept
-        originals with them and write the edits in force again (from the originals)."""
+        originals with them and write the edits in force again (from the originals). Each is
+        made from the copy first kept, not from the last one: fp32 -> fp16 -> fp32 gives back
+        the fp32 original bit-exactly, not its fp16 rounding."""
         self.bind(model)
-        for name, orig in list(self.originals.items()):
-            t = self.tensors[name]
-            self.originals[name] = orig.to(device=t.device, dtype=t.dtype)
-        self.set(self.active)
+        for name in list(self.originals):
+            t, first = self.tensors[name], self.pristine[name]
+            self.originals[name] = first if (first.device, first.dtype) == (t.device, t.dtype) \
+                else first.to(device=t.device, dtype=t.dtype)
+        active, self.active = self.active, ()
+        self.set(active)  # every edit in force written again (none counts as already written)

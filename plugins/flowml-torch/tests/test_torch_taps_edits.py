@@ -112,6 +112,25 @@ def test_edits_never_compound_write_in_place_and_restore_bit_exactly(models, nam
         assert torch.equal(tensor, original)
 
 
+def test_a_removed_edit_restores_the_first_original_after_casts():
+    """The model cast to fp16 and back while an edit is in force (rebind after each): taking
+    the edit out gives the fp32 weight as it was, not its fp16 rounding (the kept copy is made
+    from the first one, never cast twice)."""
+    net = Net()
+    original = net.head.weight.detach().clone()
+    edits = WeightEdits(net)
+    edits.set([{"name": "head.weight", "op": "scale", "value": 1.5}])
+    net.half()
+    edits.rebind(net)
+    assert torch.equal(net.head.weight, original.half() * 1.5)
+    net.float()
+    edits.rebind(net)
+    assert torch.equal(net.head.weight, original * 1.5)  # written from the fp32 original
+    edits.set([])
+    assert torch.equal(net.head.weight, original)  # bit-exact, all 23 mantissa bits
+    assert edits.originals == {} and edits.pristine == {}
+
+
 def test_noise_is_seeded_and_fixed_and_counters_are_refused():
     a, b = Net(), Net()
     b.load_state_dict(a.state_dict())
