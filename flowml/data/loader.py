@@ -34,18 +34,21 @@ class VideoLoader:
     ``sampler`` gives the sample order (default: ``ShuffleSampler(len(dataset), seed=seed,
     shuffle=shuffle)``); random crops and flips are seeded with ``seed + epoch``. ``device``:
     where batches are made (default: cuda if present); ``decode``: as ``capture.video``'s
-    (auto: NVDEC on CUDA where PyNvVideoCodec is installed). The last short batch is dropped
+    (auto: NVDEC on CUDA where PyNvVideoCodec is installed); ``decoders``: samples decoded at
+    once, each on a thread with its own decoders (none: one a NVDEC engine, 7 on an H200, or
+    half the cores on the CPU; ``capture.clips``), at most ``batch_size + 2 * decoders``
+    samples ahead of the batch being made. The last short batch is dropped
     unless ``drop_last`` is false. Iterate it to completion, or ``close()`` the iterator
     (a ``for`` loop left with ``break`` does it), before starting another."""
 
     def __init__(self, dataset: VideoDataset, batch_size: int = 1, *, shuffle: bool = False, seed: int = 0,
                  sampler: Any = None, drop_last: bool = True, prefetch: int = 2, device: str | None = None,
-                 decode: str = "auto"):
+                 decode: str = "auto", decoders: int | None = None):
         if batch_size < 1 or prefetch < 1:
             raise ValueError(f"batch_size ({batch_size}) and prefetch ({prefetch}) must be at least 1")
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
         self.sampler = sampler if sampler is not None else ShuffleSampler(len(dataset), seed=seed, shuffle=shuffle)
-        self.seed, self.prefetch, self.decode = seed, min(prefetch, 16), decode
+        self.seed, self.prefetch, self.decode, self.decoders = seed, min(prefetch, 16), decode, decoders
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.epoch = 0
         self.last_decoder: str | None = None
@@ -67,6 +70,8 @@ class VideoLoader:
         params: dict[str, Any] = {"files": d.files, "length": d.sequence_length, "step": d.step,
                                   "samples": order, "batch": self.batch_size, "drop_last": self.drop_last,
                                   "seed": seed, "decode": self.decode}
+        if self.decoders is not None:
+            params["decoders"] = self.decoders
         if d.processing:
             params["outputs"] = d.processing
         inputs = {n: f"clips/{n}" for n in [*names, "index"]}

@@ -80,6 +80,9 @@ class FrameWindows(Node):
         start: float = Field(0.0, ge=0.0, description="files: seconds into the file to begin at", rebuild=True)
         decode: Literal["auto", "cpu", "cuda"] = Field("auto", description="files: as capture.video's decode",
                                                       rebuild=True)
+        decoders: int | None = Field(None, ge=1, le=32, rebuild=True,
+                                     description="files: as capture.video's (K decoders on keyframe-aligned "
+                                                 "segments; none: one a NVDEC engine offline)")
         outputs: dict[str, ProcessDesc] | None = Field(
             None, rebuild=True, description="outputs by name, each with NVVL's processing; none: `frames`")
         seed: int | None = Field(None, rebuild=True, description="seed of random crops and flips")
@@ -143,7 +146,7 @@ class FrameWindows(Node):
         self.reader: VideoSource | None = None
         if p.path:
             reader_params = VideoSource.Params(path=p.path, loop=p.loop, start=p.start, decode=p.decode,
-                                               realtime=False)
+                                               realtime=False, decoders=p.decoders)
             self.reader = VideoSource(reader_params, ctx)
             self.reader.setup(ctx)
 

@@ -5,8 +5,10 @@ HEVC decoding is exact by the standards); RGB is converted by torch in float (th
 formula as ``colour.py``'s GPU path, within 1e-4 of it) and differs from swscale's
 fixed-point rgb24 by under 1 level on average and at most 8 levels (1/32) at sharp edges.
 
-Files: ``FLOWML_TEST_VIDEOS`` (made by scripts/make-test-videos.sh where ffmpeg is), else the
-ffmpeg CLI. A GPU machine without PyNvVideoCodec fails these tests, saying so.
+Files: ``FLOWML_TEST_VIDEOS`` (scripts/make-test-videos.sh), else made here (ffmpeg CLI, or
+PyAV's libx264/libx265 where there is none), at sizes NVDEC takes (not multiples of 16, at
+least HEVC's 144x144 minimum); ``hevc_178x98`` is below it and must fall back to the CPU.
+A GPU machine without PyNvVideoCodec fails these tests, saying so.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from av_test_videos import video
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 pytestmark = [cuda, pytest.mark.cuda]
-FILES = ["h264_178x98.mp4", "hevc_178x98.mp4", "h264_322x182.mp4", "hevc_322x182.mp4"]
+FILES = ["h264_210x146.mp4", "hevc_210x146.mp4", "h264_322x182.mp4", "hevc_322x182.mp4"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def files(tmp_path_factory):
         pytest.fail(f"NVDEC is not usable on this GPU machine: {problem}")
     torch.zeros(1, device="cuda")  # torch's context first, as in a graph
     tmp = tmp_path_factory.mktemp("videos")
-    return {name: video(name, tmp) for name in FILES}
+    return {name: video(name, tmp) for name in [*FILES, "hevc_178x98.mp4"]}
 
 
 def pyav(path):
@@ -72,23 +74,26 @@ def test_nvdec_planes_equal_ffmpegs_and_rgb_is_within_a_level(files, name):
     nv.close()
 
 
-def test_capture_video_on_nvdec_keeps_stamps_start_and_loop(files, caplog):
-    path = str(files["h264_178x98.mp4"])
+@pytest.mark.parametrize("decoders", [1, 3])
+def test_capture_video_on_nvdec_keeps_stamps_start_and_loop(files, caplog, decoders):
+    path = str(files["h264_210x146.mp4"])
     n = len(pyav(path))
     params = {"path": path, "start": 0.4, "loop": True}
     runs = {}
     for device, decode in (("cpu", "cpu"), ("cuda", "cuda")):
         with caplog.at_level(logging.WARNING), NodeHarness(
-                VideoSource, {**params, "decode": decode}, device=device) as h:
+                VideoSource, {**params, "decode": decode, "decoders": decoders if device == "cuda" else 1},
+                device=device) as h:
             assert h.node.decoder == ("nvdec" if device == "cuda" else "cpu")
-            runs[device] = [h.node.process() for _ in range(n + 5)]  # past the end: looped
+            runs[device] = [h.node.process() for _ in range(2 * n + 5)]  # past the end twice: looped
     assert not [r for r in caplog.records if "decoding on the CPU" in r.getMessage()]
     cpu, gpu = runs["cpu"], runs["cuda"]
     assert [s.t for s in gpu] == [s.t for s in cpu]        # the CPU path's stamps, to the bit
     assert cpu[0].t == pytest.approx(0.4) and cpu[-1].t > cpu[0].t
+    assert gpu[0].outputs["status"]["decoders"] == decoders
     for g, c in zip(gpu, cpu):
         img = g.outputs["image"]
-        assert img.is_cuda and img.shape == (1, 3, 98, 178)
+        assert img.is_cuda and img.shape == (1, 3, 146, 210)
         assert float((img.cpu() - c.outputs["image"]).abs().mean()) < 1 / 255
         assert g.outputs["status"]["decoder"] == "nvdec"
 
@@ -125,8 +130,19 @@ def test_in_a_graph_nvdec_decodes_with_no_cpu_fallback(files, tmp_path, caplog):
     assert not [r for r in caplog.records if "decoding on the CPU" in r.getMessage()]
 
 
+def test_below_nvdecs_minimum_size_the_node_decodes_on_the_cpu_saying_why(files, caplog):
+    path = str(files["hevc_178x98.mp4"])                   # HEVC's minimum is 144x144
+    with caplog.at_level(logging.WARNING), NodeHarness(VideoSource, {"path": path, "decode": "cuda"},
+                                                       device="cuda") as h:
+        assert h.node.decoder == "cpu"
+        img = h.node.process().outputs["image"]
+    assert img.is_cuda and img.shape == (1, 3, 98, 178)
+    said = [r.getMessage() for r in caplog.records if "decoding on the CPU" in r.getMessage()]
+    assert len(said) == 1 and "178x98" in said[0] and "144x144" in said[0] and "capture.video" in said[0], said
+
+
 def test_clips_on_nvdec_equal_the_cpu_path(files):
-    path = str(files["hevc_178x98.mp4"])
+    path = str(files["hevc_210x146.mp4"])
     params = {"files": [path], "length": 3, "step": 2, "samples": [30, 2, 17, 0, 9, 25], "batch": 3,
               "seed": 5, "outputs": {"a": {"random_crop": [64, 48], "random_flip": True, "dtype": "half"},
                                      "b": {"index_map": [-1, 0, -1]}}}
@@ -147,7 +163,7 @@ def test_clips_on_nvdec_equal_the_cpu_path(files):
 def test_video_loader_on_cuda_uses_nvdec_and_matches_the_cpu_loader(files):
     from flowml.data import VideoDataset, VideoLoader
 
-    data = VideoDataset([files["h264_178x98.mp4"], files["hevc_178x98.mp4"]], 5, processing={
+    data = VideoDataset([files["h264_210x146.mp4"], files["hevc_210x146.mp4"]], 5, processing={
         "input": {"scale_factor": 0.5, "dtype": "half"}, "target": {"index_map": [-1, -1, 0, -1, -1]}})
     batches = {}
     for device in ("cpu", "cuda"):
