@@ -15,6 +15,8 @@ done
 rm -rf "$dist"; mkdir -p "$dist" "$deps"
 mapfile -t dists < <("$py" scripts/check_dists.py --list | grep -v '^examples/')
 echo "gpu-wheels-prepare: building ${#dists[@]} flowml wheels into $dist"
+fresh=(); for d in "${dists[@]}"; do [ -e "$d/build" ] || fresh+=("$d/build"); done
+trap 'rm -rf "${fresh[@]}"' EXIT   # setuptools' build/ folders this made (stale files there end up in later wheels)
 "$py" -m pip wheel -q --no-index --no-deps --no-build-isolation -w "$dist" "${dists[@]}" 2>&1 \
   | grep -v -E "BuildBackendWarning|^ *(!!|\*{5,})" || true
 mapfile -t reqs < <(grep -v -E '^\s*(#|$)' scripts/gpu-wheels-deps.txt)
