@@ -1,23 +1,23 @@
 """NVDEC (PyNvVideoCodec) against PyAV on the CPU: decoding in a graph and feeding training.
 
-    FLOWML_TEST_VIDEOS=DIR python plugins/flowml-av/benchmarks/nvdec_bench.py [--out x.json]
+    python plugins/flowml-av/benchmarks/nvdec_bench.py --out DIR [--quick]
 
-DIR holds ``h264_1080p.mp4`` (scripts/make-test-videos.sh: ffmpeg testsrc2, 1920x1080, 240
-frames, H.264, a keyframe every 12 frames). Three parts, each timed after a warm-up:
+Makes its own test file (``h264_1080p.mp4``: testsrc2, 1920x1080, 240 frames, H.264 with
+B-frames, a keyframe every 12 frames) with PyAV's libx264 (no ffmpeg CLI needed), or takes
+it from ``FLOWML_TEST_VIDEOS``. Two parts, each timed after a warm-up:
 
 1. decode: a graph ``capture.video`` -> a sink taking the frame, on cuda, 1080p decoded to
-   float RGB tensors on the GPU: ``decode: cuda`` (NVDEC) against ``decode: cpu`` (PyAV,
-   FFmpeg's frame threads = all cores, planes uploaded and converted on the GPU). Frames a
-   second and CPU used (process CPU time / wall: 1.0 = one core busy).
-2. raw: PyNvVideoCodec's SimpleDecoder alone, by index one by one, by index in chunks of
-   8 (what the nodes do) and sequentially (get_batch_frames), to see what the node costs.
-3. loader: training a small super-resolution net on 5-frame sequences (random 512 px crops,
-   input a quarter of that, target the middle frame): ``flowml.data.VideoLoader`` on NVDEC,
-   the same loader decoding on the CPU, and PyAV by hand in a torch ``DataLoader`` with one
-   worker per core (each decoding one sample: seek, decode, crop, in the worker; scaled on the
-   GPU in the loop). Samples a second and CPU used (children included).
+   float RGB tensors on the GPU: NVDEC with K = 1, 2, 4, 7 decoders (``decoders: K``, each on
+   keyframe-aligned segments) against PyAV with one decoder and FFmpeg's frame threads on
+   every core (planes uploaded, converted on the GPU). Frames a second and CPU used (process
+   CPU time / wall: 1.0 = one core busy).
+2. loader: training a small super-resolution net on 5-frame sequences (random 512 px crops,
+   input a quarter of that, target the middle frame): ``flowml.data.VideoLoader`` on NVDEC
+   (decoders auto: one a NVDEC engine; and with 1 decoder), against PyAV by hand in a torch
+   ``DataLoader`` with one worker per core (each decoding one sample: seek, decode, crop, in
+   the worker; scaled on the GPU in the loop). Samples a second and CPU used (children included).
 
-Prints one JSON object (and writes it to ``--out``) with the ratios nvdec/pyav.
+Writes ``nvdec_bench.json`` and ``nvdec_bench.txt`` (a summary) to ``--out`` and prints both.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,26 +76,30 @@ flowml: 1
 clock: v
 device: cuda
 nodes:
-  v:    {{type: capture.video, params: {{path: {path}, decode: {decode}, loop: true}}}}
+  v:    {{type: capture.video, params: {{path: {path}, decode: {decode}, decoders: {decoders}, loop: true}}}}
   sink: {{type: python.function, inputs: {{image: v/image}},
          params: {{path: {fx}, function: take, inputs: [image], outputs: []}}}}
 """
 
 
-def graph_decode(path: Path, decode: str, frames: int, tmp: Path) -> dict:
+SINK = "def take(image):\n    assert image.is_cuda and image.dtype.is_floating_point\n"
+
+
+def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path) -> dict:
     from flowml.graph import load_graph
     from flowml.plugins import load_registry
     from flowml.runtime.scheduler import Scheduler
 
     fx = tmp / "fx.py"
-    fx.write_text("def take(image):\n    assert image.is_cuda and image.dtype.is_floating_point\n")
-    g = tmp / f"decode_{decode}.yaml"
-    g.write_text(GRAPH.format(path=path, decode=decode, fx=fx))
+    fx.write_text(SINK)
+    g = tmp / f"decode_{decode}_{decoders}.yaml"
+    g.write_text(GRAPH.format(path=path, decode=decode, decoders=decoders, fx=fx))
     registry = load_registry()
     out = {}
     with Scheduler(load_graph(g, registry)) as sched:
-        sched.run(frames=24)  # warm-up: decoder sessions, kernels
+        sched.run(frames=48)  # warm-up: decoder sessions, kernels
         out["decoder"] = sched.nodes["v"].node.decoder
+        out["decoders"] = getattr(sched.nodes["v"].node, "decoders", 1)
         with Meter() as m:
             result = sched.run(frames=frames)
         assert result.ok, result.error
@@ -102,36 +107,7 @@ def graph_decode(path: Path, decode: str, frames: int, tmp: Path) -> dict:
     return out
 
 
-# -- 2. the decoder alone ---------------------------------------------------------------------
-def raw_decoder(path: Path) -> dict:
-    import PyNvVideoCodec as nvc
-
-    out = {}
-    for mode in ("index_each", "index_chunks_8", "sequential_8"):
-        dec = nvc.SimpleDecoder(str(path), gpu_id=0, use_device_memory=True,
-                                output_color_type=nvc.OutputColorType.NATIVE)
-        n = len(dec)
-        with Meter() as m:
-            if mode == "index_each":
-                for i in range(n):
-                    torch.from_dlpack(dec[i])
-            elif mode == "index_chunks_8":
-                for i in range(0, n, 8):
-                    dec.get_batch_frames_by_index(list(range(i, min(i + 8, n))))
-            else:
-                dec.seek_to_index(0)
-                got = 0
-                while got < n:
-                    batch = dec.get_batch_frames(8)
-                    if not batch:
-                        break
-                    got += len(batch)
-                n = got
-        out[mode] = {"fps": round(n / m.wall, 1), "cpu_cores_used": round(m.cpu, 2)}
-    return out
-
-
-# -- 3. feeding training ----------------------------------------------------------------------
+# -- 2. feeding training ----------------------------------------------------------------------
 CROP, LENGTH = 512, 5
 
 
@@ -175,19 +151,21 @@ def train(batches, steps: int, batch_size: int, prepare) -> dict:
             "steps": steps, "batch": batch_size}
 
 
-def flowml_loader(path: Path, decode: str, steps: int, batch: int) -> dict:
+def flowml_loader(path: Path, decode: str, steps: int, batch: int, decoders: int | None = None) -> dict:
     from flowml.data import VideoDataset, VideoLoader
 
     cut = {"random_crop": [CROP, CROP], "random_flip": True, "crop_first": True}
     data = VideoDataset([path], LENGTH, processing={          # one decoded sequence, two outputs
         "input": {**cut, "scale_factor": 0.25}, "target": {**cut, "index_map": [-1, -1, 0, -1, -1]}})
-    loader = VideoLoader(data, batch_size=batch, shuffle=True, seed=0, device="cuda", decode=decode, prefetch=3)
+    loader = VideoLoader(data, batch_size=batch, shuffle=True, seed=0, device="cuda", decode=decode, prefetch=3,
+                         decoders=decoders)
 
     def prepare(b):
         return b["input"], b["target"][:, 0]
 
     out = train(_forever(loader), steps, batch, prepare)
     out["decoder"] = loader.last_decoder
+    out["decoders"] = decoders or "auto"
     return out
 
 
@@ -251,39 +229,82 @@ def hand_loader(path: Path, steps: int, batch: int, workers: int) -> dict:
     return out
 
 
+def test_file(out: Path) -> Path:
+    """``h264_1080p.mp4`` from FLOWML_TEST_VIDEOS, else made in ``out`` (PyAV's libx264 without an ffmpeg CLI)."""
+    folder = os.environ.get("FLOWML_TEST_VIDEOS")
+    if folder and (Path(folder) / FILE).is_file():
+        return (Path(folder) / FILE).resolve()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from av_test_videos import make
+
+    return make(FILE, out).resolve()
+
+
+def summary(res: dict) -> str:
+    g, ld = res["graph_decode"], res["loader"]
+    lines = [f"{res['device']}, {res['cores']} cores, {res['file']} ({res['make_s']} s to make)",
+             "graph decode 1080p H.264 -> float RGB on cuda (fps, cores used):"]
+    for name, r in g.items():
+        if isinstance(r, dict):
+            lines.append(f"  {name:10s} {r.get('fps', r.get('error'))!s:>8} fps  {r.get('cpu_cores_used', '')} cores "
+                         f"({r.get('decoder')}, {r.get('decoders')} decoder(s))")
+    lines.append(f"  best NVDEC / PyAV: {g.get('best_nvdec_over_pyav')}x (target 3x)")
+    lines.append("loader, SR net on 5 x 512 px crops (samples/s, cores used):")
+    for name, r in ld.items():
+        if isinstance(r, dict):
+            lines.append(f"  {name:20s} {r.get('samples_per_s', r.get('error'))!s:>8}  {r.get('cpu_cores_used', '')} cores")
+    lines.append(f"  flowml / PyAV DataLoader: {ld.get('ratio_flowml_nvdec_over_pyav_dataloader')}x (target 2x)")
+    return "\n".join(lines)
+
+
+def guarded(fn, *args, **kwargs) -> dict:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # one failing configuration leaves the others' numbers
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=480, help="frames decoded per graph run")
     ap.add_argument("--steps", type=int, default=25, help="training steps per loader")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=os.cpu_count())
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--decoders", type=int, nargs="+", default=[1, 2, 4, 7], help="NVDEC decoder counts")
+    ap.add_argument("--loader-decoders", type=int, default=7,
+                    help="VideoLoader's decoders (one a NVDEC engine: 7 on an H200)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for nvdec_bench.json and .txt")
     args = ap.parse_args()
-    folder = os.environ.get("FLOWML_TEST_VIDEOS")
-    if not folder or not (Path(folder) / FILE).is_file():
-        raise SystemExit(f"set FLOWML_TEST_VIDEOS to a folder with {FILE} (scripts/make-test-videos.sh)")
-    path = Path(folder).resolve() / FILE
     torch.zeros(1, device="cuda")
-    res: dict = {"device": torch.cuda.get_device_name(), "cores": os.cpu_count(), "file": FILE}
     with tempfile.TemporaryDirectory() as tmp:
-        res["graph_decode"] = {d: graph_decode(path, d, args.frames, Path(tmp)) for d in ("cuda", "cpu")}
-    g = res["graph_decode"]
-    res["graph_decode"]["fps_ratio_nvdec_over_pyav"] = round(g["cuda"]["fps"] / g["cpu"]["fps"], 2)
-    try:
-        res["raw_decoder"] = raw_decoder(path)
-    except Exception as exc:  # the graph numbers stand without it
-        res["raw_decoder"] = {"error": f"{type(exc).__name__}: {exc}"}
-    loaders = {"flowml_nvdec": flowml_loader(path, "cuda", args.steps, args.batch),
-               "flowml_cpu": flowml_loader(path, "cpu", max(4, args.steps // 4), args.batch),  # slow: fewer
-               "pyav_dataloader": hand_loader(path, args.steps, args.batch, args.workers)}
-    s = {k: v["samples_per_s"] for k, v in loaders.items()}
-    loaders["ratio_flowml_nvdec_over_pyav_dataloader"] = round(s["flowml_nvdec"] / s["pyav_dataloader"], 2)
-    loaders["ratio_flowml_nvdec_over_flowml_cpu"] = round(s["flowml_nvdec"] / s["flowml_cpu"], 2)
-    res["loader"] = loaders
+        t0 = time.perf_counter()
+        path = test_file(Path(tmp))
+        res: dict = {"device": torch.cuda.get_device_name(), "cores": os.cpu_count(), "file": FILE,
+                     "make_s": round(time.perf_counter() - t0, 1)}
+        from flowml_av.nvdec import engines
+
+        res["nvdec_engines"] = engines(str(path))
+        g = {f"nvdec_k{k}": guarded(graph_decode, path, "cuda", k, args.frames, Path(tmp)) for k in args.decoders}
+        g["pyav"] = guarded(graph_decode, path, "cpu", 1, args.frames, Path(tmp))
+        fps = [r["fps"] for k, r in g.items() if k.startswith("nvdec") and "fps" in r]
+        if fps and "fps" in g["pyav"]:
+            g["best_nvdec_over_pyav"] = round(max(fps) / g["pyav"]["fps"], 2)
+        res["graph_decode"] = g
+        ld = {"flowml_nvdec": guarded(flowml_loader, path, "cuda", args.steps, args.batch, args.loader_decoders),
+              "flowml_nvdec_1_decoder": guarded(flowml_loader, path, "cuda", max(4, args.steps // 3), args.batch, 1),
+              "pyav_dataloader": guarded(hand_loader, path, args.steps, args.batch, args.workers)}
+        if all("samples_per_s" in ld[k] for k in ("flowml_nvdec", "pyav_dataloader")):
+            ld["ratio_flowml_nvdec_over_pyav_dataloader"] = round(
+                ld["flowml_nvdec"]["samples_per_s"] / ld["pyav_dataloader"]["samples_per_s"], 2)
+        res["loader"] = ld
     text = json.dumps(res, indent=1)
+    brief = summary(res)
     print(text)
+    print(brief)
     if args.out:
-        args.out.write_text(text)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "nvdec_bench.json").write_text(text)
+        (args.out / "nvdec_bench.txt").write_text(brief + "\n")
 
 
 if __name__ == "__main__":
