@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=int, default=64, help="target size (input: a quarter of it)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--decoders", type=int, default=None,
+                    help="samples decoded at once (default: one a NVDEC engine, or half the cores)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         videos = args.videos or make_clips(Path(tmp))
@@ -75,7 +77,8 @@ def main() -> None:
         data = VideoDataset(videos, LENGTH, processing={
             "input": {**cut, "scale_factor": 0.25},                   # (B, 5, 3, c/4, c/4)
             "target": {**cut, "index_map": [-1, -1, 0, -1, -1]}})     # (B, 1, 3, c, c)
-        loader = VideoLoader(data, batch_size=args.batch, shuffle=True, seed=0, device=args.device)
+        loader = VideoLoader(data, batch_size=args.batch, shuffle=True, seed=0, device=args.device,
+                             decoders=args.decoders)
         print(f"{len(data)} samples in {len(videos)} files, {len(loader)} batches an epoch, on {args.device}")
         model = VSR().to(args.device)
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)

@@ -103,8 +103,14 @@ def nvdec_size_problem(path: str, device: str) -> str | None:
     """Why NVDEC refuses ``path`` for its size (probed caps, else the table), or None."""
     info = probe(path)
     index = (torch.device(device).index or 0) if device.startswith("cuda") else 0
-    minimum, source = minimum_size(info, decoder_caps(path, index))
+    key = (info.codec, info.pix_fmt, index)  # caps depend on codec, chroma, depth: asked once a kind
+    if key not in _CAPS_BY_KIND:
+        _CAPS_BY_KIND[key] = decoder_caps(path, index)
+    minimum, source = minimum_size(info, _CAPS_BY_KIND[key])
     return size_problem(info, minimum, source)
+
+
+_CAPS_BY_KIND: dict[tuple[str, str, int], dict[str, Any]] = {}
 
 
 def nvdec_problem(target: str, device: str) -> str | None:

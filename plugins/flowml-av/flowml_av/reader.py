@@ -212,7 +212,10 @@ class VideoSource(Node):
             spare = [self.nv]  # the decoder opened to check the file is the first worker's
 
             def open_video() -> Any:
-                return spare.pop() if spare else NvdecVideo(self.target, device)
+                try:
+                    return spare.pop()  # atomic: one thread gets it
+                except IndexError:
+                    return NvdecVideo(self.target, device)
 
             def finish(planes: Any) -> Any:
                 return nv12_to_rgb(planes[0], planes[1], info.colorspace, info.full_range)
