@@ -296,6 +296,9 @@ def main() -> None:
             g["best_nvdec_over_pyav"] = round(max(fps) / g["pyav"]["fps"], 2)
             g["best_nvdec_over_best_pyav"] = round(max(fps) / max(cpu), 2)
         res["graph_decode"] = g
+        if args.out:  # the decode numbers stand if the loader part runs out of time
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "nvdec_bench.json").write_text(json.dumps(res, indent=1))
         ld = {"flowml_nvdec": guarded(flowml_loader, path, "cuda", args.steps, args.batch, args.loader_decoders),
               "flowml_nvdec_1_decoder": guarded(flowml_loader, path, "cuda", max(4, args.steps // 3), args.batch, 1),
               "pyav_dataloader": guarded(hand_loader, path, args.steps, args.batch, args.workers)}
