@@ -63,7 +63,7 @@ class Inline(Policy):
 
     def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced:
         inputs, waits, foreign = gather()
-        nrt.last = nrt.call(inputs, run.tick, waits, foreign, nrt.params)
+        nrt.last = nrt.call(inputs, run.tick, waits, foreign, getattr(gather, "params", None) or nrt.params)
         return nrt.last
 
 
@@ -78,7 +78,7 @@ class OnWorker(Policy):
         if self.live and self.worker.backlog > 0 and (nrt.is_sink or nrt.last is not None):
             nrt.stats.drops += 1
             return NOTHING if nrt.is_sink else nrt.last  # type: ignore[return-value]
-        params, tick = nrt.params, run.tick
+        params, tick = getattr(gather, "params", None) or nrt.params, run.tick
         if getattr(gather, "pending", False):  # a producer is still on its worker: wait for
             job = lambda: _gather_and_call(nrt, gather, tick, params)  # noqa: E731  it on ours
         else:

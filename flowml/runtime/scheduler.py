@@ -42,9 +42,10 @@ from .clock import InlineSource, RateClock, SourceFailure, SourceFrame, SourcePu
 from .edges import NoInput, Produced, absent, resolve
 from .node_runtime import NodeFailed, NodeRuntime, guarded
 from .placement import place
-from .policies import make_policy
+from .policies import Inline, OnWorker, make_policy
 from .stats import GraphStats, NodeStats
 from .ticks import TickRun
+from .workers import SerialWorker
 
 log = logging.getLogger("flowml")
 
@@ -121,6 +122,10 @@ class Scheduler:
         self.gpu_timing = gpu_timing
         self._lanes: Any = None        # gpu.lanes.LanePool, made when a node is on CUDA
         self._copy_streams: dict[str, Any] = {}
+        self._skip_if: dict[str, tuple[tuple[str, str], ...]] = {}  # see _index
+        self._absent: dict[str, Produced] = {}
+        self._tail: SerialWorker | None = None  # offline: the rest of ticks waiting on a worker
+        self._tail_from: int | None = None      # lowest position a queued tail starts at
 
     # -- building ---------------------------------------------------------------------------
     def _auto_mode(self) -> Mode:
@@ -142,7 +147,23 @@ class Scheduler:
         except BaseException:
             self.teardown()
             raise
+        self._index()
         self._is_setup = True
+
+    def _index(self) -> None:
+        """What a tick needs to skip a node cheaply: for each node whose policy runs it every
+        tick (inline or on its worker, no every/hold), its required inputs ``(node, port)``,
+        and its all-``NO_VALUE`` outputs (made once)."""
+        self._skip_if, self._absent = {}, {}
+        for nid, nrt in self.nodes.items():
+            self._absent[nid] = absent([p.name for p in nrt.ports.outputs])
+            if type(nrt.policy) not in (Inline, OnWorker):
+                continue
+            rn = self.graph.nodes[nid]
+            needed = tuple((src.node, src.port) for port, src in rn.inputs.items()
+                           if not getattr(nrt.ports.input(port), "optional", False))
+            if needed:
+                self._skip_if[nid] = needed
 
     def _install(self, nrt: NodeRuntime) -> None:
         self.nodes[nrt.id] = nrt
@@ -194,6 +215,9 @@ class Scheduler:
     def teardown(self) -> None:
         """Finish the workers' queued calls, then ``teardown`` every node (reverse order).
         Failures are logged and kept in ``teardown_failures``."""
+        if self._tail is not None:
+            self._tail.close(STOP_WAIT_S)
+            self._tail, self._tail_from = None, None
         for nid in reversed(list(self.nodes)):
             self._close(self.nodes[nid])
         self.nodes.clear()
@@ -260,6 +284,7 @@ class Scheduler:
         """A change to a param that needs a new instance: build the node with ``new`` through
         the reload path; on failure the old instance runs on and the change is refused."""
         rn = self.graph.nodes[nid]
+        self._tail_idle()  # a node is rebuilt only when no tail runs it
         try:
             ports = guarded(nid, rn.type.name, "setup", lambda: rn.type.cls.ports(new))
             if ports != rn.ports:
@@ -361,6 +386,7 @@ class Scheduler:
         self.graph, self.order = new, list(new.order)
         self.clock_id = new.clock if isinstance(new.clock, str) else None
         self._place()  # placement is recomputed for every node, kept ones included
+        self._index()
         if clock_changed and self._clock is not None:
             self._clock = self._make_clock()
             self._clock.start()
@@ -507,7 +533,10 @@ class Scheduler:
         """Dispatch one tick. False when a source ended (the tick is abandoned)."""
         tick = Tick(index, frame.t)
         self._deliver_refusals()
+        if self._tail_from is not None and self._tail is not None and self._tail.backlog == 0:
+            self._tail_from = None  # every tail is done: all nodes back on the dispatcher
         if self._reload is not None:
+            self._tail_idle()  # nodes are replaced only when no tail runs them
             self._apply_reload()
         for hook in self.before_tick:
             try:
@@ -520,30 +549,91 @@ class Scheduler:
         values: dict[str, Produced | Future] = {}
         ended = False
         try:
-            for nid in self.order:
-                if nid == self.clock_id:
-                    values[nid] = self._arrived(frame.outputs, index)  # type: ignore[arg-type]
-                else:
-                    nrt = self.nodes[nid]
-                    try:
-                        values[nid] = nrt.policy.dispatch(nrt, run, _Gather(self, nrt, values))
-                    except NoInput:  # raised by _gather, before the policy ran anything
-                        nrt.stats.skipped += 1
-                        values[nid] = absent([p.name for p in nrt.ports.outputs])
+            if self._dispatch(run, values, frame, 0, None):
+                return True  # the rest of the tick went to the tail thread
         except EndOfStream:
             ended = run.abandoned = True
         except NodeFailed as failure:
             run.failed = True
             self._node_failed(failure)
+        self._finish_tick(run, values)
+        return not ended
+
+    def _dispatch(self, run: TickRun, values: dict[str, Produced | Future], frame: SourceFrame | None,
+                  start: int, params: dict[str, Params] | None) -> bool:
+        """Dispatch the tick's nodes from position ``start`` in order; True when the rest was
+        handed to the tail thread instead (offline mode, see ``_hand_over``). ``params``: the
+        tick's params of each node (a tail runs after the next ticks changed them)."""
+        order, nodes, skip_if = self.order, self.nodes, self._skip_if
+        tail_ok = params is None and self.mode == "offline"
+        for pos in range(start, len(order)):
+            nid = order[pos]
+            if nid == self.clock_id and frame is not None:
+                values[nid] = self._arrived(frame.outputs, run.tick.index)  # type: ignore[arg-type]
+                continue
+            nrt = nodes[nid]
+            needed = skip_if.get(nid)
+            if needed is not None and _lacks(values, needed):  # NO_VALUE on a required input:
+                nrt.stats.skipped += 1                          # skipped, nothing gathered
+                values[nid] = self._absent[nid]
+                continue
+            gather = _Gather(self, nrt, values)
+            if params is not None:
+                gather.params = params.get(nid, nrt.params)
+            elif tail_ok and nrt.policy.worker is None and (
+                    (self._tail_from is not None and pos >= self._tail_from) or gather.pending):
+                self._hand_over(run, values, pos)
+                return True
+            try:
+                values[nid] = nrt.policy.dispatch(nrt, run, gather)
+            except NoInput:  # raised by _gather, before the policy ran anything
+                nrt.stats.skipped += 1
+                values[nid] = self._absent[nid]
+        return False
+
+    def _hand_over(self, run: TickRun, values: dict[str, Produced | Future], pos: int) -> None:
+        """Offline frame overlap: an inline node whose input is still being made on a worker
+        (a CPU detector) would hold the dispatcher until it is done, and with it the next
+        frame's work for that worker. Instead the rest of the tick, from ``pos``, runs on one
+        serial *tail* thread with this tick's params, and the dispatcher starts the next tick.
+        While a tail is queued every later tick hands over at ``pos`` at the latest, so each
+        node still runs its frames in order, one at a time; hooks run at the tail's end."""
+        if self._tail is None:
+            self._tail = SerialWorker("tail")
+        self._tail_from = pos if self._tail_from is None else min(self._tail_from, pos)
+        params = {nid: self.nodes[nid].params for nid in self.order[pos:]}
+
+        def tail() -> None:
+            try:
+                self._dispatch(run, values, None, pos, params)  # type: ignore[arg-type]
+            except EndOfStream:  # a non-clock source ended
+                run.abandoned = True
+                self.stop()
+            except NodeFailed as failure:
+                run.failed = True
+                self._node_failed(failure)
+            self._finish_tick(run, values)
+
+        self._tail.submit(tail)
+
+    def _tail_idle(self) -> None:
+        """Wait (bounded) until no tail is queued or running."""
+        if self._tail is not None and self._tail.backlog:
+            try:
+                self._tail.submit(lambda: None).result(STOP_WAIT_S)
+            except Exception:
+                log.warning("tail thread still busy after %.0f s", STOP_WAIT_S)
+        self._tail_from = None
+
+    def _finish_tick(self, run: TickRun, values: dict[str, Produced | Future]) -> None:
         if self.after_tick and not (run.failed or run.abandoned):
             ready = {nid: _outputs_of(v) for nid, v in values.items()}
             for after in self.after_tick:
                 try:
-                    after(tick, ready)
+                    after(run.tick, ready)
                 except Exception:
                     log.exception("after_tick hook failed (the graph goes on)")
         run.part_done()
-        return not ended
 
     def _arrived(self, produced: Produced, index: int) -> Produced:
         """The clock source's frame, its host outputs uploaded here on the dispatcher."""
@@ -605,11 +695,12 @@ class _Gather:
     """Collects one node's inputs for one tick (``Scheduler._gather``), on the dispatcher or,
     when ``pending`` (a producer still runs on its worker thread), on the node's own worker."""
 
-    __slots__ = ("sched", "nrt", "values", "rn")
+    __slots__ = ("sched", "nrt", "values", "rn", "params")
 
     def __init__(self, sched: Scheduler, nrt: NodeRuntime, values: dict[str, Produced | Future]):
         self.sched, self.nrt, self.values = sched, nrt, values
         self.rn = sched.graph.nodes[nrt.id]
+        self.params: Params | None = None  # the tick's params, where they differ from nrt.params
 
     def __call__(self) -> tuple[dict[str, Any], list, list]:
         return self.sched._gather(self.nrt, self.values, self.rn)
@@ -618,6 +709,15 @@ class _Gather:
     def pending(self) -> bool:
         return any(isinstance(v := self.values.get(src.node), Future) and not v.done()
                    for src in self.rn.inputs.values())
+
+
+def _lacks(values: dict[str, Produced | Future], needed: tuple[tuple[str, str], ...]) -> bool:
+    """Does a finished producer give ``NO_VALUE`` on one of these ``(node, port)`` inputs?"""
+    for node, port in needed:
+        v = values.get(node)
+        if v is not None and not isinstance(v, Future) and v.outputs.get(port) is NO_VALUE:
+            return True
+    return False
 
 
 def _same_instance(old, new) -> bool:
