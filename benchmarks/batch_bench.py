@@ -89,8 +89,12 @@ def main() -> None:
     ap.add_argument("--size", default="320x240", help="WIDTHxHEIGHT of the videos")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workers-list", help="comma-separated worker counts (1,2,4,8); overrides --workers")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--out", help="folder for batch_bench.json and batch_bench.txt (a files/min table)")
     a = ap.parse_args()
+    if a.workers_list:
+        a.workers = [int(x) for x in a.workers_list.split(",") if x.strip()]
     width, height = map(int, a.size.split("x"))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     with tempfile.TemporaryDirectory(prefix="flowml-batch-bench-") as tmp:
@@ -139,6 +143,23 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         if a.json:
             Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+        if a.out:
+            out = Path(a.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "batch_bench.json").write_text(json.dumps(result, indent=2) + "\n")
+            (out / "batch_bench.txt").write_text(table(result) + "\n")
+            print(table(result))
+
+
+def table(result: dict) -> str:
+    """Markdown table: one row per way of running, files per minute side by side."""
+    rows = [f"{result['files']} files x {result['frames_per_file']} frames {result['size']}, "
+            f"device {result['device']}, {result['cpus']} cores", "",
+            "| run | seconds | files/min | identical to loop |", "| --- | --- | --- | --- |"]
+    for k, v in result.items():
+        if isinstance(v, dict) and "files_per_minute" in v:
+            rows.append(f"| {k} | {v['seconds']} | {v['files_per_minute']} | {v.get('identical_to_loop', '-')} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
