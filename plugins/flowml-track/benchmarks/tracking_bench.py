@@ -130,8 +130,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=120, help="frames per run")
     ap.add_argument("--warm", type=int, default=25, help="frames not counted")
     ap.add_argument("--classes", type=int, default=1000, help="SqueezeNet's outputs (ImageNet: 1000)")
-    ap.add_argument("--detect-scale", type=float, default=0.5)
-    ap.add_argument("--out", default="tracking_bench.json")
+    ap.add_argument("--detect-scale", type=float, default=0.5,
+                    help="detect.background's scale, the graph's and the loop's (default 0.5)")
+    ap.add_argument("--detect-threads", type=int, default=1,
+                    help="detect.background's OpenCV threads, the graph's and the loop's (default 1)")
+    ap.add_argument("--out", default="tracking_bench.json",
+                    help="a .json file, or a folder for tracking_bench.json and tracking_bench.txt")
     ap.add_argument("--device", default="cuda", help="cpu: a smoke test of the script itself")
     ap.add_argument("--size", type=int, nargs=2, default=HD, metavar=("W", "H"))
     a = ap.parse_args()
@@ -185,6 +189,8 @@ def main() -> None:
 
     stage = f"""
     flowml: 1
+    mode: offline
+    max_in_flight: 3
     nodes:
       src: {{type: bench.host_frames, params: {{count: {a.frames}}}}}
       tracks: {{type: bench.truth_tracks, inputs: {{image: src/image}}}}
@@ -198,7 +204,7 @@ def main() -> None:
 
     # with detection and tracking: the same code in the loop and in the graph
     full = stage.replace("""      tracks: {type: bench.truth_tracks, inputs: {image: src/image}}""", f"""
-      detect: {{type: detect.background, inputs: {{image: src/image}}, params: {{scale: {a.detect_scale}, min_area: 200}}}}
+      detect: {{type: detect.background, inputs: {{image: src/image}}, params: {{scale: {a.detect_scale}, threads: {a.detect_threads}, min_area: 200}}}}
       tracks: {{type: track.objects, inputs: {{detections: detect/detections}}}}""")
     result["flowml_full_fps"], stats = graph_fps(full, tmp, a.frames, a.warm, dev)
     result["flowml_full_node_ms"] = node_means(stats)
@@ -209,7 +215,9 @@ def main() -> None:
     result["flowml_full_overlay_fps"], stats = graph_fps(overlay, tmp, a.frames, a.warm, dev)
     result["flowml_full_overlay_node_ms"] = node_means(stats)
 
-    with NodeHarness(BackgroundDetector, {"scale": a.detect_scale, "min_area": 200.0}) as det, \
+    detector = {"scale": a.detect_scale, "threads": a.detect_threads, "min_area": 200.0}  # as the graph's
+    result["detector"] = detector
+    with NodeHarness(BackgroundDetector, detector) as det, \
             NodeHarness(Track, {}) as trk:
         t0 = None
         for i in range(a.frames):
@@ -224,14 +232,26 @@ def main() -> None:
     result["stage_vs_empycustom"] = result["flowml_stage_fps"] / result["empycustom_stage_fps"]
     result["stage_vs_model_alone"] = result["flowml_stage_fps"] / result["model_alone_fps"]
     result["full_vs_empycustom"] = result["flowml_full_fps"] / result["empycustom_full_fps"]
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=2))
+    result["full_overlay_vs_empycustom"] = result["flowml_full_overlay_fps"] / result["empycustom_full_fps"]
+    detect_ms = result["flowml_full_node_ms"].get("detect") or 0
+    result["detect_bound_fps"] = 1000 / detect_ms if detect_ms else None  # the detector alone, back to back
+    result["full_vs_detect_bound"] = result["flowml_full_fps"] / result["detect_bound_fps"] if detect_ms else None
+    out = Path(a.out)
+    if out.suffix != ".json":
+        out = out / "tracking_bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    lines = [f"tracking_bench {result['gpu']}: {a.size[0]}x{a.size[1]}, {min(k)}-{max(k)} objects, "
+             f"{a.frames} frames, detector {detector}"]
     for key in ("model_alone_fps", "empycustom_stage_fps", "flowml_stage_fps", "empycustom_full_fps",
-                "flowml_full_fps", "flowml_full_overlay_fps", "stage_vs_empycustom", "stage_vs_model_alone",
-                "full_vs_empycustom"):
-        print(f"{key:28s} {result[key]:8.2f}")
-    print("flowml_full_node_ms", result["flowml_full_node_ms"])
-    print(f"wrote {a.out}")
+                "flowml_full_fps", "flowml_full_overlay_fps", "detect_bound_fps", "stage_vs_empycustom",
+                "stage_vs_model_alone", "full_vs_empycustom", "full_overlay_vs_empycustom", "full_vs_detect_bound"):
+        value = result[key]
+        lines.append(f"{key:28s} {value:8.2f}" if value is not None else f"{key:28s}      n/a")
+    lines.append(f"flowml_full_node_ms {result['flowml_full_node_ms']}")
+    print("\n".join(lines))
+    out.with_suffix(".txt").write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,44 @@ def test_a_rule_on_a_key_track_does_not_emit_fails_validation(tmp_path):
         load_graph(path, load_registry())
     message = str(errors.value)
     assert "'tracking_seconds' is not in the metadata" in message and "tracking_duration_in_seconds" in message
+
+
+def test_offline_detection_overlaps_the_crops_and_is_deterministic(tmp_path):
+    """detect.background (a worker) feeding crop.square (inline): the crops of frame k run on
+    the scheduler's tail thread while frame k+1 is detected; the boxes are those of the
+    detector run frame by frame on its own, in order, the same on every run."""
+    import threading
+    import torch
+    from track_helpers import detect_all, encoded_scene
+
+    _, video = encoded_scene(tmp_path)
+    (tmp_path / "g.yaml").write_text(f"""
+flowml: 1
+mode: offline
+max_in_flight: 3
+nodes:
+  video: {{type: capture.video, params: {{path: {video}}}}}
+  detect: {{type: detect.background, inputs: {{image: video/image}}, params: {{scale: 0.5, min_area: 30}}}}
+  crops: {{type: crop.square, inputs: {{image: video/image, detections: detect/detections}}, params: {{size: 16}}}}
+""")
+
+    def run() -> tuple[list, set]:
+        seen, threads = [], set()
+
+        def keep(tick, out):
+            threads.add(threading.current_thread().name)
+            seen.append((tick.index, out["detect"]["detections"]["boxes"].clone(), out["crops"]["crops"].shape[0]))
+
+        with Scheduler(load_graph(tmp_path / "g.yaml", load_registry()), device="cpu") as sched:
+            sched.after_tick.append(keep)
+            assert sched.run().ok
+        return seen, threads
+
+    first, threads = run()
+    second, _ = run()
+    alone = detect_all(decoded(video), scale=0.5, min_area=30.0)
+    assert "flowml-tail" in threads  # the crops ran off the dispatcher
+    assert [i for i, _, _ in first] == list(range(len(alone)))
+    assert sum(len(b) for _, b, _ in first) > 100
+    for (i, boxes, crops), (_, again, _) in zip(first, second):
+        assert torch.equal(boxes, alone[i]["boxes"]) and torch.equal(boxes, again) and crops == len(boxes)
