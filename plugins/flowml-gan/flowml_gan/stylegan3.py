@@ -33,7 +33,8 @@ from torch import nn
 from . import stylegan2
 from .filters import design_lowpass_filter
 from .ops import bias_act
-from .ops_sg3 import filtered_lrelu, modulated_conv2d
+from .fused import filtered_lrelu_fast as filtered_lrelu
+from .ops_sg3 import modulated_conv2d
 
 NoiseMode = Literal["const", "random", "none"]
 __all__ = ["FullyConnectedLayer", "MappingNetwork", "SynthesisInput", "SynthesisLayer",
