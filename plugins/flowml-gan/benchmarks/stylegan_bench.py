@@ -100,8 +100,9 @@ class HandLoop:
         return self.image
 
     def write_edits(self, t: float) -> None:
+        # as the node writes them (flowml_torch.edits): one kernel each, into the weight
         for (op, _, f), p, orig in zip(EXPRS, self.targets, self.originals):
-            p.copy_(orig * f(t) if op == "scale" else orig + f(t))
+            (torch.mul if op == "scale" else torch.add)(orig, f(t), out=p)
 
     def capture(self) -> None:
         side = torch.cuda.Stream()
@@ -121,6 +122,27 @@ class HandLoop:
                 self.graph.replay()
             else:
                 self.body()
+
+
+def frames_for(G: torch.nn.Module, tap: str, edits: list[str], precision: str, frames: int,
+               seconds: float) -> int:
+    """How many frames fit in ``seconds`` for one timed run (at least 10, at most
+    ``frames``), from two eager frames of the hand loop (a slow path stays bounded)."""
+    loop = HandLoop(G, tap, edits, precision)
+    cuda = next(G.parameters()).is_cuda
+    loop.step(0.0)
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    loop.step(1 / 60)
+    if cuda:
+        torch.cuda.synchronize()
+    per = time.perf_counter() - t0
+    with torch.no_grad():
+        for p, orig in zip(loop.targets, loop.originals):
+            p.copy_(orig)
+    loop.hook.remove()
+    return max(10, min(frames, int(seconds / max(per, 1e-6))))
 
 
 def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, captured: bool,
@@ -179,13 +201,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compiled", action="store_true", help=(
         "also time the hand loop with torch.compile'd synthesis (loop_compiled_*; compiling "
         "takes a minute or more per case)"))
+    ap.add_argument("--seconds", type=float, default=4.0, help=(
+        "at most about this long per timed run: fewer frames than --frames for a slow case"))
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("stylegan_bench needs a CUDA GPU (or --device cpu --modes eager for a smoke run)")
     from flowml_gan.build import build
+    from flowml_gan.fused import fused_unavailable
     from flowml_gan.snapshot import load_generator
+
+    started = time.perf_counter()
+    fused = "off (cpu)" if not args.device.startswith("cuda") else (fused_unavailable() or "cupy kernels")
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,14 +223,16 @@ def main(argv: list[str] | None = None) -> None:
             G = load_generator(snap).to(args.device)
             tap, edits = pick(G)
             for precision in args.precision:
+                n = frames_for(G, tap, edits, precision, args.frames, args.seconds)
                 for mode in args.modes:
                     captured = mode == "captured"
                     row: dict[str, Any] = {"config": config, "resolution": args.resolution,
                                            "precision": precision, "mode": mode, "tap": tap,
-                                           "edits": edits}
+                                           "edits": edits, "frames": n,
+                                           "filtered_lrelu": fused if config != "sg2" else "-"}
                     try:
-                        lf = loop_fps(G, tap, edits, precision, captured, args.frames)
-                        fl = flowml_fps(folder, snap, tap, edits, precision, captured, args.frames,
+                        lf = loop_fps(G, tap, edits, precision, captured, n)
+                        fl = flowml_fps(folder, snap, tap, edits, precision, captured, n,
                                         args.device)
                     except Exception as exc:  # report the case, go on with the others
                         row["error"] = f"{type(exc).__name__}: {exc}"
@@ -215,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
                     if args.compiled and "error" not in row:
                         try:
                             t0 = time.perf_counter()
-                            cf = loop_fps(G, tap, edits, precision, captured, args.frames, compiled=True)
+                            cf = loop_fps(G, tap, edits, precision, captured, n, compiled=True)
                             row.update(loop_compiled_ms=round(1e3 / cf, 3), loop_compiled_fps=round(cf, 1),
                                        compile_and_run_s=round(time.perf_counter() - t0, 1))
                         except Exception as exc:
@@ -226,11 +256,22 @@ def main(argv: list[str] | None = None) -> None:
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    result = {"device": name, "date": time.strftime("%Y-%m-%d"),
-              "torch": torch.__version__, "frames": args.frames, "rows": rows}
+    result = {"device": name, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+              "frames": args.frames, "filtered_lrelu": fused,
+              "seconds": round(time.perf_counter() - started, 1), "rows": rows}
+    lines = [f"{name}, torch {torch.__version__}, {result['date']}, filtered_lrelu: {fused}, "
+             f"{result['seconds']} s"]
+    for r in rows:
+        head = f"{r['config']} {r['resolution']} {r['precision']:5} {r['mode']:8}"
+        lines.append(f"{head} error: {r['error']}" if "error" in r else
+                     f"{head} flowml {r['flowml_fps']:8.1f} fps ({r['flowml_ms']:.2f} ms)  loop "
+                     f"{r['loop_fps']:8.1f} fps  ratio {r['ratio']:.3f}  frames {r['frames']}  "
+                     f"{ {k: r['flowml'].get(k) for k in ('captures', 'replays', 'eager_calls')} }")
+    print("\n".join(lines))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "stylegan_bench.json").write_text(json.dumps(result, indent=1))
+        (args.out / "stylegan_bench.txt").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
