@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import logging
 import math
 import os
 import subprocess
@@ -34,9 +35,16 @@ _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 THREADS = 256
 
 
-@functools.cache
+_broken: str | None = None  # why the kernels failed on this machine (then: the PyTorch op)
+
+
 def fused_unavailable() -> str | None:
     """Why the CuPy kernels cannot run (None when they can)."""
+    return _broken or _unavailable()
+
+
+@functools.cache
+def _unavailable() -> str | None:
     if os.environ.get("FLOWML_GAN_FUSED", "1") == "0":
         return "FLOWML_GAN_FUSED=0"
     try:
@@ -70,8 +78,11 @@ class CupyBackend:
         s = torch.cuda.current_stream(dev)
         key = (s.cuda_stream, dev.index)
         h = self._streams.get(key)
-        if h is None:
-            h = self._streams[key] = cupy.cuda.ExternalStream(s.cuda_stream, dev.index)
+        if h is None:  # Stream.from_external on CuPy >= 14 (ExternalStream is deprecated there)
+            st = cupy.cuda.Stream
+            h = (st.from_external(s) if hasattr(st, "from_external") and hasattr(s, "__cuda_stream__")
+                 else cupy.cuda.ExternalStream(s.cuda_stream, dev.index))
+            self._streams[key] = h
         return h
 
     def launch(self, source: str, name: str, total: int, tensors: Sequence[torch.Tensor],
@@ -183,5 +194,12 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: torch.Tensor | None = None, fd: tor
     apply (see the module docstring), the PyTorch op otherwise."""
     if (x.is_cuda and x.dtype in _DTYPES and fu is not None and fu.ndim == 1
             and (fd is None or fd.ndim in (1, 2)) and fused_unavailable() is None):
-        return plan_run(_CUPY, x, fu, fd, b, up, down, padding, gain, slope, clamp)
+        try:
+            return plan_run(_CUPY, x, fu, fd, b, up, down, padding, gain, slope, clamp)
+        except Exception as exc:  # e.g. NVRTC refused the source: say so once, run the op
+            if torch.cuda.is_current_stream_capturing():
+                raise
+            global _broken
+            _broken = f"the CuPy kernels failed ({type(exc).__name__}: {str(exc)[:300]})"
+            logging.getLogger("flowml.gan").warning("filtered_lrelu: %s; using the PyTorch op", _broken)
     return filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp)
