@@ -39,6 +39,7 @@ def test_kernels_equal_the_pytorch_op_on_cuda(case):
     args = dict(up=up, down=2, padding=pad, gain=gain, slope=slope, clamp=clamp)
     want = filtered_lrelu(x, fu, fd, b, **args)
     got = filtered_lrelu_fast(x, fu, fd, b, **args)
+    assert fused_unavailable() is None, fused_unavailable()  # the kernels ran (no fallback)
     assert got.shape == want.shape and got.dtype == want.dtype
     scale = max(1.0, want.abs().max().item())
     assert (got - want).abs().max().item() < 1e-4 * scale
