@@ -103,14 +103,15 @@ BIG = 1 << 30
 
 FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
     # dtype: {at most C channels: {at most N: plan}}; bfloat16 and float64 read float16 and
-    # gather4 (below). Picked by reasoning, before a sweep on the H200: edit from its output.
+    # gather4 (below). From the H200 sweep of 2026-12-02 16:09 UTC (weighted_filter_bench.py
+    # --sweep, 1920x1080, best kernel time per case; docs/bench-2026-12-02-h200-wf-sweep.json).
     "float32": {
-        4: {9: "l1_32x8_cb4", 15: "l1_32x8_cb2"},
-        BIG: {5: "smem_32x4_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+        4: {5: "smem_16x8_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+        BIG: {5: "smem_16x8_cb8", 9: "smem_32x8_cb4", 15: "l1_32x8_cb2"},
     },
     "float16": {
-        4: {9: "l1_32x8_cb4", 15: "l1_32x8_cb2"},
-        BIG: {5: "smem_32x4_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+        4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+        BIG: {5: "smem_16x8_cb8", 9: "smem_32x8_cb4", 15: "l1_32x8_cb2"},
     },
 }
 
