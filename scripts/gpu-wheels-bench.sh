@@ -32,7 +32,7 @@ for w in "$dist"/flowml-[0-9]*.whl "$dist"/flowml_*.whl; do
   case "$w" in *flowml_example_plugin-*) ;; *) flowml_whl+=("$w") ;; esac
 done
 [ ${#flowml_whl[@]} -gt 0 ] || { echo "no flowml wheels in $dist (scripts/gpu-wheels-prepare.sh builds them)" >&2; exit 2; }
-always=" pydantic pydantic_core annotated_types typing_inspection typing_extensions "
+always=" pydantic pydantic_core annotated_types typing_inspection typing_extensions google_re2 "
 dep_whl=(); skipped=()
 for w in "$deps"/*.whl; do
   name=$(basename "$w"); name=${name%%-*}; mod=$name
