@@ -9,7 +9,12 @@ Makes ``--files`` short videos (PyAV, libx264), then times, over the same files 
 - ``ray N``: ``flowml batch --workers N`` on a local Ray it starts (N workers; with
   ``--device cuda`` they share the GPU: ``--gpus-per-worker 1/N``).
 
-Every time is the whole command's wall time, Ray's start included. Every output is checked
+Every time is the whole command's wall time, Ray's start included. With ``--first-wave``, each
+Ray row also runs over its first N files alone (one file a worker: Ray's start, the workers'
+imports and graph loading, one file each), and ``steady_files_per_minute`` is the rate of
+the rest: ``(files - N) / (full run - first-wave run)``. ``--loop-files K`` times the shell
+loop on the first K files only (its cost per file is the same for every file) and gives its
+rate per minute from those. Every output is checked
 to equal the loop's (byte-identical: the encoder is deterministic offline). Prints JSON (and
 writes it to ``--json``). Without Ray installed the Ray rows are left out and say so.
 
@@ -91,6 +96,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--workers-list", help="comma-separated worker counts (1,2,4,8); overrides --workers")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--loop-files", type=int, help="time the shell loop on the first K files only")
+    ap.add_argument("--first-wave", action="store_true",
+                    help="also time each Ray row over its first N files: steady rate after the start")
     ap.add_argument("--out", help="folder for batch_bench.json and batch_bench.txt (a files/min table)")
     a = ap.parse_args()
     if a.workers_list:
@@ -104,7 +112,8 @@ def main() -> None:
         graph = root / "bench.yaml"
         graph.write_text(GRAPH.format(device=a.device, src=videos[0], out=root / "example.mp4"))
         graphs = []
-        for v in videos:
+        looped = videos[: a.loop_files] if a.loop_files else videos
+        for v in looped:
             g = root / f"run_{v.stem}.yaml"
             g.write_text(GRAPH.format(device=a.device, src=v, out=root / "loop" / f"{v.stem}.mp4"))
             graphs.append(str(g))
@@ -113,17 +122,22 @@ def main() -> None:
                           env, shell=True)
         result: dict = {"files": a.files, "frames_per_file": a.frames, "size": a.size, "device": a.device,
                         "cpus": os.cpu_count(),
-                        "loop": {"seconds": round(loop_s, 2), "files_per_minute": round(60 * a.files / loop_s, 1)}}
+                        "loop": {"seconds": round(loop_s, 2), "files": len(looped),
+                                 "files_per_minute": round(60 * len(looped) / loop_s, 1)}}
+        names = [f"{v.stem}.mp4" for v in looped] if a.loop_files else names
 
-        def batch(label: str, out: str, *extra: str) -> None:
-            cmd = [*FLOWML, "batch", str(graph), "--inputs", str(root / "in" / "*.mp4"),
+        def batch(label: str, out: str, *extra: str, inputs: str = "in") -> float:
+            cmd = [*FLOWML, "batch", str(graph), "--inputs", str(root / inputs / "*.mp4"),
                    "--set", "src.path={input}", "--set", f"out.path={root / out}/{{stem}}.mp4",
                    "--manifest", str(root / f"{out}.jsonl"), "--summary-json", str(root / f"{out}.json"), *extra]
             dt, _ = timed(cmd, env)
             summary = json.loads((root / f"{out}.json").read_text())
+            if inputs != "in":
+                return dt
             result[label] = {"seconds": round(dt, 2), "files_per_minute": round(60 * a.files / dt, 1),
                              "done": summary["done"],
                              "identical_to_loop": same_outputs(root / "loop", root / out, names)}
+            return dt
 
         batch("local", "local", "--workers", "1", "--local")
         try:
@@ -139,7 +153,15 @@ def main() -> None:
                          if a.device == "cpu" else "1"]
                 if a.device.startswith("cuda"):
                     extra += ["--gpus-per-worker", f"{1.0 / n:.4f}"]
-                batch(f"ray_{n}", f"ray{n}", *extra)
+                full = batch(f"ray_{n}", f"ray{n}", *extra)
+                if a.first_wave and n < a.files:
+                    wave = root / f"in_first{n}"
+                    wave.mkdir()
+                    for v in videos[:n]:
+                        (wave / v.name).symlink_to(v)
+                    first = batch(f"ray_{n}_first", f"ray{n}_first", *extra, inputs=wave.name)
+                    result[f"ray_{n}"].update(first_wave_s=round(first, 2), steady_files_per_minute=round(
+                        60 * (a.files - n) / max(full - first, 1e-6), 1))
         print(json.dumps(result, indent=2))
         if a.json:
             Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -155,10 +177,12 @@ def table(result: dict) -> str:
     """Markdown table: one row per way of running, files per minute side by side."""
     rows = [f"{result['files']} files x {result['frames_per_file']} frames {result['size']}, "
             f"device {result['device']}, {result['cpus']} cores", "",
-            "| run | seconds | files/min | identical to loop |", "| --- | --- | --- | --- |"]
+            "| run | seconds | files/min | first wave s | files/min after it | identical to loop |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for k, v in result.items():
         if isinstance(v, dict) and "files_per_minute" in v:
-            rows.append(f"| {k} | {v['seconds']} | {v['files_per_minute']} | {v.get('identical_to_loop', '-')} |")
+            rows.append(f"| {k} | {v['seconds']} | {v['files_per_minute']} | {v.get('first_wave_s', '-')} | "
+                        f"{v.get('steady_files_per_minute', '-')} | {v.get('identical_to_loop', '-')} |")
     return "\n".join(rows)
 
 
