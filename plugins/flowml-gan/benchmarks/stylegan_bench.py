@@ -4,20 +4,30 @@ with one tap and three live edits (new values every frame).
 
     python plugins/flowml-gan/benchmarks/stylegan_bench.py --out $OUT          # on a GPU
     python plugins/flowml-gan/benchmarks/stylegan_bench.py --resolution 256 --small --frames 50   # quick
-    python plugins/flowml-gan/benchmarks/stylegan_bench.py --resolution 32 --small --frames 10 --device cpu --modes eager
+    python plugins/flowml-gan/benchmarks/stylegan_bench.py --resolution 32 --small --frames 10 --device cpu   # smoke, eager
 
-"flowml": ``stylegan.latent -> stylegan.generator`` run offline for ``--frames`` frames
-(``cuda_graph`` false/true, ``precision`` fp32/mixed, ``taps: [one layer half-way]``, three
-``edits`` whose values are expressions of ``t``); frames a second over the last 120 frames
-(``GraphStats.recent_fps``, after the capture and warm-up). "loop": what one writes by hand for
-the same work: w made once, a forward hook keeping the tapped layer, the three edits recomputed
-from kept originals and written in place (``copy_``) every frame, ``G.synthesis(w)``, the image
-mapped to [0, 1]; captured: the same body in a ``torch.cuda.CUDAGraph`` replayed every frame,
-the edits written before each replay. Times from ``flowml.bench.loops.calls_per_s`` (back to
-back, one synchronize at the end). The generators are random-weight snapshots in NVIDIA's
-layout (``flowml_gan.build``), as fast as trained ones. Prints JSON lines and, with ``--out``,
-writes ``stylegan_bench.json`` (ratio = flowml fps / loop fps; targets from issue 14: ratio >=
-0.97, StyleGAN2-1024 captured >= 180 fps, StyleGAN3-R-1024 >= 60 fps).
+"flowml": ``stylegan.latent -> stylegan.generator`` run offline (``cuda_graph`` false/true,
+``precision`` fp32/mixed, ``taps: [one layer half-way]``, three ``edits`` whose values are
+expressions of ``t``). "loop": what one writes by hand for the same work: w made once, a
+forward hook keeping the tapped layer, the three edits recomputed from kept originals and
+written into the weights every frame, ``G.synthesis(w)``, the image mapped to [0, 1];
+captured: that body (generator and hook) captured once as a ``torch.cuda.CUDAGraph``, the
+edits written into the weights it reads before each replay (``replay_vs_eager`` and
+``replay_moves`` check that the replay computes the frame and follows the edits).
+
+Both run ``WARMUP`` frames (flowml's first one captures), then the timed frames back to back.
+Each row's fps is GPU completion: a CUDA timing event recorded on the output's stream after
+each frame, from the end of the last warm-up frame to the end of the last frame (the host
+never waits per frame). Beside it: ``wall_fps`` (host clock between two synchronizes) and
+``gpu_ms``, the median CUDA-event time of one frame's generator call (one replay, captured);
+``check`` says "IMPOSSIBLE" when a figure beats the GPU time of one frame or the two clocks
+disagree. (The graph's own ``recent_fps`` stamps a tick when its work is *enqueued*: a captured
+frame is enqueued in 0.2 ms while the GPU takes 80 ms, so it is kept only as
+``recent_fps_enqueued``.) The generators are random-weight snapshots in NVIDIA's layout
+(``flowml_gan.build``), as fast as trained ones. Prints JSON lines and, with ``--out``,
+writes ``stylegan_bench.json`` and ``stylegan_bench.txt`` (ratio = flowml fps / loop fps;
+targets from issue 14: ratio >= 0.97, StyleGAN2-1024 captured >= 180 fps, StyleGAN3-R-1024
+>= 60 fps).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +43,7 @@ from typing import Any
 
 import torch
 
+from flowml.control import ControlSession, ControlSettings
 from flowml.graph import load_graph
 from flowml.plugins import load_registry
 from flowml.runtime.scheduler import Scheduler
@@ -39,7 +51,7 @@ from flowml.runtime.scheduler import Scheduler
 GRAPH = """\
 flowml: 1
 name: stylegan-bench
-clock: {{fps: 1000}}
+clock: {{fps: 60}}
 mode: offline
 nodes:
   latent: {{type: stylegan.latent, params: {{path: {snap}, seed: 3, psi: 0.7}}}}
@@ -50,7 +62,8 @@ nodes:
     params: {{path: {snap}, precision: {precision}, taps: {taps}, edits: {edits}}}
 """
 
-# three live edits: (op, expression of t); the loop computes the same values with math
+# three live edits: (op, expression of t); the loop computes the same values with math, at
+# the same t (frame / 60, as the graph's offline clock gives it)
 EXPRS = [("scale", "1 + 0.5*sin(t*3)", lambda t: 1 + 0.5 * math.sin(t * 3)),
          ("add", "0.2*sin(t*5)", lambda t: 0.2 * math.sin(t * 5)),
          ("scale", "1 + 0.1*cos(t*2)", lambda t: 1 + 0.1 * math.cos(t * 2))]
@@ -69,9 +82,52 @@ def pick(G: torch.nn.Module) -> tuple[str, list[str]]:
     return layers[len(layers) // 2], [first, biases[len(biases) // 2], last]
 
 
+WARMUP = 5
+"""Frames run before the timed ones, by the loop and by flowml alike (flowml's first frame
+also captures its graph): they are not timed."""
+
+
+class FrameClock:
+    """When each frame's output was complete: on CUDA a timing event recorded on the stream
+    that produced the output, right after it (read after one synchronize at the end; the host
+    never waits per frame, so the frames stay pipelined); on the CPU the host time (the work
+    is done when the call returns). A host stamp taken when the work was only *enqueued* is
+    not a completion time: a captured frame is enqueued in a fraction of a millisecond."""
+
+    def __init__(self, cuda: bool):
+        self.cuda = cuda
+        self.marks: list[Any] = []
+
+    def mark(self, stream: Any = None) -> None:
+        """The current frame's output is queued on ``stream`` (None: the current stream)."""
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record(stream)
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def fps(self, warmup: int) -> float:
+        """Frames a second from the end of frame ``warmup - 1`` to the end of the last one."""
+        n = len(self.marks) - warmup
+        if warmup < 1 or n < 1:
+            raise ValueError(f"FrameClock: {len(self.marks)} frames marked, {warmup} warm-up")
+        if self.cuda:
+            torch.cuda.synchronize()
+            ms = self.marks[warmup - 1].elapsed_time(self.marks[-1])
+        else:
+            ms = 1e3 * (self.marks[-1] - self.marks[warmup - 1])
+        return 1e3 * n / ms if ms > 0 else float("inf")
+
+
+def _median(values: list[float]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
 class HandLoop:
-    """The hand-written loop: ``step(t)`` writes the edits for time t, then runs the body
-    (eager, or the captured graph)."""
+    """The hand-written loop: ``write_edits(t)`` writes the edits for time t into the weights,
+    ``run()`` computes the frame (eager, or one replay of the captured graph, which reads the
+    edited weights' storage)."""
 
     def __init__(self, G: torch.nn.Module, tap: str, edits: list[str], precision: str,
                  compiled: bool = False):
@@ -90,21 +146,24 @@ class HandLoop:
         self.tapped: dict[str, torch.Tensor] = {}
         self.hook = G.get_submodule(tap).register_forward_hook(self._keep)
         self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_image: torch.Tensor | None = None
 
     def _keep(self, module: Any, args: Any, out: Any) -> None:
         self.tapped["tap"] = out[0] if isinstance(out, tuple) else out
 
     def body(self) -> torch.Tensor:
+        """One frame, eager: ``(1, 3, H, W)`` in [0, 1]."""
         img = self.synthesis(self.w, noise_mode="const", force_fp32=self.force_fp32)
-        self.image = (img * 0.5 + 0.5).clamp(0, 1)
-        return self.image
+        return (img * 0.5 + 0.5).clamp(0, 1)
 
     def write_edits(self, t: float) -> None:
         # as the node writes them (flowml_torch.edits): one kernel each, into the weight
-        for (op, _, f), p, orig in zip(EXPRS, self.targets, self.originals):
-            (torch.mul if op == "scale" else torch.add)(orig, f(t), out=p)
+        with torch.no_grad():
+            for (op, _, f), p, orig in zip(EXPRS, self.targets, self.originals):
+                (torch.mul if op == "scale" else torch.add)(orig, f(t), out=p)
 
     def capture(self) -> None:
+        """Capture ``body`` (the whole generator, tap hook included) as a CUDA graph."""
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.no_grad(), torch.cuda.stream(side):
@@ -113,15 +172,39 @@ class HandLoop:
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.no_grad(), torch.cuda.graph(self.graph):
-            self.body()
+            self.static_image = self.body()
 
-    def step(self, t: float) -> None:
+    def run(self) -> torch.Tensor:
+        """This frame's image (the captured graph's own output buffer when captured)."""
+        if self.graph is not None:
+            self.graph.replay()
+            return self.static_image  # type: ignore[return-value]
         with torch.no_grad():
-            self.write_edits(t)
-            if self.graph is not None:
-                self.graph.replay()
-            else:
-                self.body()
+            return self.body()
+
+    def step(self, t: float) -> torch.Tensor:
+        self.write_edits(t)
+        return self.run()
+
+    def replay_check(self) -> dict[str, float]:
+        """That the captured graph really computes the frame: its replay against the eager
+        body at the same edits (``replay_vs_eager``, max abs), and two replays at different
+        edits (``replay_moves``: 0 would mean the replay ignores the edits, or does nothing)."""
+        self.write_edits(0.37)
+        got = self.run().clone()
+        with torch.no_grad():
+            ref = self.body()
+        self.write_edits(0.81)
+        other = self.run().clone()
+        return {"replay_vs_eager": float((got - ref).abs().max()),
+                "replay_moves": float((other - got).abs().max())}
+
+    def restore(self) -> None:
+        """Leave G as it was: the originals back, the hook off."""
+        with torch.no_grad():
+            for p, orig in zip(self.targets, self.originals):
+                p.copy_(orig)
+        self.hook.remove()
 
 
 def frames_for(G: torch.nn.Module, tap: str, edits: list[str], precision: str, frames: int,
@@ -138,56 +221,138 @@ def frames_for(G: torch.nn.Module, tap: str, edits: list[str], precision: str, f
     if cuda:
         torch.cuda.synchronize()
     per = time.perf_counter() - t0
-    with torch.no_grad():
-        for p, orig in zip(loop.targets, loop.originals):
-            p.copy_(orig)
-    loop.hook.remove()
+    loop.restore()
     return max(10, min(frames, int(seconds / max(per, 1e-6))))
 
 
 def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, captured: bool,
-             frames: int, compiled: bool = False) -> float:
-    from flowml.bench.loops import calls_per_s
-
+             frames: int, compiled: bool = False) -> dict[str, Any]:
+    """The hand loop, ``WARMUP`` then ``frames`` frames back to back: ``fps`` from the
+    frames' completion events, ``wall_fps`` from the host clock between two synchronizes,
+    ``gpu_ms`` the median CUDA-event time of one frame's ``run()`` (one replay, captured)."""
+    cuda = next(G.parameters()).is_cuda
     loop = HandLoop(G, tap, edits, precision, compiled)
-    if captured:
-        loop.capture()
-    clock = iter(range(10 ** 9))
-    if torch.cuda.is_available() and next(G.parameters()).is_cuda:
-        fps = calls_per_s(lambda: loop.step(next(clock) / 60), n=frames)
-    else:  # a CPU smoke run
-        loop.step(0.0)  # warm-up (and the compile, with --compiled)
-        t0 = time.perf_counter()
-        for _ in range(frames):
-            loop.step(next(clock) / 60)
-        fps = frames / (time.perf_counter() - t0)
-    with torch.no_grad():  # leave G as it was
-        for p, orig in zip(loop.targets, loop.originals):
-            p.copy_(orig)
-    loop.hook.remove()
-    return fps
+    out: dict[str, Any] = {}
+    try:
+        if captured:
+            loop.capture()
+            out.update(loop.replay_check())
+        clock = FrameClock(cuda)
+        spans: list[tuple[Any, Any]] = []
+        with torch.inference_mode():
+            for i in range(WARMUP + frames):
+                if i == WARMUP:
+                    if cuda:
+                        torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                loop.write_edits(i / 60)
+                if cuda and i >= WARMUP:
+                    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    a.record()
+                    loop.run()
+                    b.record()
+                    spans.append((a, b))
+                else:
+                    loop.run()
+                clock.mark()
+            if cuda:
+                torch.cuda.synchronize()
+            wall = time.perf_counter() - t0
+        out.update(fps=clock.fps(WARMUP), wall_fps=frames / wall,
+                   gpu_ms=_median([a.elapsed_time(b) for a, b in spans]))
+    finally:
+        loop.restore()
+    return out
 
 
 def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: str,
                captured: bool, frames: int, device: str = "cuda") -> dict[str, Any]:
+    """The graph, ``WARMUP`` then ``frames`` frames offline: ``fps`` from CUDA events recorded
+    on the generator's stream after each frame's output (an after-tick hook; the graph's own
+    ``recent_fps`` stamps a tick when its work is enqueued, not done), ``wall_fps`` from the
+    host clock between a synchronize before the first timed tick and one after the run,
+    ``gpu_ms`` the median of the scheduler's CUDA-event time of the generator's calls
+    (``gpu_timing``: one replay, captured), ``frames_move`` that the outputs do change."""
     spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, EXPRS)]
     path = folder / "bench.yaml"
     path.write_text(GRAPH.format(snap=snap, captured=str(captured).lower(), precision=precision,
                                  taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
     graph = load_graph(path, load_registry())
-    with Scheduler(graph, device=device) as sched:
-        t0 = time.perf_counter()
-        result = sched.run(frames=frames)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        wall = time.perf_counter() - t0
+    cuda = device.startswith("cuda")
+    with Scheduler(graph, device=device, gpu_timing=cuda) as sched:
+        # the param store evaluates the edits' expressions each tick, as `flowml run` does
+        # (a bare Scheduler would keep their values at t = 0: no edit would change)
+        session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
+        gen = sched.nodes["gen"]
+        clock = FrameClock(cuda)
+        images: list[torch.Tensor] = []
+        started: list[float] = []
+
+        def before(tick: Any) -> None:
+            if tick.index == WARMUP:
+                if cuda:
+                    torch.cuda.synchronize()
+                started.append(time.perf_counter())
+
+        def after(tick: Any, ready: dict[str, Any]) -> None:
+            out = ready["gen"]
+            if not isinstance(out, dict):
+                raise RuntimeError("stylegan_bench: the generator ran off the dispatcher")
+            clock.mark(gen.gpu.lane.stream if gen.gpu is not None else None)
+            if tick.index in (WARMUP, WARMUP + 1):
+                images.append(out["image"])
+
+        sched.before_tick.append(before)
+        sched.after_tick.append(after)
+        session.start()
+        try:
+            result = sched.run(frames=WARMUP + frames)
+            if cuda:
+                torch.cuda.synchronize()
+            ended = time.perf_counter()
+        finally:
+            session.stop()
         if not result.ok:
-            raise SystemExit(f"flowml run failed: {result.error}")
-        cap = sched.nodes["gen"].captured
+            raise RuntimeError(f"flowml run failed: {result.error}")
+        if len(clock.marks) != WARMUP + frames or not started:
+            raise RuntimeError(f"flowml run: {len(clock.marks)} of {WARMUP + frames} frames done")
+        gpu_ms: list[float] = list(gen.stats.gpu_ms_recent)
+        if gen.gpu is not None:
+            gpu_ms += gen.gpu.lane.harvest("gen")  # the calls not harvested during the run
+        cap = gen.captured
         counters = cap.counters() if cap is not None and hasattr(cap, "counters") else {}
-        stats = sched.stats
-        return {"fps": stats.recent_fps(), "fps_with_start": frames / wall,
-                "completed": stats.completed, **counters}
+        return {"fps": clock.fps(WARMUP), "wall_fps": frames / (ended - started[0]),
+                "gpu_ms": _median(gpu_ms[WARMUP:]),
+                "frames_move": float((images[1] - images[0]).abs().max()),
+                "recent_fps_enqueued": sched.stats.recent_fps(),
+                "completed": sched.stats.completed, **counters}
+
+
+def check(fps: float, wall_fps: float, gpu_ms: float | None, moves: float | None = None,
+          vs_eager: float | None = None) -> str:
+    """'ok', or why the figure cannot be right: frames on one stream cannot complete faster
+    than one frame's GPU time allows, the event clock and the host clock must agree, the
+    frames must change with the edits (``moves``) and a replay must match eager
+    (``vs_eager``, max abs on [0, 1] images)."""
+    why = []
+    if gpu_ms is not None and 1e3 / fps < 0.9 * gpu_ms:
+        why.append(f"{1e3 / fps:.2f} ms a frame < {gpu_ms:.2f} ms GPU time of one")
+    if not 0.8 < fps / wall_fps < 1.25:
+        why.append(f"event clock {fps:.1f} fps vs host clock {wall_fps:.1f}")
+    if moves is not None and moves == 0:
+        why.append("the output does not change with the edits")
+    if vs_eager is not None and vs_eager > 0.05:
+        why.append(f"replay differs from eager by {vs_eager:.3g}")
+    return "ok" if not why else "IMPOSSIBLE: " + "; ".join(why)
+
+
+def _round(v: Any) -> Any:
+    """Floats to 3 significant decimals for the JSON (small GPU times stay readable)."""
+    return round(v, 3) if isinstance(v, float) else v
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f} ms"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -203,11 +368,14 @@ def main(argv: list[str] | None = None) -> None:
         "takes a minute or more per case)"))
     ap.add_argument("--seconds", type=float, default=4.0, help=(
         "at most about this long per timed run: fewer frames than --frames for a slow case"))
-    ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager)")
+    ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager; host clock)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("stylegan_bench needs a CUDA GPU (or --device cpu --modes eager for a smoke run)")
+    if not args.device.startswith("cuda") and "captured" in args.modes:
+        args.modes = [m for m in args.modes if m != "captured"] or ["eager"]
+        print("stylegan_bench: --device cpu runs eager only (capture is CUDA's)", flush=True)
     from flowml_gan.build import build
     from flowml_gan.fused import fused_unavailable
     from flowml_gan.snapshot import load_generator
@@ -231,21 +399,29 @@ def main(argv: list[str] | None = None) -> None:
                                            "edits": edits, "frames": n,
                                            "filtered_lrelu": fused if config != "sg2" else "-"}
                     try:
-                        lf = loop_fps(G, tap, edits, precision, captured, n)
+                        lp = loop_fps(G, tap, edits, precision, captured, n)
                         fl = flowml_fps(folder, snap, tap, edits, precision, captured, n,
                                         args.device)
                     except Exception as exc:  # report the case, go on with the others
                         row["error"] = f"{type(exc).__name__}: {exc}"
                     else:
+                        lf = lp["fps"]
                         row.update(loop_ms=round(1e3 / lf, 3), loop_fps=round(lf, 1),
+                                   loop_gpu_ms=_round(lp["gpu_ms"]),
                                    flowml_ms=round(1e3 / fl["fps"], 3), flowml_fps=round(fl["fps"], 1),
+                                   flowml_gpu_ms=_round(fl["gpu_ms"]),
                                    ratio=round(fl["fps"] / lf, 3),
-                                   flowml=({k: (round(v, 1) if isinstance(v, float) else v)
-                                            for k, v in fl.items() if k != "fps"}))
+                                   check={"flowml": check(fl["fps"], fl["wall_fps"], fl["gpu_ms"],
+                                                          fl["frames_move"]),
+                                          "loop": check(lf, lp["wall_fps"], lp["gpu_ms"],
+                                                        lp.get("replay_moves"),
+                                                        lp.get("replay_vs_eager"))},
+                                   loop={k: _round(v) for k, v in lp.items() if k != "fps"},
+                                   flowml={k: _round(v) for k, v in fl.items() if k != "fps"})
                     if args.compiled and "error" not in row:
                         try:
                             t0 = time.perf_counter()
-                            cf = loop_fps(G, tap, edits, precision, captured, n, compiled=True)
+                            cf = loop_fps(G, tap, edits, precision, captured, n, compiled=True)["fps"]
                             row.update(loop_compiled_ms=round(1e3 / cf, 3), loop_compiled_fps=round(cf, 1),
                                        compile_and_run_s=round(time.perf_counter() - t0, 1))
                         except Exception as exc:
@@ -263,10 +439,19 @@ def main(argv: list[str] | None = None) -> None:
              f"{result['seconds']} s"]
     for r in rows:
         head = f"{r['config']} {r['resolution']} {r['precision']:5} {r['mode']:8}"
-        lines.append(f"{head} error: {r['error']}" if "error" in r else
-                     f"{head} flowml {r['flowml_fps']:8.1f} fps ({r['flowml_ms']:.2f} ms)  loop "
-                     f"{r['loop_fps']:8.1f} fps  ratio {r['ratio']:.3f}  frames {r['frames']}  "
-                     f"{ {k: r['flowml'].get(k) for k in ('captures', 'replays', 'eager_calls')} }")
+        if "error" in r:
+            lines.append(f"{head} error: {r['error']}")
+            continue
+        fl = r["flowml"]
+        lines.append(
+            f"{head} flowml {r['flowml_fps']:8.1f} fps ({r['flowml_ms']:.2f} ms, gpu/frame "
+            f"{_ms(r['flowml_gpu_ms'])})  loop {r['loop_fps']:8.1f} fps ({r['loop_ms']:.2f} ms, "
+            f"gpu/frame {_ms(r['loop_gpu_ms'])})  ratio {r['ratio']:.3f}  frames {r['frames']}  "
+            f"captures {fl.get('captures', '-')} replays {fl.get('replays', '-')} eager "
+            f"{fl.get('eager_calls', '-')}")
+        for who in ("flowml", "loop"):
+            if r["check"][who] != "ok":
+                lines.append(f"    {who}: {r['check'][who]}")
     print("\n".join(lines))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
