@@ -10,6 +10,13 @@ and scales chroma by 255/219 rather than 255/224, a few levels off FFmpeg's). Fr
 colour tags and rotation come from ``probe.py`` (PyAV, demux only), so stamps, ``start``
 and looping work as on the CPU.
 
+Which frame is which: PyNvVideoCodec finds frame k by seeking to a keyframe and counting the
+frames it displays from there, and on the H200 (2.2.4) that count came out wrong (HEVC with
+B-frames at frame 7 of a call [0, 1, 3, 4, 5, 7, ...]; clips whose first frame is not a
+keyframe). Every decoded frame carries its packet's pts (``DecodedFrame.getPTS()``), so each
+is checked against the container's; the wrong ones are decoded again and taken by pts
+(``NvdecVideo.nv12``).
+
 Stream order: the decoder writes on a stream of this object's; before each decode that
 stream waits for the copies of the last batch (which read its buffers), and the copy of
 its planes, on the caller's stream, waits for the decode, all on the GPU. Nothing waits on
@@ -21,17 +28,21 @@ graph's ``record_stream`` for their consumers.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import deque
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from flowml.lazy import lazy_import
 torch = lazy_import("torch")
 
 from .gpudecode import nv12_to_rgb
+from .parallel import keyframe_indices
 from .probe import VideoInfo, probe
+
+log = logging.getLogger("flowml.av.nvdec")
 
 URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 PATTERN = re.compile(r"%0?\d*d")
@@ -48,6 +59,10 @@ answers ``GetDecoderCaps`` (``cuvidGetDecoderCaps``: ``width_min``, ``height_min
 is used instead."""
 ENGINES_DEFAULT = 1
 """NVDEC engines assumed where ``GetDecoderCaps`` does not say (``num_decoder_engines``)."""
+RUN = 16
+"""Frames one decoder call returns when frames are decoded again (``NvdecVideo._from_keyframe``)."""
+SLACK = 4
+"""Frames decoded past the last one wanted when decoding again: a count off by a few still covers it."""
 
 
 class NvdecSizeError(RuntimeError):
@@ -153,6 +168,8 @@ class NvdecVideo:
         self.in_use: deque[tuple[Any, list]] = deque()  # (event after the copy, decoded frames)
         self.log_once: str | None = getattr(self, "log_once", None)
         self.decoded = 0
+        self.misplaced = 0                 # frames the decoder gave wrong (other pts), decoded again
+        self.unchecked: str | None = None  # why frames cannot be checked by timestamp, if so
 
     def _open(self, nvc: Any, path: str, index: int) -> Any:
         """The decoder on a stream of ours (``cuda_stream`` is a CUstream handle; 0 would make
@@ -179,45 +196,137 @@ class NvdecVideo:
 
     def nv12(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoded planes at ``indices``: Y ``(N, H, W)`` and interleaved CbCr
-        ``(N, H/2, W/2, 2)`` uint8, as the decoder wrote them (copied off its buffers)."""
+        ``(N, H/2, W/2, 2)`` uint8, as the decoder wrote them (copied off its buffers).
+
+        Every frame is checked by its timestamp (``DecodedFrame.getPTS()``, the packet's pts)
+        against the container's (``probe.py``): PyNvVideoCodec finds frames by counting from
+        a keyframe it seeks to, and that count can be off (HEVC with B-frames, a first call
+        that starts mid-file). Frames that are not the ones asked for are decoded again,
+        taken by timestamp: a run from the keyframe at or before them, then, if that does
+        not give them, from the file's start frame by frame (no index arithmetic). A frame
+        no decode gives raises ``RuntimeError`` naming the file, the index and the pts."""
         if not indices:
             raise ValueError("frames: no indices")
         bad = [i for i in indices if not 0 <= i < len(self)]
         if bad:
             raise IndexError(f"frames {bad} are outside {self.info.path} ({len(self)} frames)")
-        current = torch.cuda.current_stream(self.device)
+        unique = sorted(set(indices))
+        got = self._by_index(unique)
+        y = torch.stack([got[i][0] for i in indices])      # copies: the decoder's buffers are read here
+        uv = torch.stack([got[i][1] for i in indices])
+        self._converted()
+        self.decoded += len(unique)
+        return y, uv
+
+    # -- decoding, checked by timestamp --------------------------------------------------------
+    def _by_index(self, unique: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """``unique`` (sorted) -> their planes (views of the decoder's frames where all came right)."""
+        decoded = self._call(lambda: self.decoder.get_batch_frames_by_index(unique), unique)
+        if len(decoded) != len(unique):
+            raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices of {self.info.path}")
+        self._pending = decoded
+        stamps = [frame_pts(f) for f in decoded]
+        known = set(self.info.pts)
+        if 2 * sum(p in known for p in stamps) <= len(stamps):
+            if self.unchecked is None:  # a build with no usable timestamps: the decoder's count decides
+                self.unchecked = (f"PyNvVideoCodec's frame timestamps ({stamps[:3]}) are not the "
+                                  f"container's ({[self.info.pts[i] for i in unique[:3]]}): frames are not "
+                                  "checked by timestamp")
+                log.warning("%s: %s", self.info.path, self.unchecked)
+            return {i: self._planes(f) for i, f in zip(unique, decoded)}
+        right = {i: f for i, f, p in zip(unique, decoded, stamps) if p == self.info.pts[i]}
+        if len(right) == len(unique):
+            return {i: self._planes(f) for i, f in right.items()}
+        wrong = [i for i in unique if i not in right]
+        if not self.misplaced and len(_TOLD) < 3 and self.info.path not in _TOLD:  # a few files a process
+            _TOLD.add(self.info.path)
+            shown = ", ".join(f"{i}: pts {p} (want {self.info.pts[i]})"
+                              for i, p in zip(unique, stamps) if i in wrong[:4])
+            log.warning("%s: PyNvVideoCodec gave other frames than asked for (%s); they are decoded "
+                        "again and taken by timestamp", self.info.path, shown)
+        self.misplaced += len(wrong)
+        got = {i: self._kept(f) for i, f in right.items()}  # the next decode call frees these buffers
+        self._converted()
+        for calls in (self._from_keyframe(wrong), self._from_start(wrong)):
+            missing = [i for i in wrong if i not in got]
+            if not missing:
+                break
+            self._harvest(calls, set(missing), got)
+        missing = [i for i in wrong if i not in got]
+        if missing:
+            raise RuntimeError(f"NVDEC gave no frame with the pts of frame {missing[0]} "
+                               f"(pts {self.info.pts[missing[0]]}) of {self.info.path}, from the keyframe "
+                               "before it nor from the start")
+        return got
+
+    def _harvest(self, calls: Iterator[list], want: set[int], got: dict) -> None:
+        """Run decoder ``calls`` (each a list of frames), keeping copies of the frames in ``want``."""
+        index_of = {p: k for k, p in enumerate(self.info.pts)}
+        for frames in calls:
+            self._pending = frames
+            for f in frames:
+                k = index_of.get(frame_pts(f))
+                if k in want and k not in got:
+                    got[k] = self._kept(f)
+            self._converted()
+            if want <= got.keys():
+                return
+
+    def _from_keyframe(self, wanted: list[int]) -> Iterator[list]:
+        """Runs of consecutive indices from the keyframe at or before ``wanted[0]`` to a few past
+        ``wanted[-1]`` (a count that is off by some frames still covers them), ``RUN`` a call."""
+        keys = [k for k in keyframe_indices(self.info) if k <= wanted[0]]
+        first, last = keys[-1] if keys else 0, min(len(self) - 1, wanted[-1] + SLACK)
+        for at in range(first, last + 1, RUN):
+            run = list(range(at, min(last + 1, at + RUN)))
+            yield self._call(lambda: self.decoder.get_batch_frames_by_index(run), run)
+
+    def _from_start(self, wanted: list[int]) -> Iterator[list]:
+        """The decoder reset to the file's start, then frame after frame (``get_batch_frames``,
+        no seeking, no index arithmetic) until past ``wanted[-1]`` or the end."""
+        if self.in_use:  # a reset may free buffers outside any stream order: the copies first
+            self.in_use[-1][0].synchronize()
+        self._call(lambda: self.decoder.reconfigure_decoder(self.info.path), wanted)
+        seen = 0
+        while seen <= wanted[-1] + SLACK:
+            frames = self._call(lambda: self.decoder.get_batch_frames(RUN), wanted)
+            if not frames:
+                return
+            seen += len(frames)
+            yield frames
+
+    def _call(self, fn: Any, indices: Sequence[int]) -> Any:
+        """One decoder call, after the copies that read its earlier frames (their buffers may be
+        reused now); later copies on the caller's stream wait for what it wrote."""
+        current = torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None
         while self.in_use and self.in_use[0][0].query():
             self.in_use.popleft()
-        if self.in_use:  # the decoder may reuse buffers the last copy still reads
+        if self.in_use:
             last = self.in_use[-1][0]
             if self.stream is not None:
                 self.stream.wait_event(last)
             else:            # a stream of its own, which we cannot order: wait on the host
                 last.synchronize()
-        unique = sorted(set(indices))
         try:
-            decoded = self.decoder.get_batch_frames_by_index(unique)
+            out = fn()
         except Exception as exc:
-            raise RuntimeError(f"NVDEC failed on {self.info.path} frames {unique[0]}..{unique[-1]}: {exc}") from exc
-        if len(decoded) != len(unique):
-            raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices of {self.info.path}")
-        if self.stream is not None:  # (never the default stream: that would tie us to the loop's work)
+            raise RuntimeError(f"NVDEC failed on {self.info.path} frames {indices[0]}..{indices[-1]}: "
+                               f"{exc}") from exc
+        if self.stream is not None and current is not None:  # never the default stream
             current.wait_stream(self.stream)
-        at = {k: n for n, k in enumerate(unique)}
-        planes = [self._planes(decoded[at[i]]) for i in indices]
-        y = torch.stack([p[0] for p in planes])      # copies: the decoder's buffers are read here
-        uv = torch.stack([p[1] for p in planes])
-        self._pending = decoded
-        self._converted()
-        self.decoded += len(unique)
-        return y, uv
+        return out
+
+    def _kept(self, frame: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of ``frame``'s planes (on the caller's stream), for frames kept across calls."""
+        y, uv = self._planes(frame)
+        return y.clone(), uv.clone()
 
     def _converted(self) -> None:
         """Keep the decoded frames until the kernels queued so far (that read them) are done."""
         decoded = getattr(self, "_pending", None)
         if decoded is not None:
-            done = torch.cuda.Event()
-            done.record(torch.cuda.current_stream(self.device))
+            done = _Event() if self.device.type != "cuda" else torch.cuda.Event()
+            done.record(torch.cuda.current_stream(self.device) if self.device.type == "cuda" else None)
             self.in_use.append((done, decoded))
             self._pending = None
 
@@ -241,6 +350,35 @@ class NvdecVideo:
             self.in_use[-1][0].synchronize()
         self.in_use.clear()
         self.decoder = None
+
+
+def frame_pts(frame: Any) -> int | None:
+    """A ``DecodedFrame``'s timestamp: the pts of its packet, in the stream's time_base (None
+    where the build does not say)."""
+    for name in ("getPTS", "timestamp", "pts"):
+        value = getattr(frame, name, None)
+        if callable(value):
+            value = value()
+        if isinstance(value, int):
+            return int(value)
+    return None
+
+
+_TOLD: set[str] = set()
+"""Files whose misplaced frames were logged (the first few only: a dataset has many)."""
+
+
+class _Event:
+    """A finished event, where the frames are not on a CUDA device (tests)."""
+
+    def record(self, stream: Any = None) -> None:
+        pass
+
+    def query(self) -> bool:
+        return True
+
+    def synchronize(self) -> None:
+        pass
 
 
 def _truncated(info: VideoInfo, count: int) -> VideoInfo:
