@@ -226,8 +226,8 @@ class NvdecVideo:
             raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices of {self.info.path}")
         self._pending = decoded
         stamps = [frame_pts(f) for f in decoded]
-        known = set(self.info.pts)
-        if 2 * sum(p in known for p in stamps) <= len(stamps):
+        index_of = self._index_of()
+        if 2 * sum(p in index_of for p in stamps) <= len(stamps):
             if self.unchecked is None:  # a build with no usable timestamps: the decoder's count decides
                 self.unchecked = (f"PyNvVideoCodec's frame timestamps ({stamps[:3]}) are not the "
                                   f"container's ({[self.info.pts[i] for i in unique[:3]]}): frames are not "
@@ -261,7 +261,7 @@ class NvdecVideo:
 
     def _harvest(self, calls: Iterator[list], want: set[int], got: dict) -> None:
         """Run decoder ``calls`` (each a list of frames), keeping copies of the frames in ``want``."""
-        index_of = {p: k for k, p in enumerate(self.info.pts)}
+        index_of = self._index_of()
         for frames in calls:
             self._pending = frames
             for f in frames:
@@ -271,6 +271,13 @@ class NvdecVideo:
             self._converted()
             if want <= got.keys():
                 return
+
+    def _index_of(self) -> dict[int, int]:
+        """pts -> frame index, made once (a long file has many frames)."""
+        table = getattr(self, "_pts_index", None)
+        if table is None or len(table) != len(self.info.pts):
+            table = self._pts_index = {p: k for k, p in enumerate(self.info.pts)}
+        return table
 
     def _from_keyframe(self, wanted: list[int]) -> Iterator[list]:
         """Runs of consecutive indices from the keyframe at or before ``wanted[0]`` to a few past
