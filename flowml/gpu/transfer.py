@@ -118,7 +118,7 @@ def to_uint8_bhwc(image: torch.Tensor, channels: int | None = None) -> torch.Ten
 
     def band(i: int, r0: int, r1: int) -> None:
         # a*x + 0*x + 0 in float32, saturated to uint8: torch's clamp-round-cast, byte for byte
-        planes = [cv2.addWeighted(p, 255.0, p, 0.0, 0.0, dtype=cv2.CV_8U) for p in src[i, :, r0:r1]]
+        planes = [_cv2_uint8(cv2, p) for p in src[i, :, r0:r1]]
         if pad:
             planes = (planes * 3 if c == 1 else planes) + [np.full_like(planes[0], 255)]
         if oc == 1:
@@ -139,6 +139,17 @@ def to_uint8_bhwc(image: torch.Tensor, channels: int | None = None) -> torch.Ten
         for done in [pool.submit(band, *job) for job in jobs]:
             done.result()
     return torch.from_numpy(out)
+
+
+def _cv2_uint8(cv2: Any, plane: np.ndarray) -> np.ndarray:
+    """One float32 plane -> uint8: ``x * 255`` in float32, rounded half to even, saturated
+    (OpenCV's SIMD loop); NaN gives 0 as on the GPU, whatever OpenCV's own saturation of NaN
+    is (0 in OpenCV 4, 255 in 5.1): the NaNs are found by ``x != x`` and cleared after."""
+    out = cv2.addWeighted(plane, 255.0, plane, 0.0, 0.0, dtype=cv2.CV_8U)
+    nan = cv2.compare(plane, plane, cv2.CMP_NE)  # 255 where x is NaN
+    if cv2.countNonZero(nan):
+        cv2.bitwise_and(out, cv2.bitwise_not(nan), dst=out)
+    return out
 
 
 def _torch_uint8(image: torch.Tensor, channels: int | None) -> torch.Tensor:
