@@ -17,18 +17,9 @@ CPU (``CPU_TEST``), which the tests use to check the index arithmetic without a 
 
 from __future__ import annotations
 
-_LOADS = {
-    "float32": ("float", "return p[i];", "p[i] = v;"),
-    "float16": (
-        "unsigned short",
-        '\n#ifdef __CUDA_ARCH__\n'
-        'float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i])); return f;'
-        '\n#else\n_Float16 f; std::memcpy(&f, p + i, 2); return (float)f;\n#endif\n',
-        '\n#ifdef __CUDA_ARCH__\n'
-        'unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i] = h;'
-        '\n#else\n_Float16 f = (_Float16)v; std::memcpy(p + i, &f, 2);\n#endif\n',
-    ),
-}
+from flowml.gpu.cuda_c import ELEMENT_ACCESS
+
+_LOADS = {k: ELEMENT_ACCESS[k] for k in ("float32", "float16")}  # flowml.gpu.cuda_c
 
 _HEAD = r"""
 #ifndef __CUDACC__

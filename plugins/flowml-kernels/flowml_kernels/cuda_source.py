@@ -18,26 +18,9 @@ and channel: ``N*(N+PY-1)/PY`` instead of ``N*N``), and
 
 from __future__ import annotations
 
-_TYPES = {
-    "float64": ("double", "return p[i];", "p[i] = v;"),
-    "float32": ("float", "return p[i];", "p[i] = v;"),
-    "float16": (  # PTX cvt on the GPU; _Float16 (g++ >= 12) where the CPU test compiles it
-        "unsigned short",
-        '\n#ifdef __CUDA_ARCH__\n'
-        'float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i])); return f;'
-        '\n#else\n_Float16 f; std::memcpy(&f, p + i, 2); return (float)f;\n#endif\n',
-        '\n#ifdef __CUDA_ARCH__\n'
-        'unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i] = h;'
-        '\n#else\n_Float16 f = (_Float16)v; std::memcpy(p + i, &f, 2);\n#endif\n',
-    ),
-    "bfloat16": (
-        "unsigned short",
-        "return __uint_as_float(((unsigned int)p[i]) << 16);",
-        "unsigned int u = __float_as_uint(v);"
-        " if ((u & 0x7fffffffu) > 0x7f800000u) { p[i] = 0x7fc0; return; }"
-        " u += 0x7fffu + ((u >> 16) & 1u); p[i] = (unsigned short)(u >> 16);",
-    ),
-}
+from flowml.gpu.cuda_c import ELEMENT_ACCESS
+
+_TYPES = ELEMENT_ACCESS  # (T, load body, store body) per dtype: flowml.gpu.cuda_c
 
 # ld4/st4: four consecutive elements at p[i] (16-byte aligned for float32, 8 for 16-bit types)
 _VEC4 = {

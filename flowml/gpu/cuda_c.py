@@ -1,0 +1,34 @@
+"""CUDA C snippets that plugins' NVRTC kernels share (flowml-kernels, flowml-gan).
+
+``ELEMENT_ACCESS[dtype] = (storage type T, load body, store body)``: the bodies of
+``float ld(const T* p, long long i)`` and ``void st(T* p, long long i, float v)`` (double for
+float64). float16 and bfloat16 are raw 16-bit words with explicit conversions (PTX ``cvt`` for
+half, round-to-nearest-even bit arithmetic for bfloat16), so NVRTC needs no CUDA headers; on a
+host compiler (the CPU tests compile the same source with g++ >= 12) half goes through
+``_Float16``. Kernels accumulate in float whatever the storage type is.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ELEMENT_ACCESS"]
+
+ELEMENT_ACCESS: dict[str, tuple[str, str, str]] = {
+    "float64": ("double", "return p[i];", "p[i] = v;"),
+    "float32": ("float", "return p[i];", "p[i] = v;"),
+    "float16": (
+        "unsigned short",
+        '\n#ifdef __CUDA_ARCH__\n'
+        'float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i])); return f;'
+        '\n#else\n_Float16 f; std::memcpy(&f, p + i, 2); return (float)f;\n#endif\n',
+        '\n#ifdef __CUDA_ARCH__\n'
+        'unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v)); p[i] = h;'
+        '\n#else\n_Float16 f = (_Float16)v; std::memcpy(p + i, &f, 2);\n#endif\n',
+    ),
+    "bfloat16": (
+        "unsigned short",
+        "return __uint_as_float(((unsigned int)p[i]) << 16);",
+        "unsigned int u = __float_as_uint(v);"
+        " if ((u & 0x7fffffffu) > 0x7f800000u) { p[i] = 0x7fc0; return; }"
+        " u += 0x7fffu + ((u >> 16) & 1u); p[i] = (unsigned short)(u >> 16);",
+    ),
+}
