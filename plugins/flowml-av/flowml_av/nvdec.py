@@ -14,8 +14,11 @@ Which frame is which: PyNvVideoCodec finds frame k by seeking to a keyframe and 
 frames it displays from there, and on the H200 (2.2.4) that count came out wrong (HEVC with
 B-frames at frame 7 of a call [0, 1, 3, 4, 5, 7, ...]; clips whose first frame is not a
 keyframe). Every decoded frame carries its packet's pts (``DecodedFrame.getPTS()``), so each
-is checked against the container's; the wrong ones are decoded again and taken by pts
-(``NvdecVideo.nv12``).
+is checked against the container's, less the decoder's constant offset from it (2.2.4 on the
+H200 gave the container's pts without the edit list's start, -1024 there), which is learned
+once a file from frame 0 decoded alone; the wrong ones are decoded again and taken by pts,
+and what that does not give (or a decoder error) is decoded on the CPU by PyAV and uploaded,
+logged once a file: NVDEC miscounting never takes a graph down (``NvdecVideo.nv12``).
 
 Stream order: the decoder writes on a stream of this object's; before each decode that
 stream waits for the copies of the last batch (which read its buffers), and the copy of
@@ -29,6 +32,7 @@ graph's ``record_stream`` for their consumers.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import deque
 from functools import lru_cache
@@ -37,7 +41,10 @@ from typing import Any, Iterator, Sequence
 
 from flowml.lazy import lazy_import
 torch = lazy_import("torch")
+np = lazy_import("numpy")
 
+from .colour import planes
+from .cpudecode import CpuVideo
 from .gpudecode import nv12_to_rgb
 from .parallel import keyframe_indices
 from .probe import VideoInfo, probe
@@ -63,6 +70,8 @@ RUN = 16
 """Frames one decoder call returns when frames are decoded again (``NvdecVideo._from_keyframe``)."""
 SLACK = 4
 """Frames decoded past the last one wanted when decoding again: a count off by a few still covers it."""
+FROM_START = 256
+"""Frames decoded again from the file's start only when all are before this index (else the CPU takes them)."""
 
 
 class NvdecSizeError(RuntimeError):
@@ -165,11 +174,18 @@ class NvdecVideo:
         count = len(self.decoder)
         if count < self.info.frames:
             self.info = _truncated(self.info, count)
-        self.in_use: deque[tuple[Any, list]] = deque()  # (event after the copy, decoded frames)
         self.log_once: str | None = getattr(self, "log_once", None)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """The counters and caches of a newly opened decoder."""
+        self.in_use: deque[tuple[Any, list]] = deque()  # (event after the copy, decoded frames)
         self.decoded = 0
         self.misplaced = 0                 # frames the decoder gave wrong (other pts), decoded again
         self.unchecked: str | None = None  # why frames cannot be checked by timestamp, if so
+        self.pts_offset: int | None = None  # the decoder's pts minus the container's (learned from frame 0)
+        self.cpu_frames = 0                # frames PyAV decoded because NVDEC did not give them
+        self.cpu: Any = None               # the CPU decoder of those (opened when first needed)
 
     def _open(self, nvc: Any, path: str, index: int) -> Any:
         """The decoder on a stream of ours (``cuda_stream`` is a CUstream handle; 0 would make
@@ -201,10 +217,12 @@ class NvdecVideo:
         Every frame is checked by its timestamp (``DecodedFrame.getPTS()``, the packet's pts)
         against the container's (``probe.py``): PyNvVideoCodec finds frames by counting from
         a keyframe it seeks to, and that count can be off (HEVC with B-frames, a first call
-        that starts mid-file). Frames that are not the ones asked for are decoded again,
+        that starts mid-file). The decoder's pts offset (``pts_offset``, learned from frame 0)
+        is taken off first. Frames that are not the ones asked for are decoded again,
         taken by timestamp: a run from the keyframe at or before them, then, if that does
-        not give them, from the file's start frame by frame (no index arithmetic). A frame
-        no decode gives raises ``RuntimeError`` naming the file, the index and the pts."""
+        not give them, from the file's start frame by frame (no index arithmetic). Frames
+        no decode gives, or all of them where the decoder fails, are decoded on the CPU
+        (PyAV, exact) and uploaded (``cpu_frames`` counts them), logged once a file."""
         if not indices:
             raise ValueError("frames: no indices")
         bad = [i for i in indices if not 0 <= i < len(self)]
@@ -220,52 +238,114 @@ class NvdecVideo:
 
     # -- decoding, checked by timestamp --------------------------------------------------------
     def _by_index(self, unique: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """``unique`` (sorted) -> their planes (views of the decoder's frames where all came right)."""
-        decoded = self._call(lambda: self.decoder.get_batch_frames_by_index(unique), unique)
-        if len(decoded) != len(unique):
-            raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices of {self.info.path}")
+        """``unique`` (sorted) -> their planes (views of the decoder's frames where all came right).
+
+        Never raises for frames NVDEC gets wrong: what neither the first call nor decoding
+        again gives by pts is decoded on the CPU (``_on_cpu``)."""
+        self._learn_offset_first(unique)
+        try:
+            decoded = self._call(lambda: self.decoder.get_batch_frames_by_index(unique), unique)
+            if len(decoded) != len(unique):
+                raise RuntimeError(f"NVDEC gave {len(decoded)} frames for {len(unique)} indices")
+        except RuntimeError as exc:
+            return self._on_cpu(unique, f"the decoder failed: {exc}")
         self._pending = decoded
-        stamps = [frame_pts(f) for f in decoded]
+        raw = [frame_pts(f) for f in decoded]
+        offset = self.pts_offset or 0
+        stamps = [None if p is None else p - offset for p in raw]
         index_of = self._index_of()
         if 2 * sum(p in index_of for p in stamps) <= len(stamps):
             if self.unchecked is None:  # a build with no usable timestamps: the decoder's count decides
-                self.unchecked = (f"PyNvVideoCodec's frame timestamps ({stamps[:3]}) are not the "
-                                  f"container's ({[self.info.pts[i] for i in unique[:3]]}): frames are not "
-                                  "checked by timestamp")
+                self.unchecked = (f"PyNvVideoCodec's frame timestamps ({raw[:3]}, offset {offset}) are not "
+                                  f"the container's ({[self.info.pts[i] for i in unique[:3]]}): frames are "
+                                  "not checked by timestamp")
                 log.warning("%s: %s", self.info.path, self.unchecked)
             return {i: self._planes(f) for i, f in zip(unique, decoded)}
         right = {i: f for i, f, p in zip(unique, decoded, stamps) if p == self.info.pts[i]}
         if len(right) == len(unique):
             return {i: self._planes(f) for i, f in right.items()}
         wrong = [i for i in unique if i not in right]
+        shown = ", ".join(f"{i}: pts {p} (want {self.info.pts[i]})"
+                          for i, p in zip(unique, stamps) if i in wrong[:4])
         if not self.misplaced and len(_TOLD) < 3 and self.info.path not in _TOLD:  # a few files a process
             _TOLD.add(self.info.path)
-            shown = ", ".join(f"{i}: pts {p} (want {self.info.pts[i]})"
-                              for i, p in zip(unique, stamps) if i in wrong[:4])
-            log.warning("%s: PyNvVideoCodec gave other frames than asked for (%s); they are decoded "
-                        "again and taken by timestamp", self.info.path, shown)
+            log.warning("%s: PyNvVideoCodec gave other frames than asked for (%s; its pts less %d, its "
+                        "offset from the container's); they are decoded again and taken by timestamp",
+                        self.info.path, shown, offset)
         self.misplaced += len(wrong)
         got = {i: self._kept(f) for i, f in right.items()}  # the next decode call frees these buffers
         self._converted()
-        for calls in (self._from_keyframe(wrong), self._from_start(wrong)):
-            missing = [i for i in wrong if i not in got]
-            if not missing:
-                break
-            self._harvest(calls, set(missing), got)
+        why = f"not given by pts after decoding again ({shown}, offset {offset})"
+        try:
+            for calls in (self._from_keyframe(wrong), self._from_start(wrong)):
+                missing = [i for i in wrong if i not in got]
+                if not missing:
+                    break
+                self._harvest(calls, set(missing), got)
+        except RuntimeError as exc:  # a decoder error while decoding again: the CPU takes the rest
+            why = f"the decoder failed decoding again ({exc}); first got {shown}"
+        finally:
+            self._converted()
         missing = [i for i in wrong if i not in got]
         if missing:
-            raise RuntimeError(f"NVDEC gave no frame with the pts of frame {missing[0]} "
-                               f"(pts {self.info.pts[missing[0]]}) of {self.info.path}, from the keyframe "
-                               "before it nor from the start")
+            got.update(self._on_cpu(missing, why))
         return got
+
+    def _learn_offset_first(self, unique: list[int]) -> None:
+        """Learn ``pts_offset`` before the first call: from frame 0 alone, decoded from the
+        file's start (the simplest request a decoder has: nothing to count), once a file in
+        a process. Not from the mode of got - want over a call: a call that starts off a
+        keyframe and is late by one for every frame (as on the H200) looks like an offset."""
+        if self.pts_offset is not None:
+            return
+        known = _OFFSETS.get(_file_key(self.info.path))
+        if known is not None:
+            self.pts_offset = known
+            return
+        try:
+            first = self._call(lambda: self.decoder.get_batch_frames_by_index([0]), [0])
+        except RuntimeError as exc:
+            log.debug("%s: frame 0 for the pts offset: %s", self.info.path, exc)
+            return                          # offset 0 for this call, tried again on the next
+        self._pending = first
+        self._learn_offset(frame_pts(first[0]) if first else None)
+        self._converted()
+
+    def _learn_offset(self, stamp: int | None) -> None:
+        """``pts_offset`` from frame 0's pts as the decoder gives it. PyNvVideoCodec 2.2.4 on the
+        H200 gave the container's pts less the edit list's start (-1024 = 2 frames of B-frame
+        delay, H.264 and HEVC alike): every frame looked wrong until this was taken off."""
+        if stamp is None:
+            self.pts_offset = 0             # no timestamps: the check in _by_index says so
+            return
+        self.pts_offset = stamp - self.info.pts[0]
+        _OFFSETS[_file_key(self.info.path)] = self.pts_offset
+        if self.pts_offset:
+            log.debug("%s: PyNvVideoCodec's pts are the container's %+d", self.info.path, self.pts_offset)
+
+    def _on_cpu(self, indices: list[int], why: str) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Frames ``indices`` decoded by FFmpeg on the CPU (PyAV, exact: the CPU path's frames)
+        and uploaded, as planes like NVDEC's; logged once a file with ``why``."""
+        if self.cpu is None:
+            self.cpu = CpuPlanes(self.info.path)
+        y, uv = self.cpu.planes(indices)
+        y, uv = y.to(self.device), uv.to(self.device)
+        self.cpu_frames += len(indices)
+        if self.info.path not in _CPU_TOLD:
+            _CPU_TOLD.add(self.info.path)
+            log.warning("%s: NVDEC did not give frames %s (%s); those frames are decoded on the CPU (PyAV) "
+                        "and uploaded, the others stay on NVDEC (logged once a file)",
+                        self.info.path, indices[:8], why)
+        return {i: (y[k], uv[k]) for k, i in enumerate(indices)}
 
     def _harvest(self, calls: Iterator[list], want: set[int], got: dict) -> None:
         """Run decoder ``calls`` (each a list of frames), keeping copies of the frames in ``want``."""
-        index_of = self._index_of()
+        index_of, offset = self._index_of(), self.pts_offset or 0
         for frames in calls:
             self._pending = frames
             for f in frames:
-                k = index_of.get(frame_pts(f))
+                p = frame_pts(f)
+                k = index_of.get(p - offset) if p is not None else None
                 if k in want and k not in got:
                     got[k] = self._kept(f)
             self._converted()
@@ -290,13 +370,17 @@ class NvdecVideo:
 
     def _from_start(self, wanted: list[int]) -> Iterator[list]:
         """The decoder reset to the file's start, then frame after frame (``get_batch_frames``,
-        no seeking, no index arithmetic) until past ``wanted[-1]`` or the end."""
+        no seeking, no index arithmetic) until past ``wanted[-1]`` or the end; only for frames
+        within ``FROM_START`` of the start (further ones are cheaper on the CPU)."""
+        if wanted[-1] >= FROM_START:
+            return
         if self.in_use:  # a reset may free buffers outside any stream order: the copies first
             self.in_use[-1][0].synchronize()
         self._call(lambda: self.decoder.reconfigure_decoder(self.info.path), wanted)
-        seen = 0
-        while seen <= wanted[-1] + SLACK:
-            frames = self._call(lambda: self.decoder.get_batch_frames(RUN), wanted)
+        seen, end = 0, min(len(self), wanted[-1] + SLACK + 1)
+        while seen < end:
+            n = min(RUN, len(self) - seen)  # never past the end (PyNvVideoCodec logs each such index)
+            frames = self._call(lambda: self.decoder.get_batch_frames(n), wanted)
             if not frames:
                 return
             seen += len(frames)
@@ -357,6 +441,9 @@ class NvdecVideo:
             self.in_use[-1][0].synchronize()
         self.in_use.clear()
         self.decoder = None
+        if getattr(self, "cpu", None) is not None:
+            self.cpu.close()
+            self.cpu = None
 
 
 def frame_pts(frame: Any) -> int | None:
@@ -373,6 +460,42 @@ def frame_pts(frame: Any) -> int | None:
 
 _TOLD: set[str] = set()
 """Files whose misplaced frames were logged (the first few only: a dataset has many)."""
+_CPU_TOLD: set[str] = set()
+"""Files some of whose frames were decoded on the CPU, logged once each."""
+_OFFSETS: dict[tuple, int] = {}
+"""The decoder's pts offset per file (``_file_key``), learned once a process (files are opened often)."""
+
+
+def _file_key(path: str) -> tuple:
+    """``path`` with its size and modification time: a file written again is learned again."""
+    try:
+        st = os.stat(path)
+        return (path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return (path,)
+
+
+class CpuPlanes(CpuVideo):
+    """A file's frames decoded by FFmpeg (PyAV) as NVDEC gives them: ``planes(indices)`` ->
+    Y ``(N, H, W)`` and interleaved CbCr ``(N, H/2, W/2, 2)`` uint8 on the CPU (found by pts
+    as ``CpuVideo`` finds them); what ``NvdecVideo`` uses for frames NVDEC did not give."""
+
+    def __init__(self, path: str):
+        super().__init__(path, "cpu")
+
+    def planes(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = self.frames(indices)  # (N, H*W + 2*ch*cw): Y then CbCr, from _rgb below
+        h, w = self.info.height, self.info.width
+        ch, cw = (h + 1) // 2, (w + 1) // 2
+        return flat[:, :h * w].reshape(-1, h, w), flat[:, h * w:].reshape(-1, ch, cw, 2)
+
+    def _rgb(self, frame: Any) -> torch.Tensor:
+        """Not RGB here: the frame's planes, flat, ``(1, H*W + 2*ch*cw)`` uint8."""
+        if frame.format.name not in ("yuv420p", "yuvj420p"):
+            frame = frame.reformat(format="yuv420p")  # nv12: the same samples, planar
+        y, u, v = planes(frame)[:3]
+        uv = np.stack([u, v], -1)
+        return torch.from_numpy(np.concatenate([y.reshape(-1), uv.reshape(-1)]))[None]
 
 
 class _Event:
