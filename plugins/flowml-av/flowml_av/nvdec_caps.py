@@ -1,6 +1,6 @@
 """What NVDEC can take: PyNvVideoCodec present, a seekable file, a size the decoder accepts per
 codec (``cuvidGetDecoderCaps`` where PyNvVideoCodec answers, else NVIDIA's table), and how many
-engines the GPU has. ``nvdec.py`` decodes; ``reader.py`` and ``clips.py`` ask here first."""
+engines the GPU has. ``nvdec.py`` decodes (and re-exports these names for its callers)."""
 
 from __future__ import annotations
 
