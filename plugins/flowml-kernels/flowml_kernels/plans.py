@@ -16,6 +16,9 @@ from dataclasses import dataclass
 THREADS = 256
 """Threads a block of the ``rows``, ``gather4`` and ``wf_wgrad`` kernels."""
 
+REGISTER_FLOATS = 150
+"""Floats a thread of wf_tile's second form (``py`` > 1 or ``s16``) may hold in registers."""
+
 SMEM_LIMIT = 48 * 1024
 """Static shared memory a block may take (bytes) without an opt-in."""
 
@@ -36,7 +39,9 @@ def rows_per_thread(n: int) -> int:
 @dataclass(frozen=True)
 class ForwardPlan:
     """One way to run the gather forward: ``kernel`` (rows, gather4, tile), at most ``cb``
-    channels a thread, and the tile shape (``txq`` quads x ``ty`` rows, ``smem``) of ``tile``."""
+    channels a thread, and the tile shape of ``tile``: ``txq`` x ``ty`` threads, each ``py``
+    rows of one quad (a block ``ty * py`` rows x ``4 * txq`` px), the input through shared
+    memory (``smem``; as 16-bit words with ``s16``, float16/bfloat16 only) or L1."""
 
     name: str
     kernel: str
@@ -44,6 +49,8 @@ class ForwardPlan:
     txq: int = 32
     ty: int = 8
     smem: bool = False
+    py: int = 1
+    s16: bool = False
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block)."""
@@ -53,21 +60,32 @@ class ForwardPlan:
         return self.txq * self.ty if self.kernel == "tile" else THREADS
 
     def smem_bytes(self, n: int, c: int) -> int:
-        """Shared memory a block takes (float tiles: 4 bytes an element)."""
+        """Shared memory a block takes (float tiles 4 bytes an element, ``s16`` tiles 2)."""
         if self.kernel != "tile" or not self.smem:
             return 0
         pad = (n // 2 + 3) // 4 * 4
-        return 4 * self.channels(c) * (self.ty + n - 1) * (4 * self.txq + 2 * pad)
+        size = 2 if self.s16 else 4
+        return size * self.channels(c) * (self.ty * self.py + n - 1) * (4 * self.txq + 2 * pad)
 
     def unsupported(self, dtype: str, n: int, c: int) -> str | None:
         """Why this plan cannot run (dtype name, N, C), or None when it can."""
         if self.kernel == "tile" and dtype == "float64":
             return "wf_tile accumulates in float; float64 takes gather4"
+        if self.s16 and dtype not in ("float16", "bfloat16"):
+            return f"a 16-bit shared tile needs float16 or bfloat16 storage, not {dtype}"
         if self.smem_bytes(n, c) > SMEM_LIMIT:
             return f"needs {self.smem_bytes(n, c)} bytes of shared memory (> {SMEM_LIMIT})"
         # accumulators + one tap row of weights: beyond ~160 floats a thread the kernel spills
-        if self.kernel in ("tile", "gather4") and self.channels(c) * 4 + n * 4 > 128:
-            return f"{self.channels(c)} channels x 4 px + {n} x 4 weights: too many registers"
+        cb = self.channels(c)
+        if self.kernel == "tile" and (self.py > 1 or self.s16):
+            # wf_tile's second form: PY x CB x 4 accumulators, the CB row segments of an
+            # input row (SEG floats each) and one tap row of weights
+            seg = 4 + 2 * ((n // 2 + 3) // 4 * 4)
+            if self.py * cb * 4 + cb * seg + n * 4 > REGISTER_FLOATS:
+                return (f"{self.py} rows x {cb} channels x 4 px + {cb} x {seg} inputs + {n} x 4"
+                        " weights: too many registers")
+        elif self.kernel in ("tile", "gather4") and cb * 4 + n * 4 > 128:
+            return f"{cb} channels x 4 px + {n} x 4 weights: too many registers"
         return None
 
     def grid(self, b: int, c: int, h: int, w: int, n: int) -> tuple[int, int, int]:
@@ -75,7 +93,8 @@ class ForwardPlan:
         cb = self.channels(c)
         nb = (c + cb - 1) // cb
         if self.kernel == "tile":
-            tiles = ((w + 3) // 4 + self.txq - 1) // self.txq * ((h + self.ty - 1) // self.ty)
+            rows = self.ty * self.py
+            tiles = ((w + 3) // 4 + self.txq - 1) // self.txq * ((h + rows - 1) // rows)
             return (tiles * nb, b, 1)
         if self.kernel == "gather4":
             return ((h * ((w + 3) // 4) + THREADS - 1) // THREADS, nb, b)
@@ -83,8 +102,9 @@ class ForwardPlan:
         return (((h + rows - 1) // rows * w + THREADS - 1) // THREADS, nb, b)
 
 
-def _tile(name: str, cb: int, txq: int, ty: int, smem: bool) -> ForwardPlan:
-    return ForwardPlan(name, "tile", cb, txq, ty, smem)
+def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, py: int = 1,
+          s16: bool = False) -> ForwardPlan:
+    return ForwardPlan(name, "tile", cb, txq, ty, smem, py, s16)
 
 
 PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
@@ -97,6 +117,14 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("smem_32x8_cb4", 4, 32, 8, True),
     _tile("smem_16x8_cb8", 8, 16, 8, True),
     _tile("smem_32x4_cb8", 8, 32, 4, True),
+    # issue 15 (C=32): two rows a thread (input rows read once for 2 tap rows), 16-bit tiles
+    _tile("smem_32x4_py2_cb4", 4, 32, 4, True, py=2),
+    _tile("smem_16x8_py2_cb4", 4, 16, 8, True, py=2),
+    _tile("smem_32x4_py4_cb2", 2, 32, 4, True, py=4),
+    _tile("l1_32x4_py2_cb4", 4, 32, 4, False, py=2),
+    _tile("s16_32x8_cb8", 8, 32, 8, True, s16=True),
+    _tile("s16_32x8_cb4", 4, 32, 8, True, s16=True),
+    _tile("s16_32x8_py2_cb4", 4, 32, 8, True, py=2, s16=True),
 )}
 
 BIG = 1 << 30

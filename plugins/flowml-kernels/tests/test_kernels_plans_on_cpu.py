@@ -66,7 +66,8 @@ extern "C" void run_NAME(const void* a, const void* b, void* out, int C, int H, 
 
 def _source(plan: plans.ForwardPlan, dtype: str, n: int, cb: int, splat: bool) -> tuple[str, str]:
     if plan.kernel == "tile":
-        return tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem), "wf_tile"
+        return (tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.py, plan.s16),
+                "wf_tile")
     if plan.kernel == "gather4":
         return gather4_source(dtype, n, cb), "wf_gather4"
     return filter_source(dtype, n, cb, splat, plans.rows_per_thread(n)), "wf_filter"
@@ -136,8 +137,12 @@ def tmp(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("plans"))
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-@pytest.mark.parametrize("name", list(plans.PLANS))
+# plans with a 16-bit shared tile (s16) run 16-bit storage only: float16 and bfloat16
+CASES = [(name, dtype) for name, plan in plans.PLANS.items()
+         for dtype in (("float16", "bfloat16") if plan.s16 else ("float32", "float16"))]
+
+
+@pytest.mark.parametrize("name,dtype", CASES)
 def test_every_forward_plan_matches_the_reference(tmp, name, dtype):
     _check(tmp, name, dtype)
 
