@@ -340,6 +340,7 @@ _TILE2 = r"""
 #define PY {PY}
 #define SMEM {SMEM}
 #define S16 {S16}
+#define MINB {MINB}
 #define OY (TY * PY)
 #define PAD ((R + PX - 1) / PX * PX)
 #define SEG (PX + 2 * PAD)
@@ -368,7 +369,7 @@ __device__ __forceinline__ void sts4(float* p, const float* v) {{
 // time (each weight once, used for the CB channels). S16 (16-bit storage only): the
 // shared tile holds the raw 16-bit words (copied, not converted, when staged; converted to float
 // on every read): half the shared-memory reads and footprint of a float tile.
-extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
+extern "C" __global__ void __launch_bounds__(TXQ * TY, MINB) wf_tile(
     const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int C, int H, int W)
 {{
     const int HW = H * W;
@@ -436,49 +437,73 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
     for (int t = 0; t < N + PY - 1; ++t) {{
         const int y = py + t - R;                        // the input row
         if (y < 0 || y >= H) continue;
-        // the row segments of the CB channels (image columns px0-PAD .. px0+3+PAD), read once
-        acc_t xs[CB][SEG];
-        #pragma unroll
-        for (int cc = 0; cc < CB; ++cc) {{
+        // the input row segment of channel cc: image columns px0-PAD .. px0+3+PAD
+        auto load_seg = [&](int cc, acc_t* xs) {{
             #pragma unroll
-            for (int s = 0; s < SEG; ++s) xs[cc][s] = 0;
-            if (c0 + cc < C) {{
+            for (int s = 0; s < SEG; ++s) xs[s] = 0;
 #if SMEM
-                const s_t* srow = &xs_s[cc][ly * PY + t][lx * PX];
-                #pragma unroll
-                for (int s = 0; s < SEG; s += PX) lds4(srow + s, xs[cc] + s);
+            const s_t* srow = &xs_s[cc][ly * PY + t][lx * PX];
+            #pragma unroll
+            for (int s = 0; s < SEG; s += PX) lds4(srow + s, xs + s);
 #else
-                const long long row = (long long)cc * HW + (long long)y * W;
-                #pragma unroll
-                for (int s = 0; s < SEG; s += PX) {{
-                    const int xx = px0 - PAD + s;
-                    if (vec) {{
-                        if (xx >= 0 && xx < W) ld4(xb, row + xx, xs[cc] + s);
-                    }} else {{
-                        #pragma unroll
-                        for (int q = 0; q < PX; ++q)
-                            if (xx + q >= 0 && xx + q < W) xs[cc][s + q] = ld(xb, row + xx + q);
-                    }}
+            const long long row = (long long)cc * HW + (long long)y * W;
+            #pragma unroll
+            for (int s = 0; s < SEG; s += PX) {{
+                const int xx = px0 - PAD + s;
+                if (vec) {{
+                    if (xx >= 0 && xx < W) ld4(xb, row + xx, xs + s);
+                }} else {{
+                    #pragma unroll
+                    for (int q = 0; q < PX; ++q)
+                        if (xx + q >= 0 && xx + q < W) xs[s + q] = ld(xb, row + xx + q);
                 }}
-#endif
             }}
-        }}
-        // then per output row r its tap row i = t - r (N x 4 weights), used for the CB channels
-        #pragma unroll
-        for (int r = 0; r < PY; ++r) {{
-            const int i = t - r;
-            if (i < 0 || i >= N) continue;               // the same for the whole block
+#endif
+        }};
+        // the N x 4 weights of tap row t - r of output row r
+        auto load_wt = [&](int r, acc_t (*wt)[PX]) {{
             const bool live = py + r < H;
-            acc_t wt[N][PX];
             #pragma unroll
             for (int j = 0; j < N; ++j) {{
-                const long long k = (long long)(i * N + j) * HW + (long long)r * W;
+                const long long k = (long long)((t - r) * N + j) * HW + (long long)r * W;
                 if (live && vec) ld4(wb, k, wt[j]);
                 else {{
                     #pragma unroll
                     for (int q = 0; q < PX; ++q) wt[j][q] = live && px0 + q < W ? ld(wb, k + q) : (acc_t)0;
                 }}
             }}
+        }};
+#if PY == 1
+        // one row a thread: the weights first, then one channel's segment at a time
+        acc_t wt[N][PX];
+        load_wt(0, wt);
+        #pragma unroll
+        for (int cc = 0; cc < CB; ++cc) {{
+            if (c0 + cc < C) {{
+                acc_t xs[SEG];
+                load_seg(cc, xs);
+                #pragma unroll
+                for (int j = 0; j < N; ++j)
+                    #pragma unroll
+                    for (int q = 0; q < PX; ++q) acc[0][cc][q] += wt[j][q] * xs[PAD - R + q + j];
+            }}
+        }}
+#else
+        // the segments of the CB channels, read once, then per output row r its tap row t - r
+        acc_t xs[CB][SEG];
+        #pragma unroll
+        for (int cc = 0; cc < CB; ++cc) {{
+            if (c0 + cc < C) load_seg(cc, xs[cc]);
+            else {{
+                #pragma unroll
+                for (int s = 0; s < SEG; ++s) xs[cc][s] = 0;
+            }}
+        }}
+        #pragma unroll
+        for (int r = 0; r < PY; ++r) {{
+            if (t - r < 0 || t - r >= N) continue;       // the same for the whole block
+            acc_t wt[N][PX];
+            load_wt(r, wt);
             #pragma unroll
             for (int cc = 0; cc < CB; ++cc)
                 #pragma unroll
@@ -486,6 +511,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
                     #pragma unroll
                     for (int q = 0; q < PX; ++q) acc[r][cc][q] += wt[j][q] * xs[cc][PAD - R + q + j];
         }}
+#endif
     }}
     #pragma unroll
     for (int r = 0; r < PY; ++r) {{
@@ -558,11 +584,13 @@ def gather4_source(dtype: str, n: int, cb: int) -> str:
 
 
 def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, py: int = 1,
-                s16: bool = False) -> str:
+                s16: bool = False, minb: int = 1) -> str:
     """``wf_tile``: the gather filter (the forward) by blocks of ``ty * py`` rows x ``txq`` quads
     (4 px) and ``cb`` channels, ``py`` rows a thread, the input through shared memory (``smem``;
     as 16-bit words with ``s16``, float otherwise) or L1. float32, float16 and bfloat16 (float
-    accumulators; not float64). ``py`` 1 without ``s16``: the kernel of the first sweep."""
+    accumulators; not float64). ``py`` 1 without ``s16``: the kernel of the first sweep; else
+    ``minb`` blocks an SM for ``__launch_bounds__`` (caps the registers: ptxas otherwise hoists
+    the weight loads of every row of a thread, ~240 registers at N=9)."""
     if dtype == "float64":
         raise ValueError("wf_tile accumulates in float: float64 runs wf_gather4")
     if s16 and dtype not in ("float16", "bfloat16"):
@@ -570,7 +598,7 @@ def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, py: 
     if py == 1 and not s16:
         return _common(dtype, n) + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem))
     return _common(dtype, n) + _TILE2.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem), PY=py,
-                                             S16=int(s16 and smem))
+                                             S16=int(s16 and smem), MINB=minb)
 
 
 def wgrad_source(dtype: str, n: int) -> str:

@@ -62,7 +62,7 @@ FORCE_PLAN: str | None = None
 
 @functools.cache
 def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1,
-            tile: tuple[int, int, bool, int, bool] | None = None) -> Any:
+            tile: tuple[int, int, bool, int, bool, int] | None = None) -> Any:
     import cupy
 
     if kind == "filter":
@@ -80,7 +80,7 @@ def plan_kernel(plan: ForwardPlan, dtype: str, n: int, c: int, splat: bool = Fal
     cb = plan.channels(c)
     if plan.kernel == "tile":
         return _kernel("tile", dtype, n, cb, False, 1,
-                       (plan.txq, plan.ty, plan.smem, plan.py, plan.s16))
+                       (plan.txq, plan.ty, plan.smem, plan.py, plan.s16, plan.minb))
     if plan.kernel == "gather4":
         return _kernel("gather4", dtype, n, cb, False)
     return _kernel("filter", dtype, n, cb, bool(splat), rows_per_thread(n))

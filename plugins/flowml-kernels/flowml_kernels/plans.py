@@ -17,7 +17,7 @@ THREADS = 256
 """Threads a block of the ``rows``, ``gather4`` and ``wf_wgrad`` kernels."""
 
 REGISTER_FLOATS = 150
-"""Floats a thread of wf_tile's second form (``py`` > 1 or ``s16``) may hold in registers."""
+"""Floats a thread of wf_tile's second form with ``py`` > 1 may hold in registers."""
 
 SMEM_LIMIT = 48 * 1024
 """Static shared memory a block may take (bytes) without an opt-in."""
@@ -41,7 +41,8 @@ class ForwardPlan:
     """One way to run the gather forward: ``kernel`` (rows, gather4, tile), at most ``cb``
     channels a thread, and the tile shape of ``tile``: ``txq`` x ``ty`` threads, each ``py``
     rows of one quad (a block ``ty * py`` rows x ``4 * txq`` px), the input through shared
-    memory (``smem``; as 16-bit words with ``s16``, float16/bfloat16 only) or L1."""
+    memory (``smem``; as 16-bit words with ``s16``, float16/bfloat16 only) or L1; ``minb``
+    (``py`` > 1 or ``s16``): blocks an SM promised to ptxas, which caps the registers."""
 
     name: str
     kernel: str
@@ -51,6 +52,7 @@ class ForwardPlan:
     smem: bool = False
     py: int = 1
     s16: bool = False
+    minb: int = 1
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block)."""
@@ -77,9 +79,9 @@ class ForwardPlan:
             return f"needs {self.smem_bytes(n, c)} bytes of shared memory (> {SMEM_LIMIT})"
         # accumulators + one tap row of weights: beyond ~160 floats a thread the kernel spills
         cb = self.channels(c)
-        if self.kernel == "tile" and (self.py > 1 or self.s16):
-            # wf_tile's second form: PY x CB x 4 accumulators, the CB row segments of an
-            # input row (SEG floats each) and one tap row of weights
+        if self.kernel == "tile" and self.py > 1:
+            # wf_tile's second form, py > 1: py x CB x 4 accumulators, the CB row segments
+            # of an input row (SEG floats each) and one tap row of weights
             seg = 4 + 2 * ((n // 2 + 3) // 4 * 4)
             if self.py * cb * 4 + cb * seg + n * 4 > REGISTER_FLOATS:
                 return (f"{self.py} rows x {cb} channels x 4 px + {cb} x {seg} inputs + {n} x 4"
@@ -103,8 +105,8 @@ class ForwardPlan:
 
 
 def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, py: int = 1,
-          s16: bool = False) -> ForwardPlan:
-    return ForwardPlan(name, "tile", cb, txq, ty, smem, py, s16)
+          s16: bool = False, minb: int = 1) -> ForwardPlan:
+    return ForwardPlan(name, "tile", cb, txq, ty, smem, py, s16, minb)
 
 
 PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
@@ -119,9 +121,14 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("smem_32x4_cb8", 8, 32, 4, True),
     # issue 15 (C=32): two rows a thread (input rows read once for 2 tap rows), 16-bit tiles
     _tile("smem_32x4_py2_cb4", 4, 32, 4, True, py=2),
-    _tile("smem_16x8_py2_cb4", 4, 16, 8, True, py=2),
+    _tile("smem_16x8_py2_cb4_m3", 4, 16, 8, True, py=2, minb=3),
     _tile("smem_32x4_py4_cb2", 2, 32, 4, True, py=4),
-    _tile("l1_32x4_py2_cb4", 4, 32, 4, False, py=2),
+    _tile("l1_32x4_py2_cb4_m3", 4, 32, 4, False, py=2, minb=3),
+    # the same with the registers capped (ptxas hoists every row's weight loads: 230-255
+    # registers at N=9 otherwise; 3 blocks of 128 threads: <= 168, no spills at N <= 9)
+    _tile("smem_32x4_py2_cb4_m3", 4, 32, 4, True, py=2, minb=3),
+    _tile("smem_32x4_py4_cb2_m3", 2, 32, 4, True, py=4, minb=3),
+    _tile("s16_32x4_py2_cb4_m3", 4, 32, 4, True, py=2, s16=True, minb=3),
     _tile("s16_32x8_cb8", 8, 32, 8, True, s16=True),
     _tile("s16_32x8_cb4", 4, 32, 8, True, s16=True),
     _tile("s16_32x8_py2_cb4", 4, 32, 8, True, py=2, s16=True),

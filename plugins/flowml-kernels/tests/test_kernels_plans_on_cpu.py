@@ -66,7 +66,8 @@ extern "C" void run_NAME(const void* a, const void* b, void* out, int C, int H, 
 
 def _source(plan: plans.ForwardPlan, dtype: str, n: int, cb: int, splat: bool) -> tuple[str, str]:
     if plan.kernel == "tile":
-        return (tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.py, plan.s16),
+        return (tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.py, plan.s16,
+                             plan.minb),
                 "wf_tile")
     if plan.kernel == "gather4":
         return gather4_source(dtype, n, cb), "wf_gather4"
@@ -172,3 +173,16 @@ def test_select_falls_back_and_force_checks():
         plans.select("float32", 3, 5, force="nope")
     with pytest.raises(ValueError, match="shared memory"):
         plans.select("float32", 32, 15, force="smem_32x4_cb8")
+    with pytest.raises(ValueError, match="16-bit shared tile"):
+        plans.select("float32", 32, 5, force="s16_32x8_cb4")
+    with pytest.raises(ValueError, match="too many registers"):
+        plans.select("float16", 32, 15, force="l1_32x4_py2_cb4_m3")
+    assert plans.select("bfloat16", 32, 9, force="s16_32x8_cb4").s16
+
+
+def test_row_blocked_plans_cover_the_image():
+    plan = plans.PLANS["smem_32x4_py4_cb2_m3"]             # 16 rows x 128 px a block
+    assert plan.threads() == 128
+    assert plan.grid(2, 32, 17, 130, 5) == (2 * 2 * 16, 2, 1)
+    assert plan.smem_bytes(5, 32) == 4 * 2 * (16 + 4) * (128 + 8)
+    assert plans.PLANS["s16_32x8_cb4"].smem_bytes(9, 32) == 2 * 4 * (8 + 8) * (128 + 8)
