@@ -186,22 +186,22 @@ def sweep_case(c: int, n: int, dtype: torch.dtype, w_: int, h: int, iters: int, 
 
 def table(rows: list[dict]) -> str:
     """The sweep as text: one line a plan and case, the best marked, then a FORWARD_TABLE."""
-    lines = [f"{'C':>3} {'N':>2} {'dtype':8} {'plan':15} {'ms':>8} {'gpu ms':>8} {'x ref':>6} "
+    lines = [f"{'C':>3} {'N':>2} {'dtype':8} {'plan':21} {'ms':>8} {'gpu ms':>8} {'x ref':>6} "
              f"{'x ref gpu':>9} {'copy%':>6} {'gpu copy%':>9}  note"]
     for r in rows:
-        lines.append(f"{r['C']:>3} {r['N']:>2} {r['dtype']:8} {'reference':15} "
+        lines.append(f"{r['C']:>3} {r['N']:>2} {r['dtype']:8} {'reference':21} "
                      f"{r['reference']['ms']:8.4f} {'':>8} {'':>6} {'':>9} "
                      f"{100 * r['reference']['of_copy']:5.1f}%")
         for name, e in r["plans"].items():
             if "gpu_ms" in e:
                 mark = " <- best" if name == r.get("best") else ""
                 mark += " (selected)" if name == r["selected"] else ""
-                lines.append(f"{r['C']:>3} {r['N']:>2} {r['dtype']:8} {name:15} {e['ms']:8.4f} "
+                lines.append(f"{r['C']:>3} {r['N']:>2} {r['dtype']:8} {name:21} {e['ms']:8.4f} "
                              f"{e['gpu_ms']:8.4f} {e['speedup']:6.2f} {e['speedup_gpu']:9.2f} "
                              f"{100 * e['of_copy']:5.1f}% {100 * e['gpu_of_copy']:8.1f}%  "
                              f"err {e['max_abs_err']}{mark}")
             else:
-                lines.append(f"{r['C']:>3} {r['N']:>2} {r['dtype']:8} {name:15} "
+                lines.append(f"{r['C']:>3} {r['N']:>2} {r['dtype']:8} {name:21} "
                              f"{e.get('skipped') or e.get('wrong') or e.get('failed')}")
     lines.append("")
     lines.append("best plan per case (by gpu ms; by eager ms):")

@@ -131,6 +131,7 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("s16_32x4_py2_cb4_m3", 4, 32, 4, True, py=2, s16=True, minb=3),
     _tile("s16_32x8_cb8", 8, 32, 8, True, s16=True),
     _tile("s16_32x8_cb4", 4, 32, 8, True, s16=True),
+    _tile("s16_16x8_cb8", 8, 16, 8, True, s16=True),
     _tile("s16_32x8_py2_cb4", 4, 32, 8, True, py=2, s16=True),
 )}
 
