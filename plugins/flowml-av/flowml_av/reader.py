@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections import deque
 from fractions import Fraction
@@ -22,12 +21,11 @@ transfer = lazy_import("flowml.gpu.transfer")
 
 from .colour import Colour, frame_to_rgb
 from .nvdec import NvdecSizeError, NvdecVideo, engines, nvdec_problem
+from .nvdec_caps import PATTERN, URL  # a stream URL; an image-sequence pattern (f_%04d.png)
 from .parallel import ParallelFrames, plan
 from .probe import VideoInfo, probe
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
-URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-PATTERN = re.compile(r"%0?\d*d")
 """An image-sequence pattern (``f_%04d.png``), read by FFmpeg's image2 demuxer."""
 NVDEC_CHUNK = 8
 """Frames NVDEC decodes in one call (sequential reading): fewer calls, one conversion kernel set."""
