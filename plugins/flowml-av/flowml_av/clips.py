@@ -21,7 +21,7 @@ from flowml.data.index import SequenceIndex
 from .nvdec import engines, nvdec_problem, nvdec_size_problem
 from .probe import probe
 from .processing import ProcessDesc, draw, plan, process
-from .reader import _place
+from .reader import _gpu_index, _place
 
 DEFAULT = {"frames": ProcessDesc()}
 FILES_PER_DECODER = 4
@@ -129,7 +129,7 @@ class Clips(Node):
         if self.params.decoders is not None:
             return self.params.decoders
         if self.gpu:
-            return engines(self.paths[0], int(self.ctx.device.split(":")[1]) if ":" in self.ctx.device else 0)
+            return engines(self.paths[0], _gpu_index(self.ctx.device))
         return max(1, min(8, (os.cpu_count() or 2) // 2))
 
     def _wants_gpu(self) -> bool:
