@@ -1,4 +1,5 @@
-"""CUDA C snippets that plugins' NVRTC kernels share (flowml-kernels, flowml-gan).
+"""CUDA C that plugins' NVRTC kernels share (flowml-kernels, flowml-gan): element access
+snippets, and ``host_library``, which builds the same source as C++ for their CPU tests.
 
 ``ELEMENT_ACCESS[dtype] = (storage type T, load body, store body)``: the bodies of
 ``float ld(const T* p, long long i)`` and ``void st(T* p, long long i, float v)`` (double for
@@ -10,7 +11,15 @@ host compiler (the CPU tests compile the same source with g++ >= 12) half goes t
 
 from __future__ import annotations
 
-__all__ = ["ELEMENT_ACCESS"]
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["ELEMENT_ACCESS", "host_library"]
 
 ELEMENT_ACCESS: dict[str, tuple[str, str, str]] = {
     "float64": ("double", "return p[i];", "p[i] = v;"),
@@ -32,3 +41,27 @@ ELEMENT_ACCESS: dict[str, tuple[str, str, str]] = {
         " u += 0x7fffu + ((u >> 16) & 1u); p[i] = (unsigned short)(u >> 16);",
     ),
 }
+
+
+def host_library(source: str, folder: str | os.PathLike[str] | None = None, opt: str = "-O1") -> ctypes.CDLL:
+    """CUDA C written to compile as C++ too, built with the host's g++ (or c++) into a shared
+    object and loaded: the CPU tests of kernels that run with NVRTC on the GPU. Cached by the
+    source and flags in ``folder`` (default: a ``flowml-host-kernels`` folder in the temp dir);
+    written under a temporary name and renamed, so processes building the same source at once
+    do not read a half-written file. Half precision needs g++ >= 12 (``_Float16``)."""
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise RuntimeError("compiling CUDA C as C++ for the CPU needs a C++ compiler: install g++ "
+                           "(>= 12 for _Float16; Debian: apt-get install g++)")
+    tag = hashlib.sha1(f"{opt}\n{source}".encode()).hexdigest()[:16]
+    where = Path(folder) if folder is not None else Path(tempfile.gettempdir()) / "flowml-host-kernels"
+    where.mkdir(parents=True, exist_ok=True)
+    so = where / f"{tag}.so"
+    if not so.exists():
+        cpp = where / f"{tag}.cpp"
+        cpp.write_text(source)
+        tmp = where / f"{tag}.{os.getpid()}.so"
+        subprocess.run([cxx, opt, "-shared", "-fPIC", "-x", "c++", str(cpp), "-o", str(tmp)],
+                       check=True, capture_output=True)
+        os.replace(tmp, so)
+    return ctypes.CDLL(str(so))

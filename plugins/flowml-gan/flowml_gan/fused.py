@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import logging
 import math
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+
+from flowml.gpu.cuda_c import host_library
 
 from .fused_source import fir1d_source, fir2d_source
 from .ops_sg3 import _pad4, filtered_lrelu
@@ -103,18 +103,7 @@ class CpuBackend:
     @staticmethod
     @functools.cache
     def _lib(source: str) -> ctypes.CDLL:
-        tag = hashlib.sha1(source.encode()).hexdigest()[:16]
-        folder = Path(tempfile.gettempdir()) / "flowml-gan-fused"
-        folder.mkdir(exist_ok=True)
-        so = folder / f"{tag}.so"
-        if not so.exists():
-            src = folder / f"{tag}.cpp"
-            src.write_text(source)
-            tmp = folder / f"{tag}.{os.getpid()}.so"
-            subprocess.run(["g++", "-O1", "-shared", "-fPIC", "-x", "c++", str(src), "-o", str(tmp)],
-                           check=True, capture_output=True)
-            os.replace(tmp, so)
-        return ctypes.CDLL(str(so))
+        return host_library(source, Path(tempfile.gettempdir()) / "flowml-gan-fused")
 
     def launch(self, source: str, name: str, total: int, tensors: Sequence[torch.Tensor],
                scalars: Sequence[Any]) -> None:

@@ -10,11 +10,11 @@ run here; the ``cuda`` tests cover it. Needs a C++ compiler (``g++``).
 from __future__ import annotations
 
 import ctypes
-import shutil
-import subprocess
 
 import pytest
 import torch
+
+from flowml.gpu.cuda_c import host_library
 
 from flowml_kernels.cuda_source import filter_source, gather4_source, wgrad_source
 from flowml_kernels.cupy_backend import THREADS, channel_block
@@ -48,16 +48,8 @@ TOL = {"float64": 1e-12, "float32": 1e-5, "bfloat16": 1e-2}
 
 
 def _build(tmp_path, source: str, kernel: str) -> ctypes.CDLL:
-    cxx = shutil.which("g++") or shutil.which("c++")
-    assert cxx, "this test compiles the CUDA C as C++: install a C++ compiler (apt-get install g++)"
-    name = f"{kernel}_{abs(hash(source))}"
-    cpp = tmp_path / f"{name}.cpp"
-    cpp.write_text(PRELUDE + source + DRIVER.replace("KERNEL", kernel)
-                   .replace("THREADS_", str(THREADS)))
-    so = tmp_path / f"{name}.so"
-    subprocess.run([cxx, "-O1", "-shared", "-fPIC", "-o", str(so), str(cpp)], check=True,
-                   capture_output=True)
-    return ctypes.CDLL(str(so))
+    return host_library(PRELUDE + source + DRIVER.replace("KERNEL", kernel).replace("THREADS_", str(THREADS)),
+                        tmp_path)
 
 
 def _raw(t: torch.Tensor) -> ctypes.c_void_p:

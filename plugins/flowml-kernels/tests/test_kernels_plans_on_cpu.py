@@ -15,11 +15,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import re
-import shutil
-import subprocess
 
 import pytest
 import torch
+
+from flowml.gpu.cuda_c import host_library
 
 from flowml_kernels import plans
 from flowml_kernels.cupy_backend import plan_kernel  # noqa: F401  (the backend imports cleanly)
@@ -81,8 +81,6 @@ def _cbs(plan: plans.ForwardPlan) -> list[int]:
 @functools.cache
 def _library(tmp: str, name: str, dtype: str, splat: bool) -> ctypes.CDLL:
     """One shared object with the plan's kernel for every N and channel block."""
-    cxx = shutil.which("g++") or shutil.which("c++")
-    assert cxx, "this test compiles the CUDA C as C++: install g++ (>= 12, for _Float16)"
     plan = plans.PLANS[name]
     parts = [PRELUDE, _HOST_VECTORS]   # the vector types once, outside the namespaces
     for n in NS:
@@ -94,12 +92,7 @@ def _library(tmp: str, name: str, dtype: str, splat: bool) -> ctypes.CDLL:
             parts += [f"#undef {m}\n" for m in sorted(set(re.findall(r"^#define (\w+)", src, re.M)))
                       if m != "WF_HOST_VECTORS"]
             parts.append(DRIVER.replace("NAME", ns).replace("KERNEL", kernel))
-    stem = f"{tmp}/{name}_{dtype}_{int(splat)}"
-    with open(f"{stem}.cpp", "w") as f:
-        f.write("".join(parts))
-    subprocess.run([cxx, "-O0", "-shared", "-fPIC", "-o", f"{stem}.so", f"{stem}.cpp"],
-                   check=True, capture_output=True)
-    return ctypes.CDLL(f"{stem}.so")
+    return host_library("".join(parts), tmp, opt="-O0")
 
 
 @functools.cache
