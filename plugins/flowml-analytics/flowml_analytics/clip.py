@@ -1,129 +1,30 @@
 """``video.clip``: a sliding window of T preprocessed frames, kept in a ring on the frames' device.
 
-Each frame is preprocessed once, when it arrives, exactly as torchvision's video-classification
-preset (``torchvision.transforms._presets.VideoClassification``) does to every frame of a clip:
-bilinear resize without antialiasing, centre crop, ``(x - mean) / std``, in two kernels and no
-allocation: the resize into a buffer made once, then one multiply-add (``x / std - mean / std``)
-from a fixed view of its centre straight into slot ``n % T`` of a ring preallocated as
-``(B, C, T, h, w)`` (or ``(B, T, C, h, w)``);
-when a clip is due, one ``index_select`` with a precomputed rotation of the slot indices
-gathers the window in time order into a new tensor (a clip in flight is never overwritten by
-later frames). No list of frames, no ``torch.cat`` of the whole window per frame.
+The rings (``ring.py``) preprocess each frame once, on arrival, as torchvision's
+video-classification preset does, and gather a due clip with one ``index_select``. With
+``input: streams`` (the default) each tick brings one frame whose batch axis is independent
+streams; with ``input: frames`` it brings K consecutive frames of one stream (a source's
+``batch: K``, offline), preprocessed in one pass, and every clip that became due in the tick
+comes out batched, so the model runs on n clips at once.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Mapping
 
 from flowml.lazy import lazy_import
 torch = lazy_import("torch")
-F = lazy_import("torch.nn.functional")
 from pydantic import field_validator
 
 import flowml
-from flowml import IMAGE, NO_VALUE, TENSOR, Field, Input, Node, NodeError, Output
+from flowml import IMAGE, JSON, NO_VALUE, TENSOR, Field, Input, Node, NodeError, Output
 
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
+from .ring import KINETICS_MEAN, KINETICS_STD, ClipRing, FramesRing, centre_box
 
-
-def centre_box(height: int, width: int, crop_h: int, crop_w: int) -> tuple[int, int]:
-    """Top and left of a centred ``crop_h x crop_w`` box, rounded as torchvision rounds them."""
-    return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
-
-
-class ClipRing:
-    """The ring: frames in, clips out. ``push(frame)`` preprocesses a ``(B, C, H, W)`` float
-    frame into its slot; ``clip()`` returns the last T frames in order, ``(B, C, T, h, w)`` for
-    ``layout="BCTHW"`` or ``(B, T, C, h, w)`` for ``"BTCHW"``, as a new contiguous tensor."""
-
-    def __init__(self, frames: int, resize: tuple[int, int] | None, crop: tuple[int, int] | None,
-                 mean: tuple[float, ...], std: tuple[float, ...], layout: str = "BCTHW"):
-        self.frames, self.resize, self.crop, self.layout = frames, resize, crop, layout
-        self.mean_values, self.std_values = mean, std
-        self.ring: torch.Tensor | None = None
-        self.count = 0  # frames pushed since the ring was made
-        self.time_dim = 2 if layout == "BCTHW" else 1
-
-    def _make(self, frame: torch.Tensor, shape: tuple[int, ...]) -> None:
-        b, c, h, w = shape
-        t = self.frames
-        ring_shape = (b, c, t, h, w) if self.layout == "BCTHW" else (b, t, c, h, w)
-        self.ring = frame.new_empty(ring_shape)
-        self.key = (tuple(frame.shape), frame.dtype, frame.device)
-        # (x - mean) / std as one multiply-add: x * (1 / std) + (-mean / std)
-        mean = torch.tensor(self.mean_values, dtype=torch.float64).view(1, -1, 1, 1)
-        std = torch.tensor(self.std_values, dtype=torch.float64).view(1, -1, 1, 1)
-        self.scale = (1.0 / std).to(frame.device, frame.dtype)
-        self.shift = (-mean / std).to(frame.device, frame.dtype)
-        # one view per slot, made once: push writes into it (no per-frame allocation or view)
-        self.slots = [self.ring.select(self.time_dim, i) for i in range(t)]
-        size = tuple(frame.shape[-2:])
-        self.resized = None  # the resize's output, reused every frame
-        if self.resize is not None and size != self.resize:
-            self.resized = frame.new_empty((frame.shape[0], frame.shape[1], *self.resize))
-            size = self.resize
-        src = self.resized if self.resized is not None else None
-        if self.crop is not None:
-            ch, cw = self.crop
-            if ch > size[0] or cw > size[1]:
-                raise NodeError(f"crop {cw}x{ch} is larger than the {'resized ' if self.resize else ''}frame "
-                                f"{size[1]}x{size[0]}; make `crop` smaller or `resize` larger")
-            self.box = (*centre_box(size[0], size[1], ch, cw), ch, cw)
-        else:
-            self.box = None
-        self.cropped = None if src is None else self._cut(src)  # a fixed view of the resize buffer
-        # row r: the slots in time order when the oldest frame is in slot r
-        base = torch.arange(t, device=frame.device)
-        self.rotations = (base[None, :] + base[:, None]) % t
-        self.count = 0
-
-    def _cut(self, x: torch.Tensor) -> torch.Tensor:
-        if self.box is None:
-            return x
-        top, left, ch, cw = self.box
-        return x[..., top:top + ch, left:left + cw]
-
-    def preprocess(self, frame: torch.Tensor) -> torch.Tensor:
-        """One frame ``(B, C, H, W)`` -> ``(B, C, h, w)``: resize, centre crop, normalise
-        (a new tensor; ``push`` writes the same values straight into the ring)."""
-        if self.ring is None or self.key != (tuple(frame.shape), frame.dtype, frame.device):
-            self._renew(frame)
-        return torch.addcmul(self.shift, self._resized(frame), self.scale)
-
-    def _resized(self, frame: torch.Tensor) -> torch.Tensor:
-        """The frame resized (into the reused buffer) and cropped: a view, no copy."""
-        if self.resized is None:
-            return self._cut(frame)
-        # bilinear, align_corners=False, no antialias: F.interpolate's kernel without its
-        # Python argument handling (a few microseconds a frame)
-        torch._C._nn.upsample_bilinear2d(frame, self.resize, False, None, None, out=self.resized)
-        return self.cropped
-
-    def _renew(self, frame: torch.Tensor) -> None:
-        if self.mean_values and frame.shape[1] != len(self.mean_values):
-            raise NodeError(f"frames have {frame.shape[1]} channels, but mean and std have "
-                            f"{len(self.mean_values)} values; give one per channel")
-        self.ring = None
-        probe_h, probe_w = self.crop or self.resize or tuple(frame.shape[-2:])
-        self._make(frame, (frame.shape[0], frame.shape[1], probe_h, probe_w))
-
-    def push(self, frame: torch.Tensor) -> None:
-        """Preprocess ``frame`` into its slot: one resize into a reused buffer and one
-        multiply-add (normalise) written into the ring; nothing is allocated per frame."""
-        if self.ring is None or self.key != (tuple(frame.shape), frame.dtype, frame.device):
-            self._renew(frame)
-        torch.addcmul(self.shift, self._resized(frame), self.scale, out=self.slots[self.count % self.frames])
-        self.count += 1
-
-    def clip(self) -> torch.Tensor:
-        """The last ``frames`` frames in time order (a new tensor); needs ``count >= frames``."""
-        oldest = self.count % self.frames
-        return torch.index_select(self.ring, self.time_dim, self.rotations[oldest])  # type: ignore[arg-type]
-
-    def due(self, stride: int) -> bool:
-        """Is a clip due after the last push: T frames there, and ``stride`` since the last one?"""
-        return self.count >= self.frames and (self.count - self.frames) % stride == 0
+__all__ = ["VideoClip", "ClipRing", "FramesRing", "KINETICS_MEAN", "KINETICS_STD", "centre_box"]
+SOURCE_KEYS = frozenset({"index", "count", "t"})  # a batching source's `frames` output
+CLIP_KEYS = frozenset({"frame", "t"})             # this node's `frames` output, one record a clip
 
 
 class VideoClip(Node):
@@ -136,16 +37,31 @@ class VideoClip(Node):
     resize_size=(128, 171))`` preset, which r3d_18, mc3_18 and r2plus1d_18 were trained with,
     is ``resize: [171, 128], crop: [112, 112]`` (the defaults; torchvision writes (h, w)).
 
+    ``input: streams`` (default): a tick is one frame, its batch axis B independent streams.
     Output ``clip``: ``(B, C, T, h, w)`` (``layout: BCTHW``, what torchvision's video models
     take) or ``(B, T, C, h, w)``, on the ticks a clip is due: once ``frames`` frames have come
     and then every ``stride`` frames (stride 1: every frame). On the other ticks it has no
-    value (``flowml.NO_VALUE``), so the model and everything after it skip them. A change of
-    frame size, or of any param but ``stride``, starts the window again.
+    value (``flowml.NO_VALUE``), so the model and everything after it skip them.
+
+    ``input: frames``: a tick is K consecutive frames of one stream ``(K, C, H, W)`` (a
+    source's ``batch: K``; connect its ``frames`` output to ``frames`` here), all preprocessed
+    in one pass. Output ``clip``: every clip that became due in the tick, oldest first, as
+    ``(n, C, T, h, w)`` (or ``(n, T, C, h, w)``), the same values as ``input: streams`` gives
+    one frame a tick; no value when n = 0. With stride S and K = S, one clip a tick; stride 1
+    and K = 8, eight, so the model runs at batch 8.
+
+    Output ``frames``: one record per clip (per row of ``clip``), ``{frame, t}``: the index and
+    time of the clip's last frame (from the source's ``frames`` when connected, else the
+    tick's); ``classify.topk`` puts them into its records, so rules and recording know which
+    frame each result belongs to. A change of frame size, or of any param but ``stride``,
+    starts the window again.
     """
 
     type_name = "video.clip"
-    inputs = (Input("image", IMAGE, "(B, C, H, W) float RGB in [0, 1]"),)
-    outputs = (Output("clip", TENSOR, "(B, C, T, h, w) or (B, T, C, h, w); no value until due"),)
+    inputs = (Input("image", IMAGE, "(B, C, H, W) float RGB in [0, 1]; input: frames: (K, C, H, W), K frames in order"),
+              Input("frames", JSON, "the source's {index, count, t} (needed with input: frames)", optional=True))
+    outputs = (Output("clip", TENSOR, "(B or n, C, T, h, w) or (B or n, T, C, h, w); no value until due"),
+               Output("frames", JSON, "[{frame, t}], one per row of clip: its last frame's index and time"))
 
     class Params(flowml.Params):
         frames: int = Field(16, ge=1, le=512, description="T: frames in a clip")
@@ -157,6 +73,9 @@ class VideoClip(Node):
         mean: tuple[float, ...] = Field(KINETICS_MEAN, description="per-channel mean (Kinetics-400's)")
         std: tuple[float, ...] = Field(KINETICS_STD, description="per-channel std (Kinetics-400's)")
         layout: Literal["BCTHW", "BTCHW"] = Field("BCTHW", description="axis order of the clip")
+        input: Literal["streams", "frames"] = Field("streams", description=(
+            "streams: one frame a tick, batch axis = independent streams; frames: K consecutive "
+            "frames of one stream a tick (a source's batch: K), clips batched as (n, ...)"))
 
         @field_validator("resize", "crop")
         @classmethod
@@ -172,18 +91,70 @@ class VideoClip(Node):
                 raise ValueError("std values must be more than 0")
             return std
 
+    @classmethod
+    def metadata_keys(cls, params: flowml.Params) -> frozenset[str]:
+        return CLIP_KEYS
+
+    @classmethod
+    def check_upstream(cls, params: flowml.Params, upstream: Mapping[str, frozenset[str] | None],
+                       graph_dir: Path) -> list[str]:
+        if params.input != "frames":  # type: ignore[attr-defined]
+            return []
+        if "frames" not in upstream:
+            return ["input: frames takes K consecutive frames a tick and needs to know which they "
+                    "are: connect the source's frame info, e.g. `frames: src/frames` (capture.pattern "
+                    "with batch: K)"]
+        keys = upstream["frames"]
+        if keys is not None and not SOURCE_KEYS <= keys:
+            return [f"input `frames` must come from a source's `frames` output ({', '.join(sorted(SOURCE_KEYS))}); "
+                    f"the node feeding it emits {', '.join(sorted(keys)) or 'nothing'}"]
+        return []
+
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
         if len(p.mean) != len(p.std):
             raise NodeError(f"mean has {len(p.mean)} values and std {len(p.std)}; give one of each per channel")
         flip = lambda s: None if s is None else (s[1], s[0])  # noqa: E731  [w, h] -> (h, w)
-        self.ring = ClipRing(p.frames, flip(p.resize), flip(p.crop), p.mean, p.std, p.layout)
+        ring = FramesRing if p.input == "frames" else ClipRing
+        self.ring = ring(p.frames, flip(p.resize), flip(p.crop), p.mean, p.std, p.layout)
 
     def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
         if old.model_copy(update={"stride": new.stride}) != new:  # type: ignore[attr-defined]
             self.setup(self.ctx)
 
-    def process(self, image: torch.Tensor) -> Any:
+    def process(self, image: torch.Tensor, frames: Any = None) -> Any:
+        if frames is not None:
+            _check_frames(frames, image)
         with torch.inference_mode():
+            if self.params.input == "frames":
+                return self._batched(image, frames)
+            if frames is not None and frames["count"] != 1:
+                raise NodeError(f"the source sends {frames['count']} frames a tick (batch: {frames['count']}), "
+                                "which input: streams would take as that many streams; set input: frames")
             self.ring.push(image)
-            return self.ring.clip() if self.ring.due(self.params.stride) else NO_VALUE
+            if not self.ring.due(self.params.stride):
+                return NO_VALUE
+            stamp = ({"frame": frames["index"], "t": frames["t"][0]} if frames is not None
+                     else {"frame": self.ctx.tick.index, "t": self.ctx.tick.t})
+            return {"clip": self.ring.clip(), "frames": [stamp]}
+
+    def _batched(self, image: torch.Tensor, frames: Any) -> Any:
+        if frames is None:
+            raise NodeError("input: frames needs the source's frame info: connect its `frames` output "
+                            "to this node's `frames` input (capture.pattern with batch: K)")
+        clips, ends = self.ring.push(image, self.params.stride)
+        if clips is None:
+            return NO_VALUE
+        first, times = frames["index"], frames["t"]
+        return {"clip": clips, "frames": [{"frame": first + j, "t": times[j]} for j in ends]}
+
+
+def _check_frames(frames: Any, image: Any) -> None:
+    """The source's ``{index, count, t}`` fits the frames it came with."""
+    ok = (isinstance(frames, Mapping) and isinstance(frames.get("index"), int) and isinstance(frames.get("count"), int)
+          and isinstance(frames.get("t"), (list, tuple)) and len(frames["t"]) == frames["count"])
+    if not ok:
+        raise NodeError(f"input `frames` must be a source's {{index, count, t: [one per frame]}}, got {frames!r:.200}")
+    if isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[0] != frames["count"]:
+        raise NodeError(f"input `frames` says {frames['count']} frames, but image has {image.shape[0]}; "
+                        "connect `frames` to the same source as `image`")

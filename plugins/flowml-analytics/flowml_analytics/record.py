@@ -37,11 +37,17 @@ class Record(Node):
     opens and again when it closes. Ending the graph (Ctrl-C too) closes the clip being written:
     it is a whole, playable file; a hard kill leaves it playable up to its last fragment.
     Runs on its own worker thread; memory is bounded by the ring and the graph's frames in flight.
+
+    ``frames`` (optional; a batching source's ``{index, count, t}``): the image's batch axis
+    is then K consecutive frames, all encoded in order, each with its own index and time, and
+    each event is taken at the frame it names (its ``frame``), so the clips are the same as one
+    frame a tick gives. Without it, item 0 of each tick's image is the tick's frame.
     """
 
     type_name = "action.record"
-    inputs = (Input("image", IMAGE, "(B, C, H, W); item 0 is encoded", uint8=True),
-              Input("events", JSON, "list of rule events; no value: none", optional=True))
+    inputs = (Input("image", IMAGE, "(B, C, H, W); item 0 is encoded (with frames: all K, in order)", uint8=True),
+              Input("events", JSON, "list of rule events; no value: none", optional=True),
+              Input("frames", JSON, "the source's {index, count, t}: image holds K frames in order", optional=True))
     blocking = True
 
     class Params(flowml.Params):
@@ -141,9 +147,23 @@ class Record(Node):
         tmp.replace(clip.path.with_suffix(".json"))
 
     # -- frames ----------------------------------------------------------------------------
-    def process(self, image: torch.Tensor, events: Any = None) -> None:
-        t, index = self.ctx.tick.t, self.ctx.tick.index
-        rgb = host_rgb24(image)
+    def process(self, image: torch.Tensor, events: Any = None, frames: Any = None) -> None:
+        if frames is None:
+            return self._encode(host_rgb24(image), self.ctx.tick.t, self.ctx.tick.index, wanted(events, self.params.action))
+        count = frames.get("count") if isinstance(frames, dict) else None
+        if not isinstance(count, int) or len(frames.get("t") or ()) != count or image.shape[0] != count:
+            raise NodeError(f"frames must be the source's {{index, count, t}} for the {image.shape[0]} frames of "
+                            f"image, got {frames!r:.200}; connect it to the source that feeds `image`")
+        todo, done = list(wanted(events, self.params.action)), 0  # in frame order, as rules emits them
+        for i in range(count):
+            index, upto = frames["index"] + i, done
+            while upto < len(todo) and (i == count - 1 or todo[upto].get("frame", index) <= index):
+                upto += 1
+            self._encode(host_rgb24(image[i:i + 1]), float(frames["t"][i]), index, todo[done:upto])
+            done = upto
+
+    def _encode(self, rgb: Any, t: float, index: int, events: list[dict]) -> None:
+        """One frame ``(H, W, 3)`` uint8 at ``t``: its events applied, then encoded and kept."""
         height, width = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
         if self.encoder is None:
             if width < 2 or height < 2:
@@ -158,7 +178,7 @@ class Record(Node):
             self.interval = t - self.prev_t
         self.prev_t = t
         extended = False  # a rule matched on this frame: the clip does not end after it
-        for event in wanted(events, self.params.action):
+        for event in events:
             extended = True
             self.force_key |= self._on_event(event, t, index)
         key, self.force_key = self.force_key, False

@@ -24,7 +24,13 @@ class Rules(Node):
     one event for it: ``{rule_name, state: "start" | "continue", since, t, frame, tracker_id,
     metadata: the record, action: the rule's action}``. Output ``events``: the list of this
     tick's events, or no value (``flowml.NO_VALUE``) when no rule matches, so actions downstream
-    are not even called. The file is checked when the graph is validated: every mistake at its
+    are not even called.
+
+    Records that carry their own ``frame`` (and ``t``: ``classify.topk`` fed by ``video.clip``'s
+    ``frames``) say which frame they belong to: a tick's list of them (n clips of a batched
+    source) is taken one frame at a time, in order, each run of records with the same ``frame``
+    as one step of the state above, its events stamped with that ``frame`` and ``t``; exactly
+    what one frame a tick would give. Records without them belong to the tick's frame. The file is checked when the graph is validated: every mistake at its
     ``file:line:col``, and a rule on a key that the node feeding ``metadata`` does not emit (by
     its ``metadata_keys``) is an error there too. Runs on a worker thread, so the graph's thread
     never waits for the metadata (a classifier's GPU result) to arrive.
@@ -69,10 +75,34 @@ class Rules(Node):
 
     def process(self, metadata: Any) -> Any:
         records = metadata if isinstance(metadata, list) else [metadata] if metadata is not None else []
-        tick, events, active = self.ctx.tick, [], set()
         for record in records:
             if not isinstance(record, dict):
                 raise NodeError(f"metadata must be a dict or a list of dicts, got a {type(record).__name__}")
+        events: list[dict] = []
+        for frame, t, group in self._frames(records):
+            self._step(group, frame, t, events)
+        return events if events else NO_VALUE
+
+    def _frames(self, records: list[dict]) -> list[tuple[int, float, list[dict]]]:
+        """``(frame, t, records)`` per run of records with the same ``frame`` (the tick's for
+        records that carry none), in order; one empty step when there are no records."""
+        tick = self.ctx.tick
+        steps: list[tuple[int, float, list[dict]]] = []
+        for record in records:
+            frame = record.get("frame")
+            frame = frame if isinstance(frame, int) and not isinstance(frame, bool) else tick.index
+            if steps and steps[-1][0] == frame:
+                steps[-1][2].append(record)
+                continue
+            t = record.get("t")
+            t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else tick.t
+            steps.append((frame, t, [record]))
+        return steps or [(tick.index, tick.t, [])]
+
+    def _step(self, records: list[dict], frame: int, t: float, events: list[dict]) -> None:
+        """One frame's records: events for the rules they match, the state of the others ended."""
+        active = set()
+        for record in records:
             tracker = record.get(self.params.key)
             for rule in self.rules:
                 if not rule.matches(record):
@@ -80,10 +110,9 @@ class Rules(Node):
                 state_key = (rule.name, tracker)
                 active.add(state_key)
                 started = state_key not in self.since
-                since = self.since.setdefault(state_key, tick.t)
+                since = self.since.setdefault(state_key, t)
                 events.append({"rule_name": rule.name, "state": "start" if started else "continue",
-                               "since": since, "t": tick.t, "frame": tick.index, "tracker_id": tracker,
+                               "since": since, "t": t, "frame": frame, "tracker_id": tracker,
                                "metadata": record, "action": rule.action})
         for gone in set(self.since) - active:  # not matching, or its record is gone: inactive
             del self.since[gone]
-        return events if events else NO_VALUE

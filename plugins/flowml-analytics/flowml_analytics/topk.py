@@ -12,6 +12,7 @@ import flowml
 from flowml import JSON, TENSOR, Field, Input, Node, NodeError, Output
 
 KEYS = frozenset({"predicted_class", "class_index", "probability", "top"})
+FRAME_KEYS = frozenset({"frame", "t"})  # from video.clip's `frames`, when connected
 
 
 def read_labels(path: Path, shown_as: str) -> list[str]:
@@ -55,11 +56,16 @@ class TopK(Node):
     classes. Labels come from a text file, one per line (line n is class n); without one, or
     past its end, a class is named by its index. Runs on a worker thread: the logits arrive
     in host memory (the download waits there, never on the graph's thread).
+
+    ``frames`` (optional; ``video.clip``'s ``frames``): one ``{frame, t}`` per row, added to
+    that row's record, so that n clips classified in one tick (``input: frames``) are n
+    records of their own frames, in order, and ``rules.match`` takes them one frame at a time.
     """
 
     type_name = "classify.topk"
-    inputs = (Input("logits", TENSOR, "(B, K) or (K,) class scores", host=True),)
-    outputs = (Output("metadata", JSON, "{predicted_class, class_index, probability, top}"),)
+    inputs = (Input("logits", TENSOR, "(B, K) or (K,) class scores", host=True),
+              Input("frames", JSON, "[{frame, t}] one per row (video.clip's frames)", optional=True))
+    outputs = (Output("metadata", JSON, "{predicted_class, class_index, probability, top[, frame, t]}"),)
     blocking = True
 
     class Params(flowml.Params):
@@ -69,18 +75,32 @@ class TopK(Node):
 
     @classmethod
     def metadata_keys(cls, params: flowml.Params) -> frozenset[str]:
-        return KEYS
+        return KEYS | FRAME_KEYS
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params.labels
         self.labels = read_labels(ctx.resolve(p), p) if p else None
 
-    def process(self, logits: torch.Tensor) -> Any:
+    def process(self, logits: torch.Tensor, frames: Any = None) -> Any:
         if not isinstance(logits, torch.Tensor) or logits.ndim not in (1, 2) or logits.numel() == 0:
             got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise NodeError(f"logits must be a (B, K) or (K,) tensor, got {got}")
         rows = top_classes(logits if logits.ndim == 2 else logits[None], self.params.k, self.labels)
+        if frames is not None:
+            _add_frames(rows, frames)
         if self.labels is not None and logits.shape[-1] != len(self.labels) and not getattr(self, "_warned", False):
             self._warned = True
             self.log.warning("classify.topk: %d labels for %d classes", len(self.labels), logits.shape[-1])
         return rows[0] if len(rows) == 1 else rows
+
+
+def _add_frames(rows: list[dict[str, Any]], frames: Any) -> None:
+    """Each row's ``{frame, t}`` into its record (one for all rows: B streams of one frame)."""
+    stamps = frames if isinstance(frames, list) else [frames]
+    if len(stamps) == 1 and len(rows) > 1:
+        stamps = stamps * len(rows)
+    if len(stamps) != len(rows) or not all(isinstance(s, dict) for s in stamps):
+        raise NodeError(f"frames must be one {{frame, t}} per row of logits ({len(rows)}), got {frames!r:.200}; "
+                        "connect it to the video.clip that feeds the model")
+    for row, stamp in zip(rows, stamps):
+        row.update(stamp)

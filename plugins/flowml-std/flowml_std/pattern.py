@@ -5,11 +5,19 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
+
 import flowml
-from flowml import IMAGE, EndOfStream, Field, Node, Output, Stamped
+from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Stamped
 
 from . import patterns
 from .params import Size
+
+FRAMES_KEYS = frozenset({"index", "count", "t"})
+LIVE_BATCH = ("batch: {k} stacks {k} frames a tick for offline graphs, but this graph runs live (latest "
+              "frame wins, where a batch would hold frames back); set batch: 1, or run it offline "
+              "(`mode: offline` in the graph, or flowml run --offline)")
 
 
 class PatternSource(Node):
@@ -18,12 +26,18 @@ class PatternSource(Node):
     As the clock of a live graph it delivers ``fps`` frames a second of wall-clock time (in
     an offline graph, as fast as the graph takes them).
 
-    Output ``image``: ``(1, 3, H, W)`` float32 RGB in [0, 1] on the node's device. Each frame is
-    a deterministic function of (pattern, size, seed, frame index), so runs are repeatable.
+    Output ``image``: ``(K, 3, H, W)`` float32 RGB in [0, 1] on the node's device, K = ``batch``
+    consecutive frames a tick (1 by default; the last tick of a finite stream may have fewer).
+    Each frame is a deterministic function of (pattern, size, seed, frame index), so runs are
+    repeatable, and the same whatever the batch. Output ``frames``: which frames they are,
+    ``{index: the first one's index, count: K, t: [each one's time in seconds]}``; the tick is
+    stamped with the first one's time. ``batch`` > 1 is for offline graphs (a live graph refuses
+    it at start, and refuses a live change to it).
     """
 
     type_name = "capture.pattern"
-    outputs = (Output("image", IMAGE, "(1, 3, H, W) RGB in [0, 1]"),)
+    outputs = (Output("image", IMAGE, "(K, 3, H, W) RGB in [0, 1], K = batch"),
+               Output("frames", JSON, "{index: first frame's index, count: K, t: [seconds, one per frame]}"))
     live = False
 
     class Params(flowml.Params):
@@ -33,26 +47,48 @@ class PatternSource(Node):
         fps: float = Field(30.0, gt=0, le=1000, description="frame rate: frame k is stamped t = k / fps")
         frames: int = Field(0, ge=0, description="frames before the end of the stream; 0: endless")
         seed: int = Field(0, ge=0, le=2**31 - 1, description="picks the scene's shapes and the noise")
+        batch: int = Field(1, ge=1, le=1024, description=(
+            "K: frames a tick, stacked as (K, 3, H, W) (offline graphs; video.clip `input: frames` "
+            "takes them as one stream's consecutive frames)"))
+
+    @classmethod
+    def metadata_keys(cls, params: flowml.Params) -> frozenset[str]:
+        return FRAMES_KEYS
 
     def setup(self, ctx: flowml.NodeContext) -> None:
+        if ctx.mode == "live" and self.params.batch > 1:
+            raise NodeError(LIVE_BATCH.format(k=self.params.batch))
         self.index = 0
         self._due: float | None = None  # live clock: when the next frame is due
 
+    def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        if self.ctx.mode == "live" and new.batch > 1:  # type: ignore[attr-defined]
+            raise NodeError(LIVE_BATCH.format(k=new.batch))  # type: ignore[attr-defined]
+
     def process(self) -> Stamped:
         p = self.params
-        if p.frames and self.index >= p.frames:
+        count = p.batch if not p.frames else min(p.batch, p.frames - self.index)
+        if count <= 0:
             raise EndOfStream
         if self.ctx.mode == "live" and self.ctx.is_clock:
             self._pace(p.fps)
-        (width, height), device, t = p.size, self.ctx.device, self.index / p.fps
-        if p.pattern == "bars":
-            image = patterns.bars(self.index, width, height, device)
-        elif p.pattern == "noise":
-            image = patterns.noise(self.index, width, height, p.seed, device)
+        first, times = self.index, [(self.index + i) / p.fps for i in range(count)]
+        if count == 1:
+            image = self._frame(first, times[0])
         else:
-            image = patterns.scene(t, width, height, p.seed, device)
-        self.index += 1
-        return Stamped({"image": image}, t=t)
+            image = torch.cat([self._frame(first + i, times[i]) for i in range(count)])
+        self.index += count
+        return Stamped({"image": image, "frames": {"index": first, "count": count, "t": times}}, t=times[0])
+
+    def _frame(self, index: int, t: float) -> torch.Tensor:
+        """Frame ``index`` (at ``t`` seconds): ``(1, 3, H, W)``."""
+        p = self.params
+        (width, height), device = p.size, self.ctx.device
+        if p.pattern == "bars":
+            return patterns.bars(index, width, height, device)
+        if p.pattern == "noise":
+            return patterns.noise(index, width, height, p.seed, device)
+        return patterns.scene(t, width, height, p.seed, device)
 
     def _pace(self, fps: float) -> None:
         """As the clock of a live graph: wait for the frame's time, ``fps`` frames a second
