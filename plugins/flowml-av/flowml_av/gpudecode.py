@@ -17,10 +17,7 @@ from __future__ import annotations
 from flowml.lazy import lazy_import
 torch = lazy_import("torch")
 
-# Kr, Kb of the YUV matrices by FFmpeg's AVColorSpace number
-MATRICES = {1: (0.2126, 0.0722), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593),
-            10: (0.2627, 0.0593)}
-BT601 = (0.299, 0.114)  # what FFmpeg's swscale assumes for untagged video: the CPU path agrees
+from .colour import BT601, MATRICES, Colour, _affine  # noqa: F401  (MATRICES, BT601: what callers import)
 
 
 def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, colorspace: int = 2, full_range: bool = False,
@@ -29,29 +26,43 @@ def nv12_to_rgb(y: torch.Tensor, uv: torch.Tensor, colorspace: int = 2, full_ran
 
     ``y`` ``(H, W)`` or ``(N, H, W)`` uint8, ``uv`` ``(H/2, W/2, 2)`` or ``(N, H/2, W/2, 2)``
     uint8 (interleaved Cb, Cr; rounded up for odd sizes); ``colorspace`` is FFmpeg's
-    AVColorSpace (1: BT.709, 5/6: BT.601, 9: BT.2020; else BT.601 as swscale does),
-    ``full_range`` for JPEG-range video. Chroma samples are repeated (nearest), as FFmpeg's
-    swscale does in the CPU path, so both paths give the same picture (within 0.012 here)."""
-    kr, kb = MATRICES.get(colorspace, BT601)
-    kg = 1.0 - kr - kb
+    AVColorSpace (``colour.MATRICES``: 1 BT.709, 5/6 BT.601, 9/10 BT.2020, ...; else BT.601 as
+    swscale does), ``full_range`` for JPEG-range video. Chroma samples are repeated (nearest),
+    as FFmpeg's swscale does in the CPU path, so both paths give the same picture (within
+    0.012 here); the matrix is ``colour.py``'s, the one its GPU path applies to CPU-decoded planes.
+
+    Seven kernels for the whole batch, whatever N is: chroma repeated once (uint8), then
+    ``R = a Y + c Cr + o``, ``G = a Y + d Cb + e Cr + o``, ``B = a Y + f Cb + o`` written in
+    place into the output (uint8 operands promote to float32), clamped."""
     if y.ndim == 2:
         y, uv = y[None], uv[None]
-    height, width = y.shape[1:]
-    luma = y.to(torch.float32)[:, None]
-    chroma = uv.to(torch.float32).permute(0, 3, 1, 2)
-    chroma = chroma.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, :height, :width]
-    if full_range:
-        luma = luma / 255.0
-        chroma = (chroma - 128.0) / 255.0
-    else:
-        luma = (luma - 16.0) / 219.0
-        chroma = (chroma - 128.0) / 224.0
-    cb, cr = chroma[:, :1], chroma[:, 1:]
-    r = luma + 2 * (1 - kr) * cr
-    b = luma + 2 * (1 - kb) * cb
-    g = (luma - kr * r - kb * b) / kg
-    rgb = torch.cat([r, g, b], dim=1).clamp_(0.0, 1.0)
+    n, height, width = y.shape
+    ch, cw = uv.shape[1:3]
+    m, off = _affine(Colour(*MATRICES.get(colorspace, BT601), bool(full_range), 8, (1, 1)))
+    up = uv[:, :, None, :, None, :].expand(n, ch, 2, cw, 2, 2).reshape(n, 2 * ch, 2 * cw, 2)
+    cb, cr = up[:, :height, :width, 0], up[:, :height, :width, 1]       # uint8 views
+    rgb = torch.add(_offsets(off, y.device), y[:, None], alpha=m[0])    # (N, 3, H, W): a Y + o
+    rgb[:, 0].add_(cr, alpha=m[2])
+    rgb[:, 1].add_(cb, alpha=m[4]).add_(cr, alpha=m[5])
+    rgb[:, 2].add_(cb, alpha=m[7])
+    rgb.clamp_(0.0, 1.0)
     if size is not None and (width, height) != tuple(size):
         rgb = torch.nn.functional.interpolate(rgb, size=(size[1], size[0]), mode="bilinear",
                                               align_corners=False, antialias=True)
     return rgb
+
+
+_OFFSETS: dict[tuple, torch.Tensor] = {}
+
+
+def _offsets(off: tuple[float, float, float], device: torch.device) -> torch.Tensor:
+    """The ``(1, 3, 1, 1)`` float32 offsets on ``device``, made once per matrix and device (the
+    upload waited for once: the tensor is then read from any stream)."""
+    key = (off, str(device))
+    t = _OFFSETS.get(key)
+    if t is None:
+        t = torch.tensor(off, dtype=torch.float32).view(1, 3, 1, 1).to(device)
+        if t.is_cuda:
+            torch.cuda.current_stream(t.device).synchronize()
+        _OFFSETS[key] = t
+    return t

@@ -33,7 +33,8 @@ MIN_SEGMENT = 24
 """Frames a segment has at least (the last of a file may have fewer): a seek and the decoder's
 start-up (NVDEC holds a few frames before it hands the first out) are paid once a segment."""
 PIECE = 8
-"""Frames a worker decodes in one call (one conversion kernel set, one event)."""
+"""Frames a worker decodes in one call (one conversion kernel set, one event); read when a
+``ParallelFrames`` is made, so a benchmark can set it (``nvdec_bench.py --piece``)."""
 
 
 def keyframe_indices(info: VideoInfo) -> list[int]:
@@ -73,10 +74,11 @@ class ParallelFrames(Iterator[tuple[int, Any]]):
 
     def __init__(self, open_video: Callable[[], Any], segments_: Iterable[range], decoders: int,
                  decode: Callable[[Any, list[int]], Any], finish: Callable[[Any], Any] = lambda x: x,
-                 ahead: int | None = None, piece: int = PIECE):
+                 ahead: int | None = None, piece: int | None = None):
         if decoders < 1:
             raise ValueError(f"decoders must be at least 1, got {decoders}")
-        self.open_video, self.decode, self.finish, self.piece = open_video, decode, finish, piece
+        self.open_video, self.decode, self.finish = open_video, decode, finish
+        self.piece = piece if piece is not None else PIECE
         self.decoders = decoders
         self.ahead = ahead if ahead is not None else decoders + 1
         self.plan = iter(segments_)

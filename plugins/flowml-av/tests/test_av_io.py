@@ -212,6 +212,25 @@ def test_nv12_conversion_matches_ffmpegs_cpu_conversion(tmp_path):
     assert nv12_to_rgb(nv12[:h], nv12[h:].reshape(h // 2, w // 2, 2), size=(80, 48)).shape == (1, 3, 48, 80)
 
 
+@pytest.mark.parametrize("colorspace, full_range", [(1, False), (5, False), (9, False), (7, False), (1, True)])
+def test_batched_nv12_conversion_equals_colour_pys_per_frame_conversion(colorspace, full_range):
+    """NVDEC's batch conversion (seven kernels for N frames) against ``colour.yuv_to_rgb``, the
+    GPU path of CPU-decoded planes, frame by frame: the same matrix, within float rounding."""
+    from flowml_av.colour import MATRICES, Colour, yuv_to_rgb
+
+    g = torch.Generator().manual_seed(colorspace)
+    h, w = 37, 51                                            # odd: chroma rounded up, cut back
+    y = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+    uv = torch.randint(0, 256, (3, (h + 1) // 2, (w + 1) // 2, 2), dtype=torch.uint8, generator=g)
+    rgb = nv12_to_rgb(y, uv, colorspace, full_range)
+    assert rgb.shape == (3, 3, h, w) and rgb.dtype == torch.float32
+    colour = Colour(*MATRICES[colorspace], full_range, 8, (1, 1))
+    for k in range(3):
+        want = yuv_to_rgb(y[k], uv[k, ..., 0], uv[k, ..., 1], colour)
+        assert (rgb[k:k + 1] - want).abs().max() < 1e-5, k
+    assert torch.equal(nv12_to_rgb(y[1], uv[1], colorspace, full_range), rgb[1:2])
+
+
 def test_decode_cuda_on_a_cpu_node_falls_back_with_a_log_line(tmp_path, caplog):
     encode(tmp_path / "v.mp4", scene(3, 96, 64))
     with caplog.at_level(logging.WARNING):
