@@ -37,18 +37,23 @@ class VideoLoader:
     (auto: NVDEC on CUDA where PyNvVideoCodec is installed); ``decoders``: samples decoded at
     once, each on a thread with its own decoders (none: one a NVDEC engine, 7 on an H200, or
     half the cores on the CPU; ``capture.clips``), at most ``batch_size + 2 * decoders``
-    samples ahead of the batch being made. The last short batch is dropped
+    samples ahead of the batch being made (planned ``ahead`` at a time, default that many:
+    a larger window groups better and holds more decoded frames); ``group``: samples of
+    one file among those that share GOPs are decoded by one call (``capture.clips``' ``group``:
+    each GOP once; the same batches either way). The last short batch is dropped
     unless ``drop_last`` is false. Iterate it to completion, or ``close()`` the iterator
     (a ``for`` loop left with ``break`` does it), before starting another."""
 
     def __init__(self, dataset: VideoDataset, batch_size: int = 1, *, shuffle: bool = False, seed: int = 0,
                  sampler: Any = None, drop_last: bool = True, prefetch: int = 2, device: str | None = None,
-                 decode: str = "auto", decoders: int | None = None):
+                 decode: str = "auto", decoders: int | None = None, group: bool = True,
+                 ahead: int | None = None):
         if batch_size < 1 or prefetch < 1:
             raise ValueError(f"batch_size ({batch_size}) and prefetch ({prefetch}) must be at least 1")
         self.dataset, self.batch_size, self.drop_last = dataset, batch_size, drop_last
         self.sampler = sampler if sampler is not None else ShuffleSampler(len(dataset), seed=seed, shuffle=shuffle)
         self.seed, self.prefetch, self.decode, self.decoders = seed, min(prefetch, 16), decode, decoders
+        self.group, self.ahead = group, ahead
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.epoch = 0
         self.last_decoder: str | None = None
@@ -72,6 +77,10 @@ class VideoLoader:
                                   "seed": seed, "decode": self.decode}
         if self.decoders is not None:
             params["decoders"] = self.decoders
+        if not self.group:
+            params["group"] = False
+        if self.ahead is not None:
+            params["ahead"] = self.ahead
         if d.processing:
             params["outputs"] = d.processing
         inputs = {n: f"clips/{n}" for n in [*names, "index"]}

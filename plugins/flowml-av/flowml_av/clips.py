@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -18,7 +18,9 @@ import flowml
 from flowml import TENSOR, EndOfStream, Field, Node, NodeError, Output, Ports
 from flowml.data.index import SequenceIndex
 
+from .grouping import Group, Sample, group_samples, one_each
 from .nvdec import engines, nvdec_problem, nvdec_size_problem
+from .parallel import keyframe_indices
 from .probe import probe
 from .processing import ProcessDesc, draw, plan, process
 from .reader import _gpu_index, _place
@@ -45,9 +47,16 @@ class Clips(Node):
 
     ``decoders``: K threads decode different samples at once, each with its own decoders (one
     a file, the last ``FILES_PER_DECODER`` files it read), up to ``batch + 2 K`` samples ahead
-    of the batch being made (the order is known); batches are made in order from them, random
+    of the batch being made (the order is known; it is planned ``ahead`` samples at a time,
+    default ``batch + 2 K``, so up to ``batch + 2 K + ahead`` decoded samples are held); batches are made in order from them, random
     choices drawn in order, so K changes nothing in the output. None (auto): one a NVDEC
-    engine on NVDEC (7 on an H200), half the cores (up to 8) on the CPU."""
+    engine on NVDEC (7 on an H200), half the cores (up to 8) on the CPU.
+
+    ``group``: samples of one file among those read ahead (with one decoder: within a batch)
+    whose decode ranges share GOPs are decoded by one call for the union of their frames
+    (``grouping.py``): each GOP once, forward from the first keyframe, instead of a seek and
+    the frames from the keyframe for every sample. The same frames come out either way;
+    ``decode_calls`` and ``decoded_frames`` count the calls and frames asked of the decoders."""
 
     type_name = "capture.clips"
     outputs = (Output("index", TENSOR, "(B,) int64 sample numbers"),)
@@ -69,6 +78,12 @@ class Clips(Node):
         decoders: int | None = Field(None, ge=1, le=32, rebuild=True,
                                      description="samples decoded at once, each thread with its own decoders; "
                                                  "none: one a NVDEC engine, or half the cores on the CPU")
+        group: bool = Field(True, rebuild=True,
+                            description="decode samples of one file that share GOPs (among those read "
+                                        "ahead) in one call: each GOP once; the same frames either way")
+        ahead: int | None = Field(None, ge=1, le=4096, rebuild=True,
+                                  description="with K > 1 decoders: samples planned (grouped) at a time; "
+                                              "none: batch + 2 K. More groups better, holds more frames")
 
         @model_validator(mode="after")
         def _check(self) -> "Clips.Params":
@@ -96,6 +111,7 @@ class Clips(Node):
         p = self.params
         self.paths = [str(ctx.resolve(f)) for f in p.files]
         infos = [probe(f) for f in self.paths]
+        self.keys = [keyframe_indices(i) for i in infos]
         self.index = SequenceIndex.of([i.frames for i in infos], p.length, p.step)
         order = p.samples if p.samples is not None else range(len(self.index))
         bad = [k for k in order if not 0 <= k < len(self.index)]
@@ -108,6 +124,9 @@ class Clips(Node):
         self.generator = torch.Generator()
         self.generator.manual_seed(p.seed if p.seed is not None else torch.seed())
         self.videos: dict[int, Any] = {}
+        self.lock = threading.Lock()
+        self.decode_calls = 0       # decoder calls (one a group)
+        self.decoded_frames = 0     # distinct frames those calls asked for
         self.gpu = self._wants_gpu()
         self.pool: ThreadPoolExecutor | None = None
         self.count = self._decoder_count()
@@ -120,9 +139,8 @@ class Clips(Node):
                 self.videos.clear()
             self.local = threading.local()
             self.opened: list[Any] = []
-            self.lock = threading.Lock()
             self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="flowml-av-clips")
-            self.ahead: deque[Future] = deque()
+            self.jobs: dict[int, Future] = {}   # read position -> the future of its group
             self.submitted = 0
 
     def _decoder_count(self) -> int:
@@ -177,7 +195,7 @@ class Clips(Node):
     def teardown(self) -> None:
         pool = getattr(self, "pool", None)
         if pool is not None:
-            for f in self.ahead:
+            for f in set(self.jobs.values()):
                 f.cancel()
             pool.shutdown(wait=True)
             for video in self.opened:
@@ -216,30 +234,61 @@ class Clips(Node):
         videos.move_to_end(file)
         return video
 
-    def _decode_sample(self, sample: int) -> tuple[torch.Tensor, Any]:
-        """On a worker thread: sample ``sample``'s frames and the CUDA event after them (or None)."""
-        file, frames = self.index.frames(sample)
-        video = self._thread_video(file)
+    def _decode_group(self, group: Group) -> tuple[dict[int, torch.Tensor], Any]:
+        """On a worker thread: the group's samples' frames (read position -> ``(T, 3, H, W)``)
+        and the CUDA event after them (or None)."""
+        video = self._thread_video(group.file)
         if not self.ctx.device.startswith("cuda"):
-            return self._placed(video, video.frames(frames)), None
+            return self._split(video, group), None
         stream = getattr(self.local, "stream", None)
         if stream is None:
             stream = self.local.stream = torch.cuda.Stream(torch.device(self.ctx.device))
         with torch.cuda.stream(stream):
-            images = self._placed(video, video.frames(frames))
+            images = self._split(video, group)
             event = torch.cuda.Event()
             event.record(stream)
         return images, event
 
+    def _split(self, video: Any, group: Group) -> dict[int, torch.Tensor]:
+        """Decode the union of the group's frames in one call; each sample's frames from it (a
+        view where they are consecutive there, as they are for one sample alone)."""
+        images = self._placed(video, video.frames(list(group.frames)))
+        with self.lock:
+            self.decode_calls += 1
+            self.decoded_frames += len(group.frames)
+        row = {f: k for k, f in enumerate(group.frames)}
+        out = {}
+        for s in group.samples:
+            rows = [row[f] for f in s.frames]
+            if rows == list(range(rows[0], rows[0] + len(rows))):
+                out[s.position] = images[rows[0]:rows[0] + len(rows)]
+            else:
+                out[s.position] = torch.stack([images[r] for r in rows])
+        return out
+
+    def _groups(self, positions: range) -> list[Group]:
+        """The samples at read ``positions`` in decoder calls: grouped (``group``) or one each."""
+        samples = []
+        for at in positions:
+            file, frames = self.index.frames(self.order[at])
+            samples.append(Sample(at, file, tuple(frames)))
+        return group_samples(samples, self.keys) if self.params.group else one_each(samples)
+
     def _sequences(self, count: int) -> list[torch.Tensor]:
         """The next ``count`` samples' frames, decoded ahead by the threads, in order."""
-        want = self.pos + count + 2 * self.count
-        while self.submitted < min(want, len(self.order)):
-            self.ahead.append(self.pool.submit(self._decode_sample, self.order[self.submitted]))
-            self.submitted += 1
+        want = min(len(self.order), self.pos + count + 2 * self.count)
+        if self.submitted < want:  # plan a window at a time: groups form within it
+            chunk = self.params.ahead or self.params.batch + 2 * self.count
+            end = min(len(self.order), max(want, self.submitted + chunk))
+            for group in self._groups(range(self.submitted, end)):
+                future = self.pool.submit(self._decode_group, group)
+                for s in group.samples:
+                    self.jobs[s.position] = future
+            self.submitted = end
         out = []
-        for _ in range(count):
-            images, event = self.ahead.popleft().result()
+        for at in range(self.pos, self.pos + count):
+            images_at, event = self.jobs.pop(at).result()
+            images = images_at.pop(at)
             if event is not None:
                 current = torch.cuda.current_stream(torch.device(self.ctx.device))
                 current.wait_event(event)
@@ -256,7 +305,10 @@ class Clips(Node):
         if self.pool is not None:
             sequences = self._sequences(len(chosen))
         else:
-            sequences = [self.sequence(k) for k in chosen]
+            got: dict[int, torch.Tensor] = {}
+            for group in self._groups(range(self.pos, self.pos + len(chosen))):
+                got.update(self._split(self._video(group.file), group))
+            sequences = [got[at] for at in range(self.pos, self.pos + len(chosen))]
         self.pos += len(chosen)
         draws = [draw(self.generator) for _ in chosen]   # shared by the outputs: they stay aligned
         out = {name: self._output(name, desc, sequences, draws) for name, desc in self.descs.items()}
