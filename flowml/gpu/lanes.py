@@ -28,12 +28,28 @@ class Lane:
     device: torch.device
     stream: torch.cuda.Stream
     timings: dict[str, deque] = field(default_factory=dict)
+    _spare: deque = field(default_factory=deque, repr=False, compare=False)  # end events to reuse
 
     def record_now(self) -> torch.cuda.Event:
         """An event marking the end of everything queued on this lane so far."""
         event = torch.cuda.Event()
         event.record(self.stream)
         return event
+
+    def end_event(self) -> torch.cuda.Event:
+        """Like ``record_now``, for a host thread to wait on: a blocking-sync event (its
+        ``synchronize()`` sleeps in the driver instead of spinning a core), reused from the
+        ones handed back with ``recycle`` (any thread)."""
+        try:
+            event = self._spare.pop()
+        except IndexError:
+            event = torch.cuda.Event(blocking=True)
+        event.record(self.stream)
+        return event
+
+    def recycle(self, event: torch.cuda.Event) -> None:
+        """Hand back an ``end_event`` that has passed and that nobody waits on any more."""
+        self._spare.append(event)
 
     def harvest(self, node_id: str) -> list[float]:
         """Milliseconds of the node's finished calls since the last harvest (no host sync)."""

@@ -3,7 +3,8 @@
 Each node has one policy object, made from its type and spec when it is built and again on
 every reload (``make_policy``):
 
-- ``Inline``: on the dispatcher, every tick (the default; a GPU node only enqueues work there).
+- ``Inline``: on the dispatcher, every tick (the default; a GPU node only enqueues work there,
+  and notes its lane on the tick, which ends when that work is done: ``runtime.completion``).
 - ``OnWorker``: on the node's own thread, in order (``blocking`` types: file and network I/O,
   feature matching). Every call is a part of its tick, so ``max_in_flight`` bounds what is
   queued. When a producer of its inputs is itself still running on a worker, the inputs are
@@ -63,8 +64,11 @@ class Inline(Policy):
 
     def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced:
         inputs, waits, foreign = gather()
-        nrt.last = nrt.call(inputs, run.tick, waits, foreign, getattr(gather, "params", None) or nrt.params)
-        return nrt.last
+        produced = nrt.last = nrt.call(inputs, run.tick, waits, foreign,
+                                       getattr(gather, "params", None) or nrt.params)
+        if produced.lane is not None:  # GPU work enqueued: the tick ends when it is done
+            run.used(produced.lane)
+        return produced
 
 
 class OnWorker(Policy):

@@ -4,10 +4,10 @@ Inside a tick, nodes are visited in topological order on one dispatch thread, an
 *policy* (``runtime.policies``) decides how its call runs: inline on the dispatcher, on the
 node's worker thread (``blocking`` types), every N ticks, or sample-and-hold (``hold: true``).
 At most ``max_in_flight`` ticks are unfinished at once (a tick finishes when the last call
-made for it is done). Live mode: the newest source frame wins, frames the graph could not
-start are dropped and counted, a worker node that is behind skips frames. Offline mode: every
-frame, in order; the source waits (back-pressure) and nothing is dropped, so the output is
-deterministic.
+made for it has returned and the GPU work it enqueued is done: ``runtime.completion``). Live
+mode: the newest source frame wins, frames the graph could not start are dropped and counted,
+a worker node that is behind skips frames. Offline mode: every frame, in order; the source
+waits (back-pressure) and nothing is dropped, so the output is deterministic.
 
 Parameter changes (``set_params``, OSC, expressions) are validated when they arrive and handed
 to the nodes together at the start of the next tick; each call carries the params of its tick
@@ -16,8 +16,8 @@ a param that needs a rebuild (``flowml.parammeta``) builds that node anew instea
 
 Every call into node code goes through one error boundary (``node_runtime.guarded``), and the
 graph's ``on_error`` applies to every phase. ``run()`` ends by stopping and joining the clock,
-draining the ticks in flight and then returns; ``teardown()`` finishes the workers and tears
-the nodes down; every wait is bounded.
+draining the ticks in flight (their GPU work included) and then returns; ``teardown()``
+finishes the workers and tears the nodes down; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from ..gpu.device import resolve_device
 from ..node import NO_VALUE, EndOfStream, NodeContext, Params, Tick
 from ..parammeta import rebuild_fields
 from .clock import InlineSource, RateClock, SourceFailure, SourceFrame, SourcePump
+from .completion import Completion
 from .edges import NoInput, Produced, absent, resolve
 from .node_runtime import NodeFailed, NodeRuntime, guarded
 from .placement import place
@@ -122,6 +123,7 @@ class Scheduler:
         self.gpu_timing = gpu_timing
         self._lanes: Any = None        # gpu.lanes.LanePool, made when a node is on CUDA
         self._copy_streams: dict[str, Any] = {}
+        self._completion: Completion | None = None  # made with the lanes: GPU ticks end there
         self._skip_if: dict[str, tuple[tuple[str, str], ...]] = {}  # see _index
         self._absent: dict[str, Produced] = {}
         self._tail: SerialWorker | None = None  # offline: the rest of ticks waiting on a worker
@@ -204,6 +206,8 @@ class Scheduler:
     def _place(self) -> None:
         if self._lanes is not None:
             place(self.nodes, self.graph, self._lanes, self.device, self.gpu_timing)
+            if self._completion is None:
+                self._completion = Completion(self._tick_finished, self._gpu_failed)
 
     def _copy_stream(self, device: str):
         import torch
@@ -221,6 +225,10 @@ class Scheduler:
         for nid in reversed(list(self.nodes)):
             self._close(self.nodes[nid])
         self.nodes.clear()
+        if self._completion is not None:
+            if not self._completion.close(STOP_WAIT_S):
+                log.warning("GPU work of a frame still not done after %.0f s", STOP_WAIT_S)
+            self._completion = None
         self._is_setup = False
 
     def _close(self, nrt: NodeRuntime) -> None:
@@ -495,7 +503,8 @@ class Scheduler:
         return False
 
     def _drain(self) -> None:
-        """Wait (bounded) for every unfinished tick (all slots back), then free the slots."""
+        """Wait (bounded) for every unfinished tick (all slots back: their calls returned and
+        their GPU work done), then free the slots."""
         deadline = time.perf_counter() + STOP_WAIT_S
         got = 0
         for _ in range(self.max_in_flight):
@@ -569,7 +578,9 @@ class Scheduler:
         for pos in range(start, len(order)):
             nid = order[pos]
             if nid == self.clock_id and frame is not None:
-                values[nid] = self._arrived(frame.outputs, run.tick.index)  # type: ignore[arg-type]
+                values[nid] = src = self._arrived(frame.outputs, run.tick.index)  # type: ignore[arg-type]
+                if src.lane is not None:  # the source's GPU work for this frame
+                    run.wait_for(src.ready_event())
                 continue
             nrt = nodes[nid]
             needed = skip_if.get(nid)
@@ -600,6 +611,7 @@ class Scheduler:
         node still runs its frames in order, one at a time; hooks run at the tail's end."""
         if self._tail is None:
             self._tail = SerialWorker("tail")
+        run.seal()  # the lanes used so far: the dispatcher goes on with the next tick on them
         self._tail_from = pos if self._tail_from is None else min(self._tail_from, pos)
         params = {nid: self.nodes[nid].params for nid in self.order[pos:]}
 
@@ -686,9 +698,22 @@ class Scheduler:
                               port in nrt.uint8_ports, nrt.uint8_ports.get(port))
 
     def _tick_done(self, run: TickRun) -> None:
+        """The tick's last call has returned (any thread). It is finished here, or, when it
+        left GPU work behind (``run.ends``), once that is done (``runtime.completion``)."""
+        if run.ends and self._completion is not None:
+            self._completion.done(run)
+        else:
+            self._tick_finished(run)
+
+    def _tick_finished(self, run: TickRun) -> None:
+        """Book a finished tick (failed ones too) and free its slot."""
         if not run.abandoned:
             self.stats.tick_done(time.perf_counter() - run.arrived, ok=not run.failed)
         self._slots.release()
+
+    def _gpu_failed(self, run: TickRun, error: BaseException) -> None:
+        """Waiting on a tick's GPU work raised (a CUDA error, on the completion thread)."""
+        self._node_failed(NodeFailed("(gpu)", "cuda", error, run.tick.index, phase="GPU work"))
 
 
 class _Gather:

@@ -61,7 +61,9 @@ class NodeStats:
 
 @dataclass
 class GraphStats:
-    """Counters of the whole graph. Latency is from a frame's arrival to its last sink's end."""
+    """Counters of the whole graph. A tick is *completed* when its last call has returned and
+    the GPU work it enqueued is done (``runtime.completion``): ``fps``, ``recent_fps`` and the
+    latencies (a frame's arrival to then) measure GPU completion, not the enqueue."""
 
     nodes: dict[str, NodeStats] = field(default_factory=dict)
     ticks: int = 0

@@ -1,0 +1,91 @@
+"""When a tick is done: its calls have returned *and* the GPU work they enqueued has finished.
+
+On CUDA a node's call only enqueues work on its lane's stream (``gpu.lanes``), so a tick whose
+last call has returned may still be running on the GPU for a long time (a captured generator:
+one launch in 0.2 ms, 80 ms of GPU work). Counting it as done then would make ``recent_fps``
+and the latencies measure the enqueue, and ``max_in_flight`` would not bound the GPU work in
+flight. So each part of a tick records end events on the lanes it used (``TickRun.seal``),
+and ``Completion`` finishes the tick (stats, latency, its slot) only once they have passed.
+
+The dispatcher never waits on the GPU: a tick with events still to pass goes to one small
+thread per scheduler, which waits on them in the order ticks were handed in. Its end events
+are blocking-sync ones (``Lane.end_event``): ``synchronize()`` sleeps in the driver with the
+GIL released instead of spinning a core. A tick that enqueued nothing on a GPU (every tick of
+a CPU graph) never comes here, and one whose events have all passed by the time its last call
+returns (a graph ending in a host sink, which waited for its download) is finished on the spot:
+no thread hop, its latency as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .ticks import TickRun
+from .workers import SerialWorker
+
+log = logging.getLogger("flowml")
+
+
+class Completion:
+    """Finishes ticks once their CUDA events (``TickRun.ends``) have passed.
+
+    ``finish(run)`` books the tick (any thread: here, or the one its last part returned on);
+    ``failed(run, error)`` hears of an event that raised (a CUDA error), before the tick is
+    finished as failed."""
+
+    def __init__(self, finish: Callable[[TickRun], None],
+                 failed: Callable[[TickRun, BaseException], None]):
+        self._finish, self._failed = finish, failed
+        self._waiter = SerialWorker("gpu-done")
+
+    @property
+    def backlog(self) -> int:
+        """Ticks handed in and not yet finished."""
+        return self._waiter.backlog
+
+    def done(self, run: TickRun) -> None:
+        """``run``'s last part has returned (any thread): finish it now if its events have
+        passed, else once they have, on the completion thread."""
+        try:
+            passed = all(event.query() for _, event in run.ends)
+        except Exception:  # a CUDA error: the waiter reports it
+            passed = False
+        if passed:
+            self._book(run)
+            return
+        try:
+            self._waiter.submit(lambda: self._wait(run))
+        except RuntimeError:  # closed: a call that outlived teardown (a stuck node)
+            self._book(run)
+
+    def _wait(self, run: TickRun) -> None:
+        try:
+            # our blocking-sync events first (sleeping); a source's own event after them,
+            # by then as good as always passed (the tick's work waited on it)
+            for owned in (True, False):
+                for lane, event in run.ends:
+                    if (lane is not None) is owned:
+                        event.synchronize()
+        except Exception as exc:
+            run.failed = True
+            try:
+                self._failed(run, exc)
+            except Exception:
+                log.exception("reporting a failed GPU tick failed")
+        self._book(run)
+
+    def _book(self, run: TickRun) -> None:
+        ends, run.ends = run.ends, []
+        for lane, event in ends:
+            if lane is not None:
+                lane.recycle(event)
+        try:
+            self._finish(run)
+        except Exception:  # a bug of ours; the tick's slot must not be lost silently
+            log.exception("finishing tick %d failed", run.tick.index)
+
+    def close(self, timeout: float | None) -> bool:
+        """Finish the ticks handed in, then stop the thread; False if it was still waiting
+        after ``timeout`` seconds (a GPU that never finishes: the thread is left behind)."""
+        return self._waiter.close(timeout)

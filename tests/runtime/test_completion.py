@@ -1,0 +1,176 @@
+"""A tick ends when its GPU work is done (runtime.completion), shown on the CPU: the end events
+here are host-side stand-ins with the two methods the completion path uses of a CUDA event
+(``query``, ``synchronize``), handed out by a stand-in lane as ``Lane.end_event`` would."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from flowml.node import Tick
+from flowml.runtime.completion import Completion
+from flowml.runtime.edges import Produced
+from flowml.runtime.scheduler import Scheduler
+from flowml.runtime.ticks import TickRun
+
+WAIT_S = 10.0  # a bound on waiting for a thread, never a timing claim
+
+
+class HostEvent:
+    """Passes when ``fire()`` is called; ``synchronize`` blocks until then."""
+
+    def __init__(self, error: BaseException | None = None):
+        self._fired = threading.Event()
+        self.error = error
+
+    def fire(self) -> None:
+        self._fired.set()
+
+    def query(self) -> bool:
+        return self._fired.is_set()
+
+    def synchronize(self) -> None:
+        if not self._fired.wait(WAIT_S):
+            raise AssertionError("test event never fired")
+        if self.error is not None:
+            raise self.error
+
+
+class HostLane:
+    """Hands out HostEvents as end events and keeps the ones recycled."""
+
+    def __init__(self):
+        self.recorded: list[HostEvent] = []
+        self.recycled: list[HostEvent] = []
+
+    def end_event(self) -> HostEvent:
+        self.recorded.append(HostEvent())
+        return self.recorded[-1]
+
+    def recycle(self, event: HostEvent) -> None:
+        self.recycled.append(event)
+
+
+class Book:
+    """The finish/failed callbacks of a Completion: which ticks, on which thread."""
+
+    def __init__(self):
+        self.finished: list[tuple[int, bool, str]] = []
+        self.errors: list[BaseException] = []
+        self.cv = threading.Condition()
+
+    def finish(self, run: TickRun) -> None:
+        with self.cv:
+            self.finished.append((run.tick.index, run.failed, threading.current_thread().name))
+            self.cv.notify_all()
+
+    def failed(self, run: TickRun, error: BaseException) -> None:
+        self.errors.append(error)
+
+    def wait_for(self, n: int) -> None:
+        with self.cv:
+            assert self.cv.wait_for(lambda: len(self.finished) >= n, WAIT_S), self.finished
+
+
+def tick_run(i: int, completion: Completion) -> TickRun:
+    return TickRun(Tick(i, 0.0), 0.0, completion.done, lambda exc: None)
+
+
+def test_a_tick_is_finished_only_after_its_events_pass_and_in_hand_in_order():
+    book = Book()
+    completion = Completion(book.finish, book.failed)
+    lane = HostLane()
+    runs = [tick_run(i, completion) for i in range(3)]
+    for run in runs:
+        run.used(lane)
+        run.used(lane)  # one end event a lane and part, however many calls used it
+        run.part_done()  # the dispatch returned: the end events are recorded now
+    assert len(lane.recorded) == 3 and book.finished == []  # enqueued is not done
+    lane.recorded[1].fire()  # tick 1's GPU work is done, tick 0's not yet
+    lane.recorded[0].fire()
+    lane.recorded[2].fire()
+    book.wait_for(3)
+    assert [(i, failed) for i, failed, _ in book.finished] == [(0, False), (1, False), (2, False)]
+    assert {name for *_, name in book.finished} == {"flowml-gpu-done"}
+    assert lane.recycled == lane.recorded and all(r.ends == [] for r in runs)
+    assert completion.close(WAIT_S)
+
+
+def test_a_tick_whose_events_passed_is_finished_on_the_spot():
+    book = Book()
+    completion = Completion(book.finish, book.failed)
+    run = tick_run(0, completion)
+    source = HostEvent()
+    source.fire()
+    run.wait_for(source)  # a source's own event: waited for, never recycled
+    run.part_done()
+    assert book.finished == [(0, False, threading.current_thread().name)]  # no thread hop
+    assert run.ends == []
+    assert completion.close(WAIT_S)
+
+
+def test_a_worker_part_waits_on_its_own_lane_and_the_last_part_hands_the_tick_in():
+    book = Book()
+    completion = Completion(book.finish, book.failed)
+    dispatch_lane, worker_lane = HostLane(), HostLane()
+    run = tick_run(7, completion)
+    run.add_part()  # a worker call of the tick
+    run.used(dispatch_lane)
+    run.part_done()  # the dispatch: one end event on its lane
+    fut: Future = Future()
+    fut.set_result(Produced({}, None, worker_lane))
+    run.part_done(fut)  # the worker call returned: an end event on its lane, then handed in
+    assert len(dispatch_lane.recorded) == len(worker_lane.recorded) == 1
+    worker_lane.recorded[0].fire()
+    assert book.finished == []  # still waiting for the dispatch's GPU work
+    dispatch_lane.recorded[0].fire()
+    book.wait_for(1)
+    assert book.finished[0][:2] == (7, False)
+    assert completion.close(WAIT_S)
+
+
+def test_a_failed_wait_still_finishes_the_tick_as_failed():
+    book = Book()
+    completion = Completion(book.finish, book.failed)
+    run = tick_run(3, completion)
+    bad = HostEvent(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    run.wait_for(bad)
+    run.part_done()
+    bad.fire()
+    book.wait_for(1)
+    assert book.finished[0][:2] == (3, True)  # booked as failed: its slot comes back
+    assert [str(e) for e in book.errors] == ["CUDA error: an illegal memory access was encountered"]
+    assert completion.close(WAIT_S)
+
+
+def test_close_finishes_the_ticks_handed_in_first():
+    book = Book()
+    completion = Completion(book.finish, book.failed)
+    run = tick_run(0, completion)
+    event = HostEvent()
+    run.wait_for(event)
+    run.part_done()
+    threading.Timer(0.05, event.fire).start()
+    assert completion.close(WAIT_S)
+    assert [i for i, *_ in book.finished] == [0]
+    late = tick_run(1, completion)  # a call that outlived the close: booked, not lost
+    late.wait_for(HostEvent())
+    late.part_done()
+    assert [i for i, *_ in book.finished] == [0, 1]
+
+
+def test_a_cpu_graph_has_no_completion_thread(graph):
+    g = graph("""
+        flowml: 1
+        clock: src
+        max_in_flight: 2
+        nodes:
+          src: {type: test.counter, params: {frames: 20}}
+          add: {type: test.add, inputs: {value: src/value}}
+          rec: {type: test.record, inputs: {value: add/value}}
+    """)
+    with Scheduler(g) as sched:
+        result = sched.run()
+        assert sched._completion is None
+    assert result.ok and result.stats.completed == 20
+    assert not any(t.name == "flowml-gpu-done" for t in threading.enumerate())
