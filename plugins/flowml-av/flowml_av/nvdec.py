@@ -52,7 +52,8 @@ from .nvdec_caps import (  # noqa: F401  (what callers import from here)
 log = logging.getLogger("flowml.av.nvdec")
 
 RUN = 16
-"""Frames one decoder call returns when frames are decoded again (``NvdecVideo._from_keyframe``)."""
+"""Frames one decoder call returns when frames are decoded again (``NvdecVideo._from_keyframe``;
+whole GOPs a call, each from its keyframe: a longer GOP is one call)."""
 SLACK = 4
 """Frames decoded past the last one wanted when decoding again: a count off by a few still covers it."""
 FROM_START = 256
@@ -268,11 +269,9 @@ class NvdecVideo:
 
     def _from_keyframe(self, wanted: list[int]) -> Iterator[list]:
         """Runs of consecutive indices from the keyframe at or before ``wanted[0]`` to a few past
-        ``wanted[-1]`` (a count that is off by some frames still covers them), ``RUN`` a call."""
-        keys = [k for k in keyframe_indices(self.info) if k <= wanted[0]]
-        first, last = keys[-1] if keys else 0, min(len(self) - 1, wanted[-1] + SLACK)
-        for at in range(first, last + 1, RUN):
-            run = list(range(at, min(last + 1, at + RUN)))
+        ``wanted[-1]`` (a count that is off by some frames still covers them), each starting at
+        a keyframe (``key_runs``: a call that starts elsewhere is the one the H200 miscounted)."""
+        for run in key_runs(keyframe_indices(self.info), wanted[0], min(len(self) - 1, wanted[-1] + SLACK)):
             yield self._call(lambda: self.decoder.get_batch_frames_by_index(run), run)
 
     def _from_start(self, wanted: list[int]) -> Iterator[list]:
@@ -351,6 +350,21 @@ class NvdecVideo:
         if getattr(self, "cpu", None) is not None:
             self.cpu.close()
             self.cpu = None
+
+
+def key_runs(keys: Sequence[int], first: int, last: int, run: int = RUN) -> list[list[int]]:
+    """Frames from the keyframe at or before ``first`` to ``last`` as runs that each start at a
+    keyframe (``keys``: sorted, 0 first): whole GOPs joined while a run stays within ``run``
+    frames, a longer GOP a run of its own."""
+    start = max([k for k in keys if k <= first] or [0])
+    cuts = [k for k in keys if start < k <= last]
+    runs: list[list[int]] = []
+    for a, b in zip([start, *cuts], [*cuts, last + 1]):  # GOP [a, b)
+        if runs and b - runs[-1][0] <= run:
+            runs[-1] = list(range(runs[-1][0], b))
+        else:
+            runs.append(list(range(a, b)))
+    return runs
 
 
 def frame_pts(frame: Any) -> int | None:

@@ -217,3 +217,25 @@ def test_without_usable_timestamps_the_decoders_frames_are_taken_as_they_come(cl
     y, _ = nv.nv12([keys[1], keys[1] + 2])
     assert torch.equal(y[0], ys[keys[1]]) and nv.unchecked and "not checked by timestamp" in caplog.text
     assert nv.misplaced == 0 and nv.cpu_frames == 0
+
+
+def test_decoding_again_calls_start_at_keyframes_so_a_long_run_needs_no_reset(clip):
+    """Frames wanted over more than ``RUN`` frames: every call of the decoding again starts at a
+    keyframe (the stand-in, like PyNvVideoCodec on the H200, is late only for calls that do
+    not), so all come from the keyframe runs: no reset to the start, nothing on the CPU."""
+    info, ys, uvs, nv12 = clip
+    keys = keyframe_indices(info)
+    decoder = Miscounting(stamped(nv12, OFFSET), keys)
+    nv = on_cpu(info, decoder)
+    start = keys[1] + 3
+    indices = list(range(start, min(len(ys), start + nvdec.RUN + 1)))
+    assert_frames(nv, ys, uvs, indices)
+    again = redecodes(decoder)
+    assert again and all(c == "index" and run[0] in keys for c, run in again), again
+    assert nv.misplaced == len(indices) and nv.cpu_frames == 0
+
+
+def test_key_runs_start_at_keyframes_and_join_gops_up_to_a_run():
+    assert nvdec.key_runs([0, 10, 20, 30], 13, 33, run=16) == [list(range(10, 20)), list(range(20, 34))]
+    assert nvdec.key_runs([0, 8, 16], 11, 20, run=16) == [list(range(8, 21))]
+    assert nvdec.key_runs([0, 40], 3, 45, run=16) == [list(range(0, 40)), list(range(40, 46))]  # a long GOP whole
