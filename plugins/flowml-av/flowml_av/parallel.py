@@ -19,6 +19,7 @@ the reading thread's stream waits for that event (on the GPU) and the piece is k
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,6 +43,38 @@ def keyframe_indices(info: VideoInfo) -> list[int]:
     index_of = {pts: k for k, pts in enumerate(info.pts)}
     keys = sorted({index_of[p] for p in info.keyframes if p in index_of} | {0})
     return keys
+
+
+LONG_GOP = 64
+"""A GOP longer than a piece is still one call up to this many frames (``key_pieces``)."""
+
+
+def key_pieces(keys: list[int], frames: range, piece: int = PIECE, long_gop: int = LONG_GOP) -> list[list[int]]:
+    """``frames`` (consecutive) as decoder calls that start at keyframes (``keys``, sorted):
+    whole GOPs joined while a call stays within ``piece`` frames, a longer GOP one call up to
+    ``long_gop`` frames (then cut). Only a first call that begins mid-GOP starts elsewhere.
+    PyNvVideoCodec finds a frame by seeking to a keyframe and counting, and a call that begins
+    mid-GOP is the one it miscounted on the H200 (frames then checked by pts and decoded again,
+    ``nvdec.py``); a call from a keyframe decodes each GOP once."""
+    if not frames:
+        return []
+    k = bisect.bisect_left(keys, frames.start)
+    starts_key = k < len(keys) and keys[k] == frames.start
+    cuts: list[int] = []
+    for key in keys[k + 1 if starts_key else k:]:
+        if key >= frames.stop:
+            break
+        cuts.append(key)
+    out: list[list[int]] = []
+    open_call = False  # out[-1] starts at a keyframe and may take the next GOP
+    for n, (a, b) in enumerate(zip([frames.start, *cuts], [*cuts, frames.stop])):  # GOP (or its tail) [a, b)
+        if out and open_call and b - out[-1][0] <= piece:
+            out[-1] = list(range(out[-1][0], b))
+            continue
+        calls = [list(range(at, min(b, at + long_gop))) for at in range(a, b, long_gop)]
+        out.extend(calls)
+        open_call = (starts_key or n > 0) and len(calls) == 1
+    return out
 
 
 def segments(info: VideoInfo, first: int = 0, min_frames: int = MIN_SEGMENT) -> list[range]:
@@ -74,11 +107,12 @@ class ParallelFrames(Iterator[tuple[int, Any]]):
 
     def __init__(self, open_video: Callable[[], Any], segments_: Iterable[range], decoders: int,
                  decode: Callable[[Any, list[int]], Any], finish: Callable[[Any], Any] = lambda x: x,
-                 ahead: int | None = None, piece: int | None = None):
+                 ahead: int | None = None, piece: int | None = None, keys: list[int] | None = None):
         if decoders < 1:
             raise ValueError(f"decoders must be at least 1, got {decoders}")
         self.open_video, self.decode, self.finish = open_video, decode, finish
         self.piece = piece if piece is not None else PIECE
+        self.keys = keys  # keyframe indices: pieces start at keyframes (key_pieces); none: every `piece` frames
         self.decoders = decoders
         self.ahead = ahead if ahead is not None else decoders + 1
         self.plan = iter(segments_)
@@ -109,9 +143,11 @@ class ParallelFrames(Iterator[tuple[int, Any]]):
         if cuda and stream is None:
             stream = self.local.stream = torch.cuda.Stream(torch.device(device))
         out = []
-        indices = list(frames)
-        for at in range(0, len(indices), self.piece):
-            part = indices[at:at + self.piece]
+        if self.keys is not None:
+            parts = key_pieces(self.keys, frames, self.piece)
+        else:
+            parts = [list(frames[at:at + self.piece]) for at in range(0, len(frames), self.piece)]
+        for part in parts:
             if cuda:
                 with torch.cuda.stream(stream):
                     payload = self.decode(video, part)

@@ -22,13 +22,14 @@ transfer = lazy_import("flowml.gpu.transfer")
 from .colour import Colour, frame_to_rgb
 from .nvdec import NvdecSizeError, NvdecVideo, engines, nvdec_problem
 from .nvdec_caps import PATTERN, URL  # a stream URL; an image-sequence pattern (f_%04d.png)
-from .parallel import ParallelFrames, plan
+from .parallel import LONG_GOP, ParallelFrames, key_pieces, keyframe_indices, plan
 from .probe import VideoInfo, probe
 
 Pixels = Annotated[int, Field(ge=1, le=16384)]
 """An image-sequence pattern (``f_%04d.png``), read by FFmpeg's image2 demuxer."""
 NVDEC_CHUNK = 8
-"""Frames NVDEC decodes in one call (sequential reading): fewer calls, one conversion kernel set."""
+"""Frames NVDEC decodes in one call (sequential reading): fewer calls, one conversion kernel set;
+calls start at keyframes (``parallel.key_pieces``: whole GOPs, a longer GOP one call)."""
 MAX_LAG_S = 0.5
 """Realtime playback that falls this far behind the file's clock (a slow graph, a stall)
 starts its clock again from the current frame instead of rushing to catch up."""
@@ -160,6 +161,7 @@ class VideoSource(Node):
                 if self.nv.log_once:
                     self.log.warning("capture.video: %s", self.nv.log_once)
                 self.info = self.nv.info
+                self.nv_keys = keyframe_indices(self.nv.info)
                 self.step = 1.0 / self.nv.info.rate
                 self.nv_next = self.nv.info.index_at(self.params.start)
                 count = self.decoder_count(nvdec=True)
@@ -218,7 +220,8 @@ class VideoSource(Node):
             def finish(planes: Any) -> Any:
                 return nv12_to_rgb(planes[0], planes[1], info.colorspace, info.full_range)
 
-            self.par = ParallelFrames(open_video, segments, count, lambda v, k: v.nv12(k), finish)
+            self.par = ParallelFrames(open_video, segments, count, lambda v, k: v.nv12(k), finish,
+                                      keys=keyframe_indices(info))
         else:
             threads = max(1, (os.cpu_count() or 1) // count)
             self.par = ParallelFrames(lambda: CpuVideo(self.target, device, threads), segments, count,
@@ -226,9 +229,11 @@ class VideoSource(Node):
         self.decoders = count
 
     def _decode_ahead(self) -> None:
-        """NVDEC: decode the next ``NVDEC_CHUNK`` frames (from ``nv_next``) in one call."""
+        """NVDEC: decode the next frames (from ``nv_next``) in one call: to the next keyframe, then
+        whole GOPs up to ``NVDEC_CHUNK`` frames (a longer GOP whole, up to ``LONG_GOP``)."""
         first, count = self.nv_next, len(self.nv)
-        indices = list(range(first, min(first + NVDEC_CHUNK, count)))
+        pieces = key_pieces(self.nv_keys, range(first, min(first + LONG_GOP, count)), NVDEC_CHUNK)
+        indices = pieces[0] if pieces else []
         if indices:
             images = self.nv.frames(indices)
             self.ready.extend((k, images[n:n + 1]) for n, k in enumerate(indices))

@@ -11,7 +11,8 @@ import torch
 from flowml import EndOfStream
 from flowml.testing import NodeHarness
 from flowml_av.nvdec import MIN_SIZE, minimum_size, size_problem
-from flowml_av.parallel import keyframe_indices, segments
+from flowml_av.cpudecode import CpuVideo
+from flowml_av.parallel import ParallelFrames, key_pieces, keyframe_indices, plan, segments
 from flowml_av.probe import probe
 from flowml_av.reader import VideoSource
 
@@ -105,3 +106,40 @@ def test_clips_with_k_decoders_equal_one_decoder(files):
     for one, many in zip(out[1], out[3]):
         assert set(one) == set(many) == {"a", "b", "index"}
         assert all(torch.equal(one[n], many[n]) for n in one)
+
+
+def test_key_pieces_start_at_keyframes_join_gops_and_keep_a_long_gop_whole():
+    keys = [0, 12, 24, 36]
+    assert key_pieces(keys, range(0, 24), 8) == [list(range(0, 12)), list(range(12, 24))]  # a GOP > piece: whole
+    assert key_pieces(keys, range(10, 40), 8) == [[10, 11], list(range(12, 24)), list(range(24, 36)),
+                                                 [36, 37, 38, 39]]                  # only the first mid-GOP
+    assert key_pieces([0, 4, 8, 12], range(0, 14), 8) == [list(range(0, 8)), list(range(8, 14))]  # joined
+    assert key_pieces([0, 100], range(0, 120), 8, long_gop=64) == [list(range(64)), list(range(64, 100)),
+                                                                  list(range(100, 120))]
+    assert key_pieces(keys, range(5, 5), 8) == []
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_k_decoders_with_keyframe_pieces_give_every_frame_in_order_from_calls_at_keyframes(files, name):
+    info = probe(files[name])
+    keys = keyframe_indices(info)
+    calls: list[list[int]] = []
+
+    def decode(video, indices):
+        calls.append(list(indices))
+        return video.frames(indices)
+
+    par = ParallelFrames(lambda: CpuVideo(str(files[name]), "cpu"), plan(info, 3, False, 8), 2, decode, keys=keys)
+    try:
+        got = list(par)
+    finally:
+        par.close()
+    assert [k for k, _ in got] == list(range(3, info.frames))
+    first = [c[0] for c in calls]
+    assert sorted(first)[0] == 3 and all(k in keys for k in first if k != 3), calls
+    ref = CpuVideo(str(files[name]), "cpu")
+    try:
+        for k, image in got[::7]:
+            assert torch.equal(image, ref.frames([k])), k
+    finally:
+        ref.close()
