@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ACTIVATIONS", "bias_act", "setup_filter", "upfirdn2d", "upsample2d",
-           "conv2d_resample", "modulated_conv2d", "normalize_2nd_moment"]
+           "conv2d_resample", "modulated_conv2d", "normalize_2nd_moment", "up_conv_padding",
+           "upsample_padding"]
 
 ACTIVATIONS: dict[str, float] = {"linear": 1.0, "lrelu": math.sqrt(2.0), "relu": math.sqrt(2.0)}
 """Activation name -> its default gain (keeps the signal's variance)."""
@@ -110,9 +111,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     """x ``(B, C, H, W)`` -> ``(B, C, H*up, W*up)``, low-passed by ``f`` (DC gain kept)."""
-    fh, fw = f.shape
-    pad = [(fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2]
-    return upfirdn2d(x, f, up=up, padding=pad, gain=up * up)
+    return upfirdn2d(x, f, up=up, padding=upsample_padding(f, up), gain=up * up)
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, *, stride: int = 1, padding: tuple[int, int] = (0, 0),
@@ -140,6 +139,21 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         return _conv(x, w, padding=(padding, padding), groups=groups, flip_weight=flip_weight)
     if f is None:
         raise ValueError("conv2d_resample: up-sampling needs a FIR filter (setup_filter([1, 3, 3, 1]))")
+    (pyt, pxt), fir_pad = up_conv_padding(kh, kw, f, up, padding)
+    if groups == 1:
+        wt = w.transpose(0, 1)
+    else:  # per group: (Cout/g, Cin/g) -> (Cin/g, Cout/g)
+        wt = w.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
+        wt = wt.reshape(groups * cin_g, cout // groups, kh, kw)
+    x = _conv(x, wt, stride=up, padding=(pyt, pxt), groups=groups, transpose=True,
+              flip_weight=not flip_weight)
+    return upfirdn2d(x, f, padding=fir_pad, gain=up * up)
+
+
+def up_conv_padding(kh: int, kw: int, f: torch.Tensor, up: int, padding: int
+                    ) -> tuple[tuple[int, int], list[int]]:
+    """An up-sampling convolution's two paddings (``conv2d_resample``): the transposed
+    convolution's ``(y, x)`` and then the FIR's ``[x0, x1, y0, y1]`` (negative crops)."""
     fh, fw = f.shape
     # the padding the up-sampled image needs around the filter, then what the transposed
     # convolution already produced beyond it
@@ -149,14 +163,13 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     py1 = padding + (fh - up) // 2 - (kh - up)
     pxt = max(min(-px0, -px1), 0)
     pyt = max(min(-py0, -py1), 0)
-    if groups == 1:
-        wt = w.transpose(0, 1)
-    else:  # per group: (Cout/g, Cin/g) -> (Cin/g, Cout/g)
-        wt = w.reshape(groups, cout // groups, cin_g, kh, kw).transpose(1, 2)
-        wt = wt.reshape(groups * cin_g, cout // groups, kh, kw)
-    x = _conv(x, wt, stride=up, padding=(pyt, pxt), groups=groups, transpose=True,
-              flip_weight=not flip_weight)
-    return upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up * up)
+    return (pyt, pxt), [px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt]
+
+
+def upsample_padding(f: torch.Tensor, up: int = 2) -> list[int]:
+    """``upsample2d``'s FIR padding ``[x0, x1, y0, y1]`` for filter ``f`` ``(fh, fw)``."""
+    fh, fw = f.shape
+    return [(fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2]
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:

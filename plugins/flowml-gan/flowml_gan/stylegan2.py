@@ -17,6 +17,7 @@ from typing import Any, Literal, Sequence
 import torch
 from torch import nn
 
+from . import sg2_fused
 from .ops import (ACTIVATIONS, bias_act, conv2d_resample, modulated_conv2d, normalize_2nd_moment,
                   setup_filter, upsample2d)
 
@@ -169,6 +170,11 @@ class SynthesisLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "const",
                 fused_modconv: bool = True, gain: float = 1.0) -> torch.Tensor:
+        backend = sg2_fused.backend_for(x, w, self.weight) if fused_modconv else None
+        if backend is not None:
+            y = sg2_fused.attempt(backend, sg2_fused.synthesis_layer, self, x, w, noise_mode, gain)
+            if y is not None:
+                return y
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == "random":
@@ -196,6 +202,11 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
+        backend = sg2_fused.backend_for(x, w, self.weight) if fused_modconv else None
+        if backend is not None:
+            y = sg2_fused.attempt(backend, sg2_fused.torgb_layer, self, x, w)
+            if y is not None:
+                return y
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
         return bias_act(x, self.bias, clamp=self.conv_clamp)
@@ -259,12 +270,17 @@ class SynthesisBlock(nn.Module):
             x = x.to(dtype=dtype, memory_format=fmt)
             x = self.conv0(x, next(ws_iter), **kw)
             x = self.conv1(x, next(ws_iter), **kw)
-        if img is not None:
-            img = upsample2d(img, self.resample_filter)
-        if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(ws_iter), fused_modconv=fused_modconv)
-            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-            img = img + y if img is not None else y
+        if not (self.is_last or self.architecture == "skip"):
+            return x, upsample2d(img, self.resample_filter) if img is not None else None
+        y = self.torgb(x, next(ws_iter), fused_modconv=fused_modconv)
+        if img is not None and img.dtype == torch.float32:
+            backend = sg2_fused.backend_for(img, y)
+            if backend is not None:  # up-sampling and the add in one pass
+                out = sg2_fused.attempt(backend, sg2_fused.upsample_add, img, self.resample_filter, y)
+                if out is not None:
+                    return x, out
+        y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        img = upsample2d(img, self.resample_filter) + y if img is not None else y
         return x, img
 
 
