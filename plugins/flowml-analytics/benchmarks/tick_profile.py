@@ -64,7 +64,8 @@ def run(tmp: Path, stride: int, frames: int, profile: bool = False) -> tuple[dic
     path = tmp / "graph.yaml"
     path.write_text(clip3d_bench.GRAPH.format(
         w=16, h=12, frames=frames, t=16, stride=stride, model=model, rules=rules, rw=10, rh=8, cw=8, ch=8,
-        log=tmp / "events.jsonl", cuda_graph="false", device="cpu"))
+        log=tmp / "events.jsonl", cuda_graph="false", device="cpu", batch=1, input="streams", wire="",
+        top_wire=""))
     _PUMP.clear()
     if profile:
         _PUMP["profile"] = cProfile.Profile()

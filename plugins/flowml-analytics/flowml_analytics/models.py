@@ -6,7 +6,9 @@ loads, with random weights (nothing is downloaded) or the user's own state dict:
     python -m flowml_analytics.models r3d_18 mine.pt --weights my_r3d.pth --classes 10
 
 The model takes a clip ``(B, 3, T, H, W)`` (``video.clip``'s BCTHW layout) and returns logits
-``(B, classes)``. The file is traced / exported for ``--frames`` x ``--size`` clips, batch 1.
+``(B, classes)``. The file is traced / exported for ``--frames`` x ``--size`` clips; it takes
+any batch B (TorchScript's trace keeps the batch free; torch.export is given a dynamic batch
+dimension, 1 to 1024), so ``video.clip``'s batched clips (``input: frames``) run at batch n.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ def export(model, out: Path, frames: int = 16, size: int = 112) -> Path:
     example = torch.randn(1, 3, frames, size, size)
     out.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
-        if out.suffix == ".pt2":
-            torch.export.save(torch.export.export(model, (example,)), str(out))
+        if out.suffix == ".pt2":  # batch 2 as the example: export specialises a dimension of size 1
+            batch = torch.export.Dim("batch", min=1, max=1024)
+            torch.export.save(torch.export.export(model, (example.expand(2, -1, -1, -1, -1).contiguous(),),
+                                                  dynamic_shapes=({0: batch},)), str(out))
         else:
             with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; torch.model still loads it
                 warnings.simplefilter("ignore")

@@ -34,6 +34,7 @@ REST = """\
   model:
     type: torch.model
     inputs: {{clip: clip/clip}}
+    cuda_graph: {cuda_graph}
     params: {{path: net.pt, inputs: ["clip:tensor"], outputs: ["logits:tensor"]}}
   top: {{type: classify.topk, inputs: {{logits: model/logits{top_wire}}}, params: {{k: 3}}}}
   rules: {{type: rules.match, inputs: {{metadata: top/metadata}}, params: {{path: rules.json}}}}
@@ -59,9 +60,11 @@ class Slice(torch.nn.Module):
         return clip.flatten(1)[:, ::10] * 4.0
 
 
-def run_graph(tmp: Path, batch: int | None, stride: int) -> tuple[list[dict], list[dict], list]:
+def run_graph(tmp: Path, batch: int | None, stride: int, device: str = "cpu", cuda_graph: bool = False,
+              counters: dict | None = None) -> tuple[list[dict], list[dict], list]:
     """The graph, one frame a tick as shipped (``batch`` None) or batched; its logged events,
-    the recorded clips' sidecars and their decoded frames."""
+    the recorded clips' sidecars and their decoded frames. ``counters`` gets the captured
+    model's (``cuda_graph``)."""
     tmp.mkdir()
     torch.jit.save(torch.jit.script(Slice()), str(tmp / "net.pt"))
     (tmp / "rules.json").write_text(json.dumps(RULES))
@@ -70,10 +73,13 @@ def run_graph(tmp: Path, batch: int | None, stride: int) -> tuple[list[dict], li
     text = ("flowml: 1\nmode: offline\nmax_in_flight: 3\nnodes:\n"
             + SOURCE.format(batch=f", batch: {batch}" if batched else "")
             + CLIP.format(wire=wire, stride=stride, mode=", input: frames" if batched else "")
-            + REST.format(top_wire=", frames: clip/frames" if batched else "", wire=wire))
+            + REST.format(top_wire=", frames: clip/frames" if batched else "", wire=wire,
+                          cuda_graph=str(cuda_graph).lower()))
     (tmp / "graph.yaml").write_text(text)
-    with Scheduler(load_graph(tmp / "graph.yaml", load_registry()), device="cpu") as sched:
+    with Scheduler(load_graph(tmp / "graph.yaml", load_registry()), device=device) as sched:
         result = sched.run()
+        if counters is not None and sched.nodes["model"].captured is not None:
+            counters.update(sched.nodes["model"].captured.counters())
     assert result.ok, result.error
     ticks = -(-FRAMES // batch) if batched else FRAMES
     assert result.stats.nodes["src"].calls == ticks
@@ -110,6 +116,20 @@ def test_a_batched_graph_gives_what_one_frame_a_tick_gives(tmp_path, reference, 
     assert len(pictures) == len(ref_pictures)
     for got, want in zip(pictures, ref_pictures):
         assert len(got) == len(want) and all((a == b).all() for a, b in zip(got, want))
+
+
+@pytest.mark.cuda
+def test_a_captured_model_captures_again_when_the_number_of_clips_changes(tmp_path):
+    """K = 8, stride 1, T = 5 on 29 frames: 4, 8, 8 and 5 clips a tick. Each call of the
+    captured model is answered (a replay, or eager while it settles after a change) and it
+    captures again for a new batch; the results are the eager one-frame-a-tick graph's."""
+    counters: dict = {}
+    want = run_graph(tmp_path / "eager", None, 1, device="cuda")
+    got = run_graph(tmp_path / "captured", 8, 1, device="cuda", cuda_graph=True, counters=counters)
+    assert counters["replays"] + counters["eager_calls"] == 4 and counters["recaptures"] >= 1, counters
+    for e in got[0] + [e for s in got[1] for e in s["events"]]:
+        del e["metadata"]["frame"], e["metadata"]["t"]
+    assert got[0] == want[0] and got[1] == want[1]
 
 
 def frames_info(first: int, count: int) -> dict:
@@ -183,3 +203,16 @@ def test_batch_is_refused_live_and_frames_mode_needs_the_frame_info(tmp_path):
     with NodeHarness(VideoClip, {"frames": 2}) as h:
         with pytest.raises(Exception, match="set input: frames"):
             h.process(image=torch.rand(4, 3, 130, 180), frames=frames_info(0, 4))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pt2"])
+def test_the_exported_models_take_any_batch_of_clips(tmp_path, suffix):
+    from flowml_analytics import models
+
+    path = models.export(models.build("r3d_18", classes=10), tmp_path / f"r3d{suffix}", frames=4, size=32)
+    net = torch.export.load(str(path)).module() if suffix == ".pt2" else torch.jit.load(str(path))
+    clips = torch.rand(3, 3, 4, 32, 32, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        together, alone = net(clips), torch.cat([net(clips[i:i + 1]) for i in range(3)])
+    assert together.shape == (3, 10)
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
