@@ -184,3 +184,23 @@ def test_bad_arguments_say_what_is_wrong():
         sg2_fused.fir_epilogue(CPU, torch.randn(1, 1, 4, 4), noise=torch.randn(3, 3), strength=torch.tensor(1.0))
     with pytest.raises(ValueError, match="styles must be"):
         sg2_fused.modulate(CPU, torch.randn(2, 3, 1, 1), torch.randn(1, 4), torch.float32)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc to compile the kernels for sm_90")
+def test_the_cuda_source_compiles_for_the_gpu(tmp_path):
+    """The GPU side of the source (``__CUDACC__``; NVRTC takes the same C++) at SG2-1024's shapes."""
+    import subprocess
+
+    from flowml_gan.sg2_fused_source import fir_epi_source, modulate_source
+
+    sources = [modulate_source("float16", 32, 64, 9, True, True, True, False),
+               fir_epi_source("float32", 32, 1025, 1025, 1024, 1024, 4, 4, 1, 1, 1, False, "shared",
+                              True, "lrelu", True, True, None, False),
+               fir_epi_source("float32", 3, 512, 512, 1024, 1024, 4, 4, 2, 2, 2, False, "per_sample",
+                              False, "relu", False, False, "float16", True)]
+    for n, src in enumerate(sources):
+        cu = tmp_path / f"k{n}.cu"
+        cu.write_text(src)
+        done = subprocess.run(["nvcc", "-arch=sm_90", "-cubin", "--std=c++14", "-o", str(cu.with_suffix(".cubin")),
+                               str(cu)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
