@@ -1,15 +1,25 @@
-"""The filtered leaky ReLU as CuPy kernels (``fused_source.py``) on CUDA tensors, with the
-plain-PyTorch ``ops_sg3.filtered_lrelu`` as reference and fallback.
+"""The filtered leaky ReLU as CuPy kernels on CUDA tensors, with the plain-PyTorch
+``ops_sg3.filtered_lrelu`` as reference and fallback.
 
 ``filtered_lrelu_fast(...)`` takes ``ops_sg3.filtered_lrelu``'s arguments. On a CUDA tensor
-(float32 or float16) with a separable up-sampling filter and CuPy importable it runs three
-kernels (bias + x up-sampling; y up-sampling + gain, leaky ReLU, clamp; the down-sampling
-filter, 2-D or two 1-D passes, strided), each one pass over its output, on torch's current
-stream, tensors from torch's allocator, no host synchronisation: capturable as a CUDA graph.
-Anything else goes to the PyTorch op. ``FLOWML_GAN_FUSED=0`` turns the kernels off.
+(float32 or float16) with a separable up-sampling filter and CuPy importable it runs, by
+``FLOWML_GAN_FUSED`` (read at each call, so a benchmark can switch paths in one process):
 
-The same plan runs on the CPU (``backend=CpuBackend()``: the kernels' source compiled with g++)
-so a test checks the kernels' index arithmetic against the PyTorch op without a GPU.
+- ``tile`` (default, also ``1``): one kernel a call (``fused_tile.py``): each block up-samples,
+  activates and down-samples one output tile in shared memory, writing only the output; where
+  it does not apply (``fused_tile.tile_unsupported``) the three passes below;
+- ``3pass``: three kernels (``fused_source.py``: bias + x up-sampling; y up-sampling + gain,
+  leaky ReLU, clamp; the down-sampling filter, 2-D or two 1-D passes, strided), each one pass
+  over its output, the up-sampled intermediates in global memory;
+- ``0``: the PyTorch op.
+
+All on torch's current stream, tensors from torch's allocator, no host synchronisation:
+capturable as a CUDA graph. Anything else goes to the PyTorch op; ``last_path()`` says which
+path the last call took.
+
+The same plans run on the CPU (``backend=CpuBackend()`` / ``fused_tile.CpuTileBackend()``: the
+kernels' source compiled with g++) so a test checks the kernels' index arithmetic against the
+PyTorch op without a GPU.
 """
 
 from __future__ import annotations
@@ -28,25 +38,50 @@ import torch
 from flowml.gpu.cuda_c import host_library
 
 from .fused_source import fir1d_source, fir2d_source
+from .fused_tile import CupyTileBackend, tile_run, tile_unsupported
 from .ops_sg3 import _pad4, filtered_lrelu
 
-__all__ = ["filtered_lrelu_fast", "fused_unavailable", "CupyBackend", "CpuBackend", "plan_run"]
+__all__ = ["filtered_lrelu_fast", "fused_unavailable", "tile_unavailable", "fused_mode", "last_path", "CupyBackend",
+           "CpuBackend", "plan_run"]
+MODES = {"1": "tile", "tile": "tile", "3pass": "3pass", "0": "torch"}
 _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 THREADS = 256
 
 
 _broken: str | None = None  # why the kernels failed on this machine (then: the PyTorch op)
+_tile_broken: str | None = None  # why the one-kernel path failed (then: the three passes)
+_last = "torch"
+
+
+def fused_mode() -> str:
+    """``tile``, ``3pass`` or ``torch``, from ``FLOWML_GAN_FUSED`` (module docstring)."""
+    v = os.environ.get("FLOWML_GAN_FUSED", "1")
+    if v not in MODES:
+        raise ValueError(f"FLOWML_GAN_FUSED={v!r}: use tile (or 1), 3pass or 0")
+    return MODES[v]
+
+
+def last_path() -> str:
+    """The path the last ``filtered_lrelu_fast`` call took: ``tile``, ``3pass`` or ``torch``."""
+    return _last
 
 
 def fused_unavailable() -> str | None:
     """Why the CuPy kernels cannot run (None when they can)."""
+    if fused_mode() == "torch":
+        return "FLOWML_GAN_FUSED=0"
     return _broken or _unavailable()
+
+
+def tile_unavailable() -> str | None:
+    """Why the one-kernel path cannot run (None when it can, for calls it covers)."""
+    if fused_mode() != "tile":
+        return f"FLOWML_GAN_FUSED={os.environ.get('FLOWML_GAN_FUSED')}"
+    return _tile_broken or fused_unavailable()
 
 
 @functools.cache
 def _unavailable() -> str | None:
-    if os.environ.get("FLOWML_GAN_FUSED", "1") == "0":
-        return "FLOWML_GAN_FUSED=0"
     try:
         import cupy
     except Exception as e:
@@ -116,6 +151,7 @@ class CpuBackend:
 
 
 _CUPY = CupyBackend()
+_CUPY_TILE = CupyTileBackend(lambda dev: _CUPY._stream(dev))
 
 
 def _fir1d(backend: Any, x: torch.Tensor, f: torch.Tensor, axis: int, up: int, down: int, p0: int,
@@ -181,14 +217,28 @@ def filtered_lrelu_fast(x: torch.Tensor, fu: torch.Tensor | None = None, fd: tor
                         slope: float = 0.2, clamp: float | None = None) -> torch.Tensor:
     """``ops_sg3.filtered_lrelu`` (same arguments, shapes and dtype); CuPy kernels where they
     apply (see the module docstring), the PyTorch op otherwise."""
+    global _broken, _tile_broken, _last
     if (x.is_cuda and x.dtype in _DTYPES and fu is not None and fu.ndim == 1
             and (fd is None or fd.ndim in (1, 2)) and fused_unavailable() is None):
+        if tile_unavailable() is None and tile_unsupported(x, fu, fd, up, down, padding) is None:
+            try:
+                y = tile_run(_CUPY_TILE, x, fu, fd, b, up, down, padding, gain, slope, clamp)
+                _last = "tile"
+                return y
+            except Exception as exc:  # e.g. NVRTC refused the source: say so once, three passes
+                if torch.cuda.is_current_stream_capturing():
+                    raise
+                _tile_broken = f"the one-kernel path failed ({type(exc).__name__}: {str(exc)[:300]})"
+                logging.getLogger("flowml.gan").warning("filtered_lrelu: %s; using three passes",
+                                                        _tile_broken)
         try:
-            return plan_run(_CUPY, x, fu, fd, b, up, down, padding, gain, slope, clamp)
+            y = plan_run(_CUPY, x, fu, fd, b, up, down, padding, gain, slope, clamp)
+            _last = "3pass"
+            return y
         except Exception as exc:  # e.g. NVRTC refused the source: say so once, run the op
             if torch.cuda.is_current_stream_capturing():
                 raise
-            global _broken
             _broken = f"the CuPy kernels failed ({type(exc).__name__}: {str(exc)[:300]})"
             logging.getLogger("flowml.gan").warning("filtered_lrelu: %s; using the PyTorch op", _broken)
+    _last = "torch"
     return filtered_lrelu(x, fu, fd, b, up, down, padding, gain, slope, clamp)

@@ -48,3 +48,147 @@ def test_cpu_tensors_take_the_pytorch_op():
     x = torch.randn(1, 2, 8, 8)
     want = filtered_lrelu(x, fu, fu, None, up=2, down=2, padding=[11, 10, 11, 10])
     assert torch.equal(filtered_lrelu_fast(x, fu, fu, None, up=2, down=2, padding=[11, 10, 11, 10]), want)
+
+
+# ---- the one-kernel path (fused_tile): every filtered_lrelu kind of SG3-T/R at 256 and 1024 px
+
+from sg3_layer_kinds import FUSED_KINDS, KINDS, args, input_size, small_input  # noqa: E402
+
+from flowml_gan.fused_tile import CpuTileBackend, TilePlan, tile_plan, tile_run, tile_unsupported  # noqa: E402
+
+# (largest tile side, threads a block): the GPU's default, and small tiles of few threads with
+# several row groups a thread (ry 3, the last group reading rows past the tile)
+TILINGS = [(32, 256), (12, 32)]
+
+
+def _tile_cases():
+    return [(kind, tiling) for kind in FUSED_KINDS for tiling in TILINGS]
+
+
+@pytest.fixture(scope="module")
+def tile_backend():
+    """One shared object with every plan the tests below run (one g++ run)."""
+    plans = []
+    for kind, (tile, threads) in _tile_cases():
+        fu, fd = kind.filters()
+        for size in (input_size(kind, 37),) + ((kind.in_size,) if kind in OWN_SIZE else ()):
+            x, _ = small_input(kind, size)
+            for dtype in ("float32", "float16"):
+                plans.append((dtype, tile_plan(x, fu, fd, kind.up, kind.down, list(kind.padding), tile, threads)))
+    return CpuTileBackend(plans)
+
+
+def _rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
+    assert got.shape == want.shape
+    assert not got.isnan().any(), "an output was not written (or read poisoned shared memory)"
+    return ((got.double() - want.double()).abs().max() / max(1.0, want.abs().max().item())).item()
+
+
+@pytest.mark.parametrize("case", _tile_cases(), ids=lambda c: f"{c[0].id}-tile{c[1][0]}x{c[1][1]}t")
+def test_tile_kernel_equals_the_pytorch_op(tile_backend, case):
+    (kind, (tile, threads)) = case
+    fu, fd = kind.filters(asymmetric=True)   # asymmetric: a missing flip would show
+    x, b = small_input(kind, input_size(kind, 37))
+    for clamp in (25.0, None):
+        kw = args(kind, clamp)
+        want = filtered_lrelu(x, fu, fd, b, **kw)
+        plan = tile_plan(x, fu, fd, kind.up, kind.down, kw["padding"], tile, threads)
+        got = tile_run(tile_backend, x, fu, fd, b, plan=plan, **kw)
+        assert got.dtype == torch.float32 and _rel_err(got, want) < 1e-5, (plan, clamp)
+    # float16 storage, float math: against the op on the same (rounded) inputs
+    xh, bh = x.half(), b.half()
+    want = filtered_lrelu(xh.float(), fu, fd, bh.float(), **args(kind))
+    plan = tile_plan(xh, fu, fd, kind.up, kind.down, list(kind.padding), tile, threads)
+    half = tile_run(tile_backend, xh, fu, fd, bh, plan=plan, **args(kind))
+    assert half.dtype == torch.float16 and _rel_err(half, want) < 2e-3
+
+
+OWN_SIZE = [k for k in FUSED_KINDS if k.in_size <= 100]  # the others: seconds each on the CPU
+
+
+@pytest.mark.parametrize("kind", OWN_SIZE, ids=lambda k: k.id)
+def test_tile_kernel_at_the_layers_own_size(tile_backend, kind):
+    """The layer's real input size (its padding and tile edges as in the network), no bias,
+    StyleGAN3's clamp of 256, designed (symmetric) filters, two channels."""
+    fu, fd = kind.filters()
+    x, _ = small_input(kind, kind.in_size, channels=2, batch=1, scale=100.0, seed=1)
+    x = x[..., :kind.in_size]   # square, as in the network
+    kw = args(kind, kind.clamp)
+    want = filtered_lrelu(x, fu, fd, None, **kw)
+    got = tile_run(tile_backend, x, fu, fd, None, **kw)
+    assert _rel_err(got, want) < 1e-5
+
+
+def test_tile_plans_of_the_1024_px_networks_fit_without_the_shared_memory_opt_in():
+    """SG3-T/R 1024's layers at the default tile: at most 32 a side, under 48 KB a block
+    (several blocks an SM), equal tiles (an edge tile is never mostly empty)."""
+    for kind in FUSED_KINDS:
+        fu, fd = kind.filters()
+        for out in (36, 52, 84, 148, 276, 532, 1044, 1024):
+            size = next(s for s in range(4, 2048) if _out(kind, s) >= out)
+            plan = tile_plan(torch.empty(1, 1, size, size, device="meta"), fu, fd, kind.up,
+                             kind.down, list(kind.padding))
+            assert plan.tw <= 32 and plan.th <= 32 and plan.smem_bytes <= 48 * 1024, (kind.id, plan)
+            n = -(-_out(kind, size) // plan.tw)
+            assert n * plan.tw - _out(kind, size) < n, (kind.id, plan)
+
+
+def _out(kind, s: int) -> int:
+    kd = kind.down_shape[0] if kind.down_shape else 1
+    return (s * kind.up + kind.padding[0] + kind.padding[1] - kind.up_taps - kd + 1 + kind.down) // kind.down
+
+
+def test_tile_path_says_what_it_does_not_take():
+    torgb = next(k for k in KINDS if k.up_taps == 1)
+    x = torch.empty(1, 3, 16, 16)
+    assert "not separable" in tile_unsupported(x, None, None, 1, 1, list(torgb.padding))
+    fu = torch.ones(12)
+    assert "square" in tile_unsupported(x, fu, torch.ones(12, 8), 2, 2, 10)
+    assert "float32 or float16" in tile_unsupported(x.double(), fu, None, 2, 2, 10)
+    assert "empty output" in tile_unsupported(x, fu, fu, 2, 2, -20)
+    assert tile_unsupported(x, fu, fu, 2, 2, 10) is None
+    with pytest.raises(ValueError, match="falls back"):
+        tile_plan(x, fu, torch.ones(12, 8), 2, 2, 10)
+
+
+def test_tile_plan_geometry_is_the_kernels():
+    """TilePlan's shared-memory size is FlrGeom's (the runner refuses a mismatch); a plan
+    with a wrong size is refused rather than run."""
+    kind = FUSED_KINDS[0]
+    fu, fd = kind.filters()
+    x, b = small_input(kind, 20)
+    plan = tile_plan(x, fu, fd, kind.up, kind.down, list(kind.padding), 16)
+
+    class Wrong(TilePlan):
+        @property
+        def smem_floats(self) -> int:
+            return super().smem_floats - 4
+
+    wrong = Wrong(*plan.params)
+    with pytest.raises(AssertionError, match="not the kernel's"):
+        tile_run(CpuTileBackend([("float32", plan)]), x, fu, fd, b, plan=wrong, **args(kind))
+
+
+def test_tile_kernels_compile_with_nvrtc_for_sm90_without_spills():
+    """Every SG3-T/R 1024 plan (the default tile, float32 and float16) through NVRTC for sm_90
+    (H100/H200) as CuPy will compile it: no errors, no stack frame (spills), at most 64
+    registers a thread (four blocks of 256 threads an SM; the radial 2-D stage is the largest)."""
+    from nvrtc_cubin import EIATTR_FRAME_SIZE, EIATTR_REGCOUNT, compile_cubin, find_nvrtc, kernel_info
+
+    from flowml_gan.fused_tile_source import KERNEL_SOURCE
+
+    if find_nvrtc() is None:
+        pytest.skip("no libnvrtc (it comes with torch's CUDA wheels)")
+    names = set()
+    for kind in FUSED_KINDS:
+        fu, fd = kind.filters()
+        for size in (532,):   # 32-px tiles, ry 4 (smaller tiles: the same code, other constants)
+            x = torch.empty(1, 1, size, size, device="meta")
+            plan = tile_plan(x, fu, fd, kind.up, kind.down, list(kind.padding))
+            names |= {plan.name("float32"), plan.name("float16")}
+    cubin, lowered = compile_cubin(KERNEL_SOURCE, sorted(names))
+    info = kernel_info(cubin)
+    for name in sorted(names):
+        attrs = info[lowered[name]]
+        assert attrs.get(EIATTR_FRAME_SIZE, 0) == 0, (name, attrs)
+        assert 0 < attrs[EIATTR_REGCOUNT] <= 64, (name, attrs)

@@ -1,6 +1,8 @@
 """The filtered leaky ReLU's CuPy kernels on the GPU against the plain-PyTorch op (float32
 within 1e-4 of the largest value, float16 within 2e-2), and captured in a CUDA graph (the
-replay equals the eager call bit for bit). Skipped without a GPU or CuPy."""
+replay equals the eager call bit for bit): the three-pass kernels and the one-kernel path
+(``fused_tile``) on every filtered_lrelu kind of SG3-T/R at 256 and 1024 px, at default tiles
+and at 64-px tiles (over 48 KB of shared memory: the opt-in). Skipped without a GPU or CuPy."""
 
 import math
 
@@ -8,9 +10,12 @@ import pytest
 import torch
 
 from flowml_gan.filters import design_lowpass_filter
+from flowml_gan import fused
 from flowml_gan.fused import fused_unavailable, filtered_lrelu_fast
+from flowml_gan.fused_tile import tile_plan, tile_run
 from flowml_gan.ops_sg3 import filtered_lrelu
 
+from sg3_layer_kinds import FUSED_KINDS, args, input_size, small_input
 from test_gan_fused import CASES
 
 pytestmark = [pytest.mark.cuda,
@@ -28,8 +33,10 @@ def kernels():
     torch.backends.cudnn.allow_tf32 = saved
 
 
+@pytest.mark.parametrize("mode", ["3pass", "tile"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"up{c[0]}-fd{c[2]}-pad{c[3][0]}")
-def test_kernels_equal_the_pytorch_op_on_cuda(case):
+def test_kernels_equal_the_pytorch_op_on_cuda(case, mode, monkeypatch):
+    monkeypatch.setenv("FLOWML_GAN_FUSED", mode)
     up, ku, kd, pad, size, slope, clamp = case
     torch.manual_seed(size)
     fu = design_lowpass_filter(ku, 3.0, 2.0, 16.0).cuda()
@@ -40,6 +47,7 @@ def test_kernels_equal_the_pytorch_op_on_cuda(case):
     want = filtered_lrelu(x, fu, fd, b, **args)
     got = filtered_lrelu_fast(x, fu, fd, b, **args)
     assert fused_unavailable() is None, fused_unavailable()  # the kernels ran (no fallback)
+    assert fused.last_path() == mode
     assert got.shape == want.shape and got.dtype == want.dtype
     scale = max(1.0, want.abs().max().item())
     assert (got - want).abs().max().item() < 1e-4 * scale
@@ -59,3 +67,58 @@ def test_kernels_equal_the_pytorch_op_on_cuda(case):
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(out, filtered_lrelu_fast(x * 0.5, fu, fd, b, **args))
+
+
+def _capture_equals_eager(x, fu, fd, b, kw):
+    """filtered_lrelu_fast captured in a CUDA graph: the replay on new input equals the eager
+    call on it, bit for bit."""
+    static = x.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        filtered_lrelu_fast(static, fu, fd, b, **kw)  # compiled and loaded before capture
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = filtered_lrelu_fast(static, fu, fd, b, **kw)
+    static.copy_(x * -0.5)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(out, filtered_lrelu_fast(x * -0.5, fu, fd, b, **kw))
+
+
+@pytest.mark.parametrize("kind", FUSED_KINDS, ids=lambda k: k.id)
+def test_tile_kernel_on_every_sg3_layer_kind(kind, monkeypatch):
+    """The one-kernel path at the layer's own input size and at one giving about 300 px out
+    (many tiles), 8 channels, asymmetric filters: float32 within 1e-4 of the op, float16
+    within 2e-3 of the op on the same rounded inputs; captured replay = eager."""
+    monkeypatch.setenv("FLOWML_GAN_FUSED", "tile")
+    fu, fd = kind.filters(asymmetric=True, device="cuda")
+    for size in (kind.in_size, input_size(kind, 300)):
+        x, b = small_input(kind, size, channels=8, device="cuda")
+        kw = args(kind, 25.0)
+        want = filtered_lrelu(x, fu, fd, b, **kw)
+        got = filtered_lrelu_fast(x, fu, fd, b, **kw)
+        assert fused.last_path() == "tile", fused.tile_unavailable()
+        scale = max(1.0, want.abs().max().item())
+        assert got.shape == want.shape and (got - want).abs().max().item() < 1e-4 * scale
+        xh, bh = x.half(), b.half()
+        want16 = filtered_lrelu(xh.float(), fu, fd, bh.float(), **kw)
+        half = filtered_lrelu_fast(xh, fu, fd, bh, **kw)
+        assert half.dtype == torch.float16 and fused.last_path() == "tile"
+        assert (half.float() - want16).abs().max().item() < 2e-3 * max(1.0, want16.abs().max().item())
+        _capture_equals_eager(xh, fu, fd, bh, kw)
+    _capture_equals_eager(x, fu, fd, b, kw)
+
+
+@pytest.mark.parametrize("kind", FUSED_KINDS[:2] + [k for k in FUSED_KINDS if len(k.down_shape) == 2][:1],
+                         ids=lambda k: k.id)
+def test_tile_kernel_with_large_tiles_takes_the_shared_memory_opt_in(kind):
+    fu, fd = kind.filters(asymmetric=True, device="cuda")
+    x, b = small_input(kind, input_size(kind, 200), channels=4, device="cuda")
+    kw = args(kind, 25.0)
+    plan = tile_plan(x, fu, fd, kind.up, kind.down, kw["padding"], tile=64)
+    assert plan.smem_bytes > 48 * 1024
+    got = tile_run(fused._CUPY_TILE, x, fu, fd, b, plan=plan, **kw)
+    want = filtered_lrelu(x, fu, fd, b, **kw)
+    assert (got - want).abs().max().item() < 1e-4 * max(1.0, want.abs().max().item())

@@ -1,0 +1,339 @@
+"""CUDA C of the one-kernel filtered leaky ReLU (``fused_tile.py`` plans and launches it).
+
+Written for flowml from the definition of the op (``ops_sg3.filtered_lrelu``). One block makes
+one ``TW x TH`` tile of the output of one image plane (``n * C + c``), and nothing but the output
+goes to global memory; the stages meet in shared memory, ``__syncthreads`` between them:
+
+1. the up-sampling filter, flipped (the op convolves; the kernel correlates) and times ``UP``
+   per axis (the op's gain ``UP**2``); the down-sampling one is read from constant memory
+   (``flr_cfd``, filled by the launcher on the stream), so that its taps are the FMAs' operands;
+2. the input tile with its halo, bias added, zero outside the image (``IH x IW``, buffer A);
+3. up-sampling along x, polyphase (only the taps that meet a real sample): ``IH x UW`` into B;
+4. up-sampling along y, then ``gain``, leaky ReLU and clamp: ``UH x UW`` into A (the input
+   tile is dead by then), each row's columns grouped by phase ``u % DOWN`` (so that the
+   down-sampling's stride-``DOWN`` reads are unit-stride across a warp: no bank conflicts);
+5. down-sampling, strided: a 2-D filter (``FD == 2``, StyleGAN3-R's radial one) straight from A
+   to the output, each thread ``RY`` outputs of a column (a tap row read once for all of them);
+   a separable one (``FD == 1``) along x into B then along y to the output (``RY`` likewise);
+   none (``FD == 0``) keeps every ``DOWN``-th sample.
+
+Coordinates: ``u`` is a sample of the up-filtered image (the op's padded, up-sampled grid),
+``s = u + k - P0`` the zero-stuffed input position that tap ``k`` of sample ``u`` meets (a real
+sample where ``UP`` divides ``s``). The tile's output ``o`` reads ``u = o * DOWN + k``.
+
+The kernel is a C++ template over the storage type (``float`` or raw 16-bit half words) and
+the plan (up/down factors, taps, filter kind, tile, ``RY``, threads), instantiated by NVRTC
+through a name expression (``kernel_name``). Accumulation is in float. The same source
+compiles as C++ for the CPU (``host_harness``): a block's threads are POSIX threads meeting
+at a barrier for ``__syncthreads``, the blocks run one after another, shared memory poisoned
+with NaN before each block and guarded by a NaN canary after it.
+"""
+
+from __future__ import annotations
+
+from flowml.gpu.cuda_c import ELEMENT_ACCESS
+
+__all__ = ["KERNEL_SOURCE", "MAX_FD_FLOATS", "STORAGE", "kernel_name", "host_harness"]
+
+MAX_FD_FLOATS = 24 * 24
+"""Room for the down-sampling filter in constant memory (``flr_cfd``): 24 x 24 taps."""
+STORAGE = {"float32": ELEMENT_ACCESS["float32"][0], "float16": ELEMENT_ACCESS["float16"][0]}
+
+_HOST = r"""
+#ifndef __CUDACC__
+#include <cstring>
+#include <pthread.h>
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __restrict__ __restrict
+#define __constant__ static
+struct flr_dim3 { unsigned x, y, z; };
+static flr_dim3 blockIdx, blockDim;
+static thread_local flr_dim3 threadIdx;
+static float* flr_host_smem;
+static pthread_barrier_t flr_bar;
+#define __syncthreads() pthread_barrier_wait(&flr_bar)
+#endif
+typedef long long i64;
+#define FLR_MAX_FD {MAX_FD}
+"""
+
+_ACCESS = r"""
+__device__ __forceinline__ float ld(const float* p, i64 i) {{ {LD32} }}
+__device__ __forceinline__ void st(float* p, i64 i, float v) {{ {ST32} }}
+__device__ __forceinline__ float ld(const unsigned short* p, i64 i) {{ {LD16} }}
+__device__ __forceinline__ void st(unsigned short* p, i64 i, float v) {{ {ST16} }}
+"""
+
+_KERNEL = r"""
+__device__ __forceinline__ int flr_floordiv(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+__device__ __forceinline__ int flr_mod(int a, int b) { const int r = a % b; return r < 0 ? r + b : r; }
+__host__ __device__ constexpr int flr_max(int a, int b) { return a > b ? a : b; }
+
+// The tile's geometry (fused_tile.TilePlan computes the same numbers for the launch).
+template <int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY>
+struct FlrGeom {
+    static constexpr int UW = (TW - 1) * DOWN + KD;            // up-sampled tile width
+    static constexpr int UWD = (UW + DOWN - 1) / DOWN;         // columns of one phase
+    static constexpr int UWS = UWD * DOWN;                     // row stride of the up tile
+    static constexpr int UH = (TH - 1) * DOWN + KD;            // rows the outputs read
+    static constexpr int GY = (TH + RY - 1) / RY;              // row groups of RY outputs
+    static constexpr int UHP = (GY * RY - 1) * DOWN + KD;      // rows the last group reads
+    static constexpr int IW = (UW + KU - 2) / UP + 1;          // input tile (with halo)
+    static constexpr int IH = (UH + KU - 2) / UP + 1;
+    static constexpr int NFU = (KU + 3) / 4 * 4;
+    static constexpr int SA = flr_max(IH * IW, UHP * UWS);     // input, then up-sampled tile
+    static constexpr int SB = FD == 1 ? flr_max(IH * UW, UHP * TW) : IH * UW;  // x-up, x-down
+    static constexpr int SMEM = NFU + SA + SB;                 // floats
+};
+
+// The down-sampling filter as the FMAs' constant operand (uniform, compile-time indices):
+// copied from the caller's tensor on the launch's stream before each launch (one module, so
+// one copy of this, per stream), unflipped; FD 2: (KD, KD) row-major, FD 1: (KD,).
+__constant__ float flr_cfd[FLR_MAX_FD];
+
+template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT>
+__device__ __forceinline__ void flr_tile_body(
+        const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ fu,
+        const T* __restrict__ bias, int C, int H, int W, int Ho, int Wo, int px0, int py0,
+        int tiles_x, int tiles, float gain, float slope, float clamp, float* smem) {
+    typedef FlrGeom<UP, KU, DOWN, KD, FD, TW, TH, RY> G;
+    constexpr int NJ = (KU + UP - 1) / UP;                     // taps that meet real samples
+    float* sfu = smem;
+    float* sa = sfu + G::NFU;
+    float* sb = sa + G::SA;
+    const int tid = threadIdx.x;
+    const i64 plane = blockIdx.x / tiles;
+    const int tile = (int)(blockIdx.x - plane * tiles);
+    const int ty = tile / tiles_x, tx = tile - ty * tiles_x;
+    const int ox0 = tx * TW, oy0 = ty * TH;
+    const int sx0 = ox0 * DOWN - px0, sy0 = oy0 * DOWN - py0;  // s of tap 0 of the tile's first u
+    const int ix0 = -flr_floordiv(-sx0, UP), iy0 = -flr_floordiv(-sy0, UP);  // first input read
+
+    for (int e = tid; e < KU; e += NT) sfu[e] = fu[KU - 1 - e] * (float)UP;
+    const float b = bias ? ld(bias, plane % C) : 0.f;
+    const T* xp = x + plane * H * W;
+    for (int e = tid; e < G::IH * G::IW; e += NT) {
+        const int r = e / G::IW, c = e - r * G::IW;
+        const int iy = iy0 + r, ix = ix0 + c;
+        sa[e] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? ld(xp, (i64)iy * W + ix) + b : 0.f;
+    }
+    __syncthreads();
+
+    for (int e = tid; e < G::IH * G::UW; e += NT) {            // up along x: B[r][u]
+        const int r = e / G::UW, u = e - r * G::UW;
+        const int s = sx0 + u, k0 = flr_mod(-s, UP);
+        const float* row = sa + r * G::IW + ((s + k0) / UP - ix0);
+        float acc = 0.f;
+        #pragma unroll
+        for (int j = 0; j < NJ; ++j)
+            if (KU % UP == 0 || k0 + j * UP < KU) acc += sfu[k0 + j * UP] * row[j];
+        sb[e] = acc;
+    }
+    __syncthreads();
+
+    // up along y, activation: A[uy][phase][u / DOWN], the columns of each phase u % DOWN
+    // together, so that the strided reads below are unit-stride across threads
+    for (int e = tid; e < G::UH * G::UW; e += NT) {
+        const int uy = e / G::UW, u = e - uy * G::UW;
+        const int s = sy0 + uy, k0 = flr_mod(-s, UP);
+        const float* col = sb + ((s + k0) / UP - iy0) * G::UW + u;
+        float acc = 0.f;
+        #pragma unroll
+        for (int j = 0; j < NJ; ++j)
+            if (KU % UP == 0 || k0 + j * UP < KU) acc += sfu[k0 + j * UP] * col[j * G::UW];
+        acc *= gain;
+        if (acc < 0.f) acc *= slope;
+        if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
+        sa[uy * G::UWS + (u % DOWN) * G::UWD + u / DOWN] = acc;
+    }
+    __syncthreads();
+
+    // output j's tap k reads column u = j * DOWN + k: phase k % DOWN, index j + k / DOWN
+    T* yp = y + plane * Ho * Wo;
+    if (FD == 2) {                                             // 2-D down filter, RY rows a thread
+        for (int e = tid; e < G::GY * TW; e += NT) {
+            const int g = e / TW, j = e - g * TW;
+            const float* base = sa + (g * RY * DOWN) * G::UWS + j;
+            float acc[RY];
+            #pragma unroll
+            for (int m = 0; m < RY; ++m) acc[m] = 0.f;
+            #pragma unroll
+            for (int r = 0; r < (RY - 1) * DOWN + KD; ++r) {
+                float v[KD];
+                #pragma unroll
+                for (int k = 0; k < KD; ++k) v[k] = base[r * G::UWS + (k % DOWN) * G::UWD + k / DOWN];
+                #pragma unroll
+                for (int m = 0; m < RY; ++m) {
+                    const int ky = r - m * DOWN;
+                    if (ky >= 0 && ky < KD) {
+                        #pragma unroll
+                        for (int k = 0; k < KD; ++k) acc[m] += flr_cfd[KD * KD - 1 - (ky * KD + k)] * v[k];
+                    }
+                }
+            }
+            #pragma unroll
+            for (int m = 0; m < RY; ++m) {
+                const int oy = oy0 + g * RY + m, ox = ox0 + j;
+                if (g * RY + m < TH && oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, acc[m]);
+            }
+        }
+    } else if (FD == 1) {                                      // separable: x into B, then y
+        for (int e = tid; e < G::UH * TW; e += NT) {
+            const int r = e / TW, j = e - r * TW;
+            const float* row = sa + r * G::UWS + j;
+            float acc = 0.f;
+            #pragma unroll
+            for (int k = 0; k < KD; ++k) acc += flr_cfd[KD - 1 - k] * row[(k % DOWN) * G::UWD + k / DOWN];
+            sb[e] = acc;
+        }
+        __syncthreads();
+        for (int e = tid; e < G::GY * TW; e += NT) {
+            const int g = e / TW, j = e - g * TW;
+            const float* col = sb + (g * RY * DOWN) * TW + j;
+            float acc[RY];
+            #pragma unroll
+            for (int m = 0; m < RY; ++m) acc[m] = 0.f;
+            #pragma unroll
+            for (int r = 0; r < (RY - 1) * DOWN + KD; ++r) {
+                const float v = col[r * TW];
+                #pragma unroll
+                for (int m = 0; m < RY; ++m) {
+                    const int k = r - m * DOWN;
+                    if (k >= 0 && k < KD) acc[m] += flr_cfd[KD - 1 - k] * v;
+                }
+            }
+            #pragma unroll
+            for (int m = 0; m < RY; ++m) {
+                const int oy = oy0 + g * RY + m, ox = ox0 + j;
+                if (g * RY + m < TH && oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, acc[m]);
+            }
+        }
+    } else {                                                   // no down filter: every DOWN-th
+        for (int e = tid; e < TH * TW; e += NT) {
+            const int i = e / TW, j = e - i * TW;
+            const int oy = oy0 + i, ox = ox0 + j;
+            if (oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, sa[(i * DOWN) * G::UWS + j]);
+        }
+    }
+}
+
+// x (B*C planes, H, W) -> y (B*C, Ho, Wo); grid: one block per (plane, tile), tiles per plane
+// = tiles_x * ceil(Ho / TH); dynamic shared memory FlrGeom::SMEM floats; flr_cfd filled.
+template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT>
+__global__ void __launch_bounds__(NT) flr_tile(
+        const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ fu,
+        const T* __restrict__ bias, int C, int H, int W, int Ho, int Wo, int px0, int py0,
+        int tiles_x, int tiles, float gain, float slope, float clamp) {
+#ifdef __CUDACC__
+    extern __shared__ float flr_smem[];
+    float* smem = flr_smem;
+#else
+    float* smem = flr_host_smem;
+#endif
+    flr_tile_body<T, UP, KU, DOWN, KD, FD, TW, TH, RY, NT>(
+        x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp, smem);
+}
+"""
+
+_HOST_RUNNER = r"""
+#ifndef __CUDACC__
+#include <vector>
+// A grid played on the CPU: NT POSIX threads per block, blocks one after another; thread 0
+// poisons shared memory (NaN) before each block and checks the NaN canary after it.
+struct FlrRun { void (*fn)(void*); void* ctx; unsigned grid, nt; int smem; bool overrun; };
+static const int FLR_CANARY = 64;
+struct FlrWorker { FlrRun* run; unsigned t; };
+static void* flr_worker(void* p) {
+    FlrWorker* w = (FlrWorker*)p;
+    FlrRun* run = w->run;
+    threadIdx = {w->t, 0, 0};
+    for (unsigned b = 0; b < run->grid; ++b) {
+        if (w->t == 0) {
+            blockIdx = {b, 0, 0};
+            std::memset(flr_host_smem, 0xff, sizeof(float) * (run->smem + FLR_CANARY));
+        }
+        pthread_barrier_wait(&flr_bar);
+        run->fn(run->ctx);
+        pthread_barrier_wait(&flr_bar);
+        if (w->t == 0) {
+            const unsigned char* c = (const unsigned char*)(flr_host_smem + run->smem);
+            for (int i = 0; i < (int)sizeof(float) * FLR_CANARY; ++i) run->overrun |= c[i] != 0xff;
+        }
+    }
+    return nullptr;
+}
+static int flr_run_grid(FlrRun* run) {
+    std::vector<float> smem(run->smem + FLR_CANARY);
+    flr_host_smem = smem.data();
+    blockDim = {run->nt, 1, 1};
+    pthread_barrier_init(&flr_bar, nullptr, run->nt);
+    std::vector<pthread_t> threads(run->nt);
+    std::vector<FlrWorker> workers(run->nt);
+    for (unsigned t = 0; t < run->nt; ++t) {
+        workers[t] = {run, t};
+        if (t > 0) pthread_create(&threads[t], nullptr, flr_worker, &workers[t]);
+    }
+    flr_worker(&workers[0]);
+    for (unsigned t = 1; t < run->nt; ++t) pthread_join(threads[t], nullptr);
+    pthread_barrier_destroy(&flr_bar);
+    return run->overrun ? 2 : 0;
+}
+struct FlrArgs {
+    const void* x; void* y; const float* fu; const void* bias;
+    int C, H, W, Ho, Wo, px0, py0, tiles_x, tiles; float gain, slope, clamp;
+};
+#endif
+"""
+
+_HOST_ENTRY = r"""
+template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT>
+static void {NAME}_call(void* p) {{
+    const FlrArgs* a = (const FlrArgs*)p;
+    flr_tile<T, UP, KU, DOWN, KD, FD, TW, TH, RY, NT>((const T*)a->x, (T*)a->y, a->fu,
+        (const T*)a->bias, a->C, a->H, a->W, a->Ho, a->Wo, a->px0, a->py0, a->tiles_x, a->tiles,
+        a->gain, a->slope, a->clamp);
+}}
+// returns 0, 1 when smem_floats is not the kernel's own size, 2 when shared memory overran
+extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, const void* bias,
+        int C, int H, int W, int Ho, int Wo, int px0, int py0, int tiles_x, int tiles, float gain,
+        float slope, float clamp, unsigned grid, unsigned nt, int smem_floats) {{
+    typedef FlrGeom<{UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}> G;
+    if (smem_floats != G::SMEM || nt != {NT}) return 1;
+    if ({FD} > 0) std::memcpy(flr_cfd, fd, sizeof(float) * ({FD} == 2 ? {KD} * {KD} : {KD}));
+    FlrArgs a = {{x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp}};
+    FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}>, &a,
+                  grid, nt, G::SMEM, false}};
+    return flr_run_grid(&run);
+}}
+"""
+
+
+def _source() -> str:
+    f32, f16 = ELEMENT_ACCESS["float32"], ELEMENT_ACCESS["float16"]
+    return (_HOST.replace("{MAX_FD}", str(MAX_FD_FLOATS)) + _ACCESS.format(LD32=f32[1], ST32=f32[2], LD16=f16[1], ST16=f16[2]) + _KERNEL)
+
+
+KERNEL_SOURCE = _source()
+"""The kernel template (NVRTC and g++ alike); instantiate with ``kernel_name``."""
+
+
+def kernel_name(dtype: str, up: int, ku: int, down: int, kd: int, fd: int, tw: int, th: int,
+                ry: int, threads: int) -> str:
+    """The name expression of one instantiation, e.g. ``flr_tile<float, 2, 12, 2, 12, 2, ...>``."""
+    args = [STORAGE[dtype]] + [str(int(v)) for v in (up, ku, down, kd, fd, tw, th, ry, threads)]
+    return f"flr_tile<{', '.join(args)}>"
+
+
+def host_harness(entries: dict[str, tuple[str, tuple[int, ...]]]) -> str:
+    """C++ source of a shared object for the CPU: the kernel and one ``extern "C"`` runner per
+    entry ``{symbol: (dtype, (up, ku, down, kd, fd, tw, th, ry, threads))}``; a runner takes the
+    kernel's arguments, then ``grid, threads, smem_floats``, and plays the whole grid."""
+    parts = [KERNEL_SOURCE, _HOST_RUNNER]
+    for name, (dtype, (up, ku, down, kd, fd, tw, th, ry, nt)) in entries.items():
+        parts.append(_HOST_ENTRY.format(NAME=name, T=STORAGE[dtype], UP=up, KU=ku, DOWN=down,
+                                        KD=kd, FD=fd, TW=tw, TH=th, RY=ry, NT=nt))
+    return "".join(parts)
