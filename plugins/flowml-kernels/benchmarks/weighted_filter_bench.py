@@ -2,6 +2,8 @@
 
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py [--iters 20] [--size 1920 1080]
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep [--out sweep.json]
+    python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep --channels 32 \
+        --plans 'xt_|mma_|py|s16|smem_32x8_cb4|smem_16x8_cb8' [--dtypes float16]
 
 Cases: 1920x1080, batch 1, C in {3, 32}, N in {5, 9}, float32 and float16, gather. ``gbps``
 counts the bytes a kernel must move at least: the forward reads x and w and writes out,
@@ -16,7 +18,9 @@ document on stdout. ``--sweep``: every forward plan of ``flowml_kernels.plans.PL
 case, checked against the reference (max abs error) before it is timed, then a table (ms, gpu
 ms, speed-up over the reference, % of copy), the best plan per case and a ``FORWARD_TABLE`` to
 paste into ``plans.py``; JSON to ``--out`` (and the table next to it as ``.txt``). Kernels
-compile in parallel first (NVRTC; CuPy's disk cache keeps them). Needs a GPU and CuPy.
+compile in parallel first (NVRTC; CuPy's disk cache keeps them). ``--channels``, ``--kernels``,
+``--dtypes`` pick the cases, ``--plans`` (a regular expression, searched in the names) the plans.
+Needs a GPU and CuPy.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import argparse
 import concurrent.futures
 import datetime
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -140,8 +145,19 @@ def _compile_all(jobs: list[tuple[plans.ForwardPlan, str, int, int]]) -> dict:
     return errors
 
 
+def chosen_plans(pattern: str | None) -> dict[str, plans.ForwardPlan]:
+    """The ``PLANS`` whose names ``pattern`` (a regular expression) matches; all for None."""
+    if pattern is None:
+        return dict(plans.PLANS)
+    chosen = {k: p for k, p in plans.PLANS.items() if re.search(pattern, k)}
+    if not chosen:
+        raise SystemExit(f"--plans {pattern!r} matches no plan; plans: {', '.join(plans.PLANS)}")
+    return chosen
+
+
 def sweep_case(c: int, n: int, dtype: torch.dtype, w_: int, h: int, iters: int, copy: float,
-               compile_errors: dict, deadline: float) -> dict:
+               compile_errors: dict, deadline: float,
+               chosen: dict[str, plans.ForwardPlan] | None = None) -> dict:
     """Every plan for one case: error against the reference, then ms and gpu ms."""
     dname = str(dtype).removeprefix("torch.")
     x, w = _inputs(c, n, dtype, w_, h)
@@ -151,7 +167,7 @@ def sweep_case(c: int, n: int, dtype: torch.dtype, w_: int, h: int, iters: int, 
     row: dict = {"C": c, "N": n, "dtype": dname, "H": h, "W": w_,
                  "selected": cupy_backend.forward_plan(x, w, n, False).name,
                  "reference": {"ms": round(ref_ms, 4), **_rate(nbytes, ref_ms, copy)}, "plans": {}}
-    for name, plan in plans.PLANS.items():
+    for name, plan in (plans.PLANS if chosen is None else chosen).items():
         why = plan.unsupported(dname, n, c)
         err_text = compile_errors.get((plan, dname, n, c))
         if why or err_text:
@@ -242,7 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, nargs=2, default=(1920, 1080), metavar=("W", "H"))
     ap.add_argument("--channels", type=int, nargs="+", default=(3, 32))
     ap.add_argument("--kernels", type=int, nargs="+", default=(5, 9))
+    ap.add_argument("--dtypes", nargs="+", default=("float32", "float16"),
+                    choices=("float32", "float16"))
     ap.add_argument("--sweep", action="store_true", help="time every forward plan per case")
+    ap.add_argument("--plans", metavar="REGEX",
+                    help="sweep only the plans whose names match (re.search), e.g. 'xt_|mma_'")
     ap.add_argument("--out", type=Path, help="JSON file to write (the sweep's table next to it)")
     args = ap.parse_args(argv)
     why = cupy_backend.unavailable()
@@ -251,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.monotonic()
     copy = copy_gbps(args.iters)
-    dtypes = (torch.float32, torch.float16)
+    dtypes = tuple(getattr(torch, d) for d in args.dtypes)
     cases = [(c, n, dt) for c in args.channels for n in args.kernels for dt in dtypes]
     doc = {"device": torch.cuda.get_device_name(),
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -266,12 +286,14 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(text)
         return 0
     names = {torch.float32: "float32", torch.float16: "float16"}
-    jobs = sorted({(p, names[dt], n, c) for c, n, dt in cases for p in plans.PLANS.values()
+    chosen = chosen_plans(args.plans)
+    doc["plans"] = args.plans
+    jobs = sorted({(p, names[dt], n, c) for c, n, dt in cases for p in chosen.values()
                    if p.unsupported(names[dt], n, c) is None}, key=lambda j: (j[0].name, j[1:]))
     errors = _compile_all(jobs)
     doc["compile_s"] = round(time.monotonic() - t0, 1)
     deadline = time.monotonic() + SWEEP_SECONDS
-    doc["cases"] = [sweep_case(c, n, dt, *args.size, args.iters, copy, errors, deadline)
+    doc["cases"] = [sweep_case(c, n, dt, *args.size, args.iters, copy, errors, deadline, chosen)
                     for c, n, dt in cases]
     doc["raw_pointers"] = cupy_backend.RAW_POINTERS
     doc["seconds"] = round(time.monotonic() - t0, 1)

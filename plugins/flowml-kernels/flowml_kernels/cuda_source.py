@@ -44,9 +44,11 @@ _HOST_VECTORS = r"""
 #if !defined(__CUDACC__) && !defined(WF_HOST_VECTORS)
 #define WF_HOST_VECTORS
 struct float4 { float x, y, z, w; };
+struct float2 { float x, y; };
 struct double2 { double x, y; };
 struct uint2 { unsigned x, y; };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
+inline float2 make_float2(float a, float b) { return {a, b}; }
 inline double2 make_double2(double a, double b) { return {a, b}; }
 inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
 #endif

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .cuda_source import filter_source, gather4_source, tile_source, wgrad_source
+from .forward_sources import forward_source
 from .plans import PLANS, THREADS, ForwardPlan, channel_block, rows_per_thread, select
 
 __all__ = ["THREADS", "channel_block", "rows_per_thread", "filter_cuda", "wgrad_cuda", "available"]
@@ -75,9 +76,18 @@ def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1,
     return cupy.RawKernel(wgrad_source(dtype, n), "wf_wgrad")
 
 
+@functools.cache
+def _source_kernel(source: str, name: str) -> Any:
+    import cupy
+
+    return cupy.RawKernel(source, name)
+
+
 def plan_kernel(plan: ForwardPlan, dtype: str, n: int, c: int, splat: bool = False) -> Any:
     """The compiled kernel of ``plan`` for storage ``dtype``, N and C channels (cached)."""
     cb = plan.channels(c)
+    if plan.kernel in ("xtile", "mma"):
+        return _source_kernel(*forward_source(plan, dtype, n, cb))
     if plan.kernel == "tile":
         return _kernel("tile", dtype, n, cb, False, 1,
                        (plan.txq, plan.ty, plan.smem, plan.py, plan.s16, plan.minb))

@@ -1,17 +1,21 @@
 """Forward (gather) plans of WeightedFilter: the kernel variants and the table that picks one.
 
-A plan names a kernel of ``cuda_source`` and its blocking: ``rows`` (``wf_filter``, pixel rows
-a thread), ``gather4`` (``wf_gather4``, a quad of pixels a thread along x, 256-thread blocks
-along the rows) and ``tile`` (``wf_tile``: 2-D blocks of ``ty`` rows x ``txq`` quads, the channel
-block the fastest grid index, the input through shared memory or L1). ``PLANS`` holds every
-variant the benchmark sweeps (``benchmarks/weighted_filter_bench.py --sweep``);
-``FORWARD_TABLE`` says which one runs, per dtype, channel count and N: the one dict to edit
-from a sweep's result (the sweep prints a replacement). No CuPy or torch here.
+A plan names a kernel and its blocking: ``rows`` (``wf_filter``, pixel rows a thread),
+``gather4`` (``wf_gather4``, a quad of pixels a thread along x, 256-thread blocks along the
+rows), ``tile`` (``wf_tile``: 2-D blocks of ``ty`` rows x ``txq`` quads, the channel block the
+fastest grid index, the input through shared memory or L1), ``xtile`` (``wf_xtile``: ``px``
+pixels and up to 32 channels a thread, so a weight register serves many channels) and ``mma``
+(``wf_mma``: tensor cores, 16-bit storage; ``txq`` 8-pixel groups a warp, ``ty`` warps a block).
+``PLANS`` holds every variant the benchmark sweeps (``benchmarks/weighted_filter_bench.py
+--sweep``); ``FORWARD_TABLE`` says which one runs, per dtype, channel count and N: the one dict
+to edit from a sweep's result (the sweep prints a replacement). No CuPy or torch here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .mma_source import mma_layout
 
 THREADS = 256
 """Threads a block of the ``rows``, ``gather4`` and ``wf_wgrad`` kernels."""
@@ -38,11 +42,13 @@ def rows_per_thread(n: int) -> int:
 
 @dataclass(frozen=True)
 class ForwardPlan:
-    """One way to run the gather forward: ``kernel`` (rows, gather4, tile), at most ``cb``
-    channels a thread, and the tile shape of ``tile``: ``txq`` x ``ty`` threads, each ``py``
-    rows of one quad (a block ``ty * py`` rows x ``4 * txq`` px), the input through shared
-    memory (``smem``; as 16-bit words with ``s16``, float16/bfloat16 only) or L1; ``minb``
-    (``py`` > 1 or ``s16``): blocks an SM promised to ptxas, which caps the registers."""
+    """One way to run the gather forward: ``kernel`` (rows, gather4, tile, xtile, mma), at most
+    ``cb`` channels a thread (``mma``: a block, 16 or 32), and the tile shape of ``tile`` and
+    ``xtile``: ``txq`` x ``ty`` threads, each ``py`` rows of ``px`` pixels (``tile``: 4; a block
+    ``ty * py`` rows x ``px * txq`` px), the input through shared memory (``smem``; as 16-bit
+    words with ``s16``, float16/bfloat16 only) or L1; ``minb`` (``py`` > 1, ``s16`` or
+    ``xtile``): blocks an SM promised to ptxas, which caps the registers. ``mma``: ``ty`` warps
+    a block, each one output row of ``txq`` groups of 8 px."""
 
     name: str
     kernel: str
@@ -53,33 +59,54 @@ class ForwardPlan:
     py: int = 1
     s16: bool = False
     minb: int = 1
+    px: int = 4
 
     def channels(self, c: int) -> int:
-        """Channels a thread for ``c`` channels (the compile-time channel block)."""
+        """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
+        block's channels, whole tiles of 16)."""
+        if self.kernel == "mma":
+            return 16 * ((min(c, self.cb) + 15) // 16)
         return channel_block(c, self.cb)
 
     def threads(self) -> int:
-        return self.txq * self.ty if self.kernel == "tile" else THREADS
+        if self.kernel == "mma":
+            return 32 * self.ty
+        return self.txq * self.ty if self.kernel in ("tile", "xtile") else THREADS
 
     def smem_bytes(self, n: int, c: int) -> int:
-        """Shared memory a block takes (float tiles 4 bytes an element, ``s16`` tiles 2)."""
-        if self.kernel != "tile" or not self.smem:
+        """Shared memory a block takes (float tiles 4 bytes an element, ``s16`` tiles 2;
+        ``mma``: its 16-bit tile and band matrices)."""
+        if self.kernel == "mma":
+            return mma_layout(n, self.channels(c), self.txq, self.ty)["smem_bytes"]
+        if self.kernel not in ("tile", "xtile") or not self.smem:
             return 0
         pad = (n // 2 + 3) // 4 * 4
         size = 2 if self.s16 else 4
-        return size * self.channels(c) * (self.ty * self.py + n - 1) * (4 * self.txq + 2 * pad)
+        return (size * self.channels(c) * (self.ty * self.py + n - 1)
+                * (self.px * self.txq + 2 * pad))
 
     def unsupported(self, dtype: str, n: int, c: int) -> str | None:
         """Why this plan cannot run (dtype name, N, C), or None when it can."""
-        if self.kernel == "tile" and dtype == "float64":
-            return "wf_tile accumulates in float; float64 takes gather4"
+        if self.kernel in ("tile", "xtile") and dtype == "float64":
+            return f"wf_{self.kernel} accumulates in float; float64 takes gather4"
+        if self.kernel == "mma" and dtype not in ("float16", "bfloat16"):
+            return f"tensor-core plans take float16 or bfloat16 storage, not {dtype}"
+        if self.kernel == "mma" and n > 17:
+            return f"wf_mma's tile halo is 8 columns: N <= 17, not {n}"
         if self.s16 and dtype not in ("float16", "bfloat16"):
             return f"a 16-bit shared tile needs float16 or bfloat16 storage, not {dtype}"
         if self.smem_bytes(n, c) > SMEM_LIMIT:
             return f"needs {self.smem_bytes(n, c)} bytes of shared memory (> {SMEM_LIMIT})"
         # accumulators + one tap row of weights: beyond ~160 floats a thread the kernel spills
         cb = self.channels(c)
-        if self.kernel == "tile" and self.py > 1:
+        if self.kernel == "xtile":
+            # CB x PX accumulators, a tap row's N x PX weights and one input segment
+            padp = (n // 2 + self.px - 1) // self.px * self.px
+            seg = self.px + 2 * padp
+            if cb * self.px + n * self.px + seg > REGISTER_FLOATS:
+                return (f"{cb} channels x {self.px} px + {n} x {self.px} weights + {seg} inputs:"
+                        " too many registers")
+        elif self.kernel == "tile" and self.py > 1:
             # wf_tile's second form, py > 1: py x CB x 4 accumulators, the CB row segments
             # of an input row (SEG floats each) and one tap row of weights
             seg = 4 + 2 * ((n // 2 + 3) // 4 * 4)
@@ -94,9 +121,13 @@ class ForwardPlan:
         """The launch grid for a ``(b, c, h, w)`` input and N."""
         cb = self.channels(c)
         nb = (c + cb - 1) // cb
-        if self.kernel == "tile":
+        if self.kernel in ("tile", "xtile"):
             rows = self.ty * self.py
-            tiles = ((w + 3) // 4 + self.txq - 1) // self.txq * ((h + rows - 1) // rows)
+            tiles = (((w + self.px - 1) // self.px + self.txq - 1) // self.txq
+                     * ((h + rows - 1) // rows))
+            return (tiles * nb, b, 1)
+        if self.kernel == "mma":
+            tiles = (w + 8 * self.txq - 1) // (8 * self.txq) * ((h + self.ty - 1) // self.ty)
             return (tiles * nb, b, 1)
         if self.kernel == "gather4":
             return ((h * ((w + 3) // 4) + THREADS - 1) // THREADS, nb, b)
@@ -107,6 +138,15 @@ class ForwardPlan:
 def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, py: int = 1,
           s16: bool = False, minb: int = 1) -> ForwardPlan:
     return ForwardPlan(name, "tile", cb, txq, ty, smem, py, s16, minb)
+
+
+def _xtile(name: str, cb: int, px: int, txq: int, ty: int, smem: bool, s16: bool = False,
+           minb: int = 1) -> ForwardPlan:
+    return ForwardPlan(name, "xtile", cb, txq, ty, smem, 1, s16, minb, px)
+
+
+def _mma(name: str, cb: int, gx: int, wy: int) -> ForwardPlan:
+    return ForwardPlan(name, "mma", cb, gx, wy, True)
 
 
 PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
@@ -133,6 +173,18 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("s16_32x8_cb4", 4, 32, 8, True, s16=True),
     _tile("s16_16x8_cb8", 8, 16, 8, True, s16=True),
     _tile("s16_32x8_py2_cb4", 4, 32, 8, True, py=2, s16=True),
+    # issue 15 (C=32), wf_xtile: more channels a thread, so a weight register multiplies 16 or
+    # 32 channels (at C = 32 the weights, 81 planes at N = 9, leave L2 2 times or once, not 4-8)
+    _xtile("xt_smem_8x8_px4_cb16", 16, 4, 8, 8, True),
+    _xtile("xt_s16_16x8_px4_cb16", 16, 4, 16, 8, True, s16=True),
+    _xtile("xt_l1_16x4_px4_cb16", 16, 4, 16, 4, False),
+    _xtile("xt_l1_32x4_px2_cb32", 32, 2, 32, 4, False),
+    _xtile("xt_s16_16x4_px2_cb32", 32, 2, 16, 4, True, s16=True),
+    # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp a row
+    _mma("mma_c32_g4_w4", 32, 4, 4),
+    _mma("mma_c32_g6_w2", 32, 6, 2),
+    _mma("mma_c16_g4_w8", 16, 4, 8),
+    _mma("mma_c16_g2_w4", 16, 2, 4),
 )}
 
 BIG = 1 << 30

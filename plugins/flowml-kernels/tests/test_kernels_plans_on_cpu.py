@@ -5,9 +5,11 @@ plan and dtype), played block by block: a block's threads run in turn, twice whe
 stages its input in shared memory (the tile poisoned with NaN first, then ``__syncthreads``
 ends a thread's first pass, so the second pass finds the whole tile loaded). Checked against the unfold reference on shapes that cover
 C in {1, 3, 8, 32}, B > 1, odd heights, widths that are and are not a multiple of 4 (vector and
-scalar paths) and of the tile, the kernel larger than the image (borders). float32 and float16
-(``_Float16`` on the host, PTX ``cvt`` on the GPU), bfloat16 for one plan; splat through
-``rows``. Needs g++ >= 12.
+scalar paths) and of the tile, the kernel larger than the image (borders). Every plan in each of
+float32, float16 (``_Float16`` on the host, PTX ``cvt`` on the GPU) and bfloat16 it takes; splat
+through ``rows``. The tensor-core plans (``wf_mma``) run their warp's cooperative work in each
+thread and emulate ``mma.sync`` from all lanes' fragment registers (``mma_source``), so their
+fragment indexing is checked against the PTX ISA layout. Needs g++ >= 12.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from flowml.gpu.cuda_c import host_library
 
 from flowml_kernels import plans
 from flowml_kernels.cupy_backend import plan_kernel  # noqa: F401  (the backend imports cleanly)
-from flowml_kernels.cuda_source import _HOST_VECTORS, filter_source, gather4_source, tile_source
+from flowml_kernels.cuda_source import _HOST_VECTORS
+from flowml_kernels.forward_sources import forward_source
 from flowml_kernels.reference import filter_ref
 
 NS = (3, 5, 9, 15)
@@ -43,6 +46,7 @@ struct dim3_ { unsigned x, y, z; };
 static dim3_ blockIdx, blockDim, threadIdx;
 static int wf_phase_ = 1;
 #define __syncthreads() if (wf_phase_ == 0) return
+#define __syncwarp()
 #define WF_SMEM_HOOK(a) if (wf_phase_ < 0) { std::memset(a, 0xff, sizeof(a)); return; }  // NaN
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
@@ -64,16 +68,6 @@ extern "C" void run_NAME(const void* a, const void* b, void* out, int C, int H, 
 """
 
 
-def _source(plan: plans.ForwardPlan, dtype: str, n: int, cb: int, splat: bool) -> tuple[str, str]:
-    if plan.kernel == "tile":
-        return (tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.py, plan.s16,
-                             plan.minb),
-                "wf_tile")
-    if plan.kernel == "gather4":
-        return gather4_source(dtype, n, cb), "wf_gather4"
-    return filter_source(dtype, n, cb, splat, plans.rows_per_thread(n)), "wf_filter"
-
-
 def _cbs(plan: plans.ForwardPlan) -> list[int]:
     return sorted({plan.channels(s[1]) for s in SHAPES})
 
@@ -85,7 +79,7 @@ def _library(tmp: str, name: str, dtype: str, splat: bool) -> ctypes.CDLL:
     parts = [PRELUDE, _HOST_VECTORS]   # the vector types once, outside the namespaces
     for n in NS:
         for cb in _cbs(plan):
-            src, kernel = _source(plan, dtype, n, cb, splat)
+            src, kernel = forward_source(plan, dtype, n, cb, splat)
             ns = f"k{n}_{cb}"
             body = src.replace(_HOST_VECTORS, "").replace('extern "C" ', "")
             parts.append(f"namespace {ns} {{\n{body}\n}}\n")
@@ -131,18 +125,15 @@ def tmp(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("plans"))
 
 
-# plans with a 16-bit shared tile (s16) run 16-bit storage only: float16 and bfloat16
-CASES = [(name, dtype) for name, plan in plans.PLANS.items()
-         for dtype in (("float16", "bfloat16") if plan.s16 else ("float32", "float16"))]
+# every plan in each of float32, float16 and bfloat16 it takes (s16 tiles and tensor cores:
+# 16-bit storage only)
+CASES = [(name, dtype) for name, plan in plans.PLANS.items() for dtype in DTYPES
+         if plan.unsupported(dtype, 3, 1) is None]
 
 
 @pytest.mark.parametrize("name,dtype", CASES)
 def test_every_forward_plan_matches_the_reference(tmp, name, dtype):
     _check(tmp, name, dtype)
-
-
-def test_a_tile_plan_in_bfloat16(tmp):
-    _check(tmp, "smem_16x8_cb8", "bfloat16")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -171,6 +162,13 @@ def test_select_falls_back_and_force_checks():
     with pytest.raises(ValueError, match="too many registers"):
         plans.select("float16", 32, 15, force="l1_32x4_py2_cb4_m3")
     assert plans.select("bfloat16", 32, 9, force="s16_32x8_cb4").s16
+    with pytest.raises(ValueError, match="tensor-core plans take float16 or bfloat16"):
+        plans.select("float32", 32, 9, force="mma_c32_g4_w4")
+    with pytest.raises(ValueError, match="wf_xtile accumulates in float"):
+        plans.select("float64", 32, 9, force="xt_l1_32x4_px2_cb32")
+    wide = plans.ForwardPlan("wide", "xtile", cb=32, txq=8, ty=4, px=4)
+    assert "too many registers" in wide.unsupported("float32", 9, 32)
+    assert plans.PLANS["xt_l1_32x4_px2_cb32"].unsupported("float32", 9, 32) is None
 
 
 def test_row_blocked_plans_cover_the_image():
@@ -179,3 +177,17 @@ def test_row_blocked_plans_cover_the_image():
     assert plan.grid(2, 32, 17, 130, 5) == (2 * 2 * 16, 2, 1)
     assert plan.smem_bytes(5, 32) == 4 * 2 * (16 + 4) * (128 + 8)
     assert plans.PLANS["s16_32x8_cb4"].smem_bytes(9, 32) == 2 * 4 * (8 + 8) * (128 + 8)
+
+
+def test_xtile_and_mma_plans_cover_the_image():
+    xt = plans.PLANS["xt_s16_16x4_px2_cb32"]              # 4 rows x 32 px a block, 32 channels
+    assert xt.threads() == 64 and xt.channels(32) == 32 and xt.channels(3) == 4
+    assert xt.grid(2, 32, 17, 130, 5) == (5 * 5, 2, 1)
+    assert xt.smem_bytes(9, 32) == 2 * 32 * (4 + 8) * (32 + 8)
+    mma = plans.PLANS["mma_c16_g4_w8"]                    # 8 warps = 8 rows x 32 px, 16 channels
+    assert mma.threads() == 256 and mma.channels(3) == 16 and mma.channels(32) == 16
+    assert mma.grid(2, 32, 17, 130, 9) == (5 * 3 * 2, 2, 1)
+    assert plans.PLANS["mma_c32_g4_w4"].channels(20) == 32
+    # tile 32 ch x (12 rows x 48 cols, padded to 584) + band 4 warps x 4 groups x 208 halves
+    assert plans.PLANS["mma_c32_g4_w4"].smem_bytes(9, 32) == 2 * (32 * 584 + 4 * 4 * 208)
+    assert "shared memory" in plans.PLANS["mma_c32_g4_w4"].unsupported("float16", 15, 32)
