@@ -11,9 +11,18 @@ it from ``FLOWML_TEST_VIDEOS``. Two parts, each timed after a warm-up:
    keyframe-aligned segments) against PyAV with one decoder and FFmpeg's frame threads on
    every core (planes uploaded, converted on the GPU). Frames a second and CPU used (process
    CPU time / wall: 1.0 = one core busy).
+   Where the ceiling is (``ceiling``): the same K decoders without a graph (``ParallelFrames``
+   read in a loop: NVDEC, our per-piece Python and the NV12 -> RGB kernels, no scheduler),
+   raw PyNvVideoCodec in K threads (``get_batch_frames_by_index`` of PIECE frames, nothing
+   else: NVDEC and the binding alone), and the graph's tick alone (``capture.pattern`` 16x16
+   -> the sink on cuda: what one frame a tick costs the scheduler). If raw PyNvVideoCodec
+   stops near the graph's figure, the decoder (or its GIL use) is the ceiling; if it runs far
+   ahead and the tick alone is near the graph's figure, the one-frame-a-tick graph is. K = 7
+   is also run in the graph with ``--piece`` frames a decoder call (default 24 besides 8).
 2. loader: training a small super-resolution net on 5-frame sequences (random 512 px crops,
    input a quarter of that, target the middle frame): ``flowml.data.VideoLoader`` on NVDEC
-   (decoders auto: one a NVDEC engine; and with 1 decoder), against PyAV by hand in a torch
+   (7 decoders; grouped, the default: samples sharing GOPs decoded by one call; per sample,
+   ``group=False``; grouped over ``--ahead`` samples; and with 1 decoder), against PyAV by hand in a torch
    ``DataLoader`` with one worker per core (each decoding one sample: seek, decode, crop, in
    the worker; scaled on the GPU in the loop). Samples a second and CPU used (children included).
 
@@ -85,7 +94,7 @@ nodes:
 SINK = "def take(image):\n    assert image.is_cuda and image.dtype.is_floating_point\n"
 
 
-def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path) -> dict:
+def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path, piece: int | None = None) -> dict:
     from flowml.graph import load_graph
     from flowml.plugins import load_registry
     from flowml.runtime.scheduler import Scheduler
@@ -96,15 +105,114 @@ def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path)
     g.write_text(GRAPH.format(path=path, decode=decode, decoders=decoders, fx=fx))
     registry = load_registry()
     out = {}
-    with Scheduler(load_graph(g, registry)) as sched:
-        sched.run(frames=48)  # warm-up: decoder sessions, kernels
-        out["decoder"] = sched.nodes["v"].node.decoder
-        out["decoders"] = getattr(sched.nodes["v"].node, "decoders", 1)
+    from flowml_av import parallel
+
+    default, parallel.PIECE = parallel.PIECE, piece or parallel.PIECE  # read when the decoders start
+    try:
+        with Scheduler(load_graph(g, registry)) as sched:
+            sched.run(frames=48)  # warm-up: decoder sessions, kernels
+            out["decoder"] = sched.nodes["v"].node.decoder
+            out["decoders"] = getattr(sched.nodes["v"].node, "decoders", 1)
+            with Meter() as m:
+                result = sched.run(frames=frames)
+            assert result.ok, result.error
+    finally:
+        parallel.PIECE = default
+    out.update(fps=round(frames / m.wall, 1), cpu_cores_used=round(m.cpu, 2), frames=frames)
+    if piece:
+        out["piece"] = piece
+    return out
+
+
+# -- 1b. where the in-graph ceiling is ---------------------------------------------------------
+def decoders_alone(path: Path, decoders: int, frames: int) -> dict:
+    """K NVDEC decoders on keyframe segments, read in a plain loop (no graph): fps, cores."""
+    from flowml_av.gpudecode import nv12_to_rgb
+    from flowml_av.nvdec import NvdecVideo
+    from flowml_av.parallel import ParallelFrames, plan
+
+    info = NvdecVideo(str(path), "cuda")
+    meta = info.info
+    info.close()
+
+    par = ParallelFrames(lambda: NvdecVideo(str(path), "cuda"), plan(meta, 0, True), decoders,
+                         lambda v, k: v.nv12(k), lambda p: nv12_to_rgb(p[0], p[1], meta.colorspace, meta.full_range))
+    try:
+        for _ in range(max(48, 2 * 24 * decoders)):  # warm-up: every decoder opened and used
+            next(par)
+        with Meter() as m:
+            for _ in range(frames):
+                next(par)
+    finally:
+        par.close()
+    return {"fps": round(frames / m.wall, 1), "cpu_cores_used": round(m.cpu, 2), "decoders": decoders}
+
+
+def raw_pynvvideocodec(path: Path, decoders: int, frames: int, piece: int = 8) -> dict:
+    """K threads each with a SimpleDecoder calling get_batch_frames_by_index on its own
+    segments of ``piece`` frames, nothing else (no copies, no conversion): NVDEC and the binding."""
+    import threading
+
+    import PyNvVideoCodec as nvc
+
+    from flowml_av.parallel import segments
+    from flowml_av.probe import probe
+
+    info = probe(str(path))
+    parts = segments(info)
+    torch.zeros(1, device="cuda")
+    decs = [nvc.SimpleDecoder(str(path), gpu_id=0, use_device_memory=True,
+                              output_color_type=nvc.OutputColorType.NATIVE) for _ in range(decoders)]
+    per = -(-frames // decoders)
+
+    def work(k, count):
+        done, seg = 0, k
+        while done < count:
+            frames_ = list(parts[seg % len(parts)])
+            for at in range(0, len(frames_), piece):
+                got = decs[k].get_batch_frames_by_index(frames_[at:at + piece])
+                done += len(got)
+            seg += decoders
+
+    for k in range(decoders):
+        work(k, 24)
+    threads = [threading.Thread(target=work, args=(k, per)) for k in range(decoders)]
+    with Meter() as m:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return {"fps": round(per * decoders / m.wall, 1), "cpu_cores_used": round(m.cpu, 2), "decoders": decoders,
+            "piece": piece}
+
+
+TICK_GRAPH = """\
+flowml: 1
+clock: v
+device: cuda
+nodes:
+  v:    {{type: capture.pattern, params: {{pattern: bars, size: [16, 16]}}}}
+  sink: {{type: python.function, inputs: {{image: v/image}},
+         params: {{path: {fx}, function: take, inputs: [image], outputs: []}}}}
+"""
+
+
+def tick_alone(frames: int, tmp: Path) -> dict:
+    """The graph's cost of one frame a tick: a 16x16 pattern into the same sink, on cuda."""
+    from flowml.graph import load_graph
+    from flowml.plugins import load_registry
+    from flowml.runtime.scheduler import Scheduler
+
+    fx = tmp / "fx.py"
+    fx.write_text(SINK)
+    g = tmp / "tick.yaml"
+    g.write_text(TICK_GRAPH.format(fx=fx))
+    with Scheduler(load_graph(g, load_registry())) as sched:
+        sched.run(frames=48)
         with Meter() as m:
             result = sched.run(frames=frames)
         assert result.ok, result.error
-    out.update(fps=round(frames / m.wall, 1), cpu_cores_used=round(m.cpu, 2), frames=frames)
-    return out
+    return {"ticks_per_s": round(frames / m.wall, 1), "cpu_cores_used": round(m.cpu, 2)}
 
 
 # -- 2. feeding training ----------------------------------------------------------------------
@@ -151,14 +259,15 @@ def train(batches, steps: int, batch_size: int, prepare) -> dict:
             "steps": steps, "batch": batch_size}
 
 
-def flowml_loader(path: Path, decode: str, steps: int, batch: int, decoders: int | None = None) -> dict:
+def flowml_loader(path: Path, decode: str, steps: int, batch: int, decoders: int | None = None,
+                  group: bool = True, ahead: int | None = None) -> dict:
     from flowml.data import VideoDataset, VideoLoader
 
     cut = {"random_crop": [CROP, CROP], "random_flip": True, "crop_first": True}
     data = VideoDataset([path], LENGTH, processing={          # one decoded sequence, two outputs
         "input": {**cut, "scale_factor": 0.25}, "target": {**cut, "index_map": [-1, -1, 0, -1, -1]}})
     loader = VideoLoader(data, batch_size=batch, shuffle=True, seed=0, device="cuda", decode=decode, prefetch=3,
-                         decoders=decoders)
+                         decoders=decoders, group=group, ahead=ahead)
 
     def prepare(b):
         return b["input"], b["target"][:, 0]
@@ -166,6 +275,7 @@ def flowml_loader(path: Path, decode: str, steps: int, batch: int, decoders: int
     out = train(_forever(loader), steps, batch, prepare)
     out["decoder"] = loader.last_decoder
     out["decoders"] = decoders or "auto"
+    out.update(group=group, ahead=ahead or "batch + 2K")
     return out
 
 
@@ -250,11 +360,16 @@ def summary(res: dict) -> str:
                          f"({r.get('decoder')}, {r.get('decoders')} decoder(s))")
     lines.append(f"  best NVDEC / PyAV (1 decoder, frame threads on every core): {g.get('best_nvdec_over_pyav')}x "
                  f"(target 3x); / the best PyAV: {g.get('best_nvdec_over_best_pyav')}x")
+    for name, r in res.get("ceiling", {}).items():
+        lines.append(f"  ceiling: {name:28s} {r.get('fps', r.get('ticks_per_s', r.get('error')))!s:>8} /s  "
+                     f"{r.get('cpu_cores_used', '')} cores")
     lines.append("loader, SR net on 5 x 512 px crops (samples/s, cores used):")
     for name, r in ld.items():
         if isinstance(r, dict):
             lines.append(f"  {name:20s} {r.get('samples_per_s', r.get('error'))!s:>8}  {r.get('cpu_cores_used', '')} cores")
-    lines.append(f"  flowml / PyAV DataLoader: {ld.get('ratio_flowml_nvdec_over_pyav_dataloader')}x (target 2x)")
+    lines.append(f"  flowml (grouped, default window) / PyAV DataLoader: "
+                 f"{ld.get('ratio_flowml_nvdec_over_pyav_dataloader')}x; best flowml run: "
+                 f"{ld.get('ratio_best_flowml_over_pyav_dataloader')}x (target 2x)")
     return "\n".join(lines)
 
 
@@ -275,6 +390,9 @@ def main() -> None:
     ap.add_argument("--pyav-decoders", type=int, nargs="*", default=[2], help="PyAV decoder counts besides 1")
     ap.add_argument("--loader-decoders", type=int, default=7,
                     help="VideoLoader's decoders (one a NVDEC engine: 7 on an H200)")
+    ap.add_argument("--piece", type=int, default=24, help="frames a decoder call in the extra K = 7 graph run")
+    ap.add_argument("--ahead", type=int, default=64, help="samples grouped at a time in the extra loader run")
+    ap.add_argument("--no-ceiling", action="store_true", help="skip the runs that say where the ceiling is")
     ap.add_argument("--out", type=Path, default=None, help="folder for nvdec_bench.json and .txt")
     args = ap.parse_args()
     torch.zeros(1, device="cuda")
@@ -287,6 +405,10 @@ def main() -> None:
 
         res["nvdec_engines"] = engines(str(path))
         g = {f"nvdec_k{k}": guarded(graph_decode, path, "cuda", k, args.frames, Path(tmp)) for k in args.decoders}
+        kmax = max(args.decoders)
+        if args.piece:
+            g[f"nvdec_k{kmax}_piece{args.piece}"] = guarded(graph_decode, path, "cuda", kmax, args.frames, Path(tmp),
+                                                       args.piece)
         g["pyav"] = guarded(graph_decode, path, "cpu", 1, args.frames, Path(tmp))
         for k in args.pyav_decoders:  # PyAV on segments too: K decoders of cores / K threads
             g[f"pyav_k{k}"] = guarded(graph_decode, path, "cpu", k, args.frames, Path(tmp))
@@ -296,15 +418,30 @@ def main() -> None:
             g["best_nvdec_over_pyav"] = round(max(fps) / g["pyav"]["fps"], 2)
             g["best_nvdec_over_best_pyav"] = round(max(fps) / max(cpu), 2)
         res["graph_decode"] = g
+        if not args.no_ceiling:
+            res["ceiling"] = {
+                f"decoders_alone_k{kmax}": guarded(decoders_alone, path, kmax, args.frames),
+                "decoders_alone_k1": guarded(decoders_alone, path, 1, args.frames // 2),
+                f"raw_pynvvideocodec_k{kmax}": guarded(raw_pynvvideocodec, path, kmax, args.frames),
+                f"raw_pynvvideocodec_k{kmax}_piece24": guarded(raw_pynvvideocodec, path, kmax, args.frames, 24),
+                "raw_pynvvideocodec_k1": guarded(raw_pynvvideocodec, path, 1, args.frames // 2),
+                "graph_tick_alone": guarded(tick_alone, 2 * args.frames, Path(tmp))}
         if args.out:  # the decode numbers stand if the loader part runs out of time
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "nvdec_bench.json").write_text(json.dumps(res, indent=1))
         ld = {"flowml_nvdec": guarded(flowml_loader, path, "cuda", args.steps, args.batch, args.loader_decoders),
+              "flowml_nvdec_per_sample": guarded(flowml_loader, path, "cuda", args.steps, args.batch,
+                                                 args.loader_decoders, group=False),
+              f"flowml_nvdec_ahead{args.ahead}": guarded(flowml_loader, path, "cuda", args.steps, args.batch,
+                                                        args.loader_decoders, ahead=args.ahead),
               "flowml_nvdec_1_decoder": guarded(flowml_loader, path, "cuda", max(4, args.steps // 3), args.batch, 1),
               "pyav_dataloader": guarded(hand_loader, path, args.steps, args.batch, args.workers)}
         if all("samples_per_s" in ld[k] for k in ("flowml_nvdec", "pyav_dataloader")):
             ld["ratio_flowml_nvdec_over_pyav_dataloader"] = round(
                 ld["flowml_nvdec"]["samples_per_s"] / ld["pyav_dataloader"]["samples_per_s"], 2)
+            best = max(r["samples_per_s"] for k, r in ld.items()
+                       if k.startswith("flowml") and isinstance(r, dict) and "samples_per_s" in r)
+            ld["ratio_best_flowml_over_pyav_dataloader"] = round(best / ld["pyav_dataloader"]["samples_per_s"], 2)
         res["loader"] = ld
     text = json.dumps(res, indent=1)
     brief = summary(res)

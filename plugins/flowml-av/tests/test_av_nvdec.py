@@ -188,3 +188,54 @@ def test_video_loader_on_cuda_uses_nvdec_and_matches_the_cpu_loader(files):
         assert torch.isfinite(out).all()
         for name in ("input", "target"):
             assert float((gpu[name].float().cpu() - cpu[name].float()).abs().mean()) < 1 / 255
+
+
+@pytest.mark.parametrize("name", ["h264_210x146.mp4", "hevc_210x146.mp4"])
+def test_nvdec_calls_from_keyframes_give_every_frame_as_ffmpeg_decodes_it(files, name):
+    """The calls capture.video makes (``key_pieces``: whole GOPs from their keyframes, and a
+    first call from mid-GOP) decode every frame exactly; how many NVDEC miscounted is printed."""
+    from flowml_av.parallel import key_pieces, keyframe_indices
+
+    ref = pyav(files[name])
+    nv = NvdecVideo(str(files[name]), "cuda")
+    keys = keyframe_indices(nv.info)
+    for piece in (8, 24):
+        for part in key_pieces(keys, range(3, len(ref)), piece):
+            y, uv = nv.nv12(part)
+            for k, i in enumerate(part):
+                (ry, ru, rv), _, _ = ref[i]
+                assert torch.equal(y[k].cpu(), torch.from_numpy(ry)), f"{name} frame {i}: Y (piece {piece})"
+                assert torch.equal(uv[k, ..., 0].cpu(), torch.from_numpy(ru)), f"{name} frame {i}: Cb"
+                assert torch.equal(uv[k, ..., 1].cpu(), torch.from_numpy(rv)), f"{name} frame {i}: Cr"
+    print(f"{name}: {nv.misplaced} frames misplaced by PyNvVideoCodec over calls from keyframes, "
+          f"{nv.cpu_frames} decoded on the CPU, pts offset {nv.pts_offset}")
+    nv.close()
+
+
+def test_grouped_clips_on_nvdec_equal_the_per_sample_path_and_pyav(files):
+    """capture.clips on NVDEC with samples grouped (one call for the union of the frames of
+    samples sharing GOPs) against one call a sample: the same bytes; both against PyAV's planes
+    converted on the GPU (``colour.py``) within float rounding."""
+    path = str(files["h264_210x146.mp4"])
+    n = len(pyav(path))
+    order = torch.randperm(n - 4, generator=torch.Generator().manual_seed(3)).tolist()[:24]
+    params = {"files": [path], "length": 5, "samples": order, "batch": 4, "seed": 1, "decode": "cuda",
+              "decoders": 3, "outputs": {"x": {"random_crop": [64, 48], "random_flip": True}}}
+    runs = {}
+    for group in (True, False):
+        with NodeHarness(Clips, {**params, "group": group}, device="cuda") as h:
+            assert h.node.decoder == "nvdec"
+            runs[group] = [h.process() for _ in range(6)]
+            runs[f"{group} frames"] = h.node.decoded_frames
+            runs[f"{group} calls"] = h.node.decode_calls
+    for g, a in zip(runs[True], runs[False]):
+        assert torch.equal(g["index"], a["index"]) and torch.equal(g["x"], a["x"])
+    assert runs["True calls"] < runs["False calls"] == 24
+    with NodeHarness(Clips, {**params, "decode": "cpu"}, device="cuda") as h:
+        assert h.node.decoder == "cpu"
+        cpu = [h.process() for _ in range(6)]
+    for g, c in zip(runs[True], cpu):
+        assert torch.equal(g["index"], c["index"])
+        assert float((g["x"] - c["x"]).abs().max()) < 1e-4   # same planes, same matrix: float rounding
+    print(f"grouped: {runs['True calls']} calls, {runs['True frames']} frames; per sample: 24 calls, "
+          f"{runs['False frames']} frames")
