@@ -112,6 +112,16 @@ def _side(n: int, tile: int) -> int:
     return -(-n // -(-n // tile))  # ceil(n / ceil(n / tile)): equal tiles, at most `tile`
 
 
+def _rows_a_thread(tw: int, th: int, down: int, kd: int, threads: int) -> int:
+    """Outputs a thread makes in a column in the down-sampling stage (1..4): the fewest tap
+    rows read per thread, counting waves of ``threads`` (e.g. a 28-px tile: 4, one wave of
+    196 groups, not 3 in two waves), the larger on a tie."""
+    def cost(r: int) -> tuple[int, int]:
+        waves = -(-(-(-th // r) * tw) // threads)
+        return waves * ((r - 1) * down + kd), -r
+    return min(range(1, 5), key=cost)
+
+
 @functools.lru_cache(maxsize=1024)
 def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: tuple[int, ...] | None,
           up: int, down: int, padding: tuple[int, int, int, int], tile: int, threads: int
@@ -134,7 +144,7 @@ def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: 
     if ho <= 0 or wo <= 0:
         return f"empty output ({ho} x {wo})"
     tw, th = _side(wo, tile), _side(ho, tile)
-    ry = max(1, min(4, (tw * th) // threads))   # a row group per thread in the down stage
+    ry = _rows_a_thread(tw, th, down, kd, threads)
     plan = TilePlan(up, ku, down, kd, 0 if fd_shape is None else len(fd_shape), tw, th, ry, threads)
     if plan.smem_bytes > MAX_SMEM:
         return f"a {tw} x {th} tile needs {plan.smem_bytes} B of shared memory (> {MAX_SMEM})"

@@ -314,7 +314,8 @@ extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, 
 
 def _source() -> str:
     f32, f16 = ELEMENT_ACCESS["float32"], ELEMENT_ACCESS["float16"]
-    return (_HOST.replace("{MAX_FD}", str(MAX_FD_FLOATS)) + _ACCESS.format(LD32=f32[1], ST32=f32[2], LD16=f16[1], ST16=f16[2]) + _KERNEL)
+    access = _ACCESS.format(LD32=f32[1], ST32=f32[2], LD16=f16[1], ST16=f16[2])
+    return _HOST.replace("{MAX_FD}", str(MAX_FD_FLOATS)) + access + _KERNEL
 
 
 KERNEL_SOURCE = _source()

@@ -79,7 +79,8 @@ def input_size(kind: LayerKind, min_out: int) -> int:
     """The smallest square input whose output is at least ``min_out`` a side."""
     kd = kind.down_shape[0] if kind.down_shape else 1
     for s in range(4, 4096):
-        if (s * kind.up + kind.padding[2] + kind.padding[3] - kind.up_taps - kd + 1 + kind.down) // kind.down >= min_out:
+        p = kind.padding[2] + kind.padding[3]
+        if (s * kind.up + p - kind.up_taps - kd + 1 + kind.down) // kind.down >= min_out:
             return s
     raise ValueError(kind)
 
