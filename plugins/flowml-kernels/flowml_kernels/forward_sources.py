@@ -20,7 +20,7 @@ def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
         return (xtile_source(dtype, n, cb, plan.px, plan.txq, plan.ty, plan.smem, plan.s16,
                              plan.minb), "wf_xtile")
     if plan.kernel == "mma":
-        return mma_source(dtype, n, cb, plan.txq, plan.ty), "wf_mma"
+        return mma_source(dtype, n, cb, plan.txq, plan.ty, plan.py), "wf_mma"
     if plan.kernel == "gather4":
         return gather4_source(dtype, n, cb), "wf_gather4"
     if plan.kernel == "rows":

@@ -20,9 +20,11 @@ from the block's 16-bit input tile (32-bit shared loads, channel planes padded s
 load touches fall in distinct banks); the 8-column blocks slide, so a warp loads GX + 2KS - 1
 blocks per tap row for its GX groups.
 
-Layout: one block = ``WY`` warps, warp ``ly`` computes output row ``ty0 + ly``, ``GX`` groups
-(``8 * GX`` px) and the block's ``CB`` channels (16 or 32; channel blocks the fastest grid index
-as in ``wf_tile``). The next tap row's weights are loaded before the current row's products.
+Layout: one block = ``WY`` warps, warp ``ly`` computes ``PY`` output rows from ``ty0 + ly * PY``,
+``GX`` groups (``8 * GX`` px) and the block's ``CB`` channels (16 or 32; channel blocks the
+fastest grid index as in ``wf_tile``). The warp walks its ``N + PY - 1`` input rows: the A
+fragments of one are read once and serve tap row ``t - r`` of each output row ``r`` (a band per
+row). The next input row's weights are loaded before the current row's products.
 
 On a host compiler (the CPU test) the same source runs one thread at a time: each thread does
 its warp's cooperative work (band zeroing and filling) alone, and the ``mma`` is emulated by
@@ -40,10 +42,11 @@ _MMA = r"""
 #define MT (CB / 16)                                     // 16-channel tiles
 #define GX {GX}
 #define WY {WY}
+#define PY {PY}
 #define RA (R + (R & 1))                                 // A starts at x0 - RA (even)
 #define KS ((8 + R + RA + 15) / 16)                      // k-steps of 16 columns
 #define OFFA (8 - RA)                                    // tile column of A's column 0, group 0
-#define SH (WY + N - 1)
+#define SH (WY * PY + N - 1)
 #define SWH (8 * GX + 16 * KS)                           // tile columns: image tx0-8 ..
 #define CSTR ((SH * SWH + 15) / 16 * 16 + 8)             // channel plane: 8 mod 16 halves
 #define RSB (16 * KS + 8)                                // band row (a pixel): halves
@@ -94,15 +97,15 @@ extern "C" __global__ void __launch_bounds__(32 * WY) wf_mma(
     const int nb = (C + CB - 1) / CB;
     const int cblk = blockIdx.x % nb, tile = blockIdx.x / nb;
     const int tiles_x = (W + 8 * GX - 1) / (8 * GX);
-    const int ty0 = (tile / tiles_x) * WY, tx0 = (tile % tiles_x) * (8 * GX);
+    const int ty0 = (tile / tiles_x) * (WY * PY), tx0 = (tile % tiles_x) * (8 * GX);
     const int lane = threadIdx.x % 32, ly = threadIdx.x / 32;
-    const int oy = ty0 + ly;                             // this warp's output row
+    const int oy = ty0 + ly * PY;                        // this warp's output rows oy .. oy+PY-1
     const bool vec = (W % 4) == 0;                       // whole, aligned quads: vector access
     const int c0 = cblk * CB;
     const long long b = blockIdx.y;
     const T* xb = x + (b * C + c0) * (long long)HW;
     __shared__ __align__(16) T xs_s[CB][CSTR];           // [c][row * SWH + col]: image tx0-8+col
-    __shared__ __align__(16) T bs[WY][GX][GSB];          // per warp: B of each group, [n * RSB + k]
+    __shared__ __align__(16) T bs[WY][PY][GX][GSB];      // per warp and row: B of each group
 #ifdef WF_SMEM_HOOK
     WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
 #endif
@@ -126,20 +129,21 @@ extern "C" __global__ void __launch_bounds__(32 * WY) wf_mma(
     }}
     __syncthreads();                                     // no thread returns before this
     if (oy >= H) return;                                 // the whole warp
-    T* band = &bs[ly][0][0];
-    for (int e = lane % WF_LSTEP; e < GX * GSB / 2; e += WF_LSTEP)
+    T* band = &bs[ly][0][0][0];                          // row r, group G: band[(r * GX + G) * GSB]
+    for (int e = lane % WF_LSTEP; e < PY * GX * GSB / 2; e += WF_LSTEP)
         reinterpret_cast<unsigned*>(band)[e] = 0u;       // zero outside the band, for good
     const T* wrow = w + b * NN * (long long)HW + (long long)oy * W + tx0;
-    // the weights of tap row i: item e = (group, tap j, half h): 4 px of one tap plane
-    auto load_w = [&](int i, uint2* wr) {{
+    // tap row i of output row r: item e = (tap j, group G, half h): 4 px of one tap plane, so
+    // the 2 * GX lanes of one tap read 8 * GX contiguous pixels; rows below the image: zeros
+    auto load_w = [&](int r, int i, uint2* wr) {{
         #pragma unroll
         for (int k = 0; k < WIPL; ++k) {{
             const int e = lane % WF_LSTEP + k * WF_LSTEP;
             uint2 u = make_uint2(0u, 0u);
-            if (e < ITEMS) {{
-                const int G = e / (2 * N), j = (e / 2) % N, h = e % 2;
+            if (e < ITEMS && i >= 0 && i < N && oy + r < H) {{
+                const int j = e / (2 * GX), G = (e / 2) % GX, h = e % 2;
                 const int px = 8 * G + 4 * h;            // from tx0
-                const T* p = wrow + (long long)(i * N + j) * HW + px;
+                const T* p = wrow + (long long)(i * N + j) * HW + (long long)r * W + px;
                 if (vec) {{
                     if (tx0 + px < W) u = *reinterpret_cast<const uint2*>(p);
                 }} else {{
@@ -152,46 +156,55 @@ extern "C" __global__ void __launch_bounds__(32 * WY) wf_mma(
             wr[k] = u;
         }}
     }};
-    auto scatter_w = [&](const uint2* wr) {{             // B[k][n] at band[G][n * RSB + k]
+    auto scatter_w = [&](int r, const uint2* wr) {{      // B[k][n] at band[.. + n * RSB + k]
         #pragma unroll
         for (int k = 0; k < WIPL; ++k) {{
             const int e = lane % WF_LSTEP + k * WF_LSTEP;
             if (e < ITEMS) {{
-                const int G = e / (2 * N), j = (e / 2) % N, h = e % 2;
+                const int j = e / (2 * GX), G = (e / 2) % GX, h = e % 2;
                 const unsigned v[2] = {{wr[k].x, wr[k].y}};
                 #pragma unroll
                 for (int q = 0; q < 4; ++q) {{
                     const int n = 4 * h + q;
-                    band[G * GSB + n * RSB + j + n + (RA - R)] = (T)((v[q / 2] >> (16 * (q % 2))) & 0xffffu);
+                    band[(r * GX + G) * GSB + n * RSB + j + n + (RA - R)] =
+                        (T)((v[q / 2] >> (16 * (q % 2))) & 0xffffu);
                 }}
             }}
         }}
     }};
-    float acc[GX][MT][4];
+    float acc[PY][GX][MT][4];
     #pragma unroll
-    for (int G = 0; G < GX; ++G)
+    for (int r = 0; r < PY; ++r)
         #pragma unroll
-        for (int m = 0; m < MT; ++m)
+        for (int G = 0; G < GX; ++G)
             #pragma unroll
-            for (int e = 0; e < 4; ++e) acc[G][m][e] = 0.f;
-    uint2 wr[WIPL];
-    load_w(0, wr);
+            for (int m = 0; m < MT; ++m)
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) acc[r][G][m][e] = 0.f;
+    uint2 wr[PY][WIPL];
+    #pragma unroll
+    for (int r = 0; r < PY; ++r) load_w(r, -r, wr[r]);
+    // input row t (tile row ly * PY + t) serves tap row t - r of output row r: its A fragments
+    // are read once for up to PY rows. Rows outside the image: zero tile rows.
     #pragma unroll 1
-    for (int i = 0; i < N; ++i) {{                       // rows outside the image: zero tile rows
+    for (int t = 0; t < N + PY - 1; ++t) {{
         __syncwarp();                                    // the last row's B reads are done
-        scatter_w(wr);
+        #pragma unroll
+        for (int r = 0; r < PY; ++r)
+            if (t - r >= 0 && t - r < N) scatter_w(r, wr[r]);
         __syncwarp();
-        if (i + 1 < N) load_w(i + 1, wr);                // in flight during this row's products
-        const int trow = (ly + i) * SWH + OFFA;
+        #pragma unroll
+        for (int r = 0; r < PY; ++r) load_w(r, t + 1 - r, wr[r]);  // in flight meanwhile
+        const int trow = (ly * PY + t) * SWH + OFFA;
         // A register h (rows g, g+8) of 8-column block a, channel tile m, for lane l
         auto a_reg = [&](int l, int m, int a, int h) -> unsigned {{
             return *reinterpret_cast<const unsigned*>(
                 &xs_s[16 * m + (l >> 2) + 8 * h][trow + 8 * a + 2 * (l & 3)]);
         }};
-        // B register h (k 2t..2t+1 or 2t+8..2t+9) of k-step s, group G, for lane l
-        auto b_reg = [&](int l, int G, int s, int h) -> unsigned {{
+        // B register h (k 2t..2t+1 or 2t+8..2t+9) of k-step s, row r, group G, for lane l
+        auto b_reg = [&](int l, int r, int G, int s, int h) -> unsigned {{
             return *reinterpret_cast<const unsigned*>(
-                &band[G * GSB + (l >> 2) * RSB + 16 * s + 8 * h + 2 * (l & 3)]);
+                &band[(r * GX + G) * GSB + (l >> 2) * RSB + 16 * s + 8 * h + 2 * (l & 3)]);
         }};
 #ifdef __CUDA_ARCH__
         unsigned ar[GX + 2 * KS - 1][MT][2];
@@ -201,52 +214,61 @@ extern "C" __global__ void __launch_bounds__(32 * WY) wf_mma(
             for (int m = 0; m < MT; ++m) {{ ar[a][m][0] = a_reg(lane, m, a, 0); ar[a][m][1] = a_reg(lane, m, a, 1); }}
 #endif
         #pragma unroll
-        for (int G = 0; G < GX; ++G)
+        for (int r = 0; r < PY; ++r) {{
+            if (t - r < 0 || t - r >= N) continue;       // the same for the whole warp
             #pragma unroll
-            for (int s = 0; s < KS; ++s) {{
-#ifdef __CUDA_ARCH__
-                const unsigned b0 = b_reg(lane, G, s, 0), b1 = b_reg(lane, G, s, 1);
+            for (int G = 0; G < GX; ++G)
                 #pragma unroll
-                for (int m = 0; m < MT; ++m) {{
-                    const int a = G + 2 * s;
-                    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.{MT_TYPE}.{MT_TYPE}.f32 "
-                                 "{{%0, %1, %2, %3}}, {{%4, %5, %6, %7}}, {{%8, %9}}, {{%0, %1, %2, %3}};"
-                                 : "+f"(acc[G][m][0]), "+f"(acc[G][m][1]), "+f"(acc[G][m][2]), "+f"(acc[G][m][3])
-                                 : "r"(ar[a][m][0]), "r"(ar[a][m][1]), "r"(ar[a + 1][m][0]), "r"(ar[a + 1][m][1]),
-                                   "r"(b0), "r"(b1));
-                }}
+                for (int s = 0; s < KS; ++s) {{
+#ifdef __CUDA_ARCH__
+                    const unsigned b0 = b_reg(lane, r, G, s, 0), b1 = b_reg(lane, r, G, s, 1);
+                    #pragma unroll
+                    for (int m = 0; m < MT; ++m) {{
+                        const int a = G + 2 * s;
+                        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.{MT_TYPE}.{MT_TYPE}.f32 "
+                                     "{{%0, %1, %2, %3}}, {{%4, %5, %6, %7}}, {{%8, %9}}, {{%0, %1, %2, %3}};"
+                                     : "+f"(acc[r][G][m][0]), "+f"(acc[r][G][m][1]),
+                                       "+f"(acc[r][G][m][2]), "+f"(acc[r][G][m][3])
+                                     : "r"(ar[a][m][0]), "r"(ar[a][m][1]), "r"(ar[a + 1][m][0]),
+                                       "r"(ar[a + 1][m][1]), "r"(b0), "r"(b1));
+                    }}
 #else
-                for (int m = 0; m < MT; ++m)
-                    wf_mma_host(acc[G][m], lane,
-                                [&](int l, int r) {{ return a_reg(l, m, G + 2 * s + r / 2, r % 2); }},
-                                [&](int l, int r) {{ return b_reg(l, G, s, r); }});
+                    for (int m = 0; m < MT; ++m)
+                        wf_mma_host(acc[r][G][m], lane,
+                                    [&](int l, int q) {{ return a_reg(l, m, G + 2 * s + q / 2, q % 2); }},
+                                    [&](int l, int q) {{ return b_reg(l, r, G, s, q); }});
 #endif
-            }}
+                }}
+        }}
     }}
     // c_e: channel 16m + g + 8 (e/2), pixel 8G + 2t + (e&1)
     const int g = lane >> 2, t = lane & 3;
-    T* orow = out + (b * C + c0) * (long long)HW + (long long)oy * W + tx0;
     #pragma unroll
-    for (int G = 0; G < GX; ++G) {{
-        const int px = 8 * G + 2 * t;
-        if (tx0 + px >= W) continue;
+    for (int r = 0; r < PY; ++r) {{
+        if (oy + r >= H) break;
+        T* orow = out + (b * C + c0) * (long long)HW + (long long)(oy + r) * W + tx0;
         #pragma unroll
-        for (int m = 0; m < MT; ++m)
+        for (int G = 0; G < GX; ++G) {{
+            const int px = 8 * G + 2 * t;
+            if (tx0 + px >= W) continue;
             #pragma unroll
-            for (int hh = 0; hh < 2; ++hh) {{
-                const int cc = 16 * m + g + 8 * hh;
-                if (c0 + cc >= C) continue;
-                T* p = orow + (long long)cc * HW + px;
-                if (vec) {{
-                    T h2[2];
-                    st(h2, 0, acc[G][m][2 * hh]);
-                    st(h2, 1, acc[G][m][2 * hh + 1]);
-                    *reinterpret_cast<unsigned*>(p) = (unsigned)h2[0] | ((unsigned)h2[1] << 16);
-                }} else {{
-                    st(p, 0, acc[G][m][2 * hh]);
-                    if (tx0 + px + 1 < W) st(p, 1, acc[G][m][2 * hh + 1]);
+            for (int m = 0; m < MT; ++m)
+                #pragma unroll
+                for (int hh = 0; hh < 2; ++hh) {{
+                    const int cc = 16 * m + g + 8 * hh;
+                    if (c0 + cc >= C) continue;
+                    T* p = orow + (long long)cc * HW + px;
+                    if (vec) {{
+                        T h2[2];
+                        st(h2, 0, acc[r][G][m][2 * hh]);
+                        st(h2, 1, acc[r][G][m][2 * hh + 1]);
+                        *reinterpret_cast<unsigned*>(p) = (unsigned)h2[0] | ((unsigned)h2[1] << 16);
+                    }} else {{
+                        st(p, 0, acc[r][G][m][2 * hh]);
+                        if (tx0 + px + 1 < W) st(p, 1, acc[r][G][m][2 * hh + 1]);
+                    }}
                 }}
-            }}
+        }}
     }}
 }}
 """
@@ -254,23 +276,25 @@ extern "C" __global__ void __launch_bounds__(32 * WY) wf_mma(
 MMA_DTYPES = {"float16": "f16", "bfloat16": "bf16"}
 
 
-def mma_layout(n: int, cb: int, gx: int, wy: int) -> dict[str, int]:
-    """The sizes ``wf_mma`` derives from N, ``cb`` channels, ``gx`` groups a warp and ``wy``
-    warps (the macros of the source, computed the same way): k-steps, tile and band halves."""
+def mma_layout(n: int, cb: int, gx: int, wy: int, py: int = 1) -> dict[str, int]:
+    """The sizes ``wf_mma`` derives from N, ``cb`` channels, ``gx`` groups a warp, ``wy`` warps
+    and ``py`` rows a warp (the macros of the source, computed the same way): k-steps, tile
+    and band halves."""
     r = n // 2
     ra = r + (r & 1)
     ks = (8 + r + ra + 15) // 16
-    sh, swh = wy + n - 1, 8 * gx + 16 * ks
+    sh, swh = wy * py + n - 1, 8 * gx + 16 * ks
     cstr = (sh * swh + 15) // 16 * 16 + 8
     rsb = 16 * ks + 8
     gsb = 8 * rsb + 16
-    return {"ks": ks, "tile_halves": cb * cstr, "band_halves": wy * gx * gsb,
-            "smem_bytes": 2 * (cb * cstr + wy * gx * gsb)}
+    return {"ks": ks, "tile_halves": cb * cstr, "band_halves": wy * py * gx * gsb,
+            "smem_bytes": 2 * (cb * cstr + wy * py * gx * gsb)}
 
 
-def mma_source(dtype: str, n: int, cb: int, gx: int, wy: int) -> str:
+def mma_source(dtype: str, n: int, cb: int, gx: int, wy: int, py: int = 1) -> str:
     """``wf_mma`` for 16-bit storage ``dtype`` (float16, bfloat16), N, ``cb`` channels a block
-    (16 or 32), ``gx`` 8-pixel groups a warp and ``wy`` warps (output rows) a block."""
+    (16 or 32), ``gx`` 8-pixel groups a warp, ``wy`` warps a block and ``py`` output rows a
+    warp."""
     if dtype not in MMA_DTYPES:
         raise ValueError(f"wf_mma multiplies 16-bit inputs on tensor cores: float16 or bfloat16, "
                          f"not {dtype}; float32 runs the CUDA-core plans")
@@ -278,4 +302,4 @@ def mma_source(dtype: str, n: int, cb: int, gx: int, wy: int) -> str:
         raise ValueError(f"wf_mma takes 16 or 32 channels a block (tiles of 16), not {cb}")
     if n > 17:
         raise ValueError(f"wf_mma's tile halo is 8 columns: N <= 17, not {n}")
-    return _common(dtype, n) + _MMA.format(CB=cb, GX=gx, WY=wy, MT_TYPE=MMA_DTYPES[dtype])
+    return _common(dtype, n) + _MMA.format(CB=cb, GX=gx, WY=wy, PY=py, MT_TYPE=MMA_DTYPES[dtype])

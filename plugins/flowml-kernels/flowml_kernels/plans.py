@@ -48,7 +48,7 @@ class ForwardPlan:
     ``ty * py`` rows x ``px * txq`` px), the input through shared memory (``smem``; as 16-bit
     words with ``s16``, float16/bfloat16 only) or L1; ``minb`` (``py`` > 1, ``s16`` or
     ``xtile``): blocks an SM promised to ptxas, which caps the registers. ``mma``: ``ty`` warps
-    a block, each one output row of ``txq`` groups of 8 px."""
+    a block, each ``py`` output rows of ``txq`` groups of 8 px."""
 
     name: str
     kernel: str
@@ -77,7 +77,7 @@ class ForwardPlan:
         """Shared memory a block takes (float tiles 4 bytes an element, ``s16`` tiles 2;
         ``mma``: its 16-bit tile and band matrices)."""
         if self.kernel == "mma":
-            return mma_layout(n, self.channels(c), self.txq, self.ty)["smem_bytes"]
+            return mma_layout(n, self.channels(c), self.txq, self.ty, self.py)["smem_bytes"]
         if self.kernel not in ("tile", "xtile") or not self.smem:
             return 0
         pad = (n // 2 + 3) // 4 * 4
@@ -127,7 +127,8 @@ class ForwardPlan:
                      * ((h + rows - 1) // rows))
             return (tiles * nb, b, 1)
         if self.kernel == "mma":
-            tiles = (w + 8 * self.txq - 1) // (8 * self.txq) * ((h + self.ty - 1) // self.ty)
+            rows = self.ty * self.py
+            tiles = (w + 8 * self.txq - 1) // (8 * self.txq) * ((h + rows - 1) // rows)
             return (tiles * nb, b, 1)
         if self.kernel == "gather4":
             return ((h * ((w + 3) // 4) + THREADS - 1) // THREADS, nb, b)
@@ -145,8 +146,8 @@ def _xtile(name: str, cb: int, px: int, txq: int, ty: int, smem: bool, s16: bool
     return ForwardPlan(name, "xtile", cb, txq, ty, smem, 1, s16, minb, px)
 
 
-def _mma(name: str, cb: int, gx: int, wy: int) -> ForwardPlan:
-    return ForwardPlan(name, "mma", cb, gx, wy, True)
+def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
+    return ForwardPlan(name, "mma", cb, gx, wy, True, py)
 
 
 PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
@@ -180,8 +181,11 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _xtile("xt_l1_16x4_px4_cb16", 16, 4, 16, 4, False),
     _xtile("xt_l1_32x4_px2_cb32", 32, 2, 32, 4, False),
     _xtile("xt_s16_16x4_px2_cb32", 32, 2, 16, 4, True, s16=True),
-    # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp a row
+    # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
+    # 2 rows (py2: an input row's A fragments read once for 2 tap rows)
     _mma("mma_c32_g4_w4", 32, 4, 4),
+    _mma("mma_c32_g4_w2_py2", 32, 4, 2, py=2),
+    _mma("mma_c16_g4_w4_py2", 16, 4, 4, py=2),
     _mma("mma_c32_g6_w2", 32, 6, 2),
     _mma("mma_c16_g4_w8", 16, 4, 8),
     _mma("mma_c16_g2_w4", 16, 2, 4),

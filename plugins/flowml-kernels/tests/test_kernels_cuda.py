@@ -155,13 +155,40 @@ def test_kpn_node_on_a_gpu_graph(backend):
     _close(out, filter_ref(x.double(), torch.softmax(logits.double(), 1), 5, False), torch.float32)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+PLAN_SHAPES = [(2, 3, 37, 52), (1, 32, 24, 44), (1, 8, 17, 30)]
+PLAN_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.fixture(scope="module")
+def every_plan_compiled():
+    """Every (plan, dtype, N, C) kernel of the test below compiled first, 16 at a time (NVRTC
+    runs outside the GIL): ~300 kernels, minutes one by one on a bare machine."""
+    import concurrent.futures
+
+    from flowml_kernels import plans
+
+    jobs = {(plan, str(dt).removeprefix("torch."), n, s[1]) for plan in plans.PLANS.values()
+            for dt in PLAN_DTYPES for n in (3, 5, 9, 15) for s in PLAN_SHAPES
+            if plan.unsupported(str(dt).removeprefix("torch."), n, s[1]) is None}
+
+    def one(job) -> None:
+        try:
+            k = cupy_backend.plan_kernel(*job)
+            k.compile() if hasattr(k, "compile") else k.kernel
+        except Exception:
+            pass                     # the test compiles it again and fails with the message
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, jobs))
+
+
+@pytest.mark.parametrize("dtype", PLAN_DTYPES, ids=str)
 @pytest.mark.parametrize("name", sorted(__import__("flowml_kernels.plans").plans.PLANS))
-def test_every_forward_plan_on_the_gpu(name, dtype):
+def test_every_forward_plan_on_the_gpu(name, dtype, every_plan_compiled):
     from flowml_kernels import plans
 
     plan = plans.PLANS[name]
-    for shape in [(2, 3, 37, 52), (1, 32, 24, 44), (1, 8, 17, 30)]:
+    for shape in PLAN_SHAPES:
         for n in (3, 5, 9, 15):
             if plan.unsupported(str(dtype).removeprefix("torch."), n, shape[1]):
                 continue
