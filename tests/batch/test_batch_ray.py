@@ -46,9 +46,14 @@ def _ray_processes(temp: str) -> dict[int, str]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    saved = {k: os.environ.get(k) for k in RAY_ENV}
+    saved = {k: os.environ.get(k) for k in [*RAY_ENV, "RAY_TMPDIR"]}
     os.environ.update(RAY_ENV)
     temp = tempfile.mkdtemp(prefix="fb", dir="/tmp")  # short: Ray's socket paths must fit
+    # Cluster() writes the head's address to $RAY_TMPDIR/ray/ray_current_cluster (default
+    # /tmp/ray) whatever temp_dir is given, and does not make that folder: on a clean machine
+    # with no earlier Ray run it does not exist. Keep it inside this cluster's own folder.
+    os.environ["RAY_TMPDIR"] = temp
+    os.makedirs(os.path.join(temp, "ray"), exist_ok=True)
     c = Cluster(initialize_head=True,
                 head_node_args={**NODE, "include_dashboard": False, "temp_dir": temp})
     for _ in range(2):
