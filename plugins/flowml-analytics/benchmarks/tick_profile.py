@@ -55,7 +55,10 @@ def _profiled_loop(original):
     return loop
 
 
-def run(tmp: Path, stride: int, frames: int, profile: bool = False) -> tuple[dict, cProfile.Profile | None]:
+def run(tmp: Path, stride: int, frames: int, profile: bool = False, batch: int = 1
+        ) -> tuple[dict, cProfile.Profile | None]:
+    """``frames`` ticks of ``batch`` frames (``input: frames`` for batch > 1); per tick: the
+    wall time, the dispatcher's CPU time and the source thread's (ticks 100 to the end)."""
     model = tmp / "mean.pt"
     torch.jit.save(torch.jit.trace(_Mean(), torch.randn(1, 3, 16, 8, 8)), str(model))
     rules = tmp / "rules.json"
@@ -64,8 +67,9 @@ def run(tmp: Path, stride: int, frames: int, profile: bool = False) -> tuple[dic
     path = tmp / "graph.yaml"
     path.write_text(clip3d_bench.GRAPH.format(
         w=16, h=12, frames=frames, t=16, stride=stride, model=model, rules=rules, rw=10, rh=8, cw=8, ch=8,
-        log=tmp / "events.jsonl", cuda_graph="false", device="cpu", batch=1, input="streams", wire="",
-        top_wire=""))
+        log=tmp / "events.jsonl", cuda_graph="false", device="cpu", batch=batch,
+        input="frames" if batch > 1 else "streams", wire=", frames: src/frames" if batch > 1 else "",
+        top_wire=", frames: clip/frames" if batch > 1 else "").replace(f"frames: {frames}, batch", f"frames: {frames * batch}, batch"))
     _PUMP.clear()
     if profile:
         _PUMP["profile"] = cProfile.Profile()
@@ -86,13 +90,14 @@ def run(tmp: Path, stride: int, frames: int, profile: bool = False) -> tuple[dic
     n = frames - 101
     (w0, c0), (w1, c1) = marks[100], marks[frames - 1]
     return {"wall_us": (w1 - w0) / n * 1e6, "dispatcher_cpu_us": (c1 - c0) / n * 1e6,
-            "source_thread_cpu_us": _PUMP["cpu_s"] / frames * 1e6}, prof
+            "source_thread_cpu_us": _PUMP["cpu_s"] / frames * 1e6}, prof  # all a tick
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--stride", type=int, default=8)
-    ap.add_argument("--frames", type=int, default=3000)
+    ap.add_argument("--frames", type=int, default=3000, help="ticks (of --batch frames each)")
+    ap.add_argument("--batch", type=int, default=1, help="frames a tick (capture.pattern batch: K)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", action="store_true", help="also cProfile both threads")
     a = ap.parse_args()
@@ -101,11 +106,11 @@ def main() -> None:
     clockmod.SourcePump._loop = _profiled_loop(clockmod.SourcePump._loop)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        run(tmp, a.stride, 300)  # warm-up
+        run(tmp, a.stride, 300, batch=a.batch)  # warm-up
         for _ in range(a.rounds):
-            print({k: round(v, 1) for k, v in run(tmp, a.stride, a.frames)[0].items()})
+            print({k: round(v, 1) for k, v in run(tmp, a.stride, a.frames, batch=a.batch)[0].items()})
         if a.profile:
-            _, prof = run(tmp, a.stride, a.frames, profile=True)
+            _, prof = run(tmp, a.stride, a.frames, profile=True, batch=a.batch)
             for name, p in (("dispatcher", prof), ("source thread", _PUMP["profile"])):
                 stats = pstats.Stats(p)
                 print(f"{name}: {stats.total_calls / a.frames:.1f} calls a frame")

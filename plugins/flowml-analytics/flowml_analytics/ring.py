@@ -25,12 +25,21 @@ from flowml import NodeError
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
-GATHERS_KEPT = 4096  # index tensors of multi-clip gathers kept (a few are used in steady state)
+GATHERS_KEPT = 64  # offset tensors of multi-clip gathers kept, one per (clips, stride): one or two in use
 
 
 def centre_box(height: int, width: int, crop_h: int, crop_w: int) -> tuple[int, int]:
     """Top and left of a centred ``crop_h x crop_w`` box, rounded as torchvision rounds them."""
     return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0))
+
+
+def due_in(before: int, k: int, frames: int, stride: int) -> range:
+    """Positions j in a piece of ``k`` frames, ``before`` frames having come already, where a
+    clip of ``frames`` frames every ``stride`` is due: frame j is the stream's number
+    ``before + j + 1`` (counting from 1), due when that is ``frames + m * stride``, m >= 0."""
+    first = max(frames - before - 1, 0)  # the first j with T frames there
+    first += -(before + first + 1 - frames) % stride  # then on the stride
+    return range(first, k, stride)
 
 
 class ClipRing:
@@ -160,7 +169,7 @@ class FramesRing(ClipRing):
         self.run_scale = self.scale.view(-1, 1, 1, 1) if self.layout == "BCTHW" else self.scale
         self.run_shift = self.shift.view(-1, 1, 1, 1) if self.layout == "BCTHW" else self.shift
         self.frames_dim = self.time_dim - 1  # in ring[0]: 1 for (C, R, h, w), 0 for (R, C, h, w)
-        self.gathers: dict[tuple[int, int, int], torch.Tensor] = {}
+        self.gathers: dict[tuple[int, int], torch.Tensor] = {}  # (clips, stride) -> offsets
 
     def push(self, frames: torch.Tensor, stride: int) -> tuple[torch.Tensor | None, list[int]]:  # type: ignore[override]
         if frames.ndim != 4 or frames.shape[0] == 0:
@@ -188,11 +197,10 @@ class FramesRing(ClipRing):
         if first < k:
             self._store(src[first:], 0)
         self.count += k
-        # frame j of the piece is the stream's frame number before + j + 1 (counting from 1)
-        ends = [j for j in range(k) if before + j + 1 >= self.frames and (before + j + 1 - self.frames) % stride == 0]
+        ends = due_in(before, k, self.frames, stride)
         if not ends:
             return None, []
-        return self._gather((before + ends[0] + 1 - self.frames) % slots, len(ends), stride), ends
+        return self._gather((before + ends[0] + 1 - self.frames) % slots, len(ends), stride), list(ends)
 
     def _resized_k(self, frames: torch.Tensor) -> torch.Tensor:
         """``k`` frames resized (into the front of the reused buffer) and cropped: a view."""
@@ -213,17 +221,22 @@ class FramesRing(ClipRing):
     def _gather(self, oldest: int, n: int, stride: int) -> torch.Tensor:
         """``n`` clips, the first with its oldest frame in slot ``oldest``, each ``stride``
         frames after the one before, in time order: one ``index_select`` (and, for n > 1 in
-        BCTHW, one copy into ``(n, C, T, h, w)``)."""
+        BCTHW, one copy into ``(n, C, T, h, w)``).
+
+        The slot of clip i's frame j is ``(oldest + i * stride + j) % R``: the ``n * T`` offsets
+        ``i * stride + j`` are a device tensor made once per ``(n, stride)``, and the index is
+        two small kernels on it (add ``oldest``, modulo R), so no index ever goes from the host
+        to the device in a tick (a ``tensor[list]`` would: a blocking copy that waits for the
+        lane's stream, i.e. for the previous tick's model, every tick)."""
         if n == 1:
             return torch.index_select(self.ring, self.time_dim, self.rotations[oldest])  # type: ignore[arg-type]
-        key = (oldest, n, stride)
-        index = self.gathers.get(key)
-        if index is None:
+        offsets = self.gathers.get((n, stride))
+        if offsets is None:
             if len(self.gathers) >= GATHERS_KEPT:
                 self.gathers.clear()
-            slots = self.rotations.shape[0]
-            rows = [(oldest + i * stride) % slots for i in range(n)]
-            index = self.gathers[key] = self.rotations[rows].reshape(-1)
+            steps = torch.arange(n, device=self.rotations.device) * stride
+            offsets = self.gathers[(n, stride)] = (steps[:, None] + self.rotations[0][None, :]).reshape(-1)
+        index = torch.remainder(offsets + oldest, self.rotations.shape[0])
         ring, t = self.ring[0], self.frames  # type: ignore[index]
         picked = torch.index_select(ring, self.frames_dim, index)
         if self.layout == "BTCHW":

@@ -73,12 +73,24 @@ class PatternSource(Node):
         if self.ctx.mode == "live" and self.ctx.is_clock:
             self._pace(p.fps)
         first, times = self.index, [(self.index + i) / p.fps for i in range(count)]
-        if count == 1:
-            image = self._frame(first, times[0])
-        else:
-            image = torch.cat([self._frame(first + i, times[i]) for i in range(count)])
+        image = self._frames(first, times)
         self.index += count
         return Stamped({"image": image, "frames": {"index": first, "count": count, "t": times}}, t=times[0])
+
+    def _frames(self, first: int, times: list[float]) -> torch.Tensor:
+        """Frames ``first ..`` at ``times``: ``(len(times), 3, H, W)``. Noise is written in place
+        by one reseeded generator kept by the node (``patterns.noise_frames``); the others are
+        drawn one by one and stacked."""
+        p = self.params
+        if p.pattern == "noise":
+            device = self.ctx.device
+            kept = getattr(self, "_generator", None)  # (device, its generator), made on first use
+            if kept is None or kept[0] != device:
+                kept = self._generator = (device, torch.Generator(device=device))
+            return patterns.noise_frames(first, len(times), *p.size, p.seed, device, kept[1])
+        if len(times) == 1:
+            return self._frame(first, times[0])
+        return torch.cat([self._frame(first + i, t) for i, t in enumerate(times)])
 
     def _frame(self, index: int, t: float) -> torch.Tensor:
         """Frame ``index`` (at ``t`` seconds): ``(1, 3, H, W)``."""

@@ -49,6 +49,20 @@ def noise(index: int, width: int, height: int, seed: int, device: torch.device |
     return torch.rand((1, 3, height, width), generator=generator, device=device)
 
 
+def noise_frames(first: int, count: int, width: int, height: int, seed: int, device: torch.device | str,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Frames ``first .. first + count - 1`` of ``noise``, ``(count, 3, H, W)``: equal to
+    ``torch.cat([noise(i, ...) for i in ...])``, but written in place into one tensor by one
+    generator reseeded per frame (``generator``, on ``device``, reused across calls): no new
+    generator and no frame-sized temporary per frame, no ``cat`` of the batch."""
+    out = torch.empty((count, 3, height, width), device=device)
+    generator = generator if generator is not None else torch.Generator(device=device)
+    for i in range(count):
+        generator.manual_seed(seed * 1_000_003 + first + i)
+        torch.rand((1, 3, height, width), generator=generator, out=out[i:i + 1])
+    return out
+
+
 def scene(t: float, width: int, height: int, seed: int, device: torch.device | str) -> torch.Tensor:
     """A dusk sky, a sun, drifting soft-edged discs and two rolling hills at time ``t`` seconds.
 
