@@ -43,7 +43,8 @@ np = lazy_import("numpy")
 from .colour import planes
 from .cpudecode import CpuVideo
 from .gpudecode import nv12_to_rgb
-from .parallel import keyframe_indices
+from .grouping import key_at_or_before
+from .parallel import keyframe_indices, leading_indices
 from .probe import VideoInfo, probe
 from .nvdec_caps import (  # noqa: F401  (what callers import from here)
     ENGINES_DEFAULT, MIN_SIZE, NV12_SOURCES, PATTERN, URL, NvdecSizeError, decoder_caps, engines,
@@ -94,6 +95,8 @@ class NvdecVideo:
         self.pts_offset: int | None = None  # the decoder's pts minus the container's (learned from frame 0)
         self.cpu_frames = 0                # frames PyAV decoded because NVDEC did not give them
         self.cpu: Any = None               # the CPU decoder of those (opened when first needed)
+        self.leading_frames = 0            # leading pictures of open GOPs asked for (``_leading``)
+        self.leading_checked: tuple[int, bool] | None = None  # (frame, equal to FFmpeg's) once a file
 
     def _open(self, nvc: Any, path: str, index: int) -> Any:
         """The decoder on a stream of ours (``cuda_stream`` is a CUstream handle; 0 would make
@@ -146,11 +149,99 @@ class NvdecVideo:
 
     # -- decoding, checked by timestamp --------------------------------------------------------
     def _by_index(self, unique: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-        """``unique`` (sorted) -> their planes (views of the decoder's frames where all came right).
+        """``unique`` (sorted) -> their planes (views of the decoder's frames where all came
+        right in one call), leading pictures of open GOPs asked for as ``_leading`` says."""
+        self._learn_offset_first(unique)
+        leading = self._leading_map()
+        lead = [i for i in unique if i in leading]
+        if not lead:
+            return self._checked(unique)
+        keys = keyframe_indices(self.info)
+        state = _LEADING.get(_file_key(self.info.path))
+        self._cpu_given: set[int] = set()
+        if state is False or self.unchecked:
+            plain = [i for i in unique if i not in leading]
+            got = self._checked(plain, keep=True) if plain else {}
+            why = ("NVDEC decoded this file's leading pictures unlike FFmpeg (checked once a file)"
+                   if state is False else "leading pictures cannot be checked by timestamp")
+            got.update(self._on_cpu(lead, why))
+            return got
+        have = set(unique)
+        in_call = {i for i in lead if have.issuperset(range(key_at_or_before(keys, i), i))}
+        apart = [i for i in lead if i not in in_call]
+        main = [i for i in unique if i not in apart]
+        got = self._checked(main, keep=True) if main else {}
+        if apart:
+            got.update(self._leading(apart, keys))
+        if state is None:
+            self._check_leading(lead, got)
+        self.leading_frames += len(lead)
+        return got
+
+    def _leading_map(self) -> dict[int, int]:
+        """``parallel.leading_indices`` of this file, made once."""
+        table = getattr(self, "_leading_table", None)
+        if table is None:
+            table = self._leading_table = leading_indices(self.info)
+        return table
+
+    def _leading(self, wanted: list[int], keys: list[int]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Leading pictures ``wanted`` (sorted) from calls that run, frame after frame, from the
+        keyframe at or before each (the one before its CRA: its GOP is closed for it) through
+        it, ``RUN`` frames a call, taken by pts; what they do not give is decoded on the CPU.
+
+        PyNvVideoCodec finds a frame's keyframe by the frame's position in decode order, and
+        a leading picture's position is at or after its own CRA: asked for on its own (or
+        after a gap) it seeks to that CRA and decodes the picture without the GOP before it,
+        with the right pts and a few levels off (the H200 run of 2026-12-03: HEVC frame 7
+        of 322x182, frame 9 of 210x146). Consecutive frames need no seek."""
+        frames = sorted(set().union(*(range(key_at_or_before(keys, i), i + 1) for i in wanted)))
+        calls: list[list[int]] = []
+        for k in frames:
+            if calls and k == calls[-1][-1] + 1 and len(calls[-1]) < RUN:
+                calls[-1].append(k)
+            else:
+                calls.append([k])
+        got: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        why = "not given by pts from the keyframe before their CRA"
+        try:
+            self._harvest((self._call(lambda c=c: self.decoder.get_batch_frames_by_index(c), c) for c in calls),
+                          set(wanted), got)
+        except RuntimeError as exc:
+            why = f"the decoder failed on them ({exc})"
+        finally:
+            self._converted()
+        missing = [i for i in wanted if i not in got]
+        if missing:
+            got.update(self._on_cpu(missing, why))
+        return got
+
+    def _check_leading(self, lead: list[int], got: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Once a file: the first leading picture NVDEC gave against FFmpeg's (PyAV, on the CPU).
+        Equal: NVDEC is trusted with this file's leading pictures. Not (no timestamp can tell:
+        its pts is right): logged, and they come from the CPU from now on, these too."""
+        mine = [i for i in lead if i not in self._cpu_given]
+        if not mine:
+            return
+        i = mine[0]
+        if self.cpu is None:
+            self.cpu = CpuPlanes(self.info.path)
+        y, uv = self.cpu.planes([i])
+        ok = torch.equal(got[i][0].cpu(), y[0]) and torch.equal(got[i][1].cpu(), uv[0])
+        _LEADING[_file_key(self.info.path)] = ok
+        self.leading_checked = (i, ok)
+        if not ok:
+            log.warning("%s: NVDEC decoded leading picture %d (shown before its keyframe %d, stored after it) "
+                        "unlike FFmpeg, with the right timestamp: this file's leading pictures are decoded "
+                        "on the CPU (PyAV) from now on", self.info.path, i, self._leading_map()[i])
+            got.update(self._on_cpu(mine, "NVDEC decoded a leading picture unlike FFmpeg (checked once a file)"))
+
+    def _checked(self, unique: list[int], keep: bool = False) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """``unique`` (sorted) in one call, checked by pts: views of the decoder's frames where
+        all came right (copies with ``keep``: more calls follow), else decoded again.
 
         Never raises for frames NVDEC gets wrong: what neither the first call nor decoding
         again gives by pts is decoded on the CPU (``_on_cpu``)."""
-        self._learn_offset_first(unique)
         try:
             decoded = self._call(lambda: self.decoder.get_batch_frames_by_index(unique), unique)
             if len(decoded) != len(unique):
@@ -168,10 +259,10 @@ class NvdecVideo:
                                   f"the container's ({[self.info.pts[i] for i in unique[:3]]}): frames are "
                                   "not checked by timestamp")
                 log.warning("%s: %s", self.info.path, self.unchecked)
-            return {i: self._planes(f) for i, f in zip(unique, decoded)}
+            return self._out(dict(zip(unique, decoded)), keep)
         right = {i: f for i, f, p in zip(unique, decoded, stamps) if p == self.info.pts[i]}
         if len(right) == len(unique):
-            return {i: self._planes(f) for i, f in right.items()}
+            return self._out(right, keep)
         wrong = [i for i in unique if i not in right]
         shown = ", ".join(f"{i}: pts {p} (want {self.info.pts[i]})"
                           for i, p in zip(unique, stamps) if i in wrong[:4])
@@ -198,6 +289,14 @@ class NvdecVideo:
         if missing:
             got.update(self._on_cpu(missing, why))
         return got
+
+    def _out(self, frames: dict[int, Any], keep: bool) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Decoded frames as planes: views of the decoder's buffers, or copies with ``keep``."""
+        if not keep:
+            return {i: self._planes(f) for i, f in frames.items()}
+        out = {i: self._kept(f) for i, f in frames.items()}
+        self._converted()
+        return out
 
     def _learn_offset_first(self, unique: list[int]) -> None:
         """Learn ``pts_offset`` before the first call: from frame 0 alone, decoded from the
@@ -239,6 +338,7 @@ class NvdecVideo:
         y, uv = self.cpu.planes(indices)
         y, uv = y.to(self.device), uv.to(self.device)
         self.cpu_frames += len(indices)
+        getattr(self, "_cpu_given", set()).update(indices)
         if self.info.path not in _CPU_TOLD:
             _CPU_TOLD.add(self.info.path)
             log.warning("%s: NVDEC did not give frames %s (%s); those frames are decoded on the CPU (PyAV) "
@@ -383,6 +483,9 @@ _TOLD: set[str] = set()
 """Files whose misplaced frames were logged (the first few only: a dataset has many)."""
 _CPU_TOLD: set[str] = set()
 """Files some of whose frames were decoded on the CPU, logged once each."""
+_LEADING: dict[tuple, bool] = {}
+"""Per file (``_file_key``): whether NVDEC gave its first leading picture as FFmpeg does
+(``NvdecVideo._check_leading``); absent: not checked yet in this process."""
 _OFFSETS: dict[tuple, int] = {}
 """The decoder's pts offset per file (``_file_key``), learned once a process (files are opened often)."""
 

@@ -45,6 +45,18 @@ def keyframe_indices(info: VideoInfo) -> list[int]:
     return keys
 
 
+def leading_indices(info: VideoInfo) -> dict[int, int]:
+    """Presentation-order index of each leading picture (``probe.leading_pictures``: stored
+    after a keyframe other than the first, shown before it) -> its keyframe's index. A decode
+    that wants one starts at a keyframe before that one: the keyframe at or before it in
+    presentation order is (it is shown before its own keyframe), so every call planned here
+    (``key_pieces``, ``nvdec.key_runs``, ``grouping``'s decode ranges, ``CpuVideo``'s seek)
+    starts there; ``NvdecVideo`` asks PyNvVideoCodec for them apart (it finds a frame's
+    keyframe by its position in decode order, which for a leading picture is its own CRA)."""
+    index_of = {pts: k for k, pts in enumerate(info.pts)}
+    return {index_of[p]: index_of[key] for p, key in info.leading if p in index_of and key in index_of}
+
+
 LONG_GOP = 64
 """A GOP longer than a piece is still one call up to this many frames (``key_pieces``)."""
 

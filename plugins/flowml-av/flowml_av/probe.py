@@ -31,6 +31,7 @@ class VideoInfo:
     rotation: int              # display rotation in degrees, as PyAV reports it
     rate: float                # average frames a second
     keyframes: tuple[int, ...] = ()  # pts of the keyframes, ascending
+    leading: tuple[tuple[int, int], ...] = ()  # (pts, its keyframe's pts): leading pictures, ascending
 
     @property
     def frames(self) -> int:
@@ -43,6 +44,23 @@ class VideoInfo:
             if t >= seconds - half:
                 return k
         return len(self.times)
+
+
+def leading_pictures(packets: list[tuple[int, bool]]) -> tuple[tuple[int, int], ...]:
+    """``(pts, keyframe pts)`` of the leading pictures of every keyframe but the first, from
+    ``packets`` (pts, is keyframe) in decode order: frames stored after a keyframe and shown
+    before it. In an open GOP (HEVC's CRA, H.264's recovery-point I frames) these are RASL
+    pictures, predicted from the GOP before the keyframe: a decode that starts at that keyframe
+    cannot give them (FFmpeg drops them; NVDEC decodes them from missing references), so a
+    decode that wants one starts at an earlier keyframe (``parallel.leading_indices``)."""
+    out: list[tuple[int, int]] = []
+    key: int | None = None
+    for k, (pts, is_key) in enumerate(packets):
+        if is_key:
+            key = pts if k else None  # the first keyframe has no GOP before it
+        elif key is not None and pts < key:
+            out.append((pts, key))
+    return tuple(sorted(out))
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -73,10 +91,11 @@ def _probe(path: str, mtime: int) -> VideoInfo:
             packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None and p.size]
             pts = sorted(t for t, _ in packets)
             keyframes = sorted(t for t, key in packets if key)
+            leading = leading_pictures(packets)
             tb = Fraction(stream.time_base)  # frame.time is pts * time_base rounded once: the same floats
             rate = float(stream.average_rate or 30)
             return VideoInfo(path, tuple(float(t * tb) for t in pts), tuple(pts), float(tb),
                              cc.width, cc.height, cc.name, cc.pix_fmt or "", colorspace, bool(full),
-                             rotation, rate, tuple(keyframes))
+                             rotation, rate, tuple(keyframes), leading)
     except av.FFmpegError as exc:
         raise NodeError(f"cannot read video {path}: {exc}") from exc

@@ -7,6 +7,7 @@ were there (``OFFSET``). The real decoder runs in ``test_av_nvdec.py`` (cuda).""
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -98,9 +99,13 @@ def stamped(nv12, offset=0):
     return [Frame(t, p + offset) for t, p in nv12]
 
 
-def on_cpu(info, decoder) -> NvdecVideo:
-    """An NvdecVideo on ``decoder`` with the CPU as its device (what __init__ sets, less CUDA)."""
+def on_cpu(info, decoder, leading: bool = False) -> NvdecVideo:
+    """An NvdecVideo on ``decoder`` with the CPU as its device (what __init__ sets, less CUDA).
+    Without ``leading`` the file's leading pictures are not told to it (``info.leading`` empty),
+    so the calls these tests count are the pts check's alone; ``test_av_open_gop.py`` has them."""
     nv = NvdecVideo.__new__(NvdecVideo)
+    if not leading:
+        info = replace(info, leading=())
     nv.info, nv.device, nv.stream, nv.decoder, nv.log_once = info, torch.device("cpu"), None, decoder, None
     nv._init_state()
     return nv
