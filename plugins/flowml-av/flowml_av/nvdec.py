@@ -20,6 +20,17 @@ once a file from frame 0 decoded alone; the wrong ones are decoded again and tak
 and what that does not give (or a decoder error) is decoded on the CPU by PyAV and uploaded,
 logged once a file: NVDEC miscounting never takes a graph down (``NvdecVideo.nv12``).
 
+Open GOPs: a leading picture (HEVC's RASL frames: stored after a CRA keyframe, shown before
+it, predicted from the GOP before it; ``probe.leading_pictures``) has the right pts however
+it is decoded, so the check above cannot see it decoded wrong, and PyNvVideoCodec looks a
+frame's keyframe up by the frame's position in decode order, which for a leading picture is
+its own CRA: asked for after a seek or a gap, it comes decoded without its references (the
+H200 run of 2026-12-03: a few levels off FFmpeg's). So a call gives one only where it runs
+frame after frame from the keyframe before that CRA (up to ``FILL`` frames are added to make
+it so), else calls of their own do (``_leading``); the first one a file gets is compared
+with PyAV's once (``_check_leading``), and where it differs that file's leading pictures
+are decoded on the CPU from then on, logged.
+
 Stream order: the decoder writes on a stream of this object's; before each decode that
 stream waits for the copies of the last batch (which read its buffers), and the copy of
 its planes, on the caller's stream, waits for the decode, all on the GPU. Nothing waits on
@@ -57,6 +68,10 @@ RUN = 16
 whole GOPs a call, each from its keyframe: a longer GOP is one call)."""
 SLACK = 4
 """Frames decoded past the last one wanted when decoding again: a count off by a few still covers it."""
+FILL = 8
+"""Frames a call may take beyond those asked for, so that it runs frame after frame from the
+keyframe before a leading picture's CRA and gives that picture itself (``_by_index``); a
+leading picture that needs more is asked for by calls of its own (``_leading``)."""
 FROM_START = 256
 """Frames decoded again from the file's start only when all are before this index (else the CPU takes them)."""
 
@@ -167,9 +182,13 @@ class NvdecVideo:
             got.update(self._on_cpu(lead, why))
             return got
         have = set(unique)
+        for i in lead:  # a few frames more make the call run unbroken from the keyframe before the CRA
+            fill = [k for k in range(key_at_or_before(keys, i), i) if k not in have]
+            if len(fill) <= FILL:
+                have.update(fill)
         in_call = {i for i in lead if have.issuperset(range(key_at_or_before(keys, i), i))}
         apart = [i for i in lead if i not in in_call]
-        main = [i for i in unique if i not in apart]
+        main = sorted(have.difference(apart))
         got = self._checked(main, keep=True) if main else {}
         if apart:
             got.update(self._leading(apart, keys))

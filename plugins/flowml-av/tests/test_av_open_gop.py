@@ -231,3 +231,22 @@ def test_grouped_decode_ranges_of_samples_at_leading_pictures_start_before_their
         assert key_at_or_before(keys, group.frames[0]) < key          # from the GOP before the CRA
         before = Sample(1, 0, (key - 4,))                             # a sample in that GOP joins it
         assert len(group_samples([Sample(0, 0, (i, i + 1)), before], [keys])) == 1
+
+
+def test_a_call_takes_a_few_frames_more_to_run_unbroken_to_a_leading_picture_else_asks_apart(files, monkeypatch):
+    """hevc_322x182: frame 7 leads CRA 8. Asked with 0..5 but not 6, the call takes 2 and 6 as
+    well (within ``FILL``) and gives 7 itself; with no room to fill, 7 comes from a call of
+    its own from keyframe 0, and frame 5 stays in the first."""
+    path = files["hevc_322x182.mp4"]
+    info, ref = probe(path), decoded(path)
+    assert leading_indices(info)[7] == 8
+    decoder = Lookahead(path, ref, "gaps")
+    nv = on_cpu(info, decoder, leading=True)
+    assert_exact(nv, ref, [0, 1, 3, 4, 5, 7])
+    assert decoder.calls == [[0], list(range(0, 8))] and nv.cpu_frames == 0
+    monkeypatch.setattr(nvdec, "FILL", 0)
+    nvdec._LEADING.clear()
+    decoder = Lookahead(path, ref, "gaps")
+    nv = on_cpu(info, decoder, leading=True)
+    assert_exact(nv, ref, [5, 7])
+    assert decoder.calls == [[5], list(range(0, 8))] and nv.cpu_frames == 0
