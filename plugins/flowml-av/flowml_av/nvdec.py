@@ -27,9 +27,9 @@ frame's keyframe up by the frame's position in decode order, which for a leading
 its own CRA: asked for after a seek or a gap, it comes decoded without its references (the
 H200 run of 2026-12-03: a few levels off FFmpeg's). So a call gives one only where it runs
 frame after frame from the keyframe before that CRA (up to ``FILL`` frames are added to make
-it so), else calls of their own do (``_leading``); the first one a file gets is compared
-with PyAV's once (``_check_leading``), and where it differs that file's leading pictures
-are decoded on the CPU from then on, logged.
+it so), else calls of their own do (``_leading``); the first ``CHECKS`` a file gets are
+compared with PyAV's (``_check_leading``), and where one differs that file's leading
+pictures are decoded on the CPU from then on, logged.
 
 Stream order: the decoder writes on a stream of this object's; before each decode that
 stream waits for the copies of the last batch (which read its buffers), and the copy of
@@ -111,7 +111,7 @@ class NvdecVideo:
         self.cpu_frames = 0                # frames PyAV decoded because NVDEC did not give them
         self.cpu: Any = None               # the CPU decoder of those (opened when first needed)
         self.leading_frames = 0            # leading pictures of open GOPs asked for (``_leading``)
-        self.leading_checked: tuple[int, bool] | None = None  # (frame, equal to FFmpeg's) once a file
+        self.leading_checked: tuple[int, bool] | None = None  # the last (frame, equal to FFmpeg's) checked
 
     def _open(self, nvc: Any, path: str, index: int) -> Any:
         """The decoder on a stream of ours (``cuda_stream`` is a CUstream handle; 0 would make
@@ -192,8 +192,8 @@ class NvdecVideo:
         got = self._checked(main, keep=True) if main else {}
         if apart:
             got.update(self._leading(apart, keys))
-        if state is None:
-            self._check_leading(lead, got)
+        if state is None or state < CHECKS:
+            self._check_leading(lead, got, CHECKS - (state or 0))
         self.leading_frames += len(lead)
         return got
 
@@ -235,25 +235,30 @@ class NvdecVideo:
             got.update(self._on_cpu(missing, why))
         return got
 
-    def _check_leading(self, lead: list[int], got: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Once a file: the first leading picture NVDEC gave against FFmpeg's (PyAV, on the CPU).
-        Equal: NVDEC is trusted with this file's leading pictures. Not (no timestamp can tell:
-        its pts is right): logged, and they come from the CPU from now on, these too."""
-        mine = [i for i in lead if i not in self._cpu_given]
+    def _check_leading(self, lead: list[int], got: dict[int, tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        """Up to ``n`` of the leading pictures NVDEC gave against FFmpeg's (PyAV, on the CPU),
+        until ``CHECKS`` of a file have been equal: from then on NVDEC is trusted with them. One
+        unequal (no timestamp can tell: its pts is right): logged, and that file's leading
+        pictures come from the CPU from now on, these too."""
+        mine = [i for i in lead if i not in self._cpu_given][:n]
         if not mine:
             return
-        i = mine[0]
         if self.cpu is None:
             self.cpu = CpuPlanes(self.info.path)
-        y, uv = self.cpu.planes([i])
-        ok = torch.equal(got[i][0].cpu(), y[0]) and torch.equal(got[i][1].cpu(), uv[0])
-        _LEADING[_file_key(self.info.path)] = ok
-        self.leading_checked = (i, ok)
-        if not ok:
-            log.warning("%s: NVDEC decoded leading picture %d (shown before its keyframe %d, stored after it) "
-                        "unlike FFmpeg, with the right timestamp: this file's leading pictures are decoded "
-                        "on the CPU (PyAV) from now on", self.info.path, i, self._leading_map()[i])
-            got.update(self._on_cpu(mine, "NVDEC decoded a leading picture unlike FFmpeg (checked once a file)"))
+        y, uv = self.cpu.planes(mine)
+        key = _file_key(self.info.path)
+        for k, i in enumerate(mine):
+            ok = torch.equal(got[i][0].cpu(), y[k]) and torch.equal(got[i][1].cpu(), uv[k])
+            self.leading_checked = (i, ok)
+            if not ok:
+                _LEADING[key] = False
+                log.warning("%s: NVDEC decoded leading picture %d (shown before its keyframe %d, stored after "
+                            "it) unlike FFmpeg, with the right timestamp: this file's leading pictures are "
+                            "decoded on the CPU (PyAV) from now on", self.info.path, i, self._leading_map()[i])
+                rest = [j for j in lead if j not in self._cpu_given]
+                got.update(self._on_cpu(rest, "NVDEC decoded a leading picture unlike FFmpeg (checked)"))
+                return
+            _LEADING[key] = (_LEADING.get(key) or 0) + 1
 
     def _checked(self, unique: list[int], keep: bool = False) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """``unique`` (sorted) in one call, checked by pts: views of the decoder's frames where
@@ -502,9 +507,11 @@ _TOLD: set[str] = set()
 """Files whose misplaced frames were logged (the first few only: a dataset has many)."""
 _CPU_TOLD: set[str] = set()
 """Files some of whose frames were decoded on the CPU, logged once each."""
-_LEADING: dict[tuple, bool] = {}
-"""Per file (``_file_key``): whether NVDEC gave its first leading picture as FFmpeg does
-(``NvdecVideo._check_leading``); absent: not checked yet in this process."""
+CHECKS = 2
+"""Leading pictures of a file compared with FFmpeg's before NVDEC is trusted with the rest."""
+_LEADING: dict[tuple, int] = {}
+"""Per file (``_file_key``): how many of its leading pictures NVDEC gave as FFmpeg does
+(``NvdecVideo._check_leading``), or False once one differed; absent: none checked yet."""
 _OFFSETS: dict[tuple, int] = {}
 """The decoder's pts offset per file (``_file_key``), learned once a process (files are opened often)."""
 

@@ -178,6 +178,7 @@ def test_leading_pictures_come_from_calls_that_run_from_the_keyframe_before_thei
         assert_exact(nv, ref, indices)
     assert nv.cpu_frames == 0 and nv.leading_frames > 0
     assert nv.leading_checked is not None and nv.leading_checked[1] is True
+    assert list(nvdec._LEADING.values()) == [nvdec.CHECKS]                # trusted after CHECKS equal ones
     for n, call in enumerate(decoder.calls):
         for i in set(call) & set(leading):
             assert runs_from_a_keyframe_before(decoder.calls, n, i, keys, leading[i]), (call, i)
