@@ -80,7 +80,7 @@ def main() -> None:
                 dec = fresh(path)
                 if offset is None:
                     first = dec.get_batch_frames_by_index([0])
-                    offset = first[0].getPTS() - info.pts[0]
+                    offset = nvdec.frame_pts(first[0]) - info.pts[0]
                     dec = fresh(path)
                 try:
                     got = None
@@ -88,7 +88,7 @@ def main() -> None:
                         out = dec.get_batch_frames_by_index(call)
                         if r in call:
                             f = out[call.index(r)]
-                            got = (f.getPTS() - offset, y_of(f, info.height, info.width))
+                            got = (nvdec.frame_pts(f) - offset, y_of(f, info.height, info.width))
                     pts_ok = got[0] == ref[r][1]
                     equal = bool(torch.equal(got[1], ref[r][0]))
                     levels = float((got[1].float() - ref[r][0].float()).abs().mean())
