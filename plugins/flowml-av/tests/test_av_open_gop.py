@@ -251,3 +251,31 @@ def test_a_call_takes_a_few_frames_more_to_run_unbroken_to_a_leading_picture_els
     nv = on_cpu(info, decoder, leading=True)
     assert_exact(nv, ref, [5, 7])
     assert decoder.calls == [[5], list(range(0, 8))] and nv.cpu_frames == 0
+
+
+@pytest.mark.parametrize("mode", ["gaps", "h200"])
+@pytest.mark.parametrize("piece", [8, 24])
+def test_capture_videos_keyframe_pieces_on_two_stand_in_decoders_give_every_frame_exactly(files, mode, piece):
+    """capture.video's NVDEC path (``ParallelFrames``: segments from keyframes, ``key_pieces``
+    calls) over hevc_210x146 on two stand-in decoders: every frame in order and equal to
+    FFmpeg's; the CPU decodes leading pictures only, and only where the decoder fails them."""
+    from flowml_av.parallel import ParallelFrames, segments
+
+    path = files["hevc_210x146.mp4"]
+    info, ref = probe(path), decoded(path)
+    videos = []
+
+    def open_video():
+        videos.append(on_cpu(info, Lookahead(path, ref, mode), leading=True))
+        return videos[-1]
+
+    frames = ParallelFrames(open_video, segments(info, 3, min_frames=10), 2, lambda v, k: v.nv12(k),
+                            finish=lambda planes_: planes_[0], piece=piece, keys=keyframe_indices(info))
+    got = list(frames)
+    frames.close()
+    assert [k for k, _ in got] == list(range(3, info.frames))
+    for k, y in got:
+        assert torch.equal(y[0], ref[k][0]), f"frame {k}"
+    cpu = sum(v.cpu_frames for v in videos)
+    leading = set(leading_indices(info))
+    assert cpu == 0 if mode == "gaps" else 0 < cpu <= len(leading)
