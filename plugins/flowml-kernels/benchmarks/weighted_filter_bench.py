@@ -3,7 +3,7 @@
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py [--iters 20] [--size 1920 1080]
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep [--out sweep.json]
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep --channels 32 \
-        --plans 'xt_|mma_|py|s16|smem_32x8_cb4|smem_16x8_cb8' [--dtypes float16]
+        --plans 'mma_|smem_32x8_cb4|smem_16x8_cb8' [--dtypes float16]
 
 Cases: 1920x1080, batch 1, C in {3, 32}, N in {5, 9}, float32 and float16, gather. ``gbps``
 counts the bytes a kernel must move at least: the forward reads x and w and writes out,
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                     choices=("float32", "float16"))
     ap.add_argument("--sweep", action="store_true", help="time every forward plan per case")
     ap.add_argument("--plans", metavar="REGEX",
-                    help="sweep only the plans whose names match (re.search), e.g. 'xt_|mma_'")
+                    help="sweep only the plans whose names match (re.search), e.g. 'mma_|smem_'")
     ap.add_argument("--out", type=Path, help="JSON file to write (the sweep's table next to it)")
     args = ap.parse_args(argv)
     why = cupy_backend.unavailable()

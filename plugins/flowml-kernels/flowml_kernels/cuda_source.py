@@ -44,11 +44,9 @@ _HOST_VECTORS = r"""
 #if !defined(__CUDACC__) && !defined(WF_HOST_VECTORS)
 #define WF_HOST_VECTORS
 struct float4 { float x, y, z, w; };
-struct float2 { float x, y; };
 struct double2 { double x, y; };
 struct uint2 { unsigned x, y; };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
-inline float2 make_float2(float a, float b) { return {a, b}; }
 inline double2 make_double2(double a, double b) { return {a, b}; }
 inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
 #endif
@@ -334,205 +332,6 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
 }}
 """
 
-_TILE2 = r"""
-#define CB {CB}
-#define PX 4
-#define TXQ {TXQ}
-#define TY {TY}
-#define PY {PY}
-#define SMEM {SMEM}
-#define S16 {S16}
-#define MINB {MINB}
-#define OY (TY * PY)
-#define PAD ((R + PX - 1) / PX * PX)
-#define SEG (PX + 2 * PAD)
-#define SH (OY + N - 1)
-#define SW (TXQ * PX + 2 * PAD)
-#if S16
-typedef T s_t;                                           // the tile keeps the raw 16-bit words
-__device__ __forceinline__ void lds4(const s_t* p, acc_t* v) {{
-    const uint2 a = *reinterpret_cast<const uint2*>(p);
-    const T h[4] = {{(T)(a.x & 0xffffu), (T)(a.x >> 16), (T)(a.y & 0xffffu), (T)(a.y >> 16)}};
-    #pragma unroll
-    for (int k = 0; k < 4; ++k) v[k] = ld(h, k); }}
-#else
-typedef acc_t s_t;
-__device__ __forceinline__ void lds4(const float* p, float* v) {{
-    const float4 a = *reinterpret_cast<const float4*>(p); v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; }}
-__device__ __forceinline__ void sts4(float* p, const float* v) {{
-    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]); }}
-#endif
-// wf_tile with register blocking along y and an optional 16-bit tile. One block: OY = TY * PY
-// rows x TXQ quads of the output and CB channels; one thread: PY adjacent rows of one quad.
-// Input row t of the thread (image row py + t - R) serves tap row i = t - r of its output row
-// r, so each input row segment is read once (from shared memory or L1) for up to PY tap rows:
-// N + PY - 1 segment loads for PY * N tap rows. Per input row the thread holds the segments of
-// its CB channels (CB * SEG registers), then loads the N x 4 weights of one output row at a
-// time (each weight once, used for the CB channels). S16 (16-bit storage only): the
-// shared tile holds the raw 16-bit words (copied, not converted, when staged; converted to float
-// on every read): half the shared-memory reads and footprint of a float tile.
-extern "C" __global__ void __launch_bounds__(TXQ * TY, MINB) wf_tile(
-    const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int C, int H, int W)
-{{
-    const int HW = H * W;
-    const int nb = (C + CB - 1) / CB;
-    const int cblk = blockIdx.x % nb, tile = blockIdx.x / nb;
-    const int tiles_x = ((W + PX - 1) / PX + TXQ - 1) / TXQ;
-    const int ty0 = (tile / tiles_x) * OY, tx0 = (tile % tiles_x) * (TXQ * PX);
-    const int lx = threadIdx.x % TXQ, ly = threadIdx.x / TXQ;
-    const int py = ty0 + ly * PY, px0 = tx0 + lx * PX;   // rows py .. py+PY-1, px px0 .. px0+3
-    const bool vec = (W % PX) == 0;                      // whole, aligned quads: vector loads
-    const int c0 = cblk * CB;
-    const long long b = blockIdx.y;
-    const T* xb = x + (b * C + c0) * (long long)HW;
-#if SMEM
-    __shared__ __align__(16) s_t xs_s[CB][SH][SW];       // smem column s: image column tx0-PAD+s
-#ifdef WF_SMEM_HOOK
-    WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
-#endif
-    for (int e = threadIdx.x; e < CB * SH * (SW / PX); e += TXQ * TY) {{
-        const int cc = e / (SH * (SW / PX)), rem = e % (SH * (SW / PX));
-        const int r = rem / (SW / PX), q4 = rem % (SW / PX);
-        const int y = ty0 - R + r, xx = tx0 - PAD + q4 * PX;
-        const bool live = c0 + cc < C && y >= 0 && y < H;
-        const long long at = (long long)cc * HW + (long long)y * W + xx;
-#if S16
-        uint2 u = make_uint2(0u, 0u);
-        if (live) {{
-            if (vec) {{
-                if (xx >= 0 && xx < W) u = *reinterpret_cast<const uint2*>(xb + at);
-            }} else {{
-                unsigned h[PX];
-                #pragma unroll
-                for (int q = 0; q < PX; ++q) h[q] = xx + q >= 0 && xx + q < W ? (unsigned)xb[at + q] : 0u;
-                u = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
-            }}
-        }}
-        *reinterpret_cast<uint2*>(&xs_s[cc][r][q4 * PX]) = u;
-#else
-        acc_t v[PX];
-        #pragma unroll
-        for (int q = 0; q < PX; ++q) v[q] = 0;
-        if (live) {{
-            if (vec) {{
-                if (xx >= 0 && xx < W) ld4(xb, at, v);
-            }} else {{
-                #pragma unroll
-                for (int q = 0; q < PX; ++q) v[q] = xx + q >= 0 && xx + q < W ? ld(xb, at + q) : (acc_t)0;
-            }}
-        }}
-        sts4(&xs_s[cc][r][q4 * PX], v);
-#endif
-    }}
-    __syncthreads();                                     // no thread returns before this
-#endif
-    if (py >= H || px0 >= W) return;
-    const T* wb = w + b * NN * (long long)HW + (long long)py * W + px0;
-    acc_t acc[PY][CB][PX];
-    #pragma unroll
-    for (int r = 0; r < PY; ++r)
-        #pragma unroll
-        for (int cc = 0; cc < CB; ++cc)
-            #pragma unroll
-            for (int q = 0; q < PX; ++q) acc[r][cc][q] = 0;
-    #pragma unroll 1
-    for (int t = 0; t < N + PY - 1; ++t) {{
-        const int y = py + t - R;                        // the input row
-        if (y < 0 || y >= H) continue;
-        // the input row segment of channel cc: image columns px0-PAD .. px0+3+PAD
-        auto load_seg = [&](int cc, acc_t* xs) {{
-            #pragma unroll
-            for (int s = 0; s < SEG; ++s) xs[s] = 0;
-#if SMEM
-            const s_t* srow = &xs_s[cc][ly * PY + t][lx * PX];
-            #pragma unroll
-            for (int s = 0; s < SEG; s += PX) lds4(srow + s, xs + s);
-#else
-            const long long row = (long long)cc * HW + (long long)y * W;
-            #pragma unroll
-            for (int s = 0; s < SEG; s += PX) {{
-                const int xx = px0 - PAD + s;
-                if (vec) {{
-                    if (xx >= 0 && xx < W) ld4(xb, row + xx, xs + s);
-                }} else {{
-                    #pragma unroll
-                    for (int q = 0; q < PX; ++q)
-                        if (xx + q >= 0 && xx + q < W) xs[s + q] = ld(xb, row + xx + q);
-                }}
-            }}
-#endif
-        }};
-        // the N x 4 weights of tap row t - r of output row r
-        auto load_wt = [&](int r, acc_t (*wt)[PX]) {{
-            const bool live = py + r < H;
-            #pragma unroll
-            for (int j = 0; j < N; ++j) {{
-                const long long k = (long long)((t - r) * N + j) * HW + (long long)r * W;
-                if (live && vec) ld4(wb, k, wt[j]);
-                else {{
-                    #pragma unroll
-                    for (int q = 0; q < PX; ++q) wt[j][q] = live && px0 + q < W ? ld(wb, k + q) : (acc_t)0;
-                }}
-            }}
-        }};
-#if PY == 1
-        // one row a thread: the weights first, then one channel's segment at a time
-        acc_t wt[N][PX];
-        load_wt(0, wt);
-        #pragma unroll
-        for (int cc = 0; cc < CB; ++cc) {{
-            if (c0 + cc < C) {{
-                acc_t xs[SEG];
-                load_seg(cc, xs);
-                #pragma unroll
-                for (int j = 0; j < N; ++j)
-                    #pragma unroll
-                    for (int q = 0; q < PX; ++q) acc[0][cc][q] += wt[j][q] * xs[PAD - R + q + j];
-            }}
-        }}
-#else
-        // the segments of the CB channels, read once, then per output row r its tap row t - r
-        acc_t xs[CB][SEG];
-        #pragma unroll
-        for (int cc = 0; cc < CB; ++cc) {{
-            if (c0 + cc < C) load_seg(cc, xs[cc]);
-            else {{
-                #pragma unroll
-                for (int s = 0; s < SEG; ++s) xs[cc][s] = 0;
-            }}
-        }}
-        #pragma unroll
-        for (int r = 0; r < PY; ++r) {{
-            if (t - r < 0 || t - r >= N) continue;       // the same for the whole block
-            acc_t wt[N][PX];
-            load_wt(r, wt);
-            #pragma unroll
-            for (int cc = 0; cc < CB; ++cc)
-                #pragma unroll
-                for (int j = 0; j < N; ++j)
-                    #pragma unroll
-                    for (int q = 0; q < PX; ++q) acc[r][cc][q] += wt[j][q] * xs[cc][PAD - R + q + j];
-        }}
-#endif
-    }}
-    #pragma unroll
-    for (int r = 0; r < PY; ++r) {{
-        if (py + r >= H) break;
-        T* ob = out + (b * C + c0) * (long long)HW + (long long)(py + r) * W + px0;
-        #pragma unroll
-        for (int cc = 0; cc < CB; ++cc) {{
-            if (c0 + cc < C) {{
-                if (vec) st4(ob, (long long)cc * HW, acc[r][cc]);
-                else {{
-                    #pragma unroll
-                    for (int q = 0; q < PX; ++q) if (px0 + q < W) st(ob, (long long)cc * HW + q, acc[r][cc][q]);
-                }}
-            }}
-        }}
-    }}
-}}
-"""
-
 _WGRAD = r"""
 extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict__ bsrc,
                                     T* __restrict__ gw, int C, int H, int W)
@@ -585,22 +384,13 @@ def gather4_source(dtype: str, n: int, cb: int) -> str:
     return _common(dtype, n) + _GATHER4.format(CB=cb)
 
 
-def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, py: int = 1,
-                s16: bool = False, minb: int = 1) -> str:
-    """``wf_tile``: the gather filter (the forward) by blocks of ``ty * py`` rows x ``txq`` quads
-    (4 px) and ``cb`` channels, ``py`` rows a thread, the input through shared memory (``smem``;
-    as 16-bit words with ``s16``, float otherwise) or L1. float32, float16 and bfloat16 (float
-    accumulators; not float64). ``py`` 1 without ``s16``: the kernel of the first sweep; else
-    ``minb`` blocks an SM for ``__launch_bounds__`` (caps the registers: ptxas otherwise hoists
-    the weight loads of every row of a thread, ~240 registers at N=9)."""
+def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool) -> str:
+    """``wf_tile``: the gather filter (the forward) by blocks of ``ty`` rows x ``txq`` quads
+    (4 px) and ``cb`` channels, the input through shared memory (``smem``) or L1. float32,
+    float16 and bfloat16 (float accumulators; not float64)."""
     if dtype == "float64":
         raise ValueError("wf_tile accumulates in float: float64 runs wf_gather4")
-    if s16 and dtype not in ("float16", "bfloat16"):
-        raise ValueError(f"a 16-bit shared tile needs 16-bit storage, not {dtype}")
-    if py == 1 and not s16:
-        return _common(dtype, n) + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem))
-    return _common(dtype, n) + _TILE2.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem), PY=py,
-                                             S16=int(s16 and smem), MINB=minb)
+    return _common(dtype, n) + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem))
 
 
 def wgrad_source(dtype: str, n: int) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .cuda_source import filter_source, gather4_source, tile_source, wgrad_source
+from .cuda_source import wgrad_source
 from .forward_sources import forward_source
 from .plans import PLANS, THREADS, ForwardPlan, channel_block, rows_per_thread, select
 
@@ -62,38 +62,23 @@ FORCE_PLAN: str | None = None
 
 
 @functools.cache
-def _kernel(kind: str, dtype: str, n: int, cb: int, splat: bool, rows: int = 1,
-            tile: tuple[int, int, bool, int, bool, int] | None = None) -> Any:
+def _forward_kernel(plan: ForwardPlan, dtype: str, n: int, cb: int, splat: bool) -> Any:
     import cupy
 
-    if kind == "filter":
-        return cupy.RawKernel(filter_source(dtype, n, cb, splat, rows), "wf_filter")
-    if kind == "gather4":
-        return cupy.RawKernel(gather4_source(dtype, n, cb), "wf_gather4")
-    if kind == "tile":
-        assert tile is not None
-        return cupy.RawKernel(tile_source(dtype, n, cb, *tile), "wf_tile")
-    return cupy.RawKernel(wgrad_source(dtype, n), "wf_wgrad")
+    return cupy.RawKernel(*forward_source(plan, dtype, n, cb, splat))
 
 
 @functools.cache
-def _source_kernel(source: str, name: str) -> Any:
+def _wgrad_kernel(dtype: str, n: int) -> Any:
     import cupy
 
-    return cupy.RawKernel(source, name)
+    return cupy.RawKernel(wgrad_source(dtype, n), "wf_wgrad")
 
 
 def plan_kernel(plan: ForwardPlan, dtype: str, n: int, c: int, splat: bool = False) -> Any:
-    """The compiled kernel of ``plan`` for storage ``dtype``, N and C channels (cached)."""
-    cb = plan.channels(c)
-    if plan.kernel in ("xtile", "mma"):
-        return _source_kernel(*forward_source(plan, dtype, n, cb))
-    if plan.kernel == "tile":
-        return _kernel("tile", dtype, n, cb, False, 1,
-                       (plan.txq, plan.ty, plan.smem, plan.py, plan.s16, plan.minb))
-    if plan.kernel == "gather4":
-        return _kernel("gather4", dtype, n, cb, False)
-    return _kernel("filter", dtype, n, cb, bool(splat), rows_per_thread(n))
+    """The compiled kernel of ``plan`` for storage ``dtype``, N and C channels (cached);
+    ``splat`` for ``rows`` only (the other kernels gather)."""
+    return _forward_kernel(plan, dtype, n, plan.channels(c), bool(splat and plan.kernel == "rows"))
 
 
 def _cp(t: torch.Tensor) -> Any:
@@ -217,5 +202,5 @@ def wgrad_cuda(a: torch.Tensor, bsrc: torch.Tensor, kernel_size: int) -> torch.T
     if out.numel() == 0:
         return out
     grid = ((h * wd + THREADS - 1) // THREADS, kernel_size, b)
-    _launch(_kernel("wgrad", dtype, kernel_size, 1, False), grid, [a, bsrc, out], c, h, wd)
+    _launch(_wgrad_kernel(dtype, kernel_size), grid, [a, bsrc, out], c, h, wd)
     return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 from .cuda_source import filter_source, gather4_source, tile_source
 from .mma_source import mma_source
 from .plans import ForwardPlan, rows_per_thread
-from .xtile_source import xtile_source
 
 
 def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
@@ -14,11 +13,7 @@ def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
     """``(source, kernel name)`` of ``plan`` for storage ``dtype``, N and ``cb`` channels (the
     plan's ``channels(C)``); ``splat`` only for ``rows``, the one kernel that also splats."""
     if plan.kernel == "tile":
-        return (tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.py, plan.s16,
-                            plan.minb), "wf_tile")
-    if plan.kernel == "xtile":
-        return (xtile_source(dtype, n, cb, plan.px, plan.txq, plan.ty, plan.smem, plan.s16,
-                             plan.minb), "wf_xtile")
+        return tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem), "wf_tile"
     if plan.kernel == "mma":
         return mma_source(dtype, n, cb, plan.txq, plan.ty, plan.py), "wf_mma"
     if plan.kernel == "gather4":

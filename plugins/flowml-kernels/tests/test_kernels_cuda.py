@@ -162,7 +162,7 @@ PLAN_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 @pytest.fixture(scope="module")
 def every_plan_compiled():
     """Every (plan, dtype, N, C) kernel of the test below compiled first, 16 at a time (NVRTC
-    runs outside the GIL): ~300 kernels, minutes one by one on a bare machine."""
+    runs outside the GIL): ~240 distinct kernels, minutes one by one on a bare machine."""
     import concurrent.futures
 
     from flowml_kernels import plans

@@ -125,8 +125,8 @@ def tmp(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("plans"))
 
 
-# every plan in each of float32, float16 and bfloat16 it takes (s16 tiles and tensor cores:
-# 16-bit storage only)
+# every plan in each of float32, float16 and bfloat16 it takes (tensor cores: 16-bit storage
+# only)
 CASES = [(name, dtype) for name, plan in plans.PLANS.items() for dtype in DTYPES
          if plan.unsupported(dtype, 3, 1) is None]
 
@@ -157,33 +157,21 @@ def test_select_falls_back_and_force_checks():
         plans.select("float32", 3, 5, force="nope")
     with pytest.raises(ValueError, match="shared memory"):
         plans.select("float32", 32, 15, force="smem_32x4_cb8")
-    with pytest.raises(ValueError, match="16-bit shared tile"):
-        plans.select("float32", 32, 5, force="s16_32x8_cb4")
-    with pytest.raises(ValueError, match="too many registers"):
-        plans.select("float16", 32, 15, force="l1_32x4_py2_cb4_m3")
-    assert plans.select("bfloat16", 32, 9, force="s16_32x8_cb4").s16
+    with pytest.raises(ValueError, match="wf_tile accumulates in float"):
+        plans.select("float64", 3, 5, force="smem_16x8_cb8")
     with pytest.raises(ValueError, match="tensor-core plans take float16 or bfloat16"):
         plans.select("float32", 32, 9, force="mma_c32_g4_w4")
-    with pytest.raises(ValueError, match="wf_xtile accumulates in float"):
-        plans.select("float64", 32, 9, force="xt_l1_32x4_px2_cb32")
-    wide = plans.ForwardPlan("wide", "xtile", cb=32, txq=8, ty=4, px=4)
+    assert plans.select("bfloat16", 32, 9, force="mma_c16_g4_w8").kernel == "mma"
+    wide = plans.ForwardPlan("wide", "tile", cb=32)
     assert "too many registers" in wide.unsupported("float32", 9, 32)
-    assert plans.PLANS["xt_l1_32x4_px2_cb32"].unsupported("float32", 9, 32) is None
+    assert wide.unsupported("float32", 9, 16) is None
 
 
-def test_row_blocked_plans_cover_the_image():
-    plan = plans.PLANS["smem_32x4_py4_cb2_m3"]             # 16 rows x 128 px a block
-    assert plan.threads() == 128
-    assert plan.grid(2, 32, 17, 130, 5) == (2 * 2 * 16, 2, 1)
-    assert plan.smem_bytes(5, 32) == 4 * 2 * (16 + 4) * (128 + 8)
-    assert plans.PLANS["s16_32x8_cb4"].smem_bytes(9, 32) == 2 * 4 * (8 + 8) * (128 + 8)
-
-
-def test_xtile_and_mma_plans_cover_the_image():
-    xt = plans.PLANS["xt_s16_16x4_px2_cb32"]              # 4 rows x 32 px a block, 32 channels
-    assert xt.threads() == 64 and xt.channels(32) == 32 and xt.channels(3) == 4
-    assert xt.grid(2, 32, 17, 130, 5) == (5 * 5, 2, 1)
-    assert xt.smem_bytes(9, 32) == 2 * 32 * (4 + 8) * (32 + 8)
+def test_tile_and_mma_plans_cover_the_image():
+    tile = plans.PLANS["smem_32x4_cb8"]                   # 4 rows x 128 px a block, 8 channels
+    assert tile.threads() == 128 and tile.channels(32) == 8 and tile.channels(3) == 4
+    assert tile.grid(2, 32, 17, 130, 5) == (2 * 5 * 4, 2, 1)
+    assert tile.smem_bytes(5, 32) == 4 * 8 * (4 + 4) * (128 + 8)
     mma = plans.PLANS["mma_c16_g4_w8"]                    # 8 warps = 8 rows x 32 px, 16 channels
     assert mma.threads() == 256 and mma.channels(3) == 16 and mma.channels(32) == 16
     assert mma.grid(2, 32, 17, 130, 9) == (5 * 3 * 2, 2, 1)
