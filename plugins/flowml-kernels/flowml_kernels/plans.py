@@ -59,9 +59,12 @@ class ForwardPlan:
         return channel_block(c, self.cb)
 
     def threads(self) -> int:
+        """Threads a block."""
         if self.kernel == "mma":
             return 32 * self.ty
-        return self.txq * self.ty if self.kernel == "tile" else THREADS
+        if self.kernel == "tile":
+            return self.txq * self.ty
+        return THREADS
 
     def smem_bytes(self, n: int, c: int) -> int:
         """Shared memory a block takes (``tile``: a float input tile with its halo; ``mma``:
