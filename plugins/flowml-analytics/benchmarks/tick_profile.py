@@ -1,13 +1,15 @@
 """What one tick of the stride-8 3D-CNN graph costs on the host, on the CPU (no GPU needed).
 
-    python plugins/flowml-analytics/benchmarks/tick_profile.py [--stride 8] [--frames 3000] [--profile]
+    python plugins/flowml-analytics/benchmarks/tick_profile.py [--stride 8] [--frames 3000] [--batch 1] [--profile]
 
 clip3d_bench's graph (capture.pattern -> video.clip -> torch.model -> classify.topk ->
 rules.match -> action.log) with tiny tensors (16x12 frames, 8x8 crops, a model that takes the
 mean), so what is measured is the per-tick Python work (the framework's and the nodes'), the
 part that bounds the GPU graph at stride 8. Prints the dispatcher thread's and the source
 thread's CPU time a frame (ticks 100 to the end, no start-up) and, with ``--profile``, the
-calls a frame and cProfile's top functions for each thread.
+calls a frame and cProfile's top functions for each thread. ``--batch K``: the batched graph
+(capture.pattern ``batch: K`` -> video.clip ``input: frames``), ``--frames`` ticks of K frames,
+the figures a tick. The GPU side of a batched tick: ``clip3d_profile.py``.
 """
 
 from __future__ import annotations
