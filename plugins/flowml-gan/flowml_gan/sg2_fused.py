@@ -15,7 +15,13 @@ pass instead of eight kernels). The epilogue equals the reference bit for bit; t
 demodulation sum in their own order (equal to rounding, about 1e-7 relative in float32).
 
 The kernels run on torch's current stream with torch's allocator and no host synchronisation
-(capturable; live edits of the weights are read at every call, nothing is cached). They are
+(capturable; live edits of the weights are read at every call, nothing is cached). The two
+cuDNN convolutions run with cuDNN held to deterministic algorithms (``deterministic_convs``):
+the up-sampling layers are transposed convolutions (cuDNN's backward data), whose fastest
+algorithms may sum split-K partials with atomics, so the same weights gave an image that
+differed in the last bits from call to call, and from one replay of a captured graph to the
+next; an edit taken out could not restore the first frame bit for bit (issue 14).
+``FLOWML_GAN_SG2_DETERMINISTIC=0`` lets cuDNN pick any algorithm again. They are
 used for CUDA tensors (float32, float16, NCHW contiguous) when no gradient is needed and CuPy
 works; else the reference runs. ``FLOWML_GAN_SG2_FUSED=0`` (or ``FLOWML_GAN_FUSED=0``, which
 turns off every CuPy kernel) or ``set_fused(False)`` selects the reference; ``forced(backend)``
@@ -29,6 +35,7 @@ import contextlib
 import functools
 import logging
 import os
+import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -40,10 +47,11 @@ from .fused import CupyBackend, fused_unavailable
 from .ops import up_conv_padding, upsample_padding
 from .sg2_fused_source import THREADS, fir_epi_source, modulate_source
 
-__all__ = ["ENV", "set_fused", "sg2_fused_unavailable", "forced", "backend_for", "attempt",
+__all__ = ["ENV", "DETERMINISTIC_ENV", "deterministic_convs", "set_fused", "sg2_fused_unavailable", "forced", "backend_for", "attempt",
            "modulate", "fir_epilogue", "synthesis_layer", "torgb_layer", "upsample_add"]
 
 ENV = "FLOWML_GAN_SG2_FUSED"
+DETERMINISTIC_ENV = "FLOWML_GAN_SG2_DETERMINISTIC"
 if fused.THREADS != THREADS:  # sg2_modulate reduces over one block of the launcher's threads
     raise ImportError(f"sg2_fused: the CuPy launcher runs {fused.THREADS} threads a block, "
                       f"sg2_fused_source expects {THREADS}: make them agree")
@@ -52,6 +60,7 @@ _CUPY = CupyBackend()
 _switch: bool | None = None  # set_fused
 _forced: Any = None  # forced(backend)
 _broken: str | None = None  # why the kernels failed on this machine
+_cudnn_flag = threading.Lock()  # one save/set/restore of cuDNN's global flag at a time
 
 
 def set_fused(on: bool | None) -> None:
@@ -108,6 +117,27 @@ def attempt(backend: Any, fn: Callable[..., torch.Tensor], *args: Any) -> torch.
         _broken = f"the CuPy kernels failed ({type(exc).__name__}: {str(exc)[:300]})"
         logging.getLogger("flowml.gan").warning("StyleGAN2 fused layers: %s; using the reference", _broken)
         return None
+
+
+def deterministic_convs() -> bool:
+    """Whether the layers' convolutions hold cuDNN to deterministic algorithms (the default;
+    ``FLOWML_GAN_SG2_DETERMINISTIC=0``: off, read at each call)."""
+    return os.environ.get(DETERMINISTIC_ENV, "1") != "0"
+
+
+def _conv(fn: Callable[..., torch.Tensor], x: torch.Tensor, w: torch.Tensor, **kw: Any) -> torch.Tensor:
+    """``fn(x, w, **kw)`` (``F.conv2d`` / ``F.conv_transpose2d``) with
+    ``torch.backends.cudnn.deterministic`` on for this call only (when it is not on already),
+    so that the same inputs give the same bits on every call and every graph replay. The flag
+    is global: set and restored under a lock, around the launch only (microseconds)."""
+    if not deterministic_convs() or torch._C._get_cudnn_deterministic():
+        return fn(x, w, **kw)
+    with _cudnn_flag:
+        torch._C._set_cudnn_deterministic(True)
+        try:
+            return fn(x, w, **kw)
+        finally:
+            torch._C._set_cudnn_deterministic(False)
 
 
 _modulate_src = functools.lru_cache(maxsize=256)(modulate_source)  # the same str each call
@@ -223,12 +253,12 @@ def synthesis_layer(backend: Any, layer: Any, x: torch.Tensor, w: torch.Tensor, 
     epi = dict(noise=noise, strength=layer.noise_strength if noise is not None else None,
                bias=layer.bias, act=layer.activation, gain=layer.act_gain * gain, clamp=clamp)
     if up == 1:
-        t = F.conv2d(xg, wmod, padding=layer.padding, groups=b)
+        t = _conv(F.conv2d, xg, wmod, padding=layer.padding, groups=b)
         t = t.reshape(b, cout, *t.shape[2:])
         return fir_epilogue(backend, t, out=t, **epi)  # type: ignore[arg-type]
     f = layer.resample_filter
     (pyt, pxt), fir_pad = up_conv_padding(kh, kw, f, up, layer.padding)
-    t = F.conv_transpose2d(xg, wmod, stride=up, padding=(pyt, pxt), groups=b)
+    t = _conv(F.conv_transpose2d, xg, wmod, stride=up, padding=(pyt, pxt), groups=b)
     t = t.reshape(b, cout, *t.shape[2:])
     return fir_epilogue(backend, t, f, padding=fir_pad, fgain=up * up, **epi)  # type: ignore[arg-type]
 
@@ -241,7 +271,7 @@ def torgb_layer(backend: Any, layer: Any, x: torch.Tensor, w: torch.Tensor) -> t
     cout = layer.weight.shape[0]
     wmod = modulate(backend, layer.weight, styles, x.dtype, demodulate=False,
                     style_gain=layer.weight_gain)
-    t = F.conv2d(x.reshape(1, b * cin, h, wd), wmod, groups=b)  # the reference's padding 0
+    t = _conv(F.conv2d, x.reshape(1, b * cin, h, wd), wmod, groups=b)  # the reference's padding 0
     t = t.reshape(b, cout, *t.shape[2:])
     return fir_epilogue(backend, t, out=t, bias=layer.bias, clamp=layer.conv_clamp)
 

@@ -157,6 +157,45 @@ def test_hooked_affine_still_runs_its_hooks(G):
     assert len(seen) == 1 and seen[0].shape == (1, G.synthesis.b16.conv1.weight.shape[1])
 
 
+class ConvFlags(torch.overrides.TorchFunctionMode):
+    """Records, at each convolution the generator calls, whether cuDNN was held to
+    deterministic algorithms then (the flag is read per call by torch's cuDNN path)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[tuple[str, bool]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in ("conv2d", "conv_transpose2d"):
+            self.seen.append((name, torch.backends.cudnn.deterministic))
+        return func(*args, **(kwargs or {}))
+
+
+def test_convolutions_run_with_deterministic_cudnn(G, monkeypatch):
+    """Issue 14's bit-exact restore of an edit, on the GPU: the up-sampling layers' transposed
+    convolutions are cuDNN's backward data, whose fast algorithms may add split-K partials
+    with atomics, so a replay of a captured generator differed in the last bits from the one
+    before (an edit removed did not give the first frame back). Every convolution of the
+    fused layers runs with cuDNN's deterministic flag on, and only for that call."""
+    G, d = G
+    with torch.no_grad():
+        ws = G.mapping(d["z"][:1], None)
+    assert not torch.backends.cudnn.deterministic
+    modes = ConvFlags()
+    with modes:
+        synth(G, ws, CPU, noise_mode="const", force_fp32=True)
+    kinds = {name for name, _ in modes.seen}
+    assert kinds == {"conv2d", "conv_transpose2d"}, modes.seen  # both kinds are covered
+    assert all(flag for _, flag in modes.seen), modes.seen
+    assert not torch.backends.cudnn.deterministic  # restored after each call
+    monkeypatch.setenv(sg2_fused.DETERMINISTIC_ENV, "0")  # the way out: cuDNN picks freely
+    off = ConvFlags()
+    with off:
+        synth(G, ws, CPU, noise_mode="const", force_fp32=True)
+    assert off.seen and not any(flag for _, flag in off.seen)
+
+
 def test_the_switch_and_when_the_reference_runs(monkeypatch):
     x = torch.randn(1, 2, 4, 4)
     assert sg2_fused.backend_for(x) is None  # a CPU tensor, nothing forced

@@ -74,6 +74,58 @@ def test_official_1024_config(no_tf32):
     assert (mixed - ref_mixed).abs().mean() < 0.01
 
 
+def capture(G, ws, **kw):
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            synth(G, ws, True, **kw)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    sg2_fused.set_fused(True)
+    try:
+        with torch.no_grad(), torch.cuda.graph(graph):
+            out = G.synthesis(ws, noise_mode="const", **kw)
+    finally:
+        sg2_fused.set_fused(None)
+    return graph, out
+
+
+def differing_replays(G, ws, n=6, **kw):
+    """How many of n replays are not bit-equal to the first (and the same for eager calls)."""
+    graph, out = capture(G, ws, **kw)
+    graph.replay()
+    first = out.clone()
+    replays = 0
+    for _ in range(n - 1):
+        graph.replay()
+        replays += not torch.equal(out, first)
+    e0 = synth(G, ws, True, **kw)
+    eager = sum(not torch.equal(synth(G, ws, True, **kw), e0) for _ in range(n - 1))
+    return replays, eager
+
+
+@pytest.mark.parametrize("res", [256, 1024])
+def test_the_same_weights_give_the_same_bits(fx, no_tf32, monkeypatch, res):
+    """With cuDNN's global deterministic flag off (torch's default), the fused layers still give
+    the same bits on every eager call and every replay: their convolutions run with
+    deterministic cuDNN algorithms (sg2_fused._conv). Without that (FLOWML_GAN_SG2_DETERMINISTIC=0)
+    the transposed convolutions may add with atomics: printed, not asserted."""
+    assert not torch.backends.cudnn.deterministic
+    if res == 256:
+        G, ws, _ = fx
+    else:
+        G = make_sg2(1024, device="cuda").cuda()
+        with torch.no_grad():
+            ws = G.mapping(torch.randn(1, G.z_dim, device="cuda"), None, truncation_psi=0.7)
+    for kw in ({"force_fp32": True}, {}):
+        assert differing_replays(G, ws, **kw) == (0, 0), (res, kw)
+        monkeypatch.setenv(sg2_fused.DETERMINISTIC_ENV, "0")
+        print(f"\nSG2-{res} {kw or 'mixed'}: with cuDNN free to pick, of 5 replays / 5 eager calls "
+              f"{differing_replays(G, ws, **kw)} differ from the first")
+        monkeypatch.delenv(sg2_fused.DETERMINISTIC_ENV)
+
+
 def test_captured_replays_follow_live_edits(fx, no_tf32):
     """The kernels read the weights at every replay: an edit of the const, a bias and a
     noise strength shows in the next replay as in an eager frame, and undoing it restores
