@@ -21,9 +21,19 @@ each frame, from the end of the last warm-up frame to the end of the last frame 
 never waits per frame). Beside it: ``wall_fps`` (host clock between two synchronizes) and
 ``gpu_ms``, the median CUDA-event time of one frame's generator call (one replay, captured);
 ``check`` says "IMPOSSIBLE" when a figure beats the GPU time of one frame or the two clocks
-disagree. (The graph's own ``recent_fps`` stamps a tick when its work is *enqueued*: a captured
-frame is enqueued in 0.2 ms while the GPU takes 80 ms, so it is kept only as
-``recent_fps_enqueued``.) The generators are random-weight snapshots in NVIDIA's layout
+disagree. ``recent_fps`` is the graph's own figure (its stats count a tick once its GPU work
+is done, ``flowml.runtime.completion``), over its last 120 ticks, warm-up included.
+
+Eager rows also time the hand loop in two of the node's conditions, to say where an eager gap
+comes from (an eager frame is host-bound: ~135 kernels launched from Python, the GPU mostly
+idle): ``loop_lane`` runs the loop's body as the node's ``process`` runs it (on a side CUDA
+stream, as the node's lane, under ``torch.no_grad`` rather than ``inference_mode``);
+``loop_runtime`` adds what the scheduler's run adds around it: its GIL switch interval
+(``scheduler.GIL_SWITCH_S``), a completion thread that waits on a blocking-sync event per
+frame and then wants the GIL to book it, and at most ``max_in_flight`` (2) frames unfinished.
+flowml ~ loop_lane < loop: the node's stream or grad mode; flowml ~ loop_runtime < loop_lane:
+the threads of the runtime (not the generator); flowml < loop_runtime: the scheduler's own
+per-tick work (params, expressions, hooks). The generators are random-weight snapshots in NVIDIA's layout
 (``flowml_gan.build``), as fast as trained ones. Prints JSON lines and, with ``--out``,
 writes ``stylegan_bench.json`` and ``stylegan_bench.txt`` (ratio = flowml fps / loop fps;
 targets from issue 14: ratio >= 0.97, StyleGAN2-1024 captured >= 180 fps, StyleGAN3-R-1024
@@ -35,8 +45,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import contextlib
 import statistics
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -225,26 +238,78 @@ def frames_for(G: torch.nn.Module, tap: str, edits: list[str], precision: str, f
     return max(10, min(frames, int(seconds / max(per, 1e-6))))
 
 
+class RuntimeSurroundings:
+    """What a scheduler's run puts around a node's calls, without the scheduler: its GIL switch
+    interval, and per frame a blocking-sync CUDA event handed to a completion thread that
+    sleeps in ``synchronize()`` and then takes the GIL to book the frame (a slot freed; at most
+    ``in_flight`` frames unfinished), as ``flowml.runtime.completion`` does."""
+
+    def __init__(self, in_flight: int = 2):
+        from flowml.runtime.scheduler import GIL_SWITCH_S
+        from flowml.runtime.workers import SerialWorker
+
+        self._switch = GIL_SWITCH_S
+        self._worker = SerialWorker("bench-gpu-done")
+        self._slots = threading.BoundedSemaphore(in_flight)
+        self._saved = sys.getswitchinterval()
+        self.booked = 0
+
+    def __enter__(self) -> "RuntimeSurroundings":
+        sys.setswitchinterval(self._switch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setswitchinterval(self._saved)
+        self._worker.close(10.0)
+
+    def begin(self) -> None:
+        """A frame starts: wait for a free slot (as the dispatcher does)."""
+        self._slots.acquire()
+
+    def end(self) -> None:
+        """A frame's work is enqueued on the current stream: book it once the GPU is done."""
+        event = torch.cuda.Event(blocking=True)
+        event.record()
+        if event.query():
+            self._book()
+        else:
+            self._worker.submit(lambda: (event.synchronize(), self._book()))
+
+    def _book(self) -> None:
+        self.booked += 1
+        self._slots.release()
+
+
 def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, captured: bool,
-             frames: int, compiled: bool = False) -> dict[str, Any]:
+             frames: int, compiled: bool = False, as_node: str | None = None) -> dict[str, Any]:
     """The hand loop, ``WARMUP`` then ``frames`` frames back to back: ``fps`` from the
     frames' completion events, ``wall_fps`` from the host clock between two synchronizes,
-    ``gpu_ms`` the median CUDA-event time of one frame's ``run()`` (one replay, captured)."""
+    ``gpu_ms`` the median CUDA-event time of one frame's ``run()`` (one replay, captured).
+    ``as_node``: ``lane`` runs it on a side stream under ``no_grad`` (as the node's
+    ``process`` runs), ``runtime`` also in ``RuntimeSurroundings`` (module docstring)."""
     cuda = next(G.parameters()).is_cuda
     loop = HandLoop(G, tap, edits, precision, compiled)
     out: dict[str, Any] = {}
+    stream = torch.cuda.Stream() if cuda and as_node else None
+    grad = torch.no_grad if as_node else torch.inference_mode
     try:
         if captured:
             loop.capture()
             out.update(loop.replay_check())
         clock = FrameClock(cuda)
         spans: list[tuple[Any, Any]] = []
-        with torch.inference_mode():
+        if stream is not None:
+            stream.wait_stream(torch.cuda.current_stream())
+        surroundings = RuntimeSurroundings() if cuda and as_node == "runtime" else None
+        with grad(), (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()), \
+                (surroundings or contextlib.nullcontext()):
             for i in range(WARMUP + frames):
                 if i == WARMUP:
                     if cuda:
                         torch.cuda.synchronize()
                     t0 = time.perf_counter()
+                if surroundings is not None:
+                    surroundings.begin()
                 loop.write_edits(i / 60)
                 if cuda and i >= WARMUP:
                     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -255,9 +320,13 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
                 else:
                     loop.run()
                 clock.mark()
+                if surroundings is not None:
+                    surroundings.end()
             if cuda:
                 torch.cuda.synchronize()
             wall = time.perf_counter() - t0
+        if stream is not None:
+            torch.cuda.current_stream().wait_stream(stream)
         out.update(fps=clock.fps(WARMUP), wall_fps=frames / wall,
                    gpu_ms=_median([a.elapsed_time(b) for a, b in spans]))
     finally:
@@ -268,8 +337,8 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
 def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: str,
                captured: bool, frames: int, device: str = "cuda") -> dict[str, Any]:
     """The graph, ``WARMUP`` then ``frames`` frames offline: ``fps`` from CUDA events recorded
-    on the generator's stream after each frame's output (an after-tick hook; the graph's own
-    ``recent_fps`` stamps a tick when its work is enqueued, not done), ``wall_fps`` from the
+    on the generator's stream after each frame's output (an after-tick hook; beside it the
+    graph's own ``recent_fps``, ticks counted when their GPU work is done), ``wall_fps`` from the
     host clock between a synchronize before the first timed tick and one after the run,
     ``gpu_ms`` the median of the scheduler's CUDA-event time of the generator's calls
     (``gpu_timing``: one replay, captured), ``frames_move`` that the outputs do change."""
@@ -324,7 +393,7 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
         return {"fps": clock.fps(WARMUP), "wall_fps": frames / (ended - started[0]),
                 "gpu_ms": _median(gpu_ms[WARMUP:]),
                 "frames_move": float((images[1] - images[0]).abs().max()),
-                "recent_fps_enqueued": sched.stats.recent_fps(),
+                "recent_fps": sched.stats.recent_fps(),
                 "completed": sched.stats.completed, **counters}
 
 
@@ -366,6 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--compiled", action="store_true", help=(
         "also time the hand loop with torch.compile'd synthesis (loop_compiled_*; compiling "
         "takes a minute or more per case)"))
+    ap.add_argument("--no-as-node", action="store_true", help=(
+        "skip the eager hand loop in the node's conditions (loop_lane, loop_runtime)"))
     ap.add_argument("--seconds", type=float, default=4.0, help=(
         "at most about this long per timed run: fewer frames than --frames for a slow case"))
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager; host clock)")
@@ -418,6 +489,15 @@ def main(argv: list[str] | None = None) -> None:
                                                         lp.get("replay_vs_eager"))},
                                    loop={k: _round(v) for k, v in lp.items() if k != "fps"},
                                    flowml={k: _round(v) for k, v in fl.items() if k != "fps"})
+                    if (not captured and args.device.startswith("cuda") and "error" not in row
+                            and not args.no_as_node):
+                        try:  # where an eager gap comes from (module docstring)
+                            for as_node in ("lane", "runtime"):
+                                r = loop_fps(G, tap, edits, precision, False, n, as_node=as_node)
+                                row[f"loop_{as_node}_fps"] = round(r["fps"], 1)
+                                row[f"loop_{as_node}_gpu_ms"] = _round(r["gpu_ms"])
+                        except Exception as exc:
+                            row["loop_as_node_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                     if args.compiled and "error" not in row:
                         try:
                             t0 = time.perf_counter()
@@ -449,6 +529,15 @@ def main(argv: list[str] | None = None) -> None:
             f"gpu/frame {_ms(r['loop_gpu_ms'])})  ratio {r['ratio']:.3f}  frames {r['frames']}  "
             f"captures {fl.get('captures', '-')} replays {fl.get('replays', '-')} eager "
             f"{fl.get('eager_calls', '-')}")
+        if "loop_lane_fps" in r:
+            lf = r["loop_fps"]
+            lines.append(
+                f"    eager gap: loop {lf:.1f} fps -> on a side stream, no_grad {r['loop_lane_fps']:.1f} "
+                f"({r['loop_lane_fps'] / lf:.3f}) -> + the runtime's threads {r['loop_runtime_fps']:.1f} "
+                f"({r['loop_runtime_fps'] / lf:.3f}) -> flowml {r['flowml_fps']:.1f} ({r['ratio']:.3f}); "
+                f"gpu/frame {_ms(r['loop_lane_gpu_ms'])}, {_ms(r['loop_runtime_gpu_ms'])}")
+        elif "loop_as_node_error" in r:
+            lines.append(f"    eager gap: {r['loop_as_node_error']}")
         for who in ("flowml", "loop"):
             if r["check"][who] != "ok":
                 lines.append(f"    {who}: {r['check'][who]}")
