@@ -161,3 +161,24 @@ def test_captured_replays_follow_live_edits(fx, no_tf32):
             t.copy_(o)
     graph.replay()
     assert torch.equal(out, first)
+
+
+def test_the_lean_launcher_follows_the_current_stream(fx, no_tf32):
+    """LeanCupyBackend (the one the layers use) finds torch's current stream by its handle: a
+    layer run on a side stream, and on the default one, equals CupyBackend's, bit for bit."""
+    from flowml_gan.fused import CupyBackend
+
+    G, ws, _ = fx
+    assert isinstance(sg2_fused._CUPY, sg2_fused.LeanCupyBackend)
+    layer = G.synthesis.b32.conv0
+    x = torch.randn(1, layer.weight.shape[1], 16, 16, device="cuda")
+    w = ws[:, 0]
+    with torch.no_grad():
+        want = sg2_fused.synthesis_layer(CupyBackend(), layer, x, w, "const", 1.0)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        for stream in (side, torch.cuda.current_stream()):
+            with torch.cuda.stream(stream):
+                got = sg2_fused.synthesis_layer(sg2_fused._CUPY, layer, x, w, "const", 1.0)
+            torch.cuda.current_stream().wait_stream(stream)
+            assert torch.equal(got, want)
