@@ -24,18 +24,20 @@ never waits per frame). Beside it: ``wall_fps`` (host clock between two synchron
 disagree. ``recent_fps`` is the graph's own figure (its stats count a tick once its GPU work
 is done, ``flowml.runtime.completion``), over its last 120 ticks, warm-up included.
 
-Eager rows also time the hand loop in two of the node's conditions, to say where an eager gap
+Eager rows also time the hand loop in the node's conditions, to say where an eager gap
 comes from (an eager frame is host-bound: ~135 kernels launched from Python, the GPU mostly
 idle): ``loop_lane`` runs the loop's body as the node's ``process`` runs it (on a side CUDA
 stream, as the node's lane, under ``torch.no_grad`` rather than ``inference_mode``);
 ``loop_runtime`` adds what the scheduler's run adds around it: its GIL switch interval
 (``scheduler.GIL_SWITCH_S``), a completion thread that waits on a blocking-sync event per
-frame and then wants the GIL to book it, and at most ``max_in_flight`` (2) frames unfinished.
+frame and then wants the GIL to book it, and at most ``max_in_flight`` (2) frames unfinished;
+``loop_runtime_polled``: the same with plain events that the thread polls, so a cost of
+blocking-sync events shows apart from one of the thread.
 flowml ~ loop_lane < loop: the node's stream or grad mode; flowml ~ loop_runtime < loop_lane:
 the threads of the runtime (not the generator); flowml < loop_runtime: the scheduler's own
-per-tick work (params, expressions, hooks). The generators are random-weight snapshots in NVIDIA's layout
-(``flowml_gan.build``), as fast as trained ones. Prints JSON lines and, with ``--out``,
-writes ``stylegan_bench.json`` and ``stylegan_bench.txt`` (ratio = flowml fps / loop fps;
+per-tick work (params, expressions, hooks). The generators are random-weight snapshots in
+NVIDIA's layout (``flowml_gan.build``), as fast as trained ones. Prints JSON lines and, with
+``--out``, writes ``stylegan_bench.json`` and ``stylegan_bench.txt`` (ratio = flowml fps / loop fps;
 targets from issue 14: ratio >= 0.97, StyleGAN2-1024 captured >= 180 fps, StyleGAN3-R-1024
 >= 60 fps).
 """
@@ -242,9 +244,11 @@ class RuntimeSurroundings:
     """What a scheduler's run puts around a node's calls, without the scheduler: its GIL switch
     interval, and per frame a blocking-sync CUDA event handed to a completion thread that
     sleeps in ``synchronize()`` and then takes the GIL to book the frame (a slot freed; at most
-    ``in_flight`` frames unfinished), as ``flowml.runtime.completion`` does."""
+    ``in_flight`` frames unfinished), as ``flowml.runtime.completion`` does. ``blocking``
+    False: plain events, which the thread polls (``query`` and a 0.2 ms sleep) instead, to
+    tell a cost of blocking-sync events from one of the thread and the GIL."""
 
-    def __init__(self, in_flight: int = 2):
+    def __init__(self, in_flight: int = 2, blocking: bool = True):
         from flowml.runtime.scheduler import GIL_SWITCH_S
         from flowml.runtime.workers import SerialWorker
 
@@ -252,6 +256,7 @@ class RuntimeSurroundings:
         self._worker = SerialWorker("bench-gpu-done")
         self._slots = threading.BoundedSemaphore(in_flight)
         self._saved = sys.getswitchinterval()
+        self._blocking = blocking
         self.booked = 0
 
     def __enter__(self) -> "RuntimeSurroundings":
@@ -268,12 +273,20 @@ class RuntimeSurroundings:
 
     def end(self) -> None:
         """A frame's work is enqueued on the current stream: book it once the GPU is done."""
-        event = torch.cuda.Event(blocking=True)
+        event = torch.cuda.Event(blocking=self._blocking)
         event.record()
         if event.query():
             self._book()
         else:
-            self._worker.submit(lambda: (event.synchronize(), self._book()))
+            self._worker.submit(lambda: self._wait(event))
+
+    def _wait(self, event: torch.cuda.Event) -> None:
+        if self._blocking:
+            event.synchronize()
+        else:
+            while not event.query():
+                time.sleep(0.0002)
+        self._book()
 
     def _book(self) -> None:
         self.booked += 1
@@ -286,7 +299,8 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
     frames' completion events, ``wall_fps`` from the host clock between two synchronizes,
     ``gpu_ms`` the median CUDA-event time of one frame's ``run()`` (one replay, captured).
     ``as_node``: ``lane`` runs it on a side stream under ``no_grad`` (as the node's
-    ``process`` runs), ``runtime`` also in ``RuntimeSurroundings`` (module docstring)."""
+    ``process`` runs), ``runtime`` also in ``RuntimeSurroundings`` (module docstring),
+    ``runtime_polled`` there with polled events instead of blocking-sync ones."""
     cuda = next(G.parameters()).is_cuda
     loop = HandLoop(G, tap, edits, precision, compiled)
     out: dict[str, Any] = {}
@@ -300,7 +314,8 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
         spans: list[tuple[Any, Any]] = []
         if stream is not None:
             stream.wait_stream(torch.cuda.current_stream())
-        surroundings = RuntimeSurroundings() if cuda and as_node == "runtime" else None
+        surroundings = (RuntimeSurroundings(blocking=as_node == "runtime")
+                        if cuda and as_node in ("runtime", "runtime_polled") else None)
         with grad(), (torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()), \
                 (surroundings or contextlib.nullcontext()):
             for i in range(WARMUP + frames):
@@ -492,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
                     if (not captured and args.device.startswith("cuda") and "error" not in row
                             and not args.no_as_node):
                         try:  # where an eager gap comes from (module docstring)
-                            for as_node in ("lane", "runtime"):
+                            for as_node in ("lane", "runtime", "runtime_polled"):
                                 r = loop_fps(G, tap, edits, precision, False, n, as_node=as_node)
                                 row[f"loop_{as_node}_fps"] = round(r["fps"], 1)
                                 row[f"loop_{as_node}_gpu_ms"] = _round(r["gpu_ms"])
@@ -534,8 +549,10 @@ def main(argv: list[str] | None = None) -> None:
             lines.append(
                 f"    eager gap: loop {lf:.1f} fps -> on a side stream, no_grad {r['loop_lane_fps']:.1f} "
                 f"({r['loop_lane_fps'] / lf:.3f}) -> + the runtime's threads {r['loop_runtime_fps']:.1f} "
-                f"({r['loop_runtime_fps'] / lf:.3f}) -> flowml {r['flowml_fps']:.1f} ({r['ratio']:.3f}); "
-                f"gpu/frame {_ms(r['loop_lane_gpu_ms'])}, {_ms(r['loop_runtime_gpu_ms'])}")
+                f"({r['loop_runtime_fps'] / lf:.3f}; its events polled, not blocking-sync: "
+                f"{r['loop_runtime_polled_fps']:.1f}) -> flowml {r['flowml_fps']:.1f} ({r['ratio']:.3f}); "
+                f"gpu/frame {_ms(r['loop_lane_gpu_ms'])}, {_ms(r['loop_runtime_gpu_ms'])}, "
+                f"{_ms(r['loop_runtime_polled_gpu_ms'])}")
         elif "loop_as_node_error" in r:
             lines.append(f"    eager gap: {r['loop_as_node_error']}")
         for who in ("flowml", "loop"):

@@ -47,8 +47,9 @@ from .fused import CupyBackend, fused_unavailable
 from .ops import up_conv_padding, upsample_padding
 from .sg2_fused_source import THREADS, fir_epi_source, modulate_source
 
-__all__ = ["ENV", "DETERMINISTIC_ENV", "deterministic_convs", "LeanCupyBackend", "set_fused", "sg2_fused_unavailable", "forced", "backend_for", "attempt",
-           "modulate", "fir_epilogue", "synthesis_layer", "torgb_layer", "upsample_add"]
+__all__ = ["ENV", "DETERMINISTIC_ENV", "deterministic_convs", "LeanCupyBackend", "set_fused",
+           "sg2_fused_unavailable", "forced", "backend_for", "attempt", "modulate", "fir_epilogue",
+           "synthesis_layer", "torgb_layer", "upsample_add"]
 
 ENV = "FLOWML_GAN_SG2_FUSED"
 DETERMINISTIC_ENV = "FLOWML_GAN_SG2_DETERMINISTIC"
