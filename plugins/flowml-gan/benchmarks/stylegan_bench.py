@@ -20,8 +20,10 @@ Each row's fps is GPU completion: a CUDA timing event recorded on the output's s
 each frame, from the end of the last warm-up frame to the end of the last frame (the host
 never waits per frame). Beside it: ``wall_fps`` (host clock between two synchronizes) and
 ``gpu_ms``, the median CUDA-event time of one frame's generator call (one replay, captured);
-``check`` says "IMPOSSIBLE" when a figure beats the GPU time of one frame or the two clocks
-disagree. ``recent_fps`` is the graph's own figure (its stats count a tick once its GPU work
+``host_ms`` the mean host time of a timed frame's call (the loop's ``run()``; the node's call,
+its edits' writes and ``process``: what the scheduler's stats time); ``check`` says
+"IMPOSSIBLE" when a figure beats the GPU time of one frame or the two clocks disagree.
+``recent_fps`` is the graph's own figure (its stats count a tick once its GPU work
 is done, ``flowml.runtime.completion``), over its last 120 ticks, warm-up included.
 
 Eager rows also time the hand loop in the node's conditions, to say where an eager gap
@@ -312,6 +314,7 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
             out.update(loop.replay_check())
         clock = FrameClock(cuda)
         spans: list[tuple[Any, Any]] = []
+        host: list[float] = []
         if stream is not None:
             stream.wait_stream(torch.cuda.current_stream())
         surroundings = (RuntimeSurroundings(blocking=as_node == "runtime")
@@ -329,11 +332,16 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
                 if cuda and i >= WARMUP:
                     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                     a.record()
+                    h0 = time.perf_counter()
                     loop.run()
+                    host.append(time.perf_counter() - h0)
                     b.record()
                     spans.append((a, b))
                 else:
+                    h0 = time.perf_counter()
                     loop.run()
+                    if i >= WARMUP:
+                        host.append(time.perf_counter() - h0)
                 clock.mark()
                 if surroundings is not None:
                     surroundings.end()
@@ -343,7 +351,8 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
         if stream is not None:
             torch.cuda.current_stream().wait_stream(stream)
         out.update(fps=clock.fps(WARMUP), wall_fps=frames / wall,
-                   gpu_ms=_median([a.elapsed_time(b) for a, b in spans]))
+                   gpu_ms=_median([a.elapsed_time(b) for a, b in spans]),
+                   host_ms=1e3 * sum(host) / len(host) if host else None)
     finally:
         loop.restore()
     return out
@@ -372,11 +381,14 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
         images: list[torch.Tensor] = []
         started: list[float] = []
 
+        host_at: list[tuple[float, int]] = []
+
         def before(tick: Any) -> None:
             if tick.index == WARMUP:
                 if cuda:
                     torch.cuda.synchronize()
                 started.append(time.perf_counter())
+                host_at.append((gen.stats.total_s, gen.stats.calls))
 
         def after(tick: Any, ready: dict[str, Any]) -> None:
             out = ready["gen"]
@@ -400,6 +412,7 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
             raise RuntimeError(f"flowml run failed: {result.error}")
         if len(clock.marks) != WARMUP + frames or not started:
             raise RuntimeError(f"flowml run: {len(clock.marks)} of {WARMUP + frames} frames done")
+        total_s, calls = gen.stats.total_s - host_at[0][0], gen.stats.calls - host_at[0][1]
         gpu_ms: list[float] = list(gen.stats.gpu_ms_recent)
         if gen.gpu is not None:
             gpu_ms += gen.gpu.lane.harvest("gen")  # the calls not harvested during the run
@@ -407,6 +420,7 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
         counters = cap.counters() if cap is not None and hasattr(cap, "counters") else {}
         return {"fps": clock.fps(WARMUP), "wall_fps": frames / (ended - started[0]),
                 "gpu_ms": _median(gpu_ms[WARMUP:]),
+                "host_ms": 1e3 * total_s / calls if calls else None,
                 "frames_move": float((images[1] - images[0]).abs().max()),
                 "recent_fps": sched.stats.recent_fps(),
                 "completed": sched.stats.completed, **counters}
@@ -544,6 +558,8 @@ def main(argv: list[str] | None = None) -> None:
             f"gpu/frame {_ms(r['loop_gpu_ms'])})  ratio {r['ratio']:.3f}  frames {r['frames']}  "
             f"captures {fl.get('captures', '-')} replays {fl.get('replays', '-')} eager "
             f"{fl.get('eager_calls', '-')}")
+        lines.append(f"    host time a frame's call: flowml {_ms(fl.get('host_ms'))} (the node's call: its "
+                     f"edits and process), loop {_ms(r['loop'].get('host_ms'))} (the generator)")
         if "loop_lane_fps" in r:
             lf = r["loop_fps"]
             lines.append(
