@@ -35,7 +35,7 @@ from a long one, 3 ticks from 6 at batch 64: noise, an impossible 50645 fps and 
 batched row also has the process's CPU time a tick and each node's mean host time a call.
 
 Prints one JSON object (also written to ``DIR/clip3d_bench.json`` with ``--out``, with a short
-``DIR/clip3d_bench.txt``). ``--frames 400 --batches 8 64`` takes about a minute and a half on an H200.
+``DIR/clip3d_bench.txt``). ``--frames 400 --batches 8 64 128`` takes about a minute on an H200.
 """
 
 from __future__ import annotations
