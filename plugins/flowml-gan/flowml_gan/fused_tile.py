@@ -8,12 +8,19 @@ edge tile wastes little), one block each. ``tile_run(backend, ...)`` launches it
 ``CupyTileBackend`` (NVRTC via ``cupy.RawModule`` name expressions, torch's current stream,
 torch's tensors, no host synchronisation) or ``CpuTileBackend`` (the same source built with
 g++, every block's threads as POSIX threads; the tests). ``fused.filtered_lrelu_fast`` picks it.
+
+The tuning of a plan (largest tile side, outputs a thread in the down stage ``ry``, threads a
+block, variant bits ``uv``) comes from the plan table (``plan_table``): per layer kind
+(storage dtype and the filter/factor template parameters, optionally one output size), the
+defaults here (``DEFAULT_PLANS``) overridden by a JSON file named by ``FLOWML_GAN_FLR_PLANS``
+(``benchmarks/flr_sweep.py`` writes one from timings on the GPU) or by ``set_plans``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -27,13 +34,18 @@ from flowml.gpu.cuda_c import host_library
 from .fused_tile_source import KERNEL_SOURCE, host_harness, kernel_name
 from .ops_sg3 import _pad4
 
-__all__ = ["TILE", "THREADS", "TilePlan", "tile_plan", "tile_unsupported", "tile_run",
+__all__ = ["TILE", "THREADS", "TilePlan", "Tuning", "DEFAULT_PLANS", "PLANS_ENV", "kind_key",
+           "plan_table", "set_plans", "load_plans", "tile_plan", "tile_unsupported", "tile_run",
            "CupyTileBackend", "CpuTileBackend"]
 
 TILE = int(os.environ.get("FLOWML_GAN_TILE", "32"))
-"""Largest output tile side (``FLOWML_GAN_TILE``): 32 keeps a StyleGAN3 tile under 48 KB of
-shared memory (several blocks an SM); larger tiles waste less halo and take the opt-in."""
-THREADS = 256
+"""Largest output tile side where ``FLOWML_GAN_TILE`` is set (over the plan table): 32 keeps a
+StyleGAN3 tile under 48 KB of shared memory (several blocks an SM); larger tiles waste less
+halo and take the opt-in."""
+THREADS = 128
+"""Threads a block by default: 128 with up to 8 outputs a thread in the down stage (one wave
+for a 32 x 32 tile; 256 threads would idle half of them there), 64 registers a thread."""
+MAX_RY = 32
 MAX_SMEM = 227 * 1024          # bytes a block may opt in to (sm_90); 48 KB without opting in
 MAX_UP_TAPS, MAX_DOWN_TAPS = 64, 24   # fused_tile_source.MAX_FD_FLOATS holds 24 x 24
 _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
@@ -43,7 +55,9 @@ _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 class TilePlan:
     """One instantiation of the kernel: up-sampling by ``up`` with ``ku`` taps, down-sampling
     by ``down`` with ``kd`` taps (``fd``: 0 none, 1 separable, 2 square 2-D), output tiles of
-    ``tw x th``, ``ry`` outputs a thread in the down-sampling stage, ``threads`` a block."""
+    ``tw x th``, ``ry`` outputs a thread in the down-sampling stage, ``threads`` a block,
+    variant bits ``uv`` (1: the up-sampling stages make ``up`` samples a thread, else one;
+    2: the 2-D down stage as a rolling loop, else fully unrolled; see ``fused_tile_source``)."""
 
     up: int
     ku: int
@@ -54,6 +68,7 @@ class TilePlan:
     th: int
     ry: int
     threads: int = THREADS
+    uv: int = 3
 
     # the geometry, as FlrGeom in the kernel computes it (test_gan_fused checks they agree)
     @property
@@ -66,7 +81,7 @@ class TilePlan:
 
     @property
     def uhp(self) -> int:
-        return ((self.th + self.ry - 1) // self.ry * self.ry - 1) * self.down + self.kd
+        return (self.th + self.ry - 1) // self.ry * self.ry * self.down + (self.kd - 1) // self.down * self.down
 
     @property
     def uws(self) -> int:
@@ -81,10 +96,15 @@ class TilePlan:
         return (self.uh + self.ku - 2) // self.up + 1
 
     @property
+    def sbw(self) -> int:
+        """Row stride of the x-up buffer: ``uv`` 1 stores it by phase, ``up`` rows of steps."""
+        return self.up * ((self.uw + self.up - 2) // self.up + 1) if self.uv & 1 else self.uw
+
+    @property
     def smem_floats(self) -> int:
-        nfu = (self.ku + 3) // 4 * 4
+        nfu = 0 if self.uv & 1 else (self.ku + 3) // 4 * 4
         sa = max(self.ih * self.iw, self.uhp * self.uws)
-        sb = max(self.ih * self.uw, self.uhp * self.tw) if self.fd == 1 else self.ih * self.uw
+        sb = max(self.ih * self.sbw, self.uhp * self.tw) if self.fd == 1 else self.ih * self.sbw
         return nfu + sa + sb
 
     @property
@@ -93,7 +113,8 @@ class TilePlan:
 
     @property
     def params(self) -> tuple[int, ...]:
-        return (self.up, self.ku, self.down, self.kd, self.fd, self.tw, self.th, self.ry, self.threads)
+        return (self.up, self.ku, self.down, self.kd, self.fd, self.tw, self.th, self.ry, self.threads,
+                self.uv)
 
     def name(self, dtype: str) -> str:
         """The kernel's NVRTC name expression for storage ``dtype`` (float32 / float16)."""
@@ -112,21 +133,116 @@ def _side(n: int, tile: int) -> int:
     return -(-n // -(-n // tile))  # ceil(n / ceil(n / tile)): equal tiles, at most `tile`
 
 
-def _rows_a_thread(tw: int, th: int, down: int, kd: int, threads: int) -> int:
-    """Outputs a thread makes in a column in the down-sampling stage (1..4): the fewest tap
-    rows read per thread, counting waves of ``threads`` (e.g. a 28-px tile: 4, one wave of
-    196 groups, not 3 in two waves), the larger on a tie."""
+def _rows_a_thread(tw: int, th: int, down: int, kd: int, threads: int, most: int = 8) -> int:
+    """Outputs a thread makes in a column in the down-sampling stage (1..``most``): the fewest
+    tap rows read per thread, counting waves of ``threads`` (e.g. a 28-px tile at 256 threads:
+    4, one wave of 196 groups, not 3 in two waves; a 32-px tile at 128 threads: 8), the larger
+    on a tie."""
     def cost(r: int) -> tuple[int, int]:
         waves = -(-(-(-th // r) * tw) // threads)
         return waves * ((r - 1) * down + kd), -r
-    return min(range(1, 5), key=cost)
+    return min(range(1, min(most, th) + 1), key=cost)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The tunable part of a plan: tiles of at most ``tile`` a side, ``threads`` a block,
+    ``ry`` outputs a thread in the down stage (0: by ``_rows_a_thread``), variant bits ``uv``
+    (``TilePlan``)."""
+
+    tile: int = 32
+    threads: int = THREADS
+    ry: int = 0
+    uv: int = 3
+
+    def as_dict(self) -> dict[str, int]:
+        return {"tile": self.tile, "threads": self.threads, "ry": self.ry, "uv": self.uv}
+
+
+def kind_key(dtype: str, up: int, ku: int, down: int, kd: int, fd: int,
+             out: tuple[int, int] | None = None) -> str:
+    """A plan table key: ``float16/up4/ku24/down2/kd12/fd2`` for a layer kind, with ``@HoxWo``
+    for one output size (taking precedence over the kind's entry)."""
+    key = f"{dtype}/up{up}/ku{ku}/down{down}/kd{kd}/fd{fd}"
+    return key + (f"@{out[0]}x{out[1]}" if out else "")
+
+
+DEFAULT_PLANS: dict[str, Tuning] = {"*": Tuning()}
+"""Defaults by reasoning (no GPU timing yet): 32-px tiles (under 48 KB of shared memory, about
+8 blocks an SM), 128 threads, ``ry`` by waves (8 for a 32-px tile: 26 tap rows read for 8
+outputs, 39 shared loads an output for the 144 FMAs of the 12 x 12 radial filter, against 54
+at 4), the up-sampling stages with ``up`` samples a thread (``uv`` bit 1: about 4x fewer
+shared loads than a sample a thread, which made those stages the kernel's bottleneck) and the
+rolling 2-D down stage (bit 2: ``ry`` 8 in under 64 registers without spills)."""
+
+PLANS_ENV = "FLOWML_GAN_FLR_PLANS"
+_override: dict[str, Tuning] | None = None
+_override_version = 0
+
+
+def _tuning(d: dict[str, Any], where: str) -> Tuning:
+    unknown = set(d) - {"tile", "threads", "ry", "uv"}
+    if unknown:
+        raise ValueError(f"{where}: unknown plan fields {sorted(unknown)} (tile, threads, ry, uv)")
+    t = Tuning(**{k: int(v) for k, v in d.items()})
+    if not (4 <= t.tile <= 128 and t.threads in (32, 64, 96, 128, 192, 256, 384, 512)
+            and 0 <= t.ry <= MAX_RY and t.uv in (0, 1, 2, 3)):
+        raise ValueError(f"{where}: plan {t} out of range (tile 4..128, threads a multiple of 32 "
+                         f"up to 512, ry 0..{MAX_RY}, uv 0..3)")
+    return t
+
+
+def load_plans(path: str | Path) -> dict[str, Tuning]:
+    """A plan table from JSON: ``{"plans": {key: {"tile": 32, "threads": 128, "ry": 8,
+    "uv": 3}, ...}}`` (keys as ``kind_key`` makes them, or ``*``); fields left out take the
+    defaults."""
+    data = json.loads(Path(path).read_text())
+    plans = data.get("plans", data) if isinstance(data, dict) else None
+    if not isinstance(plans, dict):
+        raise ValueError(f"{PLANS_ENV}={path}: expected {{'plans': {{key: {{tile, threads, ry, uv}}}}}}")
+    return {str(k): _tuning(v, f"{path}: {k}") for k, v in plans.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _file_plans(path: str) -> dict[str, Tuning]:
+    return load_plans(path)
+
+
+def set_plans(plans: dict[str, Tuning] | None) -> None:
+    """Replace the table in this process (``None``: back to the defaults and the env file);
+    the sweep uses it. Plans already made for a call are recomputed."""
+    global _override, _override_version
+    _override = dict(plans) if plans is not None else None
+    _override_version += 1
+
+
+def plan_table() -> dict[str, Tuning]:
+    """The table in force: ``DEFAULT_PLANS``, then the ``FLOWML_GAN_FLR_PLANS`` file, then
+    ``set_plans`` (later ones override earlier keys)."""
+    table = dict(DEFAULT_PLANS)
+    path = os.environ.get(PLANS_ENV)
+    if path:
+        table.update(_file_plans(path))
+    if _override is not None:
+        table.update(_override)
+    return table
+
+
+def _lookup(table: dict[str, Tuning], dtype: str, up: int, ku: int, down: int, kd: int, fd: int,
+            out: tuple[int, int]) -> Tuning:
+    for key in (kind_key(dtype, up, ku, down, kd, fd, out), kind_key(dtype, up, ku, down, kd, fd), "*"):
+        if key in table:
+            return table[key]
+    return Tuning()
 
 
 @functools.lru_cache(maxsize=1024)
 def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: tuple[int, ...] | None,
-          up: int, down: int, padding: tuple[int, int, int, int], tile: int, threads: int
+          up: int, down: int, padding: tuple[int, int, int, int], tile: int | None,
+          threads: int | None, ry: int | None, uv: int | None, table_id: tuple[str | None, int]
           ) -> TilePlan | str:
-    """The plan for a call, or why there is none (cached: a call costs a dict look-up)."""
+    """The plan for a call, or why there is none (cached: a call costs a dict look-up);
+    ``tile``, ``threads``, ``ry``, ``uv`` given override the plan table's entry."""
     if dtype not in _DTYPES:
         return f"dtype {dtype} (float32 or float16 only)"
     if len(shape) != 4 or 0 in shape:
@@ -143,36 +259,43 @@ def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: 
     ho, wo = output_size(shape[2], shape[3], ku, kd, up, down, padding)
     if ho <= 0 or wo <= 0:
         return f"empty output ({ho} x {wo})"
+    fdk = 0 if fd_shape is None else len(fd_shape)
+    t = _lookup(plan_table(), _DTYPES[dtype], up, ku, down, kd, fdk, (ho, wo))
+    tile = tile or (TILE if "FLOWML_GAN_TILE" in os.environ else t.tile)
+    threads = threads or t.threads
     tw, th = _side(wo, tile), _side(ho, tile)
-    ry = _rows_a_thread(tw, th, down, kd, threads)
-    plan = TilePlan(up, ku, down, kd, 0 if fd_shape is None else len(fd_shape), tw, th, ry, threads)
+    ry = min(ry or t.ry or _rows_a_thread(tw, th, down, kd, threads), th)
+    uv = t.uv if uv is None else uv
+    plan = TilePlan(up, ku, down, kd, fdk, tw, th, ry, threads, uv if fdk == 2 else uv & 1)
     if plan.smem_bytes > MAX_SMEM:
         return f"a {tw} x {th} tile needs {plan.smem_bytes} B of shared memory (> {MAX_SMEM})"
     return plan
 
 
 def _plan_for(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None, up: int, down: int,
-              padding: int | Sequence[int], tile: int | None, threads: int) -> TilePlan | str:
+              padding: int | Sequence[int], tile: int | None, threads: int | None,
+              ry: int | None = None, uv: int | None = None) -> TilePlan | str:
     return _plan(tuple(x.shape), x.dtype, fu.shape[0] if fu is not None and fu.ndim == 1 else None,
                  tuple(fd.shape) if fd is not None else None, int(up), int(down), _pad4(padding),
-                 int(tile or TILE), int(threads))
+                 tile, threads, ry, uv, (os.environ.get(PLANS_ENV), _override_version))
 
 
 def tile_unsupported(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None,
                      up: int, down: int, padding: int | Sequence[int], tile: int | None = None,
-                     threads: int = THREADS) -> str | None:
+                     threads: int | None = None) -> str | None:
     """Why the one-kernel path does not take this call (None: it does)."""
     plan = _plan_for(x, fu, fd, up, down, padding, tile, threads)
     return plan if isinstance(plan, str) else None
 
 
 def tile_plan(x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor | None, up: int, down: int,
-              padding: int | Sequence[int], tile: int | None = None, threads: int = THREADS
-              ) -> TilePlan:
-    """The plan for ``filtered_lrelu(x, fu, fd, ...)``: tiles of at most ``tile`` (default
-    ``TILE``) a side, ``threads`` a block. Raises ValueError where ``tile_unsupported`` says
-    why not. x ``(B, C, H, W)``."""
-    plan = _plan_for(x, fu, fd, up, down, padding, tile, threads)
+              padding: int | Sequence[int], tile: int | None = None, threads: int | None = None,
+              ry: int | None = None, uv: int | None = None) -> TilePlan:
+    """The plan for ``filtered_lrelu(x, fu, fd, ...)``: the plan table's tuning for the call's
+    kind and output size (``plan_table``), ``tile`` (largest side), ``threads``, ``ry``, ``uv``
+    overriding it where given. Raises ValueError where ``tile_unsupported`` says why not.
+    x ``(B, C, H, W)``."""
+    plan = _plan_for(x, fu, fd, up, down, padding, tile, threads, ry, uv)
     if isinstance(plan, str):
         raise ValueError(f"filtered_lrelu: the one-kernel path does not take {plan}; "
                          "use fused.filtered_lrelu_fast, which falls back")
@@ -209,14 +332,15 @@ class CupyTileBackend:
     """The kernel on the GPU: one ``cupy.RawModule`` per instantiation, device and stream
     (NVRTC, name expression; a module's constant-memory filter is then never shared by two
     streams), launched on torch's current stream with CuPy's handle on it, the down-sampling
-    filter copied into the module's ``flr_cfd`` on that stream first (device to device, so a
-    captured graph copies the filter tensor's values at each replay)."""
+    filter copied into the module's ``flr_cfd`` (and, ``uv`` 1, the up-sampling one into
+    ``flr_cfu``) on that stream first (device to device, so a captured graph copies the filter
+    tensors' values at each replay)."""
 
     def __init__(self, stream_of: Any):
         self._stream_of = stream_of      # torch device -> CuPy stream (fused.CupyBackend's)
-        self._modules: dict[tuple[str, int, int], tuple[Any, int]] = {}
+        self._modules: dict[tuple[str, int, int], tuple[Any, int, int]] = {}
 
-    def _function(self, name: str, smem_bytes: int, device: int, stream: int) -> tuple[Any, int]:
+    def _function(self, name: str, smem_bytes: int, device: int, stream: int) -> tuple[Any, int, int]:
         key = (name, device, stream)
         got = self._modules.get(key)
         if got is None:
@@ -224,7 +348,7 @@ class CupyTileBackend:
         return got
 
     @staticmethod
-    def _load(name: str, smem_bytes: int) -> tuple[Any, int]:
+    def _load(name: str, smem_bytes: int) -> tuple[Any, int, int]:
         import cupy
 
         mod = cupy.RawModule(code=KERNEL_SOURCE, options=("--std=c++14",), name_expressions=[name])
@@ -237,7 +361,33 @@ class CupyTileBackend:
 
                 driver.funcSetAttribute(fn.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                         smem_bytes)
-        return fn, int(mod.get_global("flr_cfd").ptr)
+        return fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr)
+
+    def preload(self, plans: Iterable[tuple[str, TilePlan]], device: torch.device,
+                workers: int = 16) -> dict[str, str]:
+        """Compile and load ``(dtype, plan)`` kernels for ``device`` and torch's current stream
+        there, ``workers`` NVRTC compiles at a time (NVRTC runs outside the GIL); returns
+        ``{name: error}`` of those that failed (they fail again, with the message, when run)."""
+        import concurrent.futures
+
+        import cupy
+
+        stream = self._stream_of(device).ptr
+        jobs = {p.name(d): p.smem_bytes for d, p in plans}
+        jobs = {n: b for n, b in jobs.items() if (n, device.index, stream) not in self._modules}
+
+        def one(item: tuple[str, int]) -> None:
+            with cupy.cuda.Device(device.index):
+                got = self._load(*item)
+            self._modules[(item[0], device.index, stream)] = got
+
+        errors: dict[str, str] = {}
+        with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = {pool.submit(one, item): item[0] for item in jobs.items()}
+            for f in concurrent.futures.as_completed(futures):
+                if f.exception() is not None:
+                    errors[futures[f]] = f"{type(f.exception()).__name__}: {f.exception()}"[:1000]
+        return errors
 
     def run_tile(self, plan: TilePlan, dtype: str, grid: int, tensors: Sequence[torch.Tensor | None],
                  scalars: Sequence[Any], fd: torch.Tensor | None) -> None:
@@ -248,10 +398,13 @@ class CupyTileBackend:
         stream = self._stream_of(dev)
         args = tuple(np.uint64(t.data_ptr() if t is not None else 0) for t in tensors) + tuple(scalars)
         with cupy.cuda.Device(dev.index):
-            fn, cfd = self._function(plan.name(dtype), plan.smem_bytes, dev.index, stream.ptr)
+            fn, cfd, cfu = self._function(plan.name(dtype), plan.smem_bytes, dev.index, stream.ptr)
+            rt = cupy.cuda.runtime
             if fd is not None:
-                rt = cupy.cuda.runtime
                 rt.memcpyAsync(cfd, fd.data_ptr(), 4 * fd.numel(), rt.memcpyDeviceToDevice, stream.ptr)
+            if plan.uv & 1:
+                fu = tensors[2]
+                rt.memcpyAsync(cfu, fu.data_ptr(), 4 * fu.numel(), rt.memcpyDeviceToDevice, stream.ptr)
             fn((grid,), (plan.threads,), args, shared_mem=plan.smem_bytes, stream=stream)
 
 

@@ -17,6 +17,18 @@ goes to global memory; the stages meet in shared memory, ``__syncthreads`` betwe
    a separable one (``FD == 1``) along x into B then along y to the output (``RY`` likewise);
    none (``FD == 0``) keeps every ``DOWN``-th sample.
 
+``UV`` (bits) picks variants. Bit 1, the up-sampling stages (3, 4): clear, a thread an
+up-sampled sample, the taps read from shared memory (two shared loads an FMA); set (the
+default plans): a
+thread makes the ``UP`` samples of one input step (all phases), reading the ``NJ + 1`` inputs
+they share once, with the taps from constant memory (``flr_cfu``, filled like ``flr_cfd``) as
+the FMAs' operands: about ``(NJ + 1) / UP`` shared loads a sample instead of ``2 * NJ``, the
+same sums in the same order (bit-identical; the ``UP`` gain is applied to the sum, exactly).
+B is then stored by x phase (``B[r][p][g]``, unit-stride across threads both ways). Bit 2,
+the 2-D down stage (5): clear, the ``RY`` outputs' loop fully unrolled (the compiler hoists
+every row's loads: over 64 registers from ``RY`` 6 on); set, a rolling loop over steps of
+``DOWN`` tap rows with ``ceil(KD / DOWN)`` running sums (any ``RY``, few registers).
+
 Coordinates: ``u`` is a sample of the up-filtered image (the op's padded, up-sampled grid),
 ``s = u + k - P0`` the zero-stuffed input position that tap ``k`` of sample ``u`` meets (a real
 sample where ``UP`` divides ``s``). The tile's output ``o`` reads ``u = o * DOWN + k``.
@@ -33,10 +45,12 @@ from __future__ import annotations
 
 from flowml.gpu.cuda_c import ELEMENT_ACCESS
 
-__all__ = ["KERNEL_SOURCE", "MAX_FD_FLOATS", "STORAGE", "kernel_name", "host_harness"]
+__all__ = ["KERNEL_SOURCE", "MAX_FD_FLOATS", "MAX_FU_FLOATS", "STORAGE", "kernel_name", "host_harness"]
 
 MAX_FD_FLOATS = 24 * 24
 """Room for the down-sampling filter in constant memory (``flr_cfd``): 24 x 24 taps."""
+MAX_FU_FLOATS = 64
+"""Room for the up-sampling filter in constant memory (``flr_cfu``, plans with ``uv`` 1)."""
 STORAGE = {"float32": ELEMENT_ACCESS["float32"][0], "float16": ELEMENT_ACCESS["float16"][0]}
 
 _HOST = r"""
@@ -59,6 +73,7 @@ static pthread_barrier_t flr_bar;
 #endif
 typedef long long i64;
 #define FLR_MAX_FD {MAX_FD}
+#define FLR_MAX_FU {MAX_FU}
 """
 
 _ACCESS = r"""
@@ -74,19 +89,24 @@ __device__ __forceinline__ int flr_mod(int a, int b) { const int r = a % b; retu
 __host__ __device__ constexpr int flr_max(int a, int b) { return a > b ? a : b; }
 
 // The tile's geometry (fused_tile.TilePlan computes the same numbers for the launch).
-template <int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY>
+// UV 1: the up-sampling stages make UP outputs a thread (all phases of one input step), so
+// the x-up buffer B is stored by phase: B[r][p][g] for u = UP * g + p - (sx0 mod UP).
+template <int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int UV>
 struct FlrGeom {
     static constexpr int UW = (TW - 1) * DOWN + KD;            // up-sampled tile width
     static constexpr int UWD = (UW + DOWN - 1) / DOWN;         // columns of one phase
     static constexpr int UWS = UWD * DOWN;                     // row stride of the up tile
     static constexpr int UH = (TH - 1) * DOWN + KD;            // rows the outputs read
     static constexpr int GY = (TH + RY - 1) / RY;              // row groups of RY outputs
-    static constexpr int UHP = (GY * RY - 1) * DOWN + KD;      // rows the last group reads
+    static constexpr int UHP = (GY * RY) * DOWN + (KD - 1) / DOWN * DOWN;  // rows the last group reads
     static constexpr int IW = (UW + KU - 2) / UP + 1;          // input tile (with halo)
     static constexpr int IH = (UH + KU - 2) / UP + 1;
-    static constexpr int NFU = (KU + 3) / 4 * 4;
+    static constexpr int QX = (UW + UP - 2) / UP + 1;          // UV 1: input steps along x
+    static constexpr int QY = (UH + UP - 2) / UP + 1;          //       and along y
+    static constexpr int SBW = (UV & 1) ? UP * QX : UW;        // row stride of B
+    static constexpr int NFU = (UV & 1) ? 0 : (KU + 3) / 4 * 4;  // UV 1: fu in constant memory
     static constexpr int SA = flr_max(IH * IW, UHP * UWS);     // input, then up-sampled tile
-    static constexpr int SB = FD == 1 ? flr_max(IH * UW, UHP * TW) : IH * UW;  // x-up, x-down
+    static constexpr int SB = FD == 1 ? flr_max(IH * SBW, UHP * TW) : IH * SBW;  // x-up, x-down
     static constexpr int SMEM = NFU + SA + SB;                 // floats
 };
 
@@ -94,13 +114,16 @@ struct FlrGeom {
 // copied from the caller's tensor on the launch's stream before each launch (one module, so
 // one copy of this, per stream), unflipped; FD 2: (KD, KD) row-major, FD 1: (KD,).
 __constant__ float flr_cfd[FLR_MAX_FD];
+// UV 1: the up-sampling filter (KU,) likewise, unflipped and unscaled (the stages multiply
+// their sums by UP: exact, a power of two).
+__constant__ float flr_cfu[FLR_MAX_FU];
 
-template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT>
+template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT, int UV>
 __device__ __forceinline__ void flr_tile_body(
         const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ fu,
         const T* __restrict__ bias, int C, int H, int W, int Ho, int Wo, int px0, int py0,
         int tiles_x, int tiles, float gain, float slope, float clamp, float* smem) {
-    typedef FlrGeom<UP, KU, DOWN, KD, FD, TW, TH, RY> G;
+    typedef FlrGeom<UP, KU, DOWN, KD, FD, TW, TH, RY, UV> G;
     constexpr int NJ = (KU + UP - 1) / UP;                     // taps that meet real samples
     float* sfu = smem;
     float* sa = sfu + G::NFU;
@@ -113,7 +136,8 @@ __device__ __forceinline__ void flr_tile_body(
     const int sx0 = ox0 * DOWN - px0, sy0 = oy0 * DOWN - py0;  // s of tap 0 of the tile's first u
     const int ix0 = -flr_floordiv(-sx0, UP), iy0 = -flr_floordiv(-sy0, UP);  // first input read
 
-    for (int e = tid; e < KU; e += NT) sfu[e] = fu[KU - 1 - e] * (float)UP;
+    if (!(UV & 1))
+        for (int e = tid; e < KU; e += NT) sfu[e] = fu[KU - 1 - e] * (float)UP;
     const float b = bias ? ld(bias, plane % C) : 0.f;
     const T* xp = x + plane * H * W;
     for (int e = tid; e < G::IH * G::IW; e += NT) {
@@ -123,6 +147,63 @@ __device__ __forceinline__ void flr_tile_body(
     }
     __syncthreads();
 
+    if (UV & 1) {
+        // up along x, UP outputs a thread: s = UP * (qx0 + g) + p for the tile's input steps g
+        // (qx0 = floor(sx0 / UP)); phase p's output reads the NJ inputs from step g + (p > 0),
+        // so the thread reads NJ + 1 inputs once for all UP phases, the taps constant operands
+        const int dx = flr_mod(sx0, UP), cx = (sx0 - dx) / UP - ix0;   // cx: 0 or -1
+        for (int e = tid; e < G::IH * G::QX; e += NT) {
+            const int r = e / G::QX, g = e - r * G::QX;
+            const float* row = sa + r * G::IW;
+            float v[NJ + 1];
+            #pragma unroll
+            for (int t = 0; t <= NJ; ++t) {
+                const int c = g + cx + t;
+                v[t] = (c >= 0 && c < G::IW) ? row[c] : 0.f;   // outside: only unused outputs
+            }
+            #pragma unroll
+            for (int p = 0; p < UP; ++p) {
+                const int k0 = (UP - p) % UP, o = p > 0 ? 1 : 0;
+                float acc = 0.f;
+                #pragma unroll
+                for (int j = 0; j < NJ; ++j)
+                    if (k0 + j * UP < KU) acc += flr_cfu[KU - 1 - (k0 + j * UP)] * v[o + j];
+                sb[r * G::SBW + p * G::QX + g] = acc * (float)UP;   // every B entry written
+            }
+        }
+        __syncthreads();
+
+        // up along y, UP rows a thread likewise, then gain, leaky ReLU, clamp; A as below
+        const int dy = flr_mod(sy0, UP), cy = (sy0 - dy) / UP - iy0;
+        for (int e = tid; e < G::QY * G::SBW; e += NT) {
+            const int gy = e / G::SBW, c = e - gy * G::SBW;
+            const int px = c / G::QX, u = UP * (c - px * G::QX) + px - dx;
+            if (u < 0 || u >= G::UW) continue;
+            const float* col = sb + c;
+            float v[NJ + 1];
+            #pragma unroll
+            for (int t = 0; t <= NJ; ++t) {
+                const int rr = gy + cy + t;
+                v[t] = (rr >= 0 && rr < G::IH) ? col[rr * G::SBW] : 0.f;
+            }
+            float* dst = sa + (u % DOWN) * G::UWD + u / DOWN;
+            #pragma unroll
+            for (int p = 0; p < UP; ++p) {
+                const int k0 = (UP - p) % UP, o = p > 0 ? 1 : 0;
+                float acc = 0.f;
+                #pragma unroll
+                for (int j = 0; j < NJ; ++j)
+                    if (k0 + j * UP < KU) acc += flr_cfu[KU - 1 - (k0 + j * UP)] * v[o + j];
+                acc *= (float)UP;
+                acc *= gain;
+                if (acc < 0.f) acc *= slope;
+                if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
+                const int uy = UP * gy + p - dy;
+                if (uy >= 0 && uy < G::UH) dst[uy * G::UWS] = acc;
+            }
+        }
+        __syncthreads();
+    } else {
     for (int e = tid; e < G::IH * G::UW; e += NT) {            // up along x: B[r][u]
         const int r = e / G::UW, u = e - r * G::UW;
         const int s = sx0 + u, k0 = flr_mod(-s, UP);
@@ -151,10 +232,48 @@ __device__ __forceinline__ void flr_tile_body(
         sa[uy * G::UWS + (u % DOWN) * G::UWD + u / DOWN] = acc;
     }
     __syncthreads();
+    }
 
     // output j's tap k reads column u = j * DOWN + k: phase k % DOWN, index j + k / DOWN
     T* yp = y + plane * Ho * Wo;
-    if (FD == 2) {                                             // 2-D down filter, RY rows a thread
+    if (FD == 2 && (UV & 2)) {                                 // 2-D down filter, rolling
+        // a thread's RY outputs of a column in a loop over steps i of DOWN tap rows: step i
+        // meets the A outputs m = i - a (slot a, tap rows DOWN * a + rr), so every index of
+        // the filter is a compile-time constant and only A sums and one step's loads are live
+        constexpr int A = (KD + DOWN - 1) / DOWN;
+        for (int e = tid; e < G::GY * TW; e += NT) {
+            const int g = e / TW, j = e - g * TW;
+            const int mend = TH - g * RY < RY ? TH - g * RY : RY;   // the group's outputs in the tile
+            const float* base = sa + (g * RY * DOWN) * G::UWS + j;
+            const int ox = ox0 + j;
+            float acc[A];
+            #pragma unroll
+            for (int a = 0; a < A; ++a) acc[a] = 0.f;
+            #pragma unroll 1
+            for (int i = 0; i < mend + A - 1; ++i) {
+                #pragma unroll
+                for (int rr = 0; rr < DOWN; ++rr) {
+                    const float* row = base + (DOWN * i + rr) * G::UWS;
+                    float v[KD];
+                    #pragma unroll
+                    for (int k = 0; k < KD; ++k) v[k] = row[(k % DOWN) * G::UWD + k / DOWN];
+                    #pragma unroll
+                    for (int a = 0; a < A; ++a) {
+                        const int ky = DOWN * a + rr;
+                        if (ky < KD && i - a >= 0 && i - a < mend) {
+                            #pragma unroll
+                            for (int k = 0; k < KD; ++k) acc[a] += flr_cfd[KD * KD - 1 - (ky * KD + k)] * v[k];
+                        }
+                    }
+                }
+                const int m = i - (A - 1), oy = oy0 + g * RY + m;   // slot A - 1 is complete
+                if (m >= 0 && oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, acc[A - 1]);
+                #pragma unroll
+                for (int a = A - 1; a > 0; --a) acc[a] = acc[a - 1];
+                acc[0] = 0.f;
+            }
+        }
+    } else if (FD == 2) {                                      // 2-D down filter, RY rows a thread
         for (int e = tid; e < G::GY * TW; e += NT) {
             const int g = e / TW, j = e - g * TW;
             const float* base = sa + (g * RY * DOWN) * G::UWS + j;
@@ -222,9 +341,10 @@ __device__ __forceinline__ void flr_tile_body(
 }
 
 // x (B*C planes, H, W) -> y (B*C, Ho, Wo); grid: one block per (plane, tile), tiles per plane
-// = tiles_x * ceil(Ho / TH); dynamic shared memory FlrGeom::SMEM floats; flr_cfd filled.
-template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT>
-__global__ void __launch_bounds__(NT) flr_tile(
+// = tiles_x * ceil(Ho / TH); dynamic shared memory FlrGeom::SMEM floats; flr_cfd (and, UV 1,
+// flr_cfu) filled. Launch bounds: 1024 threads an SM, so at most 64 registers a thread.
+template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT, int UV>
+__global__ void __launch_bounds__(NT, flr_max(1, 1024 / NT)) flr_tile(
         const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ fu,
         const T* __restrict__ bias, int C, int H, int W, int Ho, int Wo, int px0, int py0,
         int tiles_x, int tiles, float gain, float slope, float clamp) {
@@ -234,7 +354,7 @@ __global__ void __launch_bounds__(NT) flr_tile(
 #else
     float* smem = flr_host_smem;
 #endif
-    flr_tile_body<T, UP, KU, DOWN, KD, FD, TW, TH, RY, NT>(
+    flr_tile_body<T, UP, KU, DOWN, KD, FD, TW, TH, RY, NT, UV>(
         x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp, smem);
 }
 """
@@ -290,10 +410,10 @@ struct FlrArgs {
 """
 
 _HOST_ENTRY = r"""
-template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT>
+template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT, int UV>
 static void {NAME}_call(void* p) {{
     const FlrArgs* a = (const FlrArgs*)p;
-    flr_tile<T, UP, KU, DOWN, KD, FD, TW, TH, RY, NT>((const T*)a->x, (T*)a->y, a->fu,
+    flr_tile<T, UP, KU, DOWN, KD, FD, TW, TH, RY, NT, UV>((const T*)a->x, (T*)a->y, a->fu,
         (const T*)a->bias, a->C, a->H, a->W, a->Ho, a->Wo, a->px0, a->py0, a->tiles_x, a->tiles,
         a->gain, a->slope, a->clamp);
 }}
@@ -301,11 +421,12 @@ static void {NAME}_call(void* p) {{
 extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, const void* bias,
         int C, int H, int W, int Ho, int Wo, int px0, int py0, int tiles_x, int tiles, float gain,
         float slope, float clamp, unsigned grid, unsigned nt, int smem_floats) {{
-    typedef FlrGeom<{UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}> G;
+    typedef FlrGeom<{UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {UV}> G;
     if (smem_floats != G::SMEM || nt != {NT}) return 1;
+    std::memcpy(flr_cfu, fu, sizeof(float) * {KU});
     if ({FD} > 0) std::memcpy(flr_cfd, fd, sizeof(float) * ({FD} == 2 ? {KD} * {KD} : {KD}));
     FlrArgs a = {{x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp}};
-    FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}>, &a,
+    FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}, {UV}>, &a,
                   grid, nt, G::SMEM, false}};
     return flr_run_grid(&run);
 }}
@@ -315,7 +436,7 @@ extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, 
 def _source() -> str:
     f32, f16 = ELEMENT_ACCESS["float32"], ELEMENT_ACCESS["float16"]
     access = _ACCESS.format(LD32=f32[1], ST32=f32[2], LD16=f16[1], ST16=f16[2])
-    return _HOST.replace("{MAX_FD}", str(MAX_FD_FLOATS)) + access + _KERNEL
+    return _HOST.replace("{MAX_FD}", str(MAX_FD_FLOATS)).replace("{MAX_FU}", str(MAX_FU_FLOATS)) + access + _KERNEL
 
 
 KERNEL_SOURCE = _source()
@@ -323,18 +444,18 @@ KERNEL_SOURCE = _source()
 
 
 def kernel_name(dtype: str, up: int, ku: int, down: int, kd: int, fd: int, tw: int, th: int,
-                ry: int, threads: int) -> str:
+                ry: int, threads: int, uv: int) -> str:
     """The name expression of one instantiation, e.g. ``flr_tile<float, 2, 12, 2, 12, 2, ...>``."""
-    args = [STORAGE[dtype]] + [str(int(v)) for v in (up, ku, down, kd, fd, tw, th, ry, threads)]
+    args = [STORAGE[dtype]] + [str(int(v)) for v in (up, ku, down, kd, fd, tw, th, ry, threads, uv)]
     return f"flr_tile<{', '.join(args)}>"
 
 
 def host_harness(entries: dict[str, tuple[str, tuple[int, ...]]]) -> str:
     """C++ source of a shared object for the CPU: the kernel and one ``extern "C"`` runner per
-    entry ``{symbol: (dtype, (up, ku, down, kd, fd, tw, th, ry, threads))}``; a runner takes the
+    entry ``{symbol: (dtype, (up, ku, down, kd, fd, tw, th, ry, threads, uv))}``; a runner takes the
     kernel's arguments, then ``grid, threads, smem_floats``, and plays the whole grid."""
     parts = [KERNEL_SOURCE, _HOST_RUNNER]
-    for name, (dtype, (up, ku, down, kd, fd, tw, th, ry, nt)) in entries.items():
+    for name, (dtype, (up, ku, down, kd, fd, tw, th, ry, nt, uv)) in entries.items():
         parts.append(_HOST_ENTRY.format(NAME=name, T=STORAGE[dtype], UP=up, KU=ku, DOWN=down,
-                                        KD=kd, FD=fd, TW=tw, TH=th, RY=ry, NT=nt))
+                                        KD=kd, FD=fd, TW=tw, TH=th, RY=ry, NT=nt, UV=uv))
     return "".join(parts)
