@@ -17,6 +17,7 @@ torch = lazy_import("torch")
 
 import flowml
 from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Stamped
+from flowml.batching import FRAMES_KEYS, frames_record, refuse_live_batch
 transfer = lazy_import("flowml.gpu.transfer")
 
 from .colour import Colour, frame_to_rgb
@@ -30,6 +31,8 @@ Pixels = Annotated[int, Field(ge=1, le=16384)]
 NVDEC_CHUNK = 8
 """Frames NVDEC decodes in one call (sequential reading): fewer calls, one conversion kernel set;
 calls start at keyframes (``parallel.key_pieces``: whole GOPs, a longer GOP one call)."""
+STATUS_KEYS = frozenset({"frames", "skipped", "reconnects", "colour", "rotation", "decoder", "decoders"})
+"""The keys of the ``status`` record."""
 MAX_LAG_S = 0.5
 """Realtime playback that falls this far behind the file's clock (a slow graph, a stall)
 starts its clock again from the current frame instead of rushing to catch up."""
@@ -41,10 +44,25 @@ class VideoSource(Node):
     ``path`` is a file (relative to the graph file) or a URL: ``rtsp://``, ``http(s)://``,
     ``srt://``, ``udp://``, ... (``timeout`` bounds opening and each read; RTSP goes over TCP).
 
-    Output ``image``: ``(1, 3, H, W)`` float32 RGB in [0, 1] on the node's device, stamped
-    ``t`` = the frame's presentation time in seconds (its pts). Looping adds the file's length
-    to the stamps of each later pass, so time keeps going forward. Frames are scaled to
-    ``size`` (by FFmpeg before the upload, or on the GPU after GPU decoding).
+    Output ``image``: ``(K, 3, H, W)`` float32 RGB in [0, 1] on the node's device, K =
+    ``batch`` consecutive frames a tick (1 by default), the tick stamped ``t`` = its first
+    frame's presentation time in seconds (its pts). Looping adds the file's length to the
+    stamps of each later pass, so time keeps going forward. Frames are scaled to ``size`` (by
+    FFmpeg before the upload, or on the GPU after GPU decoding).
+
+    Batching over time (``batch: K``, offline graphs; ``flowml.batching``): a tick reads K
+    frames, one after another exactly as K ticks of ``batch: 1`` would (from the NVDEC
+    decoders' pieces or the CPU decoder), and stacks them on the device, so the graph's
+    per-tick cost is paid once for K frames. Output ``frames``: ``{index, count, t, pts}``:
+    ``index`` the first frame's place in what this node has emitted (0, 1, ... from ``start``,
+    counting on across loops), ``count`` = K, ``t`` each frame's stamp (loop offset included),
+    ``pts`` each frame's own time in the file (seconds). A batch runs across the end of the
+    file when looping (the frames after the last are those from ``start`` again, their stamps
+    going on); without ``loop`` the last tick has the frames that were left (fewer than K),
+    and the next ends the stream. ``realtime`` paces each frame of a batch by its own stamp
+    (the tick comes when its last frame is due). ``start`` is where the first batch begins.
+    A live graph (``capture.stream``, or ``mode: live``) refuses ``batch`` > 1 at start and on
+    a live change, as ``capture.pattern`` does. ``batch`` may change between ticks offline.
 
     Colour: the stream's matrix (BT.601/709/2020), range (limited/full) and bit depth are
     honoured as FFmpeg does (``ffmpeg -i f -pix_fmt rgb24`` gives the same pixels). On a CPU
@@ -80,8 +98,9 @@ class VideoSource(Node):
     """
 
     type_name = "capture.video"
-    outputs = (Output("image", IMAGE, "(1, 3, H, W) RGB in [0, 1]"),
-               Output("status", JSON, '{"frames", "skipped", "reconnects", "colour", "rotation"}'))
+    outputs = (Output("image", IMAGE, "(K, 3, H, W) RGB in [0, 1], K = batch"),
+               Output("status", JSON, '{"frames", "skipped", "reconnects", "colour", "rotation"}'),
+               Output("frames", JSON, "{index: first frame's index, count: K, t: [stamps, s], pts: [file times, s]}"))
     live = False
 
     class Params(flowml.Params):
@@ -106,10 +125,19 @@ class VideoSource(Node):
             None, ge=1, le=32, rebuild=True,
             description="files read offline: decoders working on keyframe-aligned segments at once; "
                         "none: one a NVDEC engine for offline NVDEC, else 1")
+        batch: int = Field(1, ge=1, le=1024, description=(
+            "K: frames a tick, stacked as (K, 3, H, W) (offline graphs; video.clip `input: frames` "
+            "takes them as one stream's consecutive frames)"))
+
+    @classmethod
+    def metadata_keys(cls, params: flowml.Params) -> frozenset[str]:
+        return FRAMES_KEYS | STATUS_KEYS | {"pts"}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
+        refuse_live_batch(ctx.mode, p.batch)
+        self.ended = False         # a short last batch was handed out: the next tick ends the stream
         self.is_url = bool(URL.match(p.path))
         self.target = p.path if self.is_url else str(ctx.resolve(p.path))
         self.realtime = p.realtime if p.realtime is not None else ctx.mode == "live"
@@ -127,6 +155,9 @@ class VideoSource(Node):
         self.rotation = 0
         self.container = None
         self._connect()
+
+    def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
+        refuse_live_batch(self.ctx.mode, new.batch)  # type: ignore[attr-defined]
 
     def _wants_gpu(self) -> bool:
         p = self.params
@@ -306,10 +337,42 @@ class VideoSource(Node):
         return next(self.frames, None)
 
     def process(self) -> Stamped:
-        if self.nv is not None or self.par is not None:
-            frame, (t, gpu_image) = None, self._read_gpu()
+        """``batch`` frames (fewer at the end of the stream) as one tick; see the class docstring."""
+        if self.ended:
+            raise EndOfStream
+        first, stamps, pts, images = self.index, [], [], []
+        for _ in range(self.params.batch):
+            try:
+                stamp, t, image = self._next_one()
+            except EndOfStream:
+                if not images:
+                    raise
+                self.ended = True  # a short last batch now, the end of the stream on the next tick
+                break
+            stamps.append(stamp)
+            pts.append(t)
+            images.append(image)
+        if self.nv is not None or self.par is not None:  # NVDEC / K decoders: placed once for the batch
+            turns = (round(self.info.rotation / 90) % 4) if self.params.autorotate else 0
+            self.rotation = 90 * turns
+            image = _place(_stack(images), turns, self.params.size)
+            colour = f"nvdec {_colour_name(self.info)}" if self.nv is not None else _colour_name(self.info)
         else:
-            frame, gpu_image = self._read(), None
+            image = _stack(images)
+            colour = self.colour.name if self.colour else self.format_name
+        status = {**self.counts, "colour": colour, "rotation": self.rotation, "decoder": self.decoder,
+                  "decoders": self.decoders if self.par is not None else 1}
+        return Stamped({"image": image, "status": status, "frames": frames_record(first, stamps, pts=pts)},
+                       t=stamps[0])
+
+    def _next_one(self) -> tuple[float, float, torch.Tensor]:
+        """The next frame: (stamp, its own time in the file, image). The image is ``(1, 3, H, W)``
+        as decoded by NVDEC / the K decoders (``_place`` is left to the batch), or as placed by
+        ``_to_image`` from the CPU decoder. Raises ``EndOfStream`` at the end."""
+        if self.nv is not None or self.par is not None:
+            frame, (t, image) = None, self._read_gpu()
+        else:
+            frame = self._read()
             t = frame.time if frame.time is not None else self.index * self.step
         if self.first_t is None:
             self.first_t = t
@@ -321,18 +384,11 @@ class VideoSource(Node):
         if self.realtime:
             self._pace(stamp)
         self.last_t = stamp
-        if frame is None:
-            turns = (round(self.info.rotation / 90) % 4) if self.params.autorotate else 0
-            self.rotation = 90 * turns
-            image = _place(gpu_image, turns, self.params.size)
-            colour = f"nvdec {_colour_name(self.info)}" if self.nv is not None else _colour_name(self.info)
-        else:
+        if frame is not None:
             image = self._to_image(frame)
-            colour = self.colour.name if self.colour else frame.format.name
+            self.format_name = frame.format.name
         self.counts["frames"] += 1
-        status = {**self.counts, "colour": colour, "rotation": self.rotation, "decoder": self.decoder,
-                  "decoders": self.decoders if self.par is not None else 1}
-        return Stamped({"image": image, "status": status}, t=stamp)
+        return stamp, t, image
 
     @property
     def decoder(self) -> str:
@@ -449,8 +505,13 @@ class StreamSource(VideoSource):
         reconnect: bool = Field(True, description="reopen after an error or the end, with backoff")
 
 
+def _stack(images: list[torch.Tensor]) -> torch.Tensor:
+    """K ``(1, 3, H, W)`` frames as one ``(K, 3, H, W)`` tensor (one copy kernel; one frame as is)."""
+    return images[0] if len(images) == 1 else torch.cat(images)
+
+
 def _place(image: torch.Tensor, turns: int, size: tuple[int, int] | None) -> torch.Tensor:
-    """Rotate a ``(1, 3, H, W)`` image by ``turns`` quarter turns counter-clockwise (FFmpeg's
+    """Rotate ``(N, 3, H, W)`` images by ``turns`` quarter turns counter-clockwise (FFmpeg's
     autorotate for a display matrix of ``90 * turns`` degrees) and scale it to ``size``."""
     if turns:
         image = torch.rot90(image, turns, dims=(2, 3)).contiguous()

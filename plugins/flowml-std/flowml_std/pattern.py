@@ -9,15 +9,11 @@ from flowml.lazy import lazy_import
 torch = lazy_import("torch")
 
 import flowml
-from flowml import IMAGE, JSON, EndOfStream, Field, Node, NodeError, Output, Stamped
+from flowml import IMAGE, JSON, EndOfStream, Field, Node, Output, Stamped
+from flowml.batching import FRAMES_KEYS, frames_record, refuse_live_batch
 
 from . import patterns
 from .params import Size
-
-FRAMES_KEYS = frozenset({"index", "count", "t"})
-LIVE_BATCH = ("batch: {k} stacks {k} frames a tick for offline graphs, but this graph runs live (latest "
-              "frame wins, where a batch would hold frames back); set batch: 1, or run it offline "
-              "(`mode: offline` in the graph, or flowml run --offline)")
 
 
 class PatternSource(Node):
@@ -56,14 +52,12 @@ class PatternSource(Node):
         return FRAMES_KEYS
 
     def setup(self, ctx: flowml.NodeContext) -> None:
-        if ctx.mode == "live" and self.params.batch > 1:
-            raise NodeError(LIVE_BATCH.format(k=self.params.batch))
+        refuse_live_batch(ctx.mode, self.params.batch)
         self.index = 0
         self._due: float | None = None  # live clock: when the next frame is due
 
     def on_params(self, old: flowml.Params, new: flowml.Params) -> None:
-        if self.ctx.mode == "live" and new.batch > 1:  # type: ignore[attr-defined]
-            raise NodeError(LIVE_BATCH.format(k=new.batch))  # type: ignore[attr-defined]
+        refuse_live_batch(self.ctx.mode, new.batch)  # type: ignore[attr-defined]
 
     def process(self) -> Stamped:
         p = self.params
@@ -75,7 +69,7 @@ class PatternSource(Node):
         first, times = self.index, [(self.index + i) / p.fps for i in range(count)]
         image = self._frames(first, times)
         self.index += count
-        return Stamped({"image": image, "frames": {"index": first, "count": count, "t": times}}, t=times[0])
+        return Stamped({"image": image, "frames": frames_record(first, times)}, t=times[0])
 
     def _frames(self, first: int, times: list[float]) -> torch.Tensor:
         """Frames ``first ..`` at ``times``: ``(len(times), 3, H, W)``. Noise is written in place
