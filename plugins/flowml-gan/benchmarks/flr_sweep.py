@@ -44,9 +44,12 @@ def candidate_tunings(fd: int) -> list[Tuning]:
                 Tuning(32, 256, 4, 3), Tuning(32, 128, 0, 3), Tuning(32, 128, 16, 3),
                 Tuning(32, 64, 16, 3), Tuning(32, 64, 32, 3), Tuning(24, 128, 0, 3),
                 Tuning(48, 256, 0, 3), Tuning(16, 64, 0, 3)]
+    if fd == 1:
+        return [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 128, 0, 1),
+                Tuning(32, 256, 4, 3), Tuning(32, 128, 0, 3), Tuning(32, 128, 16, 3),
+                Tuning(24, 128, 0, 3), Tuning(48, 256, 0, 3), Tuning(16, 64, 0, 3)]
     return [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 128, 0, 1),
-            Tuning(32, 128, 4, 1), Tuning(24, 128, 0, 1), Tuning(48, 256, 0, 1),
-            Tuning(16, 64, 0, 1)]
+            Tuning(24, 128, 0, 1), Tuning(48, 256, 0, 1), Tuning(16, 64, 0, 1)]
 
 
 @dataclass
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=10, help="calls in one captured graph")
     ap.add_argument("--replays", type=int, default=5)
     ap.add_argument("--workers", type=int, default=16, help="NVRTC compiles at a time")
-    ap.add_argument("--budget-s", type=float, default=200.0,
+    ap.add_argument("--budget-s", type=float, default=150.0,
                     help="stop trying candidates after this many seconds (defaults kept)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)

@@ -14,7 +14,8 @@ captured CUDA graph (median replay; the replay is checked against the eager imag
 ``--frames`` eager frames under the profiler: the ``--top`` CUDA kernels by total time, each
 with calls and ms a frame and its share of the eager frame, and the kernel time by kind
 (filtered_lrelu, convolution / GEMM, the rest). Also which path each layer's filtered_lrelu
-takes (``fused_tile.tile_unsupported`` says why a layer is not fused). Prints a report and,
+takes (``fused_tile.tile_unsupported`` says why a layer is not fused), and the plan table in force
+(``FLOWML_GAN_FLR_PLANS``, e.g. ``flr_sweep.py``'s ``plans.json``). Prints a report and,
 with ``--out DIR``, writes ``sg3_profile.json`` and ``sg3_profile.txt`` there.
 """
 
@@ -140,7 +141,8 @@ def layer_paths(G: torch.nn.Module, precision: str, device: str) -> list[dict[st
             row["tile"] = f"not fused: {why}"
         else:
             p = tile_plan(x, fu, fd, L.up_factor, L.down_factor, L.padding)
-            row["tile"] = f"{p.tw}x{p.th} tiles, ry {p.ry}, {p.smem_bytes // 1024} KB smem"
+            row["tile"] = (f"{p.tw}x{p.th} tiles, ry {p.ry}, {p.threads} threads, variant {p.uv}, "
+                           f"{p.smem_bytes // 1024} KB smem")
         out.append(row)
     return out
 
@@ -219,7 +221,10 @@ def main(argv: list[str] | None = None) -> None:
             os.environ["FLOWML_GAN_FUSED"] = saved_env
 
     name = torch.cuda.get_device_name() if cuda else "cpu"
+    from flowml_gan.fused_tile import PLANS_ENV
+
     result = {"device": name, "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
+              "flr_plans": os.environ.get(PLANS_ENV) or "defaults (fused_tile.DEFAULT_PLANS)",
               "config": args.config, "resolution": args.resolution, "small": args.small,
               "frames": args.frames, "seconds": round(time.perf_counter() - started, 1), "rows": rows}
     lines = report(result)
@@ -234,7 +239,8 @@ def report(result: dict[str, Any]) -> list[str]:
     """The text report: frame times, then per case the kernel kinds and the top kernels."""
     rows = result["rows"]
     lines = [f"{result['config']} {result['resolution']} px{' (small)' if result['small'] else ''}, batch 1, "
-             f"{result['device']}, torch {result['torch']}, {result['date']}, {result['seconds']} s", "",
+             f"{result['device']}, torch {result['torch']}, {result['date']}, {result['seconds']} s",
+             f"one-kernel filtered_lrelu plans: {result.get('flr_plans')}", "",
              "path   precision  eager ms  captured ms  (60 fps = 16.7 ms)"]
     for r in rows:
         if "error" in r:

@@ -57,7 +57,8 @@ class TilePlan:
     by ``down`` with ``kd`` taps (``fd``: 0 none, 1 separable, 2 square 2-D), output tiles of
     ``tw x th``, ``ry`` outputs a thread in the down-sampling stage, ``threads`` a block,
     variant bits ``uv`` (1: the up-sampling stages make ``up`` samples a thread, else one;
-    2: the 2-D down stage as a rolling loop, else fully unrolled; see ``fused_tile_source``)."""
+    2: the down stage as a rolling loop (a separable filter: along y first), else fully
+    unrolled; see ``fused_tile_source``)."""
 
     up: int
     ku: int
@@ -104,7 +105,8 @@ class TilePlan:
     def smem_floats(self) -> int:
         nfu = 0 if self.uv & 1 else (self.ku + 3) // 4 * 4
         sa = max(self.ih * self.iw, self.uhp * self.uws)
-        sb = max(self.ih * self.sbw, self.uhp * self.tw) if self.fd == 1 else self.ih * self.sbw
+        sb = (max(self.ih * self.sbw, self.uhp * self.tw, self.th * self.uws) if self.fd == 1
+              else self.ih * self.sbw)
         return nfu + sa + sb
 
     @property
@@ -266,7 +268,7 @@ def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: 
     tw, th = _side(wo, tile), _side(ho, tile)
     ry = min(ry or t.ry or _rows_a_thread(tw, th, down, kd, threads), th)
     uv = t.uv if uv is None else uv
-    plan = TilePlan(up, ku, down, kd, fdk, tw, th, ry, threads, uv if fdk == 2 else uv & 1)
+    plan = TilePlan(up, ku, down, kd, fdk, tw, th, ry, threads, uv if fdk else uv & 1)
     if plan.smem_bytes > MAX_SMEM:
         return f"a {tw} x {th} tile needs {plan.smem_bytes} B of shared memory (> {MAX_SMEM})"
     return plan

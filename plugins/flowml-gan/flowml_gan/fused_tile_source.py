@@ -27,7 +27,9 @@ same sums in the same order (bit-identical; the ``UP`` gain is applied to the su
 B is then stored by x phase (``B[r][p][g]``, unit-stride across threads both ways). Bit 2,
 the 2-D down stage (5): clear, the ``RY`` outputs' loop fully unrolled (the compiler hoists
 every row's loads: over 64 registers from ``RY`` 6 on); set, a rolling loop over steps of
-``DOWN`` tap rows with ``ceil(KD / DOWN)`` running sums (any ``RY``, few registers).
+``DOWN`` tap rows with ``ceil(KD / DOWN)`` running sums (any ``RY``, few registers); for a
+separable filter (``FD == 1``) the y pass first, rolling likewise over A's columns into B
+(``TH x UWS``), then the x pass from B to the output (fewer sums and shared loads than x first).
 
 Coordinates: ``u`` is a sample of the up-filtered image (the op's padded, up-sampled grid),
 ``s = u + k - P0`` the zero-stuffed input position that tap ``k`` of sample ``u`` meets (a real
@@ -106,7 +108,7 @@ struct FlrGeom {
     static constexpr int SBW = (UV & 1) ? UP * QX : UW;        // row stride of B
     static constexpr int NFU = (UV & 1) ? 0 : (KU + 3) / 4 * 4;  // UV 1: fu in constant memory
     static constexpr int SA = flr_max(IH * IW, UHP * UWS);     // input, then up-sampled tile
-    static constexpr int SB = FD == 1 ? flr_max(IH * SBW, UHP * TW) : IH * SBW;  // x-up, x-down
+    static constexpr int SB = FD == 1 ? flr_max(flr_max(IH * SBW, UHP * TW), TH * UWS) : IH * SBW;  // x-up, 1-D down
     static constexpr int SMEM = NFU + SA + SB;                 // floats
 };
 
@@ -299,6 +301,47 @@ __device__ __forceinline__ void flr_tile_body(
                 const int oy = oy0 + g * RY + m, ox = ox0 + j;
                 if (g * RY + m < TH && oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, acc[m]);
             }
+        }
+    } else if (FD == 1 && (UV & 2)) {                          // separable: y into B, then x
+        // along y first, a thread RY outputs of one column of A (rolling, as the 2-D stage),
+        // B[i][phase][idx] in A's column order; then along x from B: UH x TW x-outputs
+        // become TH x UWS y-outputs (a tenth fewer sums, the y pass reusing its loads)
+        constexpr int A = (KD + DOWN - 1) / DOWN;
+        for (int e = tid; e < G::GY * G::UWS; e += NT) {
+            const int g = e / G::UWS, c = e - g * G::UWS;
+            const int mend = TH - g * RY < RY ? TH - g * RY : RY;
+            const float* col = sa + (g * RY * DOWN) * G::UWS + c;
+            float* dst = sb + (g * RY) * G::UWS + c;
+            float acc[A];
+            #pragma unroll
+            for (int a = 0; a < A; ++a) acc[a] = 0.f;
+            #pragma unroll 1
+            for (int i = 0; i < mend + A - 1; ++i) {
+                #pragma unroll
+                for (int rr = 0; rr < DOWN; ++rr) {
+                    const float v = col[(DOWN * i + rr) * G::UWS];
+                    #pragma unroll
+                    for (int a = 0; a < A; ++a) {
+                        const int ky = DOWN * a + rr;
+                        if (ky < KD && i - a >= 0 && i - a < mend) acc[a] += flr_cfd[KD - 1 - ky] * v;
+                    }
+                }
+                const int m = i - (A - 1);
+                if (m >= 0) dst[m * G::UWS] = acc[A - 1];
+                #pragma unroll
+                for (int a = A - 1; a > 0; --a) acc[a] = acc[a - 1];
+                acc[0] = 0.f;
+            }
+        }
+        __syncthreads();
+        for (int e = tid; e < TH * TW; e += NT) {
+            const int i = e / TW, j = e - i * TW;
+            const int oy = oy0 + i, ox = ox0 + j;
+            const float* row = sb + i * G::UWS + j;
+            float acc = 0.f;
+            #pragma unroll
+            for (int k = 0; k < KD; ++k) acc += flr_cfd[KD - 1 - k] * row[(k % DOWN) * G::UWD + k / DOWN];
+            if (oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, acc);
         }
     } else if (FD == 1) {                                      // separable: x into B, then y
         for (int e = tid; e < G::UH * TW; e += NT) {
