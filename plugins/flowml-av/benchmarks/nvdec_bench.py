@@ -1,6 +1,6 @@
 """NVDEC (PyNvVideoCodec) against PyAV on the CPU: decoding in a graph and feeding training.
 
-    python plugins/flowml-av/benchmarks/nvdec_bench.py --out DIR [--quick]
+    python plugins/flowml-av/benchmarks/nvdec_bench.py --out DIR [--no-loader] [--no-ceiling]
 
 Makes its own test file (``h264_1080p.mp4``: testsrc2, 1920x1080, 240 frames, H.264 with
 B-frames, a keyframe every 12 frames) with PyAV's libx264 (no ffmpeg CLI needed), or takes
@@ -19,6 +19,12 @@ it from ``FLOWML_TEST_VIDEOS``. Two parts, each timed after a warm-up:
    stops near the graph's figure, the decoder (or its GIL use) is the ceiling; if it runs far
    ahead and the tick alone is near the graph's figure, the one-frame-a-tick graph is. K = 7
    is also run in the graph with ``--piece`` frames a decoder call (default 24 besides 8).
+   Batched over time (``capture.video batch: B``, ``--batches``, default 8 and 32): a tick
+   carries B frames ``(B, 3, H, W)`` and the sink takes the whole batch (one call, no loop
+   over frames), so the scheduler's per-tick cost is paid once for B frames: NVDEC with
+   ``--batch-decoders`` (default 4 and 7) and PyAV (1 decoder and ``--pyav-decoders``), fps
+   counted in frames, over ``--batched-frames``; ``best_nvdec_batched_over_best_pyav`` is the
+   best batched NVDEC row against the best PyAV row, batched or not.
 2. loader: training a small super-resolution net on 5-frame sequences (random 512 px crops,
    input a quarter of that, target the middle frame): ``flowml.data.VideoLoader`` on NVDEC
    (7 decoders; grouped, the default: samples sharing GOPs decoded by one call; per sample,
@@ -85,24 +91,31 @@ flowml: 1
 clock: v
 device: cuda
 nodes:
-  v:    {{type: capture.video, params: {{path: {path}, decode: {decode}, decoders: {decoders}, loop: true}}}}
+  v:    {{type: capture.video, params: {{path: {path}, decode: {decode}, decoders: {decoders}, loop: true,
+                                       batch: {batch}}}}}
   sink: {{type: python.function, inputs: {{image: v/image}},
          params: {{path: {fx}, function: take, inputs: [image], outputs: []}}}}
 """
 
 
-SINK = "def take(image):\n    assert image.is_cuda and image.dtype.is_floating_point\n"
+SINK = "def take(image):\n    assert image.is_cuda and image.dtype.is_floating_point and image.ndim == 4\n"
+"""The sink: takes a tick's image, (B, 3, H, W) (B = 1 unbatched), whole; no loop over frames."""
 
 
-def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path, piece: int | None = None) -> dict:
+def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path, piece: int | None = None,
+                 batch: int = 1) -> dict:
+    """``capture.video`` -> the sink on cuda: ``frames`` frames (rounded up to whole batches of
+    ``batch``; the file loops, so every tick is full), after a warm-up. fps counts frames."""
     from flowml.graph import load_graph
     from flowml.plugins import load_registry
     from flowml.runtime.scheduler import Scheduler
 
     fx = tmp / "fx.py"
     fx.write_text(SINK)
-    g = tmp / f"decode_{decode}_{decoders}.yaml"
-    g.write_text(GRAPH.format(path=path, decode=decode, decoders=decoders, fx=fx))
+    g = tmp / f"decode_{decode}_{decoders}_{batch}.yaml"
+    g.write_text(GRAPH.format(path=path, decode=decode, decoders=decoders, fx=fx, batch=batch))
+    ticks = -(-frames // batch)
+    frames = ticks * batch
     registry = load_registry()
     out = {}
     from flowml_av import parallel
@@ -110,15 +123,17 @@ def graph_decode(path: Path, decode: str, decoders: int, frames: int, tmp: Path,
     default, parallel.PIECE = parallel.PIECE, piece or parallel.PIECE  # read when the decoders start
     try:
         with Scheduler(load_graph(g, registry)) as sched:
-            sched.run(frames=48)  # warm-up: decoder sessions, kernels
+            sched.run(frames=48 if batch == 1 else max(3, -(-96 // batch)))  # warm-up: decoder sessions, kernels
             out["decoder"] = sched.nodes["v"].node.decoder
             out["decoders"] = getattr(sched.nodes["v"].node, "decoders", 1)
             with Meter() as m:
-                result = sched.run(frames=frames)
+                result = sched.run(frames=ticks)  # ticks
             assert result.ok, result.error
     finally:
         parallel.PIECE = default
     out.update(fps=round(frames / m.wall, 1), cpu_cores_used=round(m.cpu, 2), frames=frames)
+    if batch > 1:
+        out.update(batch=batch, ticks=ticks, ticks_per_s=round(ticks / m.wall, 1))
     if piece:
         out["piece"] = piece
     return out
@@ -356,13 +371,20 @@ def summary(res: dict) -> str:
              "graph decode 1080p H.264 -> float RGB on cuda (fps, cores used):"]
     for name, r in g.items():
         if isinstance(r, dict):
+            per = f", batch {r['batch']}: {r['ticks_per_s']} ticks/s" if r.get("batch") else ""
             lines.append(f"  {name:10s} {r.get('fps', r.get('error'))!s:>8} fps  {r.get('cpu_cores_used', '')} cores "
-                         f"({r.get('decoder')}, {r.get('decoders')} decoder(s))")
+                         f"({r.get('decoder')}, {r.get('decoders')} decoder(s){per})")
     lines.append(f"  best NVDEC / PyAV (1 decoder, frame threads on every core): {g.get('best_nvdec_over_pyav')}x "
-                 f"(target 3x); / the best PyAV: {g.get('best_nvdec_over_best_pyav')}x")
+                 f"(target 3x); / the best PyAV: {g.get('best_nvdec_over_best_pyav')}x  (one frame a tick)")
+    if "best_nvdec_batched_over_best_pyav" in g:
+        lines.append(f"  batched over time: best NVDEC batch ({g.get('best_nvdec_batched')}) / the best PyAV, batched or "
+                     f"not ({g.get('best_pyav')}): {g['best_nvdec_batched_over_best_pyav']}x (target 3x); "
+                     f"/ PyAV 1 decoder unbatched: {g.get('best_nvdec_batched_over_pyav')}x")
     for name, r in res.get("ceiling", {}).items():
         lines.append(f"  ceiling: {name:28s} {r.get('fps', r.get('ticks_per_s', r.get('error')))!s:>8} /s  "
                      f"{r.get('cpu_cores_used', '')} cores")
+    if not ld:
+        return "\n".join([*lines, "loader: not run (--no-loader)"])
     lines.append("loader, SR net on 5 x 512 px crops (samples/s, cores used):")
     for name, r in ld.items():
         if isinstance(r, dict):
@@ -393,6 +415,11 @@ def main() -> None:
     ap.add_argument("--piece", type=int, default=24, help="frames a decoder call in the extra K = 7 graph run")
     ap.add_argument("--ahead", type=int, default=64, help="samples grouped at a time in the extra loader run")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the runs that say where the ceiling is")
+    ap.add_argument("--no-loader", action="store_true", help="skip part 2 (the training loader)")
+    ap.add_argument("--batches", type=int, nargs="*", default=[8, 32],
+                    help="capture.video batch: B for the batched graph rows (none: no batched rows)")
+    ap.add_argument("--batch-decoders", type=int, nargs="*", default=[4, 7], help="NVDEC decoder counts, batched")
+    ap.add_argument("--batched-frames", type=int, default=1920, help="frames decoded per batched graph run")
     ap.add_argument("--out", type=Path, default=None, help="folder for nvdec_bench.json and .txt")
     args = ap.parse_args()
     torch.zeros(1, device="cuda")
@@ -412,11 +439,27 @@ def main() -> None:
         g["pyav"] = guarded(graph_decode, path, "cpu", 1, args.frames, Path(tmp))
         for k in args.pyav_decoders:  # PyAV on segments too: K decoders of cores / K threads
             g[f"pyav_k{k}"] = guarded(graph_decode, path, "cpu", k, args.frames, Path(tmp))
-        fps = [r["fps"] for k, r in g.items() if k.startswith("nvdec") and "fps" in r]
-        cpu = [r["fps"] for k, r in g.items() if k.startswith("pyav") and "fps" in r]
-        if fps and "fps" in g["pyav"]:
+        for b in args.batches:  # batched over time: B frames a tick
+            for k in args.batch_decoders:
+                g[f"nvdec_k{k}_b{b}"] = guarded(graph_decode, path, "cuda", k, args.batched_frames, Path(tmp),
+                                                batch=b)
+            g[f"pyav_b{b}"] = guarded(graph_decode, path, "cpu", 1, args.batched_frames, Path(tmp), batch=b)
+            for k in args.pyav_decoders:
+                g[f"pyav_k{k}_b{b}"] = guarded(graph_decode, path, "cpu", k, args.batched_frames, Path(tmp), batch=b)
+        rows = {k: r for k, r in g.items() if isinstance(r, dict) and "fps" in r}
+        fps = [r["fps"] for k, r in rows.items() if k.startswith("nvdec") and "batch" not in r]
+        cpu = [r["fps"] for k, r in rows.items() if k.startswith("pyav") and "batch" not in r]
+        if fps and "fps" in g["pyav"]:  # one frame a tick (the old rows' ratios, unchanged)
             g["best_nvdec_over_pyav"] = round(max(fps) / g["pyav"]["fps"], 2)
             g["best_nvdec_over_best_pyav"] = round(max(fps) / max(cpu), 2)
+        batched = {k: r["fps"] for k, r in rows.items() if k.startswith("nvdec") and "batch" in r}
+        pyav_all = {k: r["fps"] for k, r in rows.items() if k.startswith("pyav")}
+        if batched and pyav_all:
+            best_nv, best_cpu = max(batched, key=batched.get), max(pyav_all, key=pyav_all.get)
+            g["best_nvdec_batched"], g["best_pyav"] = best_nv, best_cpu
+            g["best_nvdec_batched_over_best_pyav"] = round(batched[best_nv] / pyav_all[best_cpu], 2)
+            if "fps" in g["pyav"]:
+                g["best_nvdec_batched_over_pyav"] = round(batched[best_nv] / g["pyav"]["fps"], 2)
         res["graph_decode"] = g
         if not args.no_ceiling:
             res["ceiling"] = {
@@ -429,14 +472,14 @@ def main() -> None:
         if args.out:  # the decode numbers stand if the loader part runs out of time
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "nvdec_bench.json").write_text(json.dumps(res, indent=1))
-        ld = {"flowml_nvdec": guarded(flowml_loader, path, "cuda", args.steps, args.batch, args.loader_decoders),
+        ld = {} if args.no_loader else {"flowml_nvdec": guarded(flowml_loader, path, "cuda", args.steps, args.batch, args.loader_decoders),
               "flowml_nvdec_per_sample": guarded(flowml_loader, path, "cuda", args.steps, args.batch,
                                                  args.loader_decoders, group=False),
               f"flowml_nvdec_ahead{args.ahead}": guarded(flowml_loader, path, "cuda", args.steps, args.batch,
                                                         args.loader_decoders, ahead=args.ahead),
               "flowml_nvdec_1_decoder": guarded(flowml_loader, path, "cuda", max(4, args.steps // 3), args.batch, 1),
               "pyav_dataloader": guarded(hand_loader, path, args.steps, args.batch, args.workers)}
-        if all("samples_per_s" in ld[k] for k in ("flowml_nvdec", "pyav_dataloader")):
+        if ld and all("samples_per_s" in ld[k] for k in ("flowml_nvdec", "pyav_dataloader")):
             ld["ratio_flowml_nvdec_over_pyav_dataloader"] = round(
                 ld["flowml_nvdec"]["samples_per_s"] / ld["pyav_dataloader"]["samples_per_s"], 2)
             best = max(r["samples_per_s"] for k, r in ld.items()
