@@ -219,28 +219,29 @@ def _default_tuning(key: str) -> Tuning:
 
 
 def report(result: dict[str, Any]) -> list[str]:
-    """The text table: per call the default, the old kernel and the best (ms, plan), and the
-    totals weighted by the calls a frame."""
+    """The text table: per call the old kernel's, the default plan's and the best ms and plan,
+    and the filtered_lrelu time of a frame per precision (each call times the layers it is)."""
     lines = [f"flr_sweep: {result['device']}, torch {result['torch']}, {result['date']}, "
              f"{result['seconds']} s (compile included)", "",
-             f"{'call (layers)':44} {'dtype':8} {'old ms':>8} {'default':>8} {'best':>8}  best plan"]
-    tot = {"old": 0.0, "default": 0.0, "best": 0.0}
+             f"{'call (precision layer, ...)':48} {'dtype':8} {'old ms':>8} {'default':>8} {'best':>8}  best"]
+    tot: dict[str, dict[str, float]] = {}
     for r in result["rows"]:
-        n = len(r["where"])
+        names = ", ".join(w.split(" ", 1)[-1] for w in r["where"])
         b = r.get("best")
         if b is None:
-            lines.append(f"{', '.join(r['where'])[:44]:44} {r['dtype']:8} no candidate ran: "
-                         + "; ".join(str(c.get('error', c.get('skipped')))[:80] for c in r["candidates"][:2]))
+            lines.append(f"{names[:48]:48} {r['dtype']:8} no candidate ran: "
+                         + "; ".join(str(c.get("error", c.get("skipped")))[:80] for c in r["candidates"][:2]))
             continue
         old, dflt = r.get("old_ms"), r.get("default_ms")
-        for k, v in (("old", old), ("default", dflt), ("best", b["ms"])):
-            tot[k] += n * (v if v is not None else b["ms"])
-        names = ", ".join(w.split(" ", 2)[-1] for w in r["where"])
-        lines.append(f"{(r['where'][0].split(' ')[1] + ' ' + names)[:44]:44} {r['dtype']:8} "
-                     f"{(f'{old:8.3f}' if old else '       -')} {(f'{dflt:8.3f}' if dflt else '       -')} "
-                     f"{b['ms']:8.3f}  {b['tuning']} {b['plan']}")
-    lines += ["", "per frame (each call times its layers; fp32 and mixed rows summed together): "
-              f"old {tot['old']:.2f} ms, default {tot['default']:.2f} ms, best {tot['best']:.2f} ms"]
+        for w in r["where"]:
+            t = tot.setdefault(" ".join(w.split(" ")[:2]), {"old": 0.0, "default": 0.0, "best": 0.0})
+            for k, v in (("old", old), ("default", dflt), ("best", b["ms"])):
+                t[k] += v if v is not None else b["ms"]
+        lines.append(f"{names[:48]:48} {r['dtype']:8} {(f'{old:8.3f}' if old else '       -')} "
+                     f"{(f'{dflt:8.3f}' if dflt else '       -')} {b['ms']:8.3f}  {b['tuning']} {b['plan']}")
+    lines += ["", "filtered_lrelu ms a frame (the fused calls, captured):"]
+    for name, t in tot.items():
+        lines.append(f"  {name:16} old {t['old']:7.2f}  default {t['default']:7.2f}  best {t['best']:7.2f}")
     return lines
 
 

@@ -389,6 +389,12 @@ class CupyTileBackend:
             for f in concurrent.futures.as_completed(futures):
                 if f.exception() is not None:
                     errors[futures[f]] = f"{type(f.exception()).__name__}: {f.exception()}"[:1000]
+        for name in list(errors):      # once more, one at a time: a thread-safety slip is no failure
+            try:
+                one((name, jobs[name]))
+                del errors[name]
+            except Exception:
+                pass
         return errors
 
     def run_tile(self, plan: TilePlan, dtype: str, grid: int, tensors: Sequence[torch.Tensor | None],

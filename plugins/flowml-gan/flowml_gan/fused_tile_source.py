@@ -29,7 +29,7 @@ the 2-D down stage (5): clear, the ``RY`` outputs' loop fully unrolled (the comp
 every row's loads: over 64 registers from ``RY`` 6 on); set, a rolling loop over steps of
 ``DOWN`` tap rows with ``ceil(KD / DOWN)`` running sums (any ``RY``, few registers); for a
 separable filter (``FD == 1``) the y pass first, rolling likewise over A's columns into B
-(``TH x UWS``), then the x pass from B to the output (fewer sums and shared loads than x first).
+(``TH x UWS``), then the x pass from B to the output (the same sums as x first, fewer loads).
 
 Coordinates: ``u`` is a sample of the up-filtered image (the op's padded, up-sampled grid),
 ``s = u + k - P0`` the zero-stuffed input position that tap ``k`` of sample ``u`` meets (a real
@@ -304,8 +304,8 @@ __device__ __forceinline__ void flr_tile_body(
         }
     } else if (FD == 1 && (UV & 2)) {                          // separable: y into B, then x
         // along y first, a thread RY outputs of one column of A (rolling, as the 2-D stage),
-        // B[i][phase][idx] in A's column order; then along x from B: UH x TW x-outputs
-        // become TH x UWS y-outputs (a tenth fewer sums, the y pass reusing its loads)
+        // B[i][phase][idx] in A's column order; then along x from B to the output (the same
+        // sums as x first; the pass with the more outputs is now the one reusing its loads)
         constexpr int A = (KD + DOWN - 1) / DOWN;
         for (int e = tid; e < G::GY * G::UWS; e += NT) {
             const int g = e / G::UWS, c = e - g * G::UWS;
