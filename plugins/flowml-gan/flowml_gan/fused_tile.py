@@ -198,7 +198,10 @@ def load_plans(path: str | Path) -> dict[str, Tuning]:
     """A plan table from JSON: ``{"plans": {key: {"tile": 32, "threads": 128, "ry": 8,
     "uv": 3}, ...}}`` (keys as ``kind_key`` makes them, or ``*``); fields left out take the
     defaults."""
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{PLANS_ENV}={path}: cannot read the plan table ({exc})") from exc
     plans = data.get("plans", data) if isinstance(data, dict) else None
     if not isinstance(plans, dict):
         raise ValueError(f"{PLANS_ENV}={path}: expected {{'plans': {{key: {{tile, threads, ry, uv}}}}}}")

@@ -262,6 +262,9 @@ def test_plan_table_defaults_and_overrides(tmp_path, monkeypatch):
     monkeypatch.setenv(ft.PLANS_ENV, str(bad))
     with pytest.raises(ValueError, match="unknown plan fields.*rows"):
         ft.tile_plan(x, fu, fd, **kw)
+    monkeypatch.setenv(ft.PLANS_ENV, str(tmp_path / "missing.json"))
+    with pytest.raises(ValueError, match="FLOWML_GAN_FLR_PLANS=.*missing.json: cannot read"):
+        ft.tile_plan(x, fu, fd, **kw)
 
 
 def _side(n: int, tile: int) -> int:
