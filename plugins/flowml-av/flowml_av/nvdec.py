@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from flowml.lazy import lazy_import
 torch = lazy_import("torch")
@@ -221,19 +221,9 @@ class NvdecVideo:
                 calls[-1].append(k)
             else:
                 calls.append([k])
-        got: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        why = "not given by pts from the keyframe before their CRA"
-        try:
-            self._harvest((self._call(lambda c=c: self.decoder.get_batch_frames_by_index(c), c) for c in calls),
-                          set(wanted), got)
-        except RuntimeError as exc:
-            why = f"the decoder failed on them ({exc})"
-        finally:
-            self._converted()
-        missing = [i for i in wanted if i not in got]
-        if missing:
-            got.update(self._on_cpu(missing, why))
-        return got
+        rounds = [(self._call(lambda c=c: self.decoder.get_batch_frames_by_index(c), c) for c in calls)]
+        return self._by_pts_else_cpu(rounds, wanted, {}, "not given by pts from the keyframe before their CRA",
+                                     lambda exc: f"the decoder failed on them ({exc})")
 
     def _check_leading(self, lead: list[int], got: dict[int, tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
         """Up to ``n`` of the leading pictures NVDEC gave against FFmpeg's (PyAV, on the CPU),
@@ -298,21 +288,9 @@ class NvdecVideo:
         self.misplaced += len(wrong)
         got = {i: self._kept(f) for i, f in right.items()}  # the next decode call frees these buffers
         self._converted()
-        why = f"not given by pts after decoding again ({shown}, offset {offset})"
-        try:
-            for calls in (self._from_keyframe(wrong), self._from_start(wrong)):
-                missing = [i for i in wrong if i not in got]
-                if not missing:
-                    break
-                self._harvest(calls, set(missing), got)
-        except RuntimeError as exc:  # a decoder error while decoding again: the CPU takes the rest
-            why = f"the decoder failed decoding again ({exc}); first got {shown}"
-        finally:
-            self._converted()
-        missing = [i for i in wrong if i not in got]
-        if missing:
-            got.update(self._on_cpu(missing, why))
-        return got
+        return self._by_pts_else_cpu((self._from_keyframe(wrong), self._from_start(wrong)), wrong, got,
+                                     f"not given by pts after decoding again ({shown}, offset {offset})",
+                                     lambda exc: f"the decoder failed decoding again ({exc}); first got {shown}")
 
     def _out(self, frames: dict[int, Any], keep: bool) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Decoded frames as planes: views of the decoder's buffers, or copies with ``keep``."""
@@ -369,6 +347,27 @@ class NvdecVideo:
                         "and uploaded, the others stay on NVDEC (logged once a file)",
                         self.info.path, indices[:8], why)
         return {i: (y[k], uv[k]) for k, i in enumerate(indices)}
+
+    def _by_pts_else_cpu(self, rounds: Iterable[Iterator[list]], wanted: list[int], got: dict, why: str,
+                         failed: Callable[[RuntimeError], str]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """``got`` completed with the frames ``wanted``: taken by pts (``_harvest``) from each
+        round of decoder calls in turn while some are missing; a decoder error ends the rounds
+        (``failed(error)`` says why); what is still missing is decoded on the CPU (``_on_cpu``,
+        saying ``why``)."""
+        try:
+            for calls in rounds:
+                missing = {i for i in wanted if i not in got}
+                if not missing:
+                    break
+                self._harvest(calls, missing, got)
+        except RuntimeError as exc:  # a decoder error: the CPU takes the rest
+            why = failed(exc)
+        finally:
+            self._converted()
+        missing = [i for i in wanted if i not in got]
+        if missing:
+            got.update(self._on_cpu(missing, why))
+        return got
 
     def _harvest(self, calls: Iterator[list], want: set[int], got: dict) -> None:
         """Run decoder ``calls`` (each a list of frames), keeping copies of the frames in ``want``."""
