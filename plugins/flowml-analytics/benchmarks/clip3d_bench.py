@@ -283,6 +283,22 @@ def batch_row(tmp: Path, model: Path, stride: int, frames: int, batch: int, alon
     return out
 
 
+def cuda_or_exit(name: str) -> None:
+    """Exit unless a CUDA GPU is there; quiet the deprecation warnings torchvision and TorchScript
+    print on the way (this bench's and clip3d_profile's start)."""
+    if not torch.cuda.is_available():
+        sys.exit(f"{name} needs a CUDA GPU")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def r3d_model(folder: Path) -> tuple[Path, torch.jit.ScriptModule]:
+    """r3d_18 with random weights exported to ``folder`` as TorchScript for (1, 3, T, 112, 112)
+    clips, and that file loaded on cuda: the graph's model and the loops' model."""
+    model = models.export(models.build("r3d_18"), folder / "r3d_18.pt", frames=T, size=CROP[0])
+    return model, torch.jit.load(str(model), map_location="cuda").eval()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=600,
@@ -293,14 +309,10 @@ def main() -> None:
                          "at batch 8, 128 at batch 16)")
     ap.add_argument("--out", type=Path, default=None, help="folder for clip3d_bench.json")
     a = ap.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("clip3d_bench needs a CUDA GPU")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    cuda_or_exit("clip3d_bench")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        model = models.export(models.build("r3d_18"), tmp / "r3d_18.pt", frames=T, size=CROP[0])
-        net = torch.jit.load(str(model), map_location="cuda").eval()
+        model, net = r3d_model(tmp)
         alone = model_alone(net)
         report = {"device": device_name(), "torch": torch.__version__, "model": "r3d_18", "T": T,
                   "source": f"{W}x{H}", "frames": a.frames, "model_alone": alone,

@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import torch
@@ -29,7 +28,6 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).parent))
 import clip3d_bench as bench  # noqa: E402
-from flowml_analytics import models  # noqa: E402
 
 TOP = 14
 
@@ -54,14 +52,10 @@ def main() -> None:
     ap.add_argument("--cuda-graph", action="store_true", help="the model captured as a CUDA graph")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("clip3d_profile needs a CUDA GPU")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    bench.cuda_or_exit("clip3d_profile")
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        model = models.export(models.build("r3d_18"), tmp / "r3d_18.pt", frames=bench.T, size=bench.CROP[0])
-        net = torch.jit.load(str(model), map_location="cuda").eval()
+        model, net = bench.r3d_model(tmp)
         n = max(1, a.batch // a.stride)
         alone = bench.model_alone(net, n)
         bench.flowml_run(tmp, model, a.stride, a.batch, a.cuda_graph, a.batch, min_ticks=2)  # warm-up
