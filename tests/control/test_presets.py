@@ -79,7 +79,8 @@ def test_bad_recalls_are_answered_and_the_rest_applies(live):
         assert found[0].args[0] == "/flowml/preset/recall"
         assert "no preset '9' in graph.presets.yaml (presets: 7)" in found[0].args[1]
         oscsend(run.osc_port, "/flowml/preset/recall", "i", 7)
-        errors = dump.wait_for(lambda m: m.address == "/flowml/error", n=3)
+        errors = dump.wait_for(                            # preset 7's own three, not recall 9's
+            lambda m: m.address == "/flowml/error" and m.args[1].startswith("preset 7:"), n=3)
         reasons = " | ".join(m.args[1] for m in errors)
         assert "/k1/nope: no such param" in reasons and "/gone: no such node" in reasons
         assert "less than or equal to 100" in reasons      # the whole node is checked together
