@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import field_validator, model_validator
 
 import flowml
-from flowml import IMAGE, TENSOR, Field, Input, Node, NodeError, Output
+from flowml import IMAGE, TENSOR, Field, Input, Node, NodeError, Output, Ports
 from flowml.lazy import lazy_import
 
 torch = lazy_import("torch")
@@ -19,8 +19,10 @@ CUPY_HINT = "install CuPy with: pip install 'flowml-kernels[cuda]', or use backe
 class KpnWeightedFilter(Node):
     """Per-pixel N x N filter of ``image`` with ``weights`` (layerdenoise's WeightedFilter).
 
-    ``image`` ``(B, C, H, W)``, ``weights`` ``(B, N*N, H, W)`` (tap ``i*N + j``, e.g. a
-    ``torch.model``'s output) -> ``image`` ``(B, C, H, W)``. ``splat: false`` gathers
+    ``image`` ``(B, C, H, W)``, any C (an image or a tensor: feature maps too), ``weights``
+    ``(B, N*N, H, W)`` (tap ``i*N + j``, e.g. a ``torch.model``'s output) -> ``image``
+    ``(B, C, H, W)``: an image port (1 to 4 channels, for image nodes downstream) with
+    ``output: image``, the default, a tensor port of any C with ``output: tensor``. ``splat: false`` gathers
     (``out[p] = sum_k w[k, p] x[p + d_k]``), ``splat: true`` scatters each pixel with its own
     weights. ``normalize``: ``softmax`` over the N*N taps, ``sum`` divides by their sum (for
     non-negative weights), ``none`` uses them as given. ``backend``: ``auto`` runs the CuPy
@@ -30,9 +32,9 @@ class KpnWeightedFilter(Node):
     """
 
     type_name = "kpn.weighted_filter"
-    inputs = (Input("image", IMAGE, "(B, C, H, W)"),
+    inputs = (Input("image", TENSOR, "(B, C, H, W), any C: an image or a tensor"),
               Input("weights", TENSOR, "(B, N*N, H, W), tap i*N+j"))
-    outputs = (Output("image", IMAGE, "(B, C, H, W)"),)
+    outputs = (Output("image", IMAGE, "(B, C, H, W); a tensor with output: tensor"),)
 
     class Params(flowml.Params):
         kernel_size: int = Field(5, ge=1, le=15, description="N: odd, 1 to 15")
@@ -41,6 +43,9 @@ class KpnWeightedFilter(Node):
             "none", description="of the weights over the N*N taps")
         backend: Literal["auto", "cupy", "torch"] = Field(
             "auto", description="auto: CuPy kernels on a GPU when installed, else the reference")
+        output: Literal["image", "tensor"] = Field(
+            "image", live=False, description="the result's port type: image (1 to 4 channels, "
+            "for image nodes) or tensor (any channel count, e.g. C=32 features)")
 
         @field_validator("kernel_size")
         @classmethod
@@ -54,6 +59,12 @@ class KpnWeightedFilter(Node):
             if self.backend == "cupy" and importlib.util.find_spec("cupy") is None:
                 raise ValueError(f"backend: cupy needs CuPy, which is not installed; {CUPY_HINT}")
             return self
+
+    @classmethod
+    def ports(cls, params: Params) -> Ports:
+        if params.output == "image":
+            return Ports(cls.inputs, cls.outputs)
+        return Ports(cls.inputs, (Output("image", TENSOR, "(B, C, H, W), any C"),))
 
     def setup(self, ctx) -> None:
         self._check_backend(self.params)
@@ -85,6 +96,9 @@ class KpnWeightedFilter(Node):
             s = w.sum(dim=1, keepdim=True)
             w = w / torch.where(s.abs() < 1e-8, torch.full_like(s, 1e-8), s)
         ops.check_args(image, w, p.kernel_size)
+        if p.output == "image" and not 1 <= image.shape[1] <= 4:
+            raise ValueError(f"image has {image.shape[1]} channels; an image output carries 1 to 4: "
+                             f"set output: tensor for any channel count")
         if p.backend == "torch":
             return filter_ref(image, w, p.kernel_size, p.splat)
         if p.backend == "cupy":

@@ -35,6 +35,23 @@ def test_node_softmax_weights_match_the_formula(splat, backend):
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("splat", [False, True])
+def test_node_filters_32_channel_features_as_a_tensor(splat):
+    # C=32 (feature maps, a benchmark case): the input takes any C; output: tensor gives any C
+    image, logits = _inputs(shape=(1, 32, 8, 8))
+    params = {"kernel_size": 3, "splat": splat, "normalize": "softmax", "output": "tensor"}
+    out = run_node(KpnWeightedFilter, {"image": image, "weights": logits}, params=params)["image"]
+    expected = loop_filter(image, torch.softmax(logits, 1), 3, splat).float()
+    assert out.shape == (1, 32, 8, 8)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    ports = KpnWeightedFilter.ports(KpnWeightedFilter.Params(**params))
+    assert ports.outputs[0].type.name == "tensor" and ports.inputs[0].type.name == "tensor"
+    # the default image output keeps feeding image nodes, and says what to set for C > 4
+    assert KpnWeightedFilter.ports(KpnWeightedFilter.Params()).outputs[0].type.name == "image"
+    with pytest.raises(ValueError, match="32 channels.*set output: tensor"):
+        run_node(KpnWeightedFilter, {"image": image, "weights": logits}, params={"kernel_size": 3})
+
+
 def test_node_sum_normalisation_keeps_a_flat_image_flat_and_none_does_not():
     image = torch.full((1, 2, 5, 5), 0.5)
     w = torch.rand(1, 9, 5, 5) + 0.1
