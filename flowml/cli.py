@@ -180,7 +180,9 @@ def _start_progress(sched, name: str):
 
 # -- flowml validate / schema / nodes / params --------------------------------------------------
 def cmd_validate(a: argparse.Namespace) -> int:
-    """Check every file given (a bad one does not stop the others); exit 2 if any is bad."""
+    """Check every file given (a bad one does not stop the others); exit 2 if any is bad.
+    Notes (``file:line:col: note: ...``, e.g. a node needing a GPU this machine lacks) go to
+    stderr and leave the exit status 0."""
     from .graph import GraphErrors, load_graph
 
     registry = _registry()
@@ -196,6 +198,8 @@ def cmd_validate(a: argparse.Namespace) -> int:
             err.print(f"{n} error{'s' if n != 1 else ''} in {path}", markup=False)
             continue
         out.print(f"ok: {path}: {len(g.nodes)} nodes, clock {_clock_text(g.clock)}", markup=False)
+        for note in g.notes:  # non-fatal: the graph is valid, but e.g. needs a GPU it lacks
+            err.print(str(note), markup=False)
     if bad and len(a.graphs) > 1:
         err.print(f"{bad} of {len(a.graphs)} graph files have errors", markup=False)
     return 2 if bad else 0

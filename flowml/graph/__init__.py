@@ -11,14 +11,14 @@ This package imports no torch and nothing of flowml but ``flowml.ports``, so tha
         print(errors)          # one "graph.yaml:3:5: error: ..." line per problem
 """
 
-from .errors import GraphError, GraphErrors
+from .errors import GraphError, GraphErrors, GraphNote
 from .resolved import ResolvedNode, Source, TypeLookup, ValidatedGraph
 from .schema import graph_json_schema
 from .spec import NODE_ID_PATTERN, GraphSpec, NodeSpec, OscSpec, RateClock
 from .validate import load_graph
 
 __all__ = [
-    "load_graph", "graph_json_schema", "GraphError", "GraphErrors", "ValidatedGraph",
+    "load_graph", "graph_json_schema", "GraphError", "GraphErrors", "GraphNote", "ValidatedGraph",
     "ResolvedNode", "Source", "TypeLookup", "GraphSpec", "NodeSpec", "OscSpec", "RateClock",
     "NODE_ID_PATTERN",
 ]

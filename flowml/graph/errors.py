@@ -19,6 +19,20 @@ class GraphError:
         return f"{self.path}:{self.line}:{self.col}: error: {self.message}"
 
 
+@dataclass(frozen=True, order=True)
+class GraphNote:
+    """A non-fatal remark on a valid graph (e.g. "needs a GPU, and this machine has none"):
+    printed by ``flowml validate``, which still succeeds. Positions as in ``GraphError``."""
+
+    path: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: note: {self.message}"
+
+
 class GraphErrors(Exception):
     """All the problems found in one graph file, in file order."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from ..ports import Ports
+from .errors import GraphNote
 from .spec import GraphSpec, NodeSpec, RateClock
 
 
@@ -71,6 +72,7 @@ class ValidatedGraph:
     nodes: dict[str, ResolvedNode]
     order: list[str]
     clock: str | RateClock  # a source node id, or a fixed rate
+    notes: list[GraphNote] = field(default_factory=list)  # non-fatal remarks, in file order
 
     @property
     def directory(self) -> Path:

@@ -8,6 +8,10 @@ The checks run in layers, each on what the previous one left standing:
 4. wiring: input names, ``node/port`` references, port types, unconnected inputs;
 5. graph: cycles, the clock, a topological order.
 
+Besides errors, a node type may give non-fatal notes on a valid graph through a classmethod
+``validation_notes(params, graph_dir) -> list[str]`` (e.g. "needs a CUDA GPU; this machine has
+none"); they land in ``ValidatedGraph.notes``, at the node's ``type``.
+
 A node that fails a layer is left out of the next ones, so one mistake gives one error,
 not a cascade; the rest of the graph is still checked.
 """
@@ -26,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..ports import Input, Ports, ports_problem
-from .errors import GraphError, GraphErrors
+from .errors import GraphError, GraphErrors, GraphNote
 from .live import LiveParams, StartValues, check_references, check_smooth, split_expressions
 from .pydantic_errors import EXTRA, MISSING, Issue, dotted, field_description, field_names, issues, show
 from .rules import check_model
@@ -92,6 +96,7 @@ class _Validator:
         self.marks = doc.marks
         self.registry = registry
         self.errors: list[GraphError] = list(doc.errors)
+        self.notes: list[GraphNote] = []
         self.broken: set[str] = set()  # nodes with shape errors: they exist, but are not checked
         self.broken_params: set[str] = set()  # resolved for wiring checks only (bad params)
         self.clock_ok = True
@@ -106,11 +111,13 @@ class _Validator:
         self.check_expression_refs(spec, nodes)
         edges = self.check_wiring(spec, nodes)
         self.check_upstream(nodes)
+        self.check_notes(nodes)
         cyclic = self.check_cycles(spec, edges)
         clock = self.check_clock(spec, nodes, cyclic)
         if self.errors or clock is None:
             raise GraphErrors(self.errors)
-        return ValidatedGraph(Path(self.path), spec, nodes, _topological(spec, edges), clock)
+        return ValidatedGraph(Path(self.path), spec, nodes, _topological(spec, edges), clock,
+                              notes=sorted(self.notes))
 
     # -- reporting ------------------------------------------------------------------------
     def report(self, mark: Mark, message: str) -> None:
@@ -379,6 +386,24 @@ class _Validator:
                             f"(a bug in plugin {own.type.plugin!r})"]
             for message in problems:
                 self.report(self.at_key("nodes", node_id, "params"), f"node {node_id!r}: {message}")
+
+    def check_notes(self, nodes: dict[str, ResolvedNode]) -> None:
+        """Each node type's ``validation_notes(params, graph_dir)``: non-fatal remarks (what
+        this machine lacks, a fallback taken), noted at the node's ``type``."""
+        for node_id, own in nodes.items():
+            give = getattr(own.type.cls, "validation_notes", None)
+            if give is None or own.params is None or node_id in self.broken_params:
+                continue
+            where = self.at_value("nodes", node_id, "type")
+            try:
+                found = list(give(own.params, Path(self.path).resolve().parent))
+            except Exception as exc:  # a bug in the plugin, not in the graph
+                self.report(where, f"node {node_id!r}: its validation notes failed: "
+                            f"{type(exc).__name__}: {exc} (a bug in plugin {own.type.plugin!r})")
+                continue
+            for message in found:
+                self.notes.append(GraphNote(self.path, where.line, where.col,
+                                            f"node {node_id!r} ({own.type.name}): {message}"))
 
     @staticmethod
     def keys_of(producer: ResolvedNode | None) -> frozenset[str] | None:
