@@ -130,6 +130,11 @@ class NodeContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the graph is asked to stop: a source that waits for a frame gives up (raises
     ``EndOfStream``) instead of holding the stop up."""
+    wired: frozenset[str] | None = None
+    """The names of this node's outputs that some input in the graph reads, set before
+    ``setup``; None where that is not known (a node made outside a graph, e.g. by
+    ``flowml.testing``): then a node computes all its outputs. A node may skip the work of an
+    unwired output. A reload that changes which outputs are wired builds the node anew."""
     stopped_at: float | None = None
     """When the graph stopped taking frames (``time.perf_counter()``), set as the run loop
     ends, before the frames in flight are drained and the nodes torn down: a live recorder

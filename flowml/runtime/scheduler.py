@@ -178,7 +178,7 @@ class Scheduler:
         device = guarded(nid, rn.type.name, "setup", lambda: resolve_device(rn.spec.device, self.device))
         ctx = NodeContext(nid, rn.type.name, device, graph.directory, self.mode,
                           is_clock=nid == graph.clock, log=logging.getLogger(f"flowml.{nid}"),
-                          stopping=self._stop)
+                          stopping=self._stop, wired=_wired(graph, nid))
         node = guarded(nid, rn.type.name, "setup", lambda: cls(rn.params, ctx))
         nrt = NodeRuntime(nid, node, rn.ports, NodeStats(rn.type.name), rn.spec.every,
                           rn.spec.hold and self.mode == "live", on_refused=self._refused)
@@ -364,7 +364,7 @@ class Scheduler:
             return
         old = self.graph
         kept = [n for n in new.order if n in self.nodes and n not in rebuild
-                and _same_instance(old.nodes[n], new.nodes[n])]
+                and _same_instance(old.nodes[n], new.nodes[n]) and _wired(old, n) == _wired(new, n)]
         fresh: dict[str, NodeRuntime] = {}
         try:
             for nid in new.order:
@@ -743,6 +743,11 @@ def _lacks(values: dict[str, Produced | Future], needed: tuple[tuple[str, str], 
         if v is not None and not isinstance(v, Future) and v.outputs.get(port) is NO_VALUE:
             return True
     return False
+
+
+def _wired(graph: ValidatedGraph, node_id: str) -> frozenset[str]:
+    """The outputs of ``node_id`` that some input of ``graph`` reads (``NodeContext.wired``)."""
+    return frozenset(port for _, _, port in graph.consumers(node_id))
 
 
 def _same_instance(old, new) -> bool:
