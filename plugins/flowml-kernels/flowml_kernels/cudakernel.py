@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
 
 from pydantic import field_validator, model_validator
 
@@ -30,6 +32,8 @@ class CudaKernel(Node):
     ``image`` is an image, any other a tensor unless typed (``out:image``). The launch:
     ``block`` threads (default 16 x 16), a grid covering W x H, ``gridDim.z = B``, on the node's
     stream. A compile error names ``file:line``; on a reload the old kernel keeps running.
+    ``flowml validate`` fails on a missing ``path`` or a source without ``function`` and notes
+    a machine without CuPy or a CUDA GPU (where the graph will not start).
     """
 
     type_name = "cuda.kernel"
@@ -94,6 +98,33 @@ class CudaKernel(Node):
     def ports(cls, params: Params) -> Ports:
         return Ports(tuple(Input(*parse_port(s, TENSOR)) for s in params.inputs),
                      tuple(Output(*parse_port(s, TENSOR)) for s in params.outputs))
+
+    @classmethod
+    def validation_notes(cls, params: Params, graph_dir: Path) -> list[str]:
+        from .checks import cuda_problem
+
+        why = cuda_problem()
+        return [] if why is None else [f"needs a CUDA GPU and CuPy, which this machine "
+                                       f"lacks ({why}): the graph will not start here"]
+
+    @classmethod
+    def check_upstream(cls, params: Params, upstream: Any, graph_dir: Path) -> list[str]:
+        """The kernel file exists and declares ``function`` (read again at setup)."""
+        from .checks import function_problem
+
+        if params.path is None:
+            source, display = params.code or "", "the inline code"
+        else:
+            file = Path(params.path).expanduser()
+            file = file if file.is_absolute() else graph_dir / file
+            try:
+                source, display = file.read_text(encoding="utf-8"), params.path
+            except FileNotFoundError:
+                return [f"param 'path': no kernel file {params.path!r} (looked for {file})"]
+            except (OSError, UnicodeDecodeError) as e:
+                return [f"param 'path': cannot read the kernel {file}: {getattr(e, 'strerror', e)}"]
+        problem = function_problem(source, params.function, display)
+        return [] if problem is None else [f"param 'function': {problem}"]
 
     def setup(self, ctx) -> None:
         from . import cupy_backend

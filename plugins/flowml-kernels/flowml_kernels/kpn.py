@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Literal
 
 from pydantic import field_validator, model_validator
@@ -59,6 +60,20 @@ class KpnWeightedFilter(Node):
             if self.backend == "cupy" and importlib.util.find_spec("cupy") is None:
                 raise ValueError(f"backend: cupy needs CuPy, which is not installed; {CUPY_HINT}")
             return self
+
+    @classmethod
+    def validation_notes(cls, params: Params, graph_dir: Path) -> list[str]:
+        """Says at validation when the CuPy kernels cannot run here (no CuPy, no GPU)."""
+        from .checks import cuda_problem
+
+        why = None if params.backend == "torch" else cuda_problem()
+        if why is None:
+            return []
+        if params.backend == "auto":
+            return [f"the CuPy kernels cannot run here ({why}): backend auto runs the unfold "
+                    f"reference (slower)"]
+        return [f"backend: cupy needs a CUDA GPU ({why}): the graph will not start here; "
+                f"or use backend: auto"]
 
     @classmethod
     def ports(cls, params: Params) -> Ports:
