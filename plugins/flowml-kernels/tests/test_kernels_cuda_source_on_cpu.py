@@ -89,3 +89,19 @@ def test_kernel_source_matches_the_reference(tmp_path, dtype, n, shape):
     flipped = x.flip(-1).contiguous()               # kept alive: the kernel gets a raw pointer
     lib.run(_raw(x), _raw(flipped), _raw(gw), c, h, w, gx, n, b)
     assert _rel(gw, wgrad_ref(xd, xd.flip(-1), n)) < TOL[dtype]
+
+
+@pytest.mark.parametrize("n", [9, 15])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_weight_gradient_source_for_large_kernels(tmp_path, dtype, n):
+    # N 9 and 15 (the largest): taps reach past every border of a 2 x 3 x 17 x 19 image and
+    # the flipped copy is indexed across the whole row; one small shape keeps it fast
+    b, c, h, w = 2, 3, 17, 19
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn((b, c, h, w), generator=g).to(DTYPES[dtype])
+    xd = x.double()
+    lib = _build(tmp_path, wgrad_source(dtype, n), "wf_wgrad")
+    gw = torch.full((b, n * n, h, w), float("nan"), dtype=x.dtype)   # every element must be written
+    flipped = x.flip(-1).contiguous()
+    lib.run(_raw(x), _raw(flipped), _raw(gw), c, h, w, (h * w + THREADS - 1) // THREADS, n, b)
+    assert _rel(gw, wgrad_ref(xd, xd.flip(-1), n)) < TOL[dtype], (dtype, n)
