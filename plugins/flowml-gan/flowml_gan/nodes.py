@@ -17,7 +17,7 @@ torch = lazy_import("torch")
 
 __all__ = ["StyleGANLatent", "StyleGANGenerator", "EditSpec", "seed_z"]
 
-SNAPSHOT_HELP = ("snapshot file, relative to the graph file: an official StyleGAN2 .pkl "
+SNAPSHOT_HELP = ("snapshot file, relative to the graph file: an official StyleGAN2 or StyleGAN3 .pkl "
                  "(read without running its code), a .pt from flowml_gan.snapshot.save_pt or a "
                  ".safetensors state dict with its init kwargs (flowml_gan.safetensors_io)")
 
@@ -45,7 +45,7 @@ def seed_z(seed: int, z_dim: int) -> "torch.Tensor":
 
 
 class StyleGANLatent(Node):
-    """StyleGAN2 w from a seed: ``w`` (1, num_ws, w_dim), truncated towards ``w_avg``.
+    """StyleGAN2/3 w from a seed: ``w`` (1, num_ws, w_dim), truncated towards ``w_avg``.
 
     z is made from the integer seed as NVIDIA's ``generate.py`` does, and mapped by the
     snapshot's mapping network. A fractional seed blends the w of its two neighbouring integer
@@ -151,18 +151,22 @@ class StyleGANLatent(Node):
 
 
 class StyleGANGenerator(Node):
-    """StyleGAN2 synthesis: ``w`` (B, num_ws, w_dim) -> ``image`` (B, 3, H, W) in [0, 1].
+    """StyleGAN2 or StyleGAN3 (T, R) synthesis: ``w`` (B, num_ws, w_dim) -> ``image``
+    (B, 3, H, W) in [0, 1].
 
-    Our StyleGAN2 (plain PyTorch, NVIDIA's weights; see the plugin's README). ``taps`` add one
+    Our generators (plain PyTorch, NVIDIA's weights; see the plugin's README). ``taps`` add one
     tensor output per named layer (``synthesis.b16.conv1``, or ``l16=synthesis.b16`` to name
-    the port; ``name:i`` picks the i-th tensor of a block's ``(x, img)``); the default port
-    name is the layer's with ``_`` for ``.``. ``edits`` change weights live, each recomputed
+    the port; ``name:i`` picks the i-th tensor of a block's ``(x, img)``; StyleGAN3's ``L6``
+    is short for the one layer ``L6_<size>_<channels>``); the default port name is the
+    layer's with ``_`` for ``.``. When the graph wires taps but not ``image`` (or with
+    ``image: false``) the synthesis stops after the last tap. ``edits`` change weights live, each recomputed
     from the kept original (never compounding) and written into the same storage, on the
     node's stream, so a captured generator (``cuda_graph: true``) keeps replaying its graph;
     an edit taken out of the list restores the original exactly. Each edit's value is a live
     param of its own (``/gen/edits/0/value``) and may follow an expression in the graph file
-    (``value: {expr: "sin(t)"}``). ``precision: mixed`` runs the
-    snapshot's fp16 blocks in fp16, as NVIDIA's training config does (a GPU choice).
+    (``value: {expr: "sin(t)"}``). ``precision: mixed`` is the fp16 choice: the snapshot's
+    fp16 layers (those NVIDIA trained in fp16, with their activation clamp) run in fp16, the
+    rest in fp32, as NVIDIA's own code runs them (a GPU choice; on the CPU all is fp32).
     """
 
     type_name = "stylegan.generator"
@@ -174,7 +178,8 @@ class StyleGANGenerator(Node):
         noise_mode: Literal["const", "random", "none"] = Field(
             "const", description="per-pixel noise: the snapshot's fixed noise, new each frame, or none")
         precision: Literal["fp32", "mixed"] = Field(
-            "fp32", description="fp32 everywhere, or the snapshot's fp16 blocks in fp16 (GPU)")
+            "fp32", description=("fp32 everywhere, or mixed: the layers the snapshot was trained "
+                                 "in fp16 run in fp16, the others in fp32 (GPU)"))
         taps: list[str] = Field([], live=False, description=(
             "layers whose outputs become tensor ports, e.g. [synthesis.b16.conv1, l32=synthesis.b32:0]"))
         image: bool = Field(True, live=False, description=(
@@ -217,7 +222,8 @@ class StyleGANGenerator(Node):
         try:
             # NVIDIA's visualizer names layers relative to G.synthesis ("b16.conv1", "b16:0",
             # "output"): those work as they are, beside full names ("synthesis.b16.conv1")
-            self.taps = Taps(self.G, p.taps, also_under=("synthesis",), aliases={"output": "synthesis"})
+            taps = [_full_tap_name(self.G, t) for t in p.taps]
+            self.taps = Taps(self.G, taps, also_under=("synthesis",), aliases={"output": "synthesis"})
         except ValueError as exc:
             raise NodeError(f"{p.path}: {exc}") from None
         outside = [n for n in self.taps.names.values() if not n.startswith("synthesis")]
@@ -225,7 +231,10 @@ class StyleGANGenerator(Node):
             self.taps.remove()
             raise NodeError(f"taps {outside}: the generator runs only the synthesis network (it "
                             "takes w); tap layers under synthesis")
-        self.taps.stop_when_done = not p.image
+        # the image is not needed: image: false, or the graph reads some taps and not the image
+        wired = ctx.wired
+        self.image_wanted = p.image and not (p.taps and wired and "image" not in wired)
+        self.taps.stop_when_done = not self.image_wanted
         self.edits = WeightEdits(self.G)
         self._set_edits(p.edits)
 
@@ -257,8 +266,9 @@ class StyleGANGenerator(Node):
         with torch.no_grad():
             try:
                 img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
-                out["image"] = (img * 0.5 + 0.5).clamp(0, 1)
-            except TapsDone:  # image: false, the last tap is in: the rest is not computed
+                if self.image_wanted:
+                    out["image"] = (img * 0.5 + 0.5).clamp(0, 1)
+            except TapsDone:  # the image is not wanted, the last tap is in: the rest is not computed
                 pass
         out.update(self.taps.values)
         return out
@@ -267,3 +277,31 @@ class StyleGANGenerator(Node):
         taps = getattr(self, "taps", None)
         if taps is not None:
             taps.remove()
+
+
+def _full_tap_name(G: Any, spec: str) -> str:
+    """``spec`` with each dotted part that is not a child's name but the start of exactly one
+    (``L6`` -> ``L6_148_1024``: StyleGAN3 names layers ``L{i}_{size}_{channels}``) made the
+    full name; the port stays as written (``L6``). Other names are left for ``Taps`` to check
+    (a relative one made full, so that its error lists full names)."""
+    from flowml_torch.specs import parse_tap
+
+    port, name, index = parse_tap(spec)
+    root = G if name.split(".")[0] in dict(G.named_children()) else G.synthesis
+    parts, module = [], root
+    for part in name.split("."):
+        children = dict(module.named_children())
+        if part not in children:
+            matches = [c for c in children if c.startswith(part + "_")]
+            if len(matches) > 1:
+                raise ValueError(f"tap {spec!r}: {part!r} could be any of {matches}; write one")
+            if not matches:  # for Taps to refuse, with the closest full names
+                relative = root is G.synthesis and name != "output"
+                return f"{port}=synthesis.{spec.partition('=')[2] or spec}" if relative else spec
+            part = matches[0]
+        parts.append(part)
+        module = children[part]
+    full = ".".join(parts)
+    if full == name:
+        return spec
+    return f"{port}={full}" + (f":{index}" if index is not None else "")
