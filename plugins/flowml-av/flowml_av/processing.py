@@ -197,10 +197,38 @@ def _check(x: torch.Tensor, ndim: int, what: str, shape: str) -> None:
 def take(frames: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
     """``(B, T, C, H, W)`` -> ``(B, len(positions), C, H, W)``: the frames at these positions."""
     _check(frames, 5, "take", "(B, T, C, H, W)")
-    if list(positions) == list(range(frames.shape[1])):
+    positions = list(positions)
+    if positions == list(range(frames.shape[1])):
         return frames
-    index = torch.tensor(list(positions), device=frames.device)
-    return frames.index_select(1, index)
+    stride = positions[1] - positions[0] if len(positions) > 1 else 1
+    if stride > 0 and positions == list(range(positions[0], positions[0] + stride * len(positions), stride)):
+        return frames[:, positions[0]:positions[-1] + 1:stride]    # a view: no index on the device
+    return frames.index_select(1, constant(positions, torch.int64, frames.device))
+
+
+_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def constant(values: Sequence, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``values`` as a tensor on ``device``, made once per (values, dtype, device) and kept.
+
+    ``torch.tensor(values, device=cuda)`` copies from pageable memory, which waits for the
+    current stream to drain: the graph thread would wait on the GPU every batch. Here the copy
+    runs once, on a side stream of its own, and only that copy is waited for; the tensor is
+    then read from any stream."""
+    key = (tuple(values), dtype, str(device))
+    t = _CONSTANTS.get(key)
+    if t is None:
+        host = torch.tensor(list(values), dtype=dtype)
+        if torch.device(device).type == "cuda":
+            side = torch.cuda.Stream(torch.device(device))
+            with torch.cuda.stream(side):
+                t = host.to(device)
+            side.synchronize()
+        else:
+            t = host.to(device)
+        _CONSTANTS[key] = t
+    return t
 
 
 def resize(images: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
@@ -222,8 +250,8 @@ def rgb_to_ycbcr(images: torch.Tensor) -> torch.Tensor:
     _check(images, 4, "rgb_to_ycbcr", "(N, 3, H, W)")
     if images.shape[1] != 3:
         raise ValueError(f"rgb_to_ycbcr: expected 3 channels, got {images.shape[1]}")
-    m = torch.tensor(YCBCR, dtype=images.dtype, device=images.device)
-    offset = torch.tensor([0.0, 0.5, 0.5], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    m = constant([v for row in YCBCR for v in row], images.dtype, images.device).view(3, 3)
+    offset = constant([0.0, 0.5, 0.5], images.dtype, images.device).view(1, 3, 1, 1)
     return torch.einsum("ij,njhw->nihw", m, images) + offset
 
 
@@ -232,8 +260,8 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     _check(images, 4, "normalize", "(N, C, H, W)")
     if images.shape[1] != len(mean):
         raise ValueError(f"normalize: mean/std have {len(mean)} channels, the frames {images.shape[1]}")
-    m = torch.tensor(list(mean), dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-    s = torch.tensor(list(std), dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    m = constant(mean, images.dtype, images.device).view(1, -1, 1, 1)
+    s = constant(std, images.dtype, images.device).view(1, -1, 1, 1)
     return (images - m) / s
 
 
