@@ -18,9 +18,10 @@ import flowml
 from flowml import TENSOR, EndOfStream, Field, Node, NodeError, Output, Ports
 from flowml.data.index import SequenceIndex
 
-from .grouping import Group, Sample, group_samples, one_each
+from .gpudecode import nv12_to_rgb
+from .grouping import Sample, Task, gop_tasks, in_decode_order, one_each_task
 from .nvdec import engines, nvdec_problem, nvdec_size_problem
-from .parallel import keyframe_indices
+from .parallel import LONG_GOP, keyframe_indices
 from .probe import probe
 from .processing import ProcessDesc, draw, plan, process
 from .reader import _gpu_index, _place
@@ -28,6 +29,9 @@ from .reader import _gpu_index, _place
 DEFAULT = {"frames": ProcessDesc()}
 FILES_PER_DECODER = 4
 """Decoders a thread keeps open (one a file, least recently used closed): bounds NVDEC sessions."""
+HELD_WINDOWS = 2
+"""Windows of samples decoded or being decoded and not yet taken, at most (with K > 1): the
+next window is submitted as soon as the one before it, so no decoder waits for the loop."""
 
 
 class Clips(Node):
@@ -45,18 +49,22 @@ class Clips(Node):
     NVDEC's minimum size for its codec sends every file to the CPU, the log line naming the
     node, the file, its size and the minimum).
 
-    ``decoders``: K threads decode different samples at once, each with its own decoders (one
-    a file, the last ``FILES_PER_DECODER`` files it read), up to ``batch + 2 K`` samples ahead
-    of the batch being made (the order is known; it is planned ``ahead`` samples at a time,
-    default ``batch + 2 K``, so up to ``batch + 2 K + ahead`` decoded samples are held); batches are made in order from them, random
-    choices drawn in order, so K changes nothing in the output. None (auto): one a NVDEC
-    engine on NVDEC (7 on an H200), half the cores (up to 8) on the CPU.
+    ``decoders``: K threads decode at once, each with its own decoders (one a file, the last
+    ``FILES_PER_DECODER`` files it read). The read order is known, so it is planned a window
+    of ``ahead`` samples at a time (default ``batch + 2 K``) and the windows are submitted
+    ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
+    ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks are queued
+    behind the current one's, so no decoder waits while the loop takes a batch. The threads
+    share one queue of tasks. Batches are made in order, random choices drawn in order, so K
+    changes nothing in the output. None (auto): one a NVDEC engine on NVDEC (7 on an H200),
+    half the cores (up to 8) on the CPU.
 
-    ``group``: samples of one file among those read ahead (with one decoder: within a batch)
-    whose decode ranges share GOPs are decoded by one call for the union of their frames
-    (``grouping.py``): each GOP once, forward from the first keyframe, instead of a seek and
-    the frames from the keyframe for every sample. The same frames come out either way;
-    ``decode_calls`` and ``decoded_frames`` count the calls and frames asked of the decoders."""
+    ``group``: a window's samples become one task a (file, GOP) (``grouping.gop_tasks``):
+    the frames from the GOP's keyframe to the last one a sample of the window needs, asked for
+    as one contiguous run, longest tasks first. Each GOP is decoded once a window, forward
+    from its keyframe, and one sample's GOPs decode on several decoders at once. Off: a task
+    a sample. The same frames come out either way; ``decode_calls`` and ``decoded_frames``
+    count the tasks and the frames the decoders were asked to run through."""
 
     type_name = "capture.clips"
     outputs = (Output("index", TENSOR, "(B,) int64 sample numbers"),)
@@ -79,11 +87,11 @@ class Clips(Node):
                                      description="samples decoded at once, each thread with its own decoders; "
                                                  "none: one a NVDEC engine, or half the cores on the CPU")
         group: bool = Field(True, rebuild=True,
-                            description="decode samples of one file that share GOPs (among those read "
-                                        "ahead) in one call: each GOP once; the same frames either way")
+                            description="decode a window's samples as one task a (file, GOP): each GOP "
+                                        "once, from its keyframe; the same frames either way")
         ahead: int | None = Field(None, ge=1, le=4096, rebuild=True,
-                                  description="with K > 1 decoders: samples planned (grouped) at a time; "
-                                              "none: batch + 2 K. More groups better, holds more frames")
+                                  description="with K > 1 decoders: samples planned (grouped) at a time, "
+                                              "two such windows held; none: batch + 2 K")
 
         @model_validator(mode="after")
         def _check(self) -> "Clips.Params":
@@ -125,8 +133,9 @@ class Clips(Node):
         self.generator.manual_seed(p.seed if p.seed is not None else torch.seed())
         self.videos: dict[int, Any] = {}
         self.lock = threading.Lock()
-        self.decode_calls = 0       # decoder calls (one a group)
-        self.decoded_frames = 0     # distinct frames those calls asked for
+        self.decode_calls = 0       # tasks decoded (one a (file, GOP) of a window, grouped)
+        self.decoded_frames = 0     # frames the decoders were asked to run through
+        self.taken = 0              # samples handed to batches
         self.gpu = self._wants_gpu()
         self.pool: ThreadPoolExecutor | None = None
         self.count = self._decoder_count()
@@ -140,8 +149,10 @@ class Clips(Node):
             self.local = threading.local()
             self.opened: list[Any] = []
             self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="flowml-av-clips")
-            self.jobs: dict[int, Future] = {}   # read position -> the future of its group
+            self.jobs: dict[int, list[Future]] = {}   # read position -> the futures of its tasks
             self.submitted = 0
+            self.window = p.ahead or p.batch + 2 * self.count
+            self.windows = 0                          # windows submitted
 
     def _decoder_count(self) -> int:
         if self.params.decoders is not None:
@@ -195,8 +206,9 @@ class Clips(Node):
     def teardown(self) -> None:
         pool = getattr(self, "pool", None)
         if pool is not None:
-            for f in set(self.jobs.values()):
-                f.cancel()
+            for futures in self.jobs.values():
+                for f in futures:
+                    f.cancel()
             pool.shutdown(wait=True)
             for video in self.opened:
                 video.close()
@@ -212,18 +224,7 @@ class Clips(Node):
             videos = self.local.videos = OrderedDict()
         video = videos.get(file)
         if video is None:
-            if self.gpu:
-                from .nvdec import NvdecVideo
-
-                try:
-                    video = NvdecVideo(self.paths[file], self.ctx.device)
-                except RuntimeError as exc:
-                    raise NodeError(f"NVDEC cannot decode {self.paths[file]}: {exc}") from exc
-            else:
-                from .cpudecode import CpuVideo
-
-                video = CpuVideo(self.paths[file], self.ctx.device, max(1, (os.cpu_count() or 1) // self.count))
-            videos[file] = video
+            video = videos[file] = self._open_video(file)
             with self.lock:
                 self.opened.append(video)
             while len(videos) > FILES_PER_DECODER:
@@ -234,66 +235,98 @@ class Clips(Node):
         videos.move_to_end(file)
         return video
 
-    def _decode_group(self, group: Group) -> tuple[dict[int, torch.Tensor], Any]:
-        """On a worker thread: the group's samples' frames (read position -> ``(T, 3, H, W)``)
-        and the CUDA event after them (or None)."""
-        video = self._thread_video(group.file)
+    def _open_video(self, file: int) -> Any:
+        """A decoder of ``file`` for one of the K threads."""
+        if self.gpu:
+            from .nvdec import NvdecVideo
+
+            try:
+                return NvdecVideo(self.paths[file], self.ctx.device)
+            except RuntimeError as exc:
+                raise NodeError(f"NVDEC cannot decode {self.paths[file]}: {exc}") from exc
+        from .cpudecode import CpuVideo
+
+        return CpuVideo(self.paths[file], self.ctx.device, max(1, (os.cpu_count() or 1) // self.count))
+
+    def _decode_task(self, task: Task) -> tuple[Task, torch.Tensor, Any]:
+        """On a worker thread: ``(task, its kept frames (N, 3, H, W), the CUDA event after
+        them or None)``, decoded on this thread's stream."""
+        video = self._thread_video(task.file)
         if not self.ctx.device.startswith("cuda"):
-            return self._split(video, group), None
+            return task, self._run_task(video, task), None
         stream = getattr(self.local, "stream", None)
         if stream is None:
             stream = self.local.stream = torch.cuda.Stream(torch.device(self.ctx.device))
         with torch.cuda.stream(stream):
-            images = self._split(video, group)
+            images = self._run_task(video, task)
             event = torch.cuda.Event()
             event.record(stream)
-        return images, event
+        return task, images, event
 
-    def _split(self, video: Any, group: Group) -> dict[int, torch.Tensor]:
-        """Decode the union of the group's frames in one call; each sample's frames from it (a
-        view where they are consecutive there, as they are for one sample alone)."""
-        images = self._placed(video, video.frames(list(group.frames)))
+    def _run_task(self, video: Any, task: Task) -> torch.Tensor:
+        """The task's kept frames ``(len(task.frames), 3, H, W)``. NVDEC is asked for the whole
+        run from ``task.start`` (no gap to seek over), ``LONG_GOP`` frames a call, and only the
+        kept frames are converted to RGB; FFmpeg is asked for the kept ones (it decodes
+        forward over small gaps without seeking) and converts those."""
+        if self.gpu:
+            keep = set(task.frames)
+            ys, uvs = [], []
+            run = task.run
+            for at in range(0, len(run), LONG_GOP):
+                part = run[at:at + LONG_GOP]
+                y, uv = video.nv12(list(part))
+                rows = [k for k, f in enumerate(part) if f in keep]
+                if rows:
+                    ys.append(_rows(y, rows))
+                    uvs.append(_rows(uv, rows))
+            y, uv = (ys[0], uvs[0]) if len(ys) == 1 else (torch.cat(ys), torch.cat(uvs))
+            images = nv12_to_rgb(y, uv, video.info.colorspace, video.info.full_range)
+        else:
+            images = video.frames(list(task.frames))
         with self.lock:
             self.decode_calls += 1
-            self.decoded_frames += len(group.frames)
-        row = {f: k for k, f in enumerate(group.frames)}
-        out = {}
-        for s in group.samples:
-            rows = [row[f] for f in s.frames]
-            if rows == list(range(rows[0], rows[0] + len(rows))):
-                out[s.position] = images[rows[0]:rows[0] + len(rows)]
-            else:
-                out[s.position] = torch.stack([images[r] for r in rows])
-        return out
+            self.decoded_frames += task.span
+        return self._placed(video, images)
 
-    def _groups(self, positions: range) -> list[Group]:
-        """The samples at read ``positions`` in decoder calls: grouped (``group``) or one each."""
+    def _tasks(self, positions: range) -> list[Task]:
+        """The samples at read ``positions`` as decoder tasks: a (file, GOP) each (``group``),
+        longest first, or one a sample."""
         samples = []
         for at in positions:
             file, frames = self.index.frames(self.order[at])
             samples.append(Sample(at, file, tuple(frames)))
-        return group_samples(samples, self.keys) if self.params.group else one_each(samples)
+        return gop_tasks(samples, self.keys) if self.params.group else one_each_task(samples)
+
+    def _submit(self, need: int) -> None:
+        """Submit windows until read position ``need`` is submitted, then on while the samples
+        submitted and not yet taken stay within ``HELD_WINDOWS`` windows."""
+        n = len(self.order)
+        while self.submitted < n:
+            size = min(self.window, n - self.submitted)
+            if self.submitted > need and self.submitted - self.taken + size > HELD_WINDOWS * self.window:
+                return
+            for task in self._tasks(range(self.submitted, self.submitted + size)):
+                future = self.pool.submit(self._decode_task, task)
+                for at in task.positions:
+                    self.jobs.setdefault(at, []).append(future)
+            self.submitted += size
+            self.windows += 1
 
     def _sequences(self, count: int) -> list[torch.Tensor]:
-        """The next ``count`` samples' frames, decoded ahead by the threads, in order."""
-        want = min(len(self.order), self.pos + count + 2 * self.count)
-        if self.submitted < want:  # plan a window at a time: groups form within it
-            chunk = self.params.ahead or self.params.batch + 2 * self.count
-            end = min(len(self.order), max(want, self.submitted + chunk))
-            for group in self._groups(range(self.submitted, end)):
-                future = self.pool.submit(self._decode_group, group)
-                for s in group.samples:
-                    self.jobs[s.position] = future
-            self.submitted = end
+        """The next ``count`` samples' frames ``(T, 3, H, W)``, decoded ahead by the threads, in order."""
         out = []
+        current = torch.cuda.current_stream(torch.device(self.ctx.device)) if self.ctx.device.startswith("cuda") \
+            else None
         for at in range(self.pos, self.pos + count):
-            images_at, event = self.jobs.pop(at).result()
-            images = images_at.pop(at)
-            if event is not None:
-                current = torch.cuda.current_stream(torch.device(self.ctx.device))
-                current.wait_event(event)
-                images.record_stream(current)
-            out.append(images)
+            self._submit(at)
+            done = [f.result() for f in self.jobs.pop(at)]   # a decoder's error is raised here
+            for _, images, event in done:
+                if event is not None:
+                    current.wait_event(event)
+                    images.record_stream(current)
+            out.append(_assemble(self.index.frames(self.order[at])[1], [(t.frames, im) for t, im, _ in done]))
+            self.taken += 1
+        self._submit(self.pos + count - 1)   # the next window as soon as there is room
         return out
 
     # -- batches -------------------------------------------------------------------------------
@@ -304,15 +337,15 @@ class Clips(Node):
             raise EndOfStream
         if self.pool is not None:
             sequences = self._sequences(len(chosen))
-        else:
-            got: dict[int, torch.Tensor] = {}
-            for group in self._groups(range(self.pos, self.pos + len(chosen))):
-                got.update(self._split(self._video(group.file), group))
-            sequences = [got[at] for at in range(self.pos, self.pos + len(chosen))]
+        else:   # one decoder: the batch's tasks in turn, forward through each file
+            tasks = in_decode_order(self._tasks(range(self.pos, self.pos + len(chosen))))
+            done = [(t.frames, self._run_task(self._video(t.file), t)) for t in tasks]
+            sequences = [_assemble(self.index.frames(k)[1], [d for t, d in zip(tasks, done) if at in t.positions])
+                         for at, k in enumerate(chosen, self.pos)]
         self.pos += len(chosen)
         draws = [draw(self.generator) for _ in chosen]   # shared by the outputs: they stay aligned
         out = {name: self._output(name, desc, sequences, draws) for name, desc in self.descs.items()}
-        out["index"] = torch.tensor(chosen, dtype=torch.int64, device=self.ctx.device)
+        out["index"] = _index_tensor(chosen, self.ctx.device)
         return out
 
     def sequence(self, sample: int) -> torch.Tensor:
@@ -338,3 +371,39 @@ class Clips(Node):
             raise NodeError(f"output {name}: the files have different sizes ({', '.join(sizes)}); give it "
                             "`scale` (or a crop) so that every sample has the same shape")
         return torch.cat(parts)
+
+
+def _rows(t: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """``t[rows]`` without an index tensor (whose upload would wait on the GPU): a view where
+    the rows are consecutive, else a stack of views."""
+    if rows == list(range(rows[0], rows[0] + len(rows))):
+        return t[rows[0]:rows[0] + len(rows)]
+    return torch.stack([t[r] for r in rows])
+
+
+def _assemble(frames: list[int], parts: list[tuple[tuple[int, ...], torch.Tensor]]) -> torch.Tensor:
+    """One sample's ``(T, 3, H, W)`` from the tasks that hold its ``frames``: ``parts`` are
+    (the frames a task kept, sorted; their images). A view where one task holds them all in
+    a row (as a sample alone has), else a stack."""
+    where = {}
+    for n, (kept, _) in enumerate(parts):
+        for r, f in enumerate(kept):
+            where.setdefault(f, (n, r))
+    try:
+        spots = [where[f] for f in frames]
+    except KeyError as exc:
+        raise NodeError(f"capture.clips: frame {exc.args[0]} of a sample was in none of its decoder tasks") from exc
+    n0, r0 = spots[0]
+    if all(n == n0 for n, _ in spots) and [r for _, r in spots] == list(range(r0, r0 + len(spots))):
+        return parts[n0][1][r0:r0 + len(spots)]
+    return torch.stack([parts[n][1][r] for n, r in spots])
+
+
+def _index_tensor(values: list[int], device: str) -> torch.Tensor:
+    """``(B,)`` int64 on ``device``: on CUDA copied from pinned memory without blocking (a
+    pageable copy would make the graph thread wait for the stream to drain); torch's pinned
+    allocator keeps the host buffer until the copy has run."""
+    host = torch.tensor(values, dtype=torch.int64)
+    if not device.startswith("cuda"):
+        return host.to(device)
+    return host.pin_memory().to(device, non_blocking=True)
