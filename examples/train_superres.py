@@ -1,6 +1,7 @@
 """Train a small video super-resolution net with flowml as the data loader (NVVL's example).
 
     python examples/train_superres.py [VIDEO ...] [--steps 20] [--batch 4] [--device cpu|cuda]
+                                      [--clip-frames 60]
 
 Each sample is 5 consecutive frames of a video; one decoded sequence gives two outputs, as
 in NVVL's pytorch_superres example: ``input``, the 5 frames cut at a random place (and
@@ -60,7 +61,8 @@ def make_clips(folder: Path, n: int = 2, frames: int = 60) -> list[Path]:
     return paths
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Train for ``--steps`` steps; returns the losses and the rate (what the smoke test reads)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("videos", nargs="*", type=Path)
     ap.add_argument("--steps", type=int, default=20)
@@ -69,9 +71,10 @@ def main() -> None:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--decoders", type=int, default=None,
                     help="samples decoded at once (default: one a NVDEC engine, or half the cores)")
-    args = ap.parse_args()
+    ap.add_argument("--clip-frames", type=int, default=60, help="frames of each clip made without VIDEO")
+    args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        videos = args.videos or make_clips(Path(tmp))
+        videos = args.videos or make_clips(Path(tmp), frames=args.clip_frames)
         c = args.crop
         cut = {"random_crop": [c, c], "random_flip": True, "crop_first": True}
         data = VideoDataset(videos, LENGTH, processing={
@@ -82,7 +85,7 @@ def main() -> None:
         print(f"{len(data)} samples in {len(videos)} files, {len(loader)} batches an epoch, on {args.device}")
         model = VSR().to(args.device)
         opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-        step, t0 = 0, time.perf_counter()
+        step, t0, losses = 0, time.perf_counter(), []
         while step < args.steps:
             for batch in loader:
                 out = model(batch["input"])
@@ -90,6 +93,7 @@ def main() -> None:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+                losses.append(loss.item())
                 step += 1
                 if step % 5 == 0 or step == 1:
                     print(f"step {step:3d}  loss {loss.item():.4f}  (decoder: {loader.last_decoder})")
@@ -97,6 +101,8 @@ def main() -> None:
                     break
         rate = step * args.batch / (time.perf_counter() - t0)
         print(f"{step} steps, {rate:.1f} samples/s")
+    return {"losses": losses, "samples_per_s": rate, "decoder": loader.last_decoder,
+            "shapes": {name: tuple(t.shape) for name, t in batch.items()}}
 
 
 if __name__ == "__main__":
