@@ -127,14 +127,9 @@ class CudaKernel(Node):
         return [] if problem is None else [f"param 'function': {problem}"]
 
     def setup(self, ctx) -> None:
-        from . import cupy_backend
-        from .usercode import KernelCompileError, compile_kernel
+        from .usercode import KernelCompileError
 
-        why = cupy_backend.unavailable()
-        if why is not None:
-            raise NodeError(f"cuda.kernel needs a GPU and CuPy: {why}")
-        if not str(ctx.device).startswith("cuda"):
-            raise NodeError(f"cuda.kernel runs on a GPU graph (--device cuda), not {ctx.device}")
+        self._check_device(ctx)
         p = self.params
         if p.path is not None:
             file = ctx.resolve(p.path)
@@ -145,21 +140,34 @@ class CudaKernel(Node):
             display = p.path
         else:
             source, display = p.code, f"<{ctx.node_id}.code>"
-        dev = torch.device(ctx.device)
-        index = dev.index if dev.index is not None else torch.cuda.current_device()
         try:
-            self._fn = compile_kernel(source, p.function, display, index)
+            self._fn = self._compile(source, display, ctx)
         except KernelCompileError as e:
             raise NodeError("the kernel did not compile:\n" + str(e)) from None
         self._names = [parse_port(s, TENSOR)[0] for s in p.inputs]
         self._outs = [parse_port(s, TENSOR)[0] for s in p.outputs]
         self._state: dict[str, object] = {}
 
-    def process(self, **inputs):
-        import cupy
-        import numpy as np
-
+    def _check_device(self, ctx) -> None:
+        """Raise NodeError unless CuPy and a CUDA GPU are here and the graph runs on it."""
         from . import cupy_backend
+
+        why = cupy_backend.unavailable()
+        if why is not None:
+            raise NodeError(f"cuda.kernel needs a GPU and CuPy: {why}")
+        if not str(ctx.device).startswith("cuda"):
+            raise NodeError(f"cuda.kernel runs on a GPU graph (--device cuda), not {ctx.device}")
+
+    def _compile(self, source: str, display: str, ctx) -> Any:
+        """The launchable kernel (NVRTC through CuPy); raises ``KernelCompileError``."""
+        from .usercode import compile_kernel
+
+        dev = torch.device(ctx.device)
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        return compile_kernel(source, self.params.function, display, index)
+
+    def process(self, **inputs):
+        import numpy as np
 
         p = self.params
         ins = [inputs[n].float().contiguous() for n in self._names]
@@ -187,12 +195,21 @@ class CudaKernel(Node):
                            else np.int32(round(value)) if kind == "int" else np.bool_(value))
         bx, by = p.block
         grid = ((w + bx - 1) // bx, (h + by - 1) // by, b)
-        stream = torch.cuda.current_stream(like.device)
-        with cupy.cuda.Device(like.device.index), cupy_backend.cupy_stream(stream):
-            tensors = [cupy.from_dlpack(t.detach()) for t in (*ins, *outs, *state)]
-            self._fn(grid, (bx, by, 1), (*tensors, np.int32(b), np.int32(c), np.int32(h),
-                                          np.int32(w), *scalars))
+        self._launch(grid, (bx, by, 1), [*ins, *outs, *state],
+                     (np.int32(b), np.int32(c), np.int32(h), np.int32(w), *scalars))
         return dict(zip(self._outs, outs))
+
+    def _launch(self, grid: tuple[int, int, int], block: tuple[int, int, int], tensors: list,
+                scalars: tuple) -> None:
+        """Run the kernel over ``grid`` on torch's current stream: ``tensors`` (inputs,
+        outputs, state; float32, contiguous) as pointers, then ``scalars`` (B, C, H, W, args)."""
+        import cupy
+
+        from . import cupy_backend
+
+        device = tensors[0].device
+        with cupy.cuda.Device(device.index), cupy_backend.cupy_stream(torch.cuda.current_stream(device)):
+            self._fn(grid, block, (*[cupy.from_dlpack(t.detach()) for t in tensors], *scalars))
 
     def teardown(self) -> None:
         self._state = {}
