@@ -134,7 +134,9 @@ class NodeContext:
     """The names of this node's outputs that some input in the graph reads, set before
     ``setup``; None where that is not known (a node made outside a graph, e.g. by
     ``flowml.testing``): then a node computes all its outputs. A node may skip the work of an
-    unwired output. A reload that changes which outputs are wired builds the node anew."""
+    unwired output. A reload that changes which outputs are wired keeps the node and sets this
+    anew between two ticks (a captured node captures again), so read it in ``process`` rather
+    than once in ``setup``."""
     stopped_at: float | None = None
     """When the graph stopped taking frames (``time.perf_counter()``), set as the run loop
     ends, before the frames in flight are drained and the nodes torn down: a live recorder

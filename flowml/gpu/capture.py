@@ -67,8 +67,11 @@ def _structure(params: Any) -> tuple:
 class CapturedCall:
     """Replays ``fn(inputs)`` as a CUDA graph. Call it on the stream the node runs on."""
 
-    def __init__(self, fn: Callable[[dict[str, Any]], Any], node_id: str, warmup: int = 3):
-        self.fn, self.node_id, self.warmup = fn, node_id, warmup
+    def __init__(self, fn: Callable[[dict[str, Any]], Any], node_id: str, warmup: int = 3,
+                 also: Callable[[], Any] = lambda: None):
+        """``also()``: what else the graph depends on (the node's wired outputs); a change
+        captures again, as a change of the inputs' shapes does."""
+        self.fn, self.node_id, self.warmup, self.also = fn, node_id, warmup, also
         self.key: tuple | None = None
         self.captures = 0             # graphs captured (1 + the recaptures)
         self.replays = 0              # calls answered by replaying the graph
@@ -95,7 +98,7 @@ class CapturedCall:
         else:
             same = True
         self._calm = self._calm + 1 if same else 0
-        key = _signature(inputs)
+        key = (_signature(inputs), self.also())
         if not (self.key is not None and key == self.key and self._last_structure == self._structure):
             if self.key is not None and self._calm < SETTLE_CALLS:
                 self.eager_calls += 1

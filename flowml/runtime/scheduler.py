@@ -190,7 +190,8 @@ class Scheduler:
             if rn.spec.cuda_graph:
                 from ..gpu.capture import CapturedCall
 
-                nrt.captured = CapturedCall(lambda inputs: node.process(**inputs), nid)
+                nrt.captured = CapturedCall(lambda inputs: node.process(**inputs), nid,
+                                            also=lambda: ctx.wired)  # a rewiring captures again
         else:
             nrt.host_ports = frozenset(p.name for p in rn.ports.inputs)  # CPU node: all host
         guarded(nid, rn.type.name, "setup", lambda: node.setup(ctx))
@@ -364,7 +365,7 @@ class Scheduler:
             return
         old = self.graph
         kept = [n for n in new.order if n in self.nodes and n not in rebuild
-                and _same_instance(old.nodes[n], new.nodes[n]) and _wired(old, n) == _wired(new, n)]
+                and _same_instance(old.nodes[n], new.nodes[n])]
         fresh: dict[str, NodeRuntime] = {}
         try:
             for nid in new.order:
@@ -385,6 +386,7 @@ class Scheduler:
             nrt, rn = self.nodes[nid], new.nodes[nid]
             nrt.every, nrt.hold = rn.spec.every, rn.spec.hold and self.mode == "live"
             nrt.policy = self._policy_for(nrt, new, old=nrt.policy)
+            nrt.node.ctx.wired = _wired(new, nid)  # a rewiring: the same node, told between ticks
             if rn.params != old.nodes[nid].params:
                 self.set_params(nid, rn.params.model_dump())
         self.stats.nodes = {}

@@ -1,5 +1,5 @@
 """NodeContext.wired: the runtime tells each node, before setup, which of its outputs the graph
-reads; a reload that changes that set builds the node anew (a kept node never holds a stale set)."""
+reads; a reload that changes that set keeps the node and tells it (no setup again, no stale set)."""
 
 from flowml import SCALAR, Node, Output
 from flowml.runtime.scheduler import Scheduler
@@ -33,7 +33,7 @@ GRAPH = """
 """
 
 
-def test_nodes_know_their_wired_outputs_and_a_rewiring_rebuilds_them(graph, registry):
+def test_nodes_know_their_wired_outputs_and_a_rewiring_tells_the_kept_node(graph, registry):
     import runtime_nodes
 
     registry.add(TwoOutputs, "runtime-tests")
@@ -48,9 +48,13 @@ def test_nodes_know_their_wired_outputs_and_a_rewiring_rebuilds_them(graph, regi
         SEEN.clear()
         done = sched.request_reload(graph(GRAPH.format(port="b"))).result(timeout=5)
         assert "two" in done["kept"] and SEEN == []  # the same wiring: kept
+        node = sched.nodes["two"].node
         done = sched.request_reload(graph(GRAPH.format(port="a"))).result(timeout=5)
-        assert "two" in done["built"] and "alone" in done["kept"]
-        assert SEEN == [("two", frozenset({"a"}))]
+        assert {"two", "alone"} <= set(done["kept"]) and SEEN == []  # no setup again
+        assert sched.nodes["two"].node is node and node.ctx.wired == frozenset({"a"})
+        assert sched.run(frames=2).ok
+        assert seen_outputs[-1] == {"a": 1.0}  # the next ticks compute what is read now
+        assert runtime_nodes.RECORDS["wired"][-2:] == [1.0, 1.0]
 
 
 def test_outside_a_graph_wired_is_unknown():
