@@ -19,7 +19,7 @@ from flowml import TENSOR, EndOfStream, Field, Node, NodeError, Output, Ports
 from flowml.data.index import SequenceIndex
 
 from .gpudecode import nv12_to_rgb
-from .grouping import Sample, Task, gop_tasks, in_decode_order, one_each_task
+from .grouping import Sample, Task, gop_tasks, in_decode_order, key_at_or_before, one_each_task
 from .nvdec import engines, nvdec_problem, nvdec_size_problem
 from .parallel import LONG_GOP, keyframe_indices
 from .probe import probe
@@ -64,7 +64,8 @@ class Clips(Node):
     as one contiguous run, longest tasks first. Each GOP is decoded once a window, forward
     from its keyframe, and one sample's GOPs decode on several decoders at once. Off: a task
     a sample. The same frames come out either way; ``decode_calls`` and ``decoded_frames``
-    count the tasks and the frames the decoders were asked to run through."""
+    count the tasks and the frames the decoders run through (from the keyframe at or before
+    a task's first frame to its last)."""
 
     type_name = "capture.clips"
     outputs = (Output("index", TENSOR, "(B,) int64 sample numbers"),)
@@ -134,7 +135,7 @@ class Clips(Node):
         self.videos: dict[int, Any] = {}
         self.lock = threading.Lock()
         self.decode_calls = 0       # tasks decoded (one a (file, GOP) of a window, grouped)
-        self.decoded_frames = 0     # frames the decoders were asked to run through
+        self.decoded_frames = 0     # frames the decoders run through: a task's keyframe .. its last frame
         self.taken = 0              # samples handed to batches
         self.gpu = self._wants_gpu()
         self.pool: ThreadPoolExecutor | None = None
@@ -285,7 +286,7 @@ class Clips(Node):
             images = video.frames(list(task.frames))
         with self.lock:
             self.decode_calls += 1
-            self.decoded_frames += task.span
+            self.decoded_frames += task.frames[-1] - key_at_or_before(self.keys[task.file], task.start) + 1
         return self._placed(video, images)
 
     def _tasks(self, positions: range) -> list[Task]:
