@@ -2,6 +2,8 @@
 
 import flowml
 
+from .beside import Beside
+from .noise import SmoothNoise
 from .nodes import StyleGANGenerator, StyleGANLatent
 from .to_image import TensorToImage
 
@@ -11,3 +13,5 @@ def register_node_types(register):
     register(StyleGANLatent)
     register(StyleGANGenerator)
     register(TensorToImage)
+    register(SmoothNoise)
+    register(Beside)

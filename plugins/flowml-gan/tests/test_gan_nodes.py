@@ -2,6 +2,7 @@
 scheduler. The snapshot is a tiny random one in NVIDIA's layout (models/build_stylegan.py)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from flowml_gan.nodes import StyleGANGenerator, StyleGANLatent, seed_z
 from flowml_gan.snapshot import load_generator
 
 ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "control"))
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,15 @@ def snap(tmp_path_factory) -> Path:
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     return build.build(tmp_path_factory.mktemp("models"), resolution=32, small=True)
+
+
+@pytest.fixture(scope="module")
+def sg3r(tmp_path_factory) -> Path:
+    """A tiny StyleGAN3-R snapshot (16 px, 32-d z), as models/build_stylegan.py writes them."""
+    spec = importlib.util.spec_from_file_location("build_stylegan", ROOT / "models" / "build_stylegan.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.build(tmp_path_factory.mktemp("sg3r"), resolution=16, small=True, config="sg3-r")
 
 
 def latent(snap, **params):
@@ -144,20 +155,68 @@ def test_a_small_graph_through_the_scheduler(snap, tmp_path):
     assert torch.allclose(image, edited, atol=1e-6)
 
 
-def test_the_example_graph_runs_on_the_cpu_with_a_small_snapshot(snap, tmp_path):
-    """graphs/stylegan.yaml as shipped, with the small snapshot and outputs in tmp_path."""
+def test_the_example_graph_runs_on_the_cpu_with_a_small_snapshot(sg3r, tmp_path):
+    """graphs/stylegan.yaml as shipped, on a tiny SG3-R snapshot (16 px, z 32-d: the noise
+    image is 32 x 1), outputs in tmp_path, one frame in flight: the noise
+    latent follows t * 0.1, the edit sin(t), L6 is shown beside the image; then OSC (liblo's
+    oscsend) sets the edit and the noise's translation, and the frames follow."""
+    import math
+    import threading
+
+    import torch.nn.functional as F
+    from control_helpers import LiveGraphs, oscsend, wait_until
+
+    snap = sg3r
     text = (ROOT / "graphs" / "stylegan.yaml").read_text()
-    assert "../models/stylegan2-random-256.pkl" in text and "at_frame: 30" in text
-    text = (text.replace("../models/stylegan2-random-256.pkl", str(snap))
-            .replace("../out/", f"{tmp_path}/").replace("at_frame: 30", "at_frame: 2"))
-    (tmp_path / "stylegan.yaml").write_text(text)
-    graph = load_graph(tmp_path / "stylegan.yaml", load_registry())
-    with Scheduler(graph, mode="offline", device="cpu") as sched:
-        result = sched.run(frames=4)
-    assert result.ok, result.error
-    assert result.stats.ticks == 4
-    assert (tmp_path / "stylegan.mp4").stat().st_size > 0
-    assert (tmp_path / "stylegan_layer.png").stat().st_size > 0
+    for old, new in (("../models/stylegan3-r-random-256.pkl", str(snap)), ("../out/", f"{tmp_path}/"),
+                     ("size: [512, 1]", "size: [32, 1]"), ("at_frame: 30", "at_frame: 2"),
+                     ("clock: {fps: 30}", "clock: {fps: 30}\nmax_in_flight: 1")):
+        assert old in text, old
+        text = text.replace(old, new)
+    graphs = LiveGraphs(tmp_path, load_registry())
+    frames, lock = [], threading.Lock()
+    try:
+        run = graphs.start(text, name="stylegan.yaml", mode="offline", device="cpu")
+        assert {"/z/tx", "/gen/edits/0/value", "/latent/psi", "/layer/base"} <= set(run.store.params)
+        nodes = run.sched.nodes
+
+        def keep(tick, outputs):
+            with lock:
+                frames.append({"t": tick.t, "tx": nodes["z"].node.params.tx,
+                               "value": nodes["gen"].node.params.edits[0]["value"],
+                               **{k: outputs[n][p].clone() for k, n, p in (
+                                   ("z", "z", "image"), ("w", "latent", "w"), ("image", "gen", "image"),
+                                   ("L6", "gen", "L6"), ("layer", "layer", "image"), ("view", "view", "image"))}})
+        run.sched.after_tick.append(keep)
+        wait_until(lambda: len(frames) >= 3, timeout=60)
+        oscsend(run.osc_port, "/gen/edits/0/value", "f", -0.5)  # a plain value stops the sin
+        oscsend(run.osc_port, "/z/tx", "f", 2.0)  # and the noise stops moving
+        wait_until(lambda: [(f["value"], f["tx"]) for f in frames[-2:]] == [(-0.5, 2.0)] * 2, timeout=60)
+        assert run.stop().ok
+    finally:
+        graphs.stop_all()
+    moving = [f for f in frames if f["tx"] != 2.0 and f["value"] != -0.5][:3]
+    assert len(moving) == 3
+    for f in moving:  # the expressions, every frame
+        assert f["tx"] == pytest.approx(0.1 * f["t"], abs=1e-9)
+        assert f["value"] == pytest.approx(math.sin(f["t"]), abs=1e-9)
+    for a, b in zip(moving, moving[1:]):  # the noise drifts a little, the picture animates
+        assert 0 < (a["z"] - b["z"]).abs().max() < 0.1 and not torch.equal(a["image"], b["image"])
+    gen = {"path": snap.name, "taps": ["L6"]}
+    for f in (moving[1], frames[-1]):  # each frame is the network with that frame's edit
+        with NodeHarness(StyleGANGenerator, {**gen, "edits": [
+                {"name": "synthesis.input.weight", "op": "scale", "value": f["value"]}]}, graph_dir=snap.parent) as h:
+            expected = h.process(w=f["w"])
+        assert torch.allclose(f["image"], expected["image"], atol=1e-6) and torch.allclose(f["L6"], expected["L6"], atol=1e-6)
+    for f in (moving[0], frames[-1]):  # L6 shown beside the image, at its height
+        size = f["image"].shape[-1]
+        assert f["view"].shape == (1, 3, size, 2 * size + 4)
+        assert torch.equal(f["view"][..., :size], f["image"])
+        right = F.interpolate(f["layer"], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        assert torch.allclose(f["view"][..., size + 4:], right, atol=1e-6) and right.std() > 0.01
+    assert frames[-1]["L6"].shape[1:] == (64, 36, 36)  # L6_36_64
+    assert torch.equal(frames[-1]["image"], frames[-2]["image"])  # nothing moves once both are plain values
+    assert (tmp_path / "stylegan.mp4").stat().st_size > 0 and (tmp_path / "stylegan_view.png").stat().st_size > 0
 
 
 LIVE = """\
@@ -272,3 +331,38 @@ def test_noise_edit_is_fixed_noise_scaled_by_its_value(snap):
         h.set_params(edits=[])
         h.process(w=w)
         assert torch.equal(const, original)
+
+
+WIRED = """\
+flowml: 1
+name: stylegan-taps
+clock: {fps: 30}
+mode: offline
+device: cpu
+nodes:
+  latent: {type: stylegan.latent, params: {path: SNAP, seed: 5}}
+  gen: {type: stylegan.generator, inputs: {w: latent/w}, params: {path: SNAP, taps: [l8=synthesis.b8.conv1]}}
+  layer: {type: tensor.to_image, inputs: {tensor: gen/l8}, params: {size: [8, 8]}}
+"""
+
+
+@pytest.mark.parametrize("image_wired", [False, True])
+def test_an_unwired_image_is_not_computed(snap, tmp_path, image_wired):
+    """The graph reads the tap and not the image (NodeContext.wired): the synthesis stops after
+    the last tap, without ``image: false``; wire the image and it is computed again."""
+    text = WIRED + ("  shown: {type: tensor.to_image, inputs: {tensor: gen/image}}\n" if image_wired else "")
+    (tmp_path / "g.yaml").write_text(text.replace("SNAP", str(snap)))
+    graph = load_graph(tmp_path / "g.yaml", load_registry())
+    seen, ran = [], []
+    with Scheduler(graph) as sched:
+        sched.nodes["gen"].node.G.synthesis.b16.register_forward_pre_hook(lambda m, a: ran.append("b16"))
+        sched.after_tick.append(lambda tick, outputs: seen.append(dict(outputs["gen"])))
+        assert sched.run(frames=2).ok
+    full = run_node(StyleGANGenerator, {"w": latent(snap, seed=5)},
+                    {"path": snap.name, "taps": ["l8=synthesis.b8.conv1"]}, graph_dir=snap.parent)
+    assert torch.equal(seen[-1]["l8"], full["l8"])
+    if image_wired:
+        assert set(seen[-1]) == {"image", "l8"} and torch.equal(seen[-1]["image"], full["image"])
+        assert ran == ["b16", "b16"]
+    else:
+        assert set(seen[-1]) == {"l8"} and ran == []  # b16 and after never ran
