@@ -261,6 +261,13 @@ class Node:
         reported at the node in the graph file. Default: none."""
         return []
 
+    @classmethod
+    def validation_notes(cls, params: Params, graph_dir: Path) -> list[str]:
+        """Non-fatal remarks on a valid graph, e.g. "needs a CUDA GPU and CuPy; this machine has
+        none: the graph will not start here" or a slower fallback taken. ``flowml validate``
+        prints them at the node's ``type`` line and still succeeds. Default: none."""
+        return []
+
 
 def _caller() -> str:
     """``file:line`` of the code that called the function calling this (the decorator line)."""
