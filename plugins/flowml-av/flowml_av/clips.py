@@ -68,6 +68,9 @@ class Clips(Node):
     a task's first frame to its last)."""
 
     type_name = "capture.clips"
+    crop_before_convert = True
+    """On NVDEC, keep the decoded NV12 and convert to RGB only the part of each sample's frames
+    that its outputs read (the crops), once the batch's random draws are known."""
     outputs = (Output("index", TENSOR, "(B,) int64 sample numbers"),)
 
     class Params(flowml.Params):
@@ -119,7 +122,7 @@ class Clips(Node):
     def setup(self, ctx: flowml.NodeContext) -> None:
         p = self.params
         self.paths = [str(ctx.resolve(f)) for f in p.files]
-        infos = [probe(f) for f in self.paths]
+        self.infos = infos = [probe(f) for f in self.paths]
         self.keys = [keyframe_indices(i) for i in infos]
         self.index = SequenceIndex.of([i.frames for i in infos], p.length, p.step)
         order = p.samples if p.samples is not None else range(len(self.index))
@@ -249,8 +252,8 @@ class Clips(Node):
 
         return CpuVideo(self.paths[file], self.ctx.device, max(1, (os.cpu_count() or 1) // self.count))
 
-    def _decode_task(self, task: Task) -> tuple[Task, torch.Tensor, Any]:
-        """On a worker thread: ``(task, its kept frames (N, 3, H, W), the CUDA event after
+    def _decode_task(self, task: Task) -> tuple[Task, Any, Any]:
+        """On a worker thread: ``(task, its kept frames (``_run_task``), the CUDA event after
         them or None)``, decoded on this thread's stream."""
         video = self._thread_video(task.file)
         if not self.ctx.device.startswith("cuda"):
@@ -264,11 +267,13 @@ class Clips(Node):
             event.record(stream)
         return task, images, event
 
-    def _run_task(self, video: Any, task: Task) -> torch.Tensor:
-        """The task's kept frames ``(len(task.frames), 3, H, W)``. NVDEC is asked for the whole
+    def _run_task(self, video: Any, task: Task) -> Any:
+        """The task's kept frames: ``(N, 3, H, W)`` RGB, or on NVDEC (``crop_before_convert``,
+        no rotation) their NV12 planes ``(Y (N, H, W), CbCr (N, H/2, W/2, 2))``, converted
+        later, only where the outputs read (``_regions_to_rgb``). NVDEC is asked for the whole
         run from ``task.start`` (no gap to seek over), ``LONG_GOP`` frames a call, and only the
-        kept frames are converted to RGB; FFmpeg is asked for the kept ones (it decodes
-        forward over small gaps without seeking) and converts those."""
+        kept frames are kept; FFmpeg is asked for the kept ones (it decodes forward over
+        small gaps without seeking) and converts those."""
         if self.gpu:
             keep = set(task.frames)
             ys, uvs = [], []
@@ -281,13 +286,16 @@ class Clips(Node):
                     ys.append(_rows(y, rows))
                     uvs.append(_rows(uv, rows))
             y, uv = (ys[0], uvs[0]) if len(ys) == 1 else (torch.cat(ys), torch.cat(uvs))
-            images = nv12_to_rgb(y, uv, video.info.colorspace, video.info.full_range)
+            if self.crop_before_convert and not self._turns(video):
+                images = (y, uv)
+            else:
+                images = self._placed(video, nv12_to_rgb(y, uv, video.info.colorspace, video.info.full_range))
         else:
-            images = video.frames(list(task.frames))
+            images = self._placed(video, video.frames(list(task.frames)))
         with self.lock:
             self.decode_calls += 1
             self.decoded_frames += task.frames[-1] - key_at_or_before(self.keys[task.file], task.start) + 1
-        return self._placed(video, images)
+        return images
 
     def _tasks(self, positions: range) -> list[Task]:
         """The samples at read ``positions`` as decoder tasks: a (file, GOP) each (``group``),
@@ -313,8 +321,9 @@ class Clips(Node):
             self.submitted += size
             self.windows += 1
 
-    def _sequences(self, count: int) -> list[torch.Tensor]:
-        """The next ``count`` samples' frames ``(T, 3, H, W)``, decoded ahead by the threads, in order."""
+    def _sequences(self, count: int) -> list[Any]:
+        """The next ``count`` samples' frames (``(T, 3, H, W)`` or NV12 planes, as
+        ``_run_task`` gives), decoded ahead by the threads, in order."""
         out = []
         current = torch.cuda.current_stream(torch.device(self.ctx.device)) if self.ctx.device.startswith("cuda") \
             else None
@@ -324,7 +333,8 @@ class Clips(Node):
             for _, images, event in done:
                 if event is not None:
                     current.wait_event(event)
-                    images.record_stream(current)
+                    for t in images if isinstance(images, tuple) else (images,):
+                        t.record_stream(current)
             out.append(_assemble(self.index.frames(self.order[at])[1], [(t.frames, im) for t, im, _ in done]))
             self.taken += 1
         self._submit(self.pos + count - 1)   # the next window as soon as there is room
@@ -345,7 +355,10 @@ class Clips(Node):
                          for at, k in enumerate(chosen, self.pos)]
         self.pos += len(chosen)
         draws = [draw(self.generator) for _ in chosen]   # shared by the outputs: they stay aligned
-        out = {name: self._output(name, desc, sequences, draws) for name, desc in self.descs.items()}
+        regions = [None] * len(chosen)
+        if sequences and isinstance(sequences[0], tuple):   # NV12: convert what the outputs read
+            sequences, regions = self._regions_to_rgb(sequences, [self.index.locate(k)[0] for k in chosen], draws)
+        out = {name: self._output(name, desc, sequences, draws, regions) for name, desc in self.descs.items()}
         out["index"] = _index_tensor(chosen, self.ctx.device)
         return out
 
@@ -355,13 +368,64 @@ class Clips(Node):
         video = self._video(file)
         return self._placed(video, video.frames(frames))
 
+    def _turns(self, video: Any) -> int:
+        return (round(video.info.rotation / 90) % 4) if self.params.autorotate else 0
+
     def _placed(self, video: Any, images: torch.Tensor) -> torch.Tensor:
-        turns = (round(video.info.rotation / 90) % 4) if self.params.autorotate else 0
+        turns = self._turns(video)
         return _place(images, turns, None) if turns else images
 
-    def _output(self, name: str, desc: ProcessDesc, sequences: list[torch.Tensor], draws: list) -> torch.Tensor:
+    # -- converting only what the outputs read ---------------------------------------------------
+    def _region(self, width: int, height: int, drawn: Any) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of a ``width`` x ``height`` decoded frame that the outputs read for
+        a sequence with these random draws: the union of their crops (where a flip comes
+        first, the mirrored place); the whole frame if one scales before cropping, has no
+        crop, or its crop does not fit (``_output`` then says so)."""
+        boxes = []
+        for desc in self.descs.values():
+            crop = desc.crop_size()
+            if crop is None or (not desc.crop_first and desc.scaled(width, height) != (width, height)):
+                return 0, 0, width, height
+            try:
+                pl = plan(desc, width, height, drawn)
+            except ValueError:
+                return 0, 0, width, height
+            cw, ch = crop
+            boxes.append((width - pl.x - cw if pl.flip else pl.x, pl.y, cw, ch))
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+        return x0, y0, x1 - x0, y1 - y0
+
+    def _regions_to_rgb(self, planes: list[tuple[torch.Tensor, torch.Tensor]], files: list[int],
+                        draws: list) -> tuple[list[torch.Tensor], list[tuple[int, ...]]]:
+        """Each sample's NV12 planes ``(T, H, W)``, ``(T, H/2, W/2, 2)`` -> ``(T, 3, h, w)`` RGB of
+        its ``_region`` alone, and the regions ``(x, y, w, h, W, H)``. The planes are cut at even
+        places a little wider than the region (chroma stays aligned, so every pixel is the
+        one a whole-frame conversion gives) and of one size for equal regions, so the batch is
+        converted in one call where the files' sizes and colours agree."""
+        cuts, regions = [], []
+        for (y, uv), d in zip(planes, draws):
+            height, width = y.shape[1], y.shape[2]
+            bx, by, bw, bh = self._region(width, height, d)
+            ex, ew = _even_span(bx, bw, width)
+            ey, eh = _even_span(by, bh, height)
+            cuts.append((y[:, ey:ey + eh, ex:ex + ew], uv[:, ey // 2:(ey + eh + 1) // 2, ex // 2:(ex + ew + 1) // 2],
+                         by - ey, bx - ex))
+            regions.append((bx, by, bw, bh, width, height))
+        colours = [(self.infos[f].colorspace, self.infos[f].full_range) for f in files]
+        if len({(c[0].shape, c[1].shape) for c in cuts}) == 1 and len(set(colours)) == 1:
+            rgb = nv12_to_rgb(torch.cat([c[0] for c in cuts]), torch.cat([c[1] for c in cuts]), *colours[0])
+            rgbs = rgb.split(cuts[0][0].shape[0])
+        else:
+            rgbs = [nv12_to_rgb(c[0], c[1], *colour) for c, colour in zip(cuts, colours)]
+        out = [r[:, :, oy:oy + reg[3], ox:ox + reg[2]] for r, (_, _, oy, ox), reg in zip(rgbs, cuts, regions)]
+        return out, regions
+
+    def _output(self, name: str, desc: ProcessDesc, sequences: list[torch.Tensor], draws: list,
+                regions: list) -> torch.Tensor:
         try:
-            plans = [plan(desc, s.shape[3], s.shape[2], d) for s, d in zip(sequences, draws)]
+            plans = [plan(desc, s.shape[3], s.shape[2], d) if r is None else _in_region(plan(desc, r[4], r[5], d), r)
+                     for s, d, r in zip(sequences, draws, regions)]
             if len({s.shape for s in sequences}) == 1:   # one pass over the whole batch
                 return process(torch.stack(sequences), desc, plans)
             parts = [process(s[None], desc, [pl]) for s, pl in zip(sequences, plans)]
@@ -382,10 +446,32 @@ def _rows(t: torch.Tensor, rows: list[int]) -> torch.Tensor:
     return torch.stack([t[r] for r in rows])
 
 
-def _assemble(frames: list[int], parts: list[tuple[tuple[int, ...], torch.Tensor]]) -> torch.Tensor:
+def _even_span(start: int, size: int, limit: int) -> tuple[int, int]:
+    """A cut ``(start', size')`` of ``[0, limit)`` holding ``[start, start + size)`` that begins
+    at an even place (4:2:0 chroma stays aligned) and is ``size + 2`` wide (the whole ``limit``
+    where that does not fit), so equal regions give equal cuts wherever they lie."""
+    if size + 2 > limit:
+        return 0, limit
+    at = start & ~1
+    if at + size + 2 > limit:
+        at -= 2
+    return at, size + 2
+
+
+def _in_region(pl: Any, region: tuple[int, ...]) -> Any:
+    """A plan made for the whole frame, for the frames cut to ``region`` ``(x, y, w, h, W, H)``:
+    a flip mirrors the region, so the crop's origin moves by what lies right of it."""
+    bx, by, bw, bh, width, _ = region
+    x = pl.x - (width - bx - bw) if pl.flip else pl.x - bx
+    return type(pl)(x, pl.y - by, pl.flip)
+
+
+def _assemble(frames: list[int], parts: list[tuple[tuple[int, ...], Any]]) -> Any:
     """One sample's ``(T, 3, H, W)`` from the tasks that hold its ``frames``: ``parts`` are
-    (the frames a task kept, sorted; their images). A view where one task holds them all in
-    a row (as a sample alone has), else a stack."""
+    (the frames a task kept, sorted; their images, or their NV12 planes: each assembled). A
+    view where one task holds them all in a row (as a sample alone has), else a stack."""
+    if parts and isinstance(parts[0][1], tuple):
+        return tuple(_assemble(frames, [(kept, data[i]) for kept, data in parts]) for i in range(len(parts[0][1])))
     where = {}
     for n, (kept, _) in enumerate(parts):
         for r, f in enumerate(kept):

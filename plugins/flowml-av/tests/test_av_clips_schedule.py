@@ -163,17 +163,17 @@ def test_held_samples_stay_within_the_cap(files):
         assert node.submitted >= node.taken + 5                 # and they did run ahead
 
 
-def test_nvdec_tasks_ask_for_contiguous_runs_from_keyframes_and_equal_the_per_sample_path(files, monkeypatch):
-    """The NVDEC branch (``NvdecVideo`` on the CPU, ``Lookahead`` standing in for PyNvVideoCodec,
-    seeking only after a gap): every call a task makes is one unbroken run starting at a
-    keyframe, at most one seek a task, and the batches equal those of a call a sample."""
+def stand_in_nvdec(path, decoders, convert_whole=False):
+    """capture.clips on ``NvdecVideo`` over ``Lookahead`` (a stand-in for PyNvVideoCodec on
+    FFmpeg's frames of ``path``, seeking only after a gap), on the CPU; ``convert_whole``:
+    every frame converted to RGB whole (``crop_before_convert`` off)."""
     for table in (nvdec._OFFSETS, nvdec._LEADING, nvdec._CPU_TOLD, nvdec._TOLD):
         table.clear()
-    path = files[0]
     info, ref = probe(path), decoded(path)
-    decoders: list[Lookahead] = []
 
     class StandInNvdecClips(Clips):
+        crop_before_convert = not convert_whole
+
         def _wants_gpu(self):
             return True
 
@@ -190,6 +190,17 @@ def test_nvdec_tasks_ask_for_contiguous_runs_from_keyframes_and_equal_the_per_sa
         def _open_video(self, file):
             return self._new(file)
 
+    return StandInNvdecClips
+
+
+def test_nvdec_tasks_ask_for_contiguous_runs_from_keyframes_and_equal_the_per_sample_path(files):
+    """The NVDEC branch (``NvdecVideo`` on the CPU, ``Lookahead`` standing in for PyNvVideoCodec,
+    seeking only after a gap): every call a task makes is one unbroken run starting at a
+    keyframe, at most one seek a task, and the batches equal those of a call a sample."""
+    path = files[0]
+    info = probe(path)
+    decoders: list[Lookahead] = []
+    StandInNvdecClips = stand_in_nvdec(path, decoders)
     order = torch.randperm(info.frames - 4, generator=torch.Generator().manual_seed(5)).tolist()[:16]
     params = {"files": [path], "length": 3, "step": 2, "samples": order, "batch": 4, "seed": 4,
               "outputs": {"x": {"random_crop": [64, 48], "random_flip": True}}}
@@ -206,3 +217,38 @@ def test_nvdec_tasks_ask_for_contiguous_runs_from_keyframes_and_equal_the_per_sa
     for g, a in zip(grouped, alone):
         assert torch.equal(g["index"], a["index"]) and torch.equal(g["x"], a["x"])
     assert len(grouped) == len(alone) == 4
+
+
+OUTPUTS = {
+    "cuts": {"in": {"random_crop": [40, 30], "random_flip": True, "crop_first": True, "scale_factor": 0.5},
+             "mid": {"random_crop": [40, 30], "random_flip": True, "crop_first": True, "index_map": [-1, 0, -1]},
+             "fixed": {"crop": [33, 17, 21, 9], "dtype": "uint8"}},
+    "odd": {"a": {"random_crop": [37, 23], "random_flip": True}, "b": {"random_crop": [12, 50], "crop_first": True,
+                                                                        "scale": [6, 25], "layout": "BCTHW"}},
+    "whole": {"a": {"random_crop": [40, 30]}, "small": {"scale_factor": 0.5, "dtype": "half"}},
+}
+
+
+@pytest.mark.parametrize("case", OUTPUTS)
+def test_converting_only_the_crops_equals_converting_whole_frames(files, case, monkeypatch):
+    """NVDEC's NV12 kept and only each sample's crops converted (cut at even places, the draws
+    shifted into the cut) gives the very values of whole frames converted, then processed:
+    random crops and flips, fixed crops, odd sizes and origins, and an output that needs the
+    whole frame (the union is then the frame)."""
+    path = files[0]
+    order = torch.randperm(probe(path).frames - 4, generator=torch.Generator().manual_seed(8)).tolist()[:12]
+    params = {"files": [path], "length": 3, "step": 2, "samples": order, "batch": 4, "seed": 6, "decoders": 2,
+              "outputs": OUTPUTS[case]}
+    import flowml_av.clips as clips
+
+    widths = []
+    convert = clips.nv12_to_rgb
+    monkeypatch.setattr(clips, "nv12_to_rgb", lambda y, *a: widths.append(y.shape[-1]) or convert(y, *a))
+    cut, _, node = batches_of(stand_in_nvdec(path, []), params)
+    monkeypatch.undo()
+    assert widths and (max(widths) < 178) == (case != "whole"), widths   # only the crops were converted
+    whole, _, _ = batches_of(stand_in_nvdec(path, [], convert_whole=True), params)
+    assert node.decoder == "nvdec" and len(cut) == len(whole) == 3
+    for c, w in zip(cut, whole):
+        for name in (*OUTPUTS[case], "index"):
+            assert c[name].shape == w[name].shape and torch.equal(c[name], w[name]), (case, name)
