@@ -30,7 +30,8 @@ it from ``FLOWML_TEST_VIDEOS``. Two parts, each timed after a warm-up:
    epochs of the 236 samples) timed ``--repeats`` times in a row after a warm-up, the median
    reported (each repeat's figure kept): ``flowml.data.VideoLoader`` on NVDEC (7 decoders;
    GOP tasks, the default; on ``--files`` copies of the file, default 8; a task a sample,
-   ``group=False``; windows of ``--ahead`` samples; with 1 decoder), ``VideoLoader`` decoding
+   ``group=False``; windows of ``--ahead`` samples, default batch + 2 K against NVDEC's 64;
+   with 1 decoder), ``VideoLoader`` decoding
    on the CPU (FFmpeg, half the cores; the issue's GPU >= 3x the CPU path), and PyAV by hand in
    a torch ``DataLoader`` with one worker per core (persistent; each decoding one sample: seek,
    decode, crop, in the worker; scaled on the GPU in the loop), and the model alone on one
@@ -340,7 +341,7 @@ def flowml_loader(paths: list[Path], decode: str, steps: int, batch: int, decode
     out.update(counted.counters())
     out["decoder"] = loader.last_decoder
     out["decoders"] = decoders or "auto"
-    out.update(group=group, ahead=ahead or "batch + 2K", files=len(paths), epoch_samples=len(data))
+    out.update(group=group, ahead=ahead or "default", files=len(paths), epoch_samples=len(data))
     return out
 
 
@@ -482,7 +483,9 @@ def main() -> None:
                     help="VideoLoader's decoders (one a NVDEC engine: 7 on an H200)")
     ap.add_argument("--files", type=int, default=8, help="copies of the file in the multi-file loader row (0: none)")
     ap.add_argument("--piece", type=int, default=24, help="frames a decoder call in the extra K = 7 graph run")
-    ap.add_argument("--ahead", type=int, default=64, help="samples grouped at a time in the extra loader run")
+    ap.add_argument("--ahead", type=int, default=None,
+                    help="samples grouped at a time in the extra loader run (default batch + 2 K: the window "
+                         "before NVDEC's default became 64)")
     ap.add_argument("--no-decode", action="store_true", help="skip part 1 (decoding in a graph, and its ceiling)")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the runs that say where the ceiling is")
     ap.add_argument("--no-loader", action="store_true", help="skip part 2 (the training loader)")
@@ -569,7 +572,8 @@ def loader_rows(args, path: Path, tmp: Path) -> dict:
     ld["flowml_cpu_decode"] = guarded(flowml_loader, [path], "cpu", steps, batch, None, repeats=n)
     ld["pyav_dataloader"] = guarded(hand_loader, path, steps, batch, args.workers, n)
     ld["flowml_nvdec_per_sample"] = guarded(flowml_loader, [path], "cuda", steps, batch, k, group=False)
-    ld[f"flowml_nvdec_ahead{args.ahead}"] = guarded(flowml_loader, [path], "cuda", steps, batch, k, ahead=args.ahead)
+    ahead = args.ahead or batch + 2 * k
+    ld[f"flowml_nvdec_ahead{ahead}"] = guarded(flowml_loader, [path], "cuda", steps, batch, k, ahead=ahead)
     ld["flowml_nvdec_1_decoder"] = guarded(flowml_loader, [path], "cuda", max(4, steps // 4), batch, 1)
 
     def rate(name):

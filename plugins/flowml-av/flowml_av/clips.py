@@ -29,6 +29,9 @@ from .reader import _gpu_index, _place
 DEFAULT = {"frames": ProcessDesc()}
 FILES_PER_DECODER = 4
 """Decoders a thread keeps open (one a file, least recently used closed): bounds NVDEC sessions."""
+NVDEC_WINDOW = 64
+"""Samples a window at least on NVDEC by default: a larger window decodes each GOP once for more
+samples (fewer frames decoded a sample), and what it holds is NV12 (``crop_before_convert``)."""
 HELD_WINDOWS = 2
 """Windows of samples decoded or being decoded and not yet taken, at most (with K > 1): the
 next window is submitted as soon as the one before it, so no decoder waits for the loop."""
@@ -51,7 +54,8 @@ class Clips(Node):
 
     ``decoders``: K threads decode at once, each with its own decoders (one a file, the last
     ``FILES_PER_DECODER`` files it read). The read order is known, so it is planned a window
-    of ``ahead`` samples at a time (default ``batch + 2 K``) and the windows are submitted
+    of ``ahead`` samples at a time (default ``batch + 2 K``; on NVDEC at least ``NVDEC_WINDOW``,
+    64, as it holds NV12) and the windows are submitted
     ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
     ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks are queued
     behind the current one's, so no decoder waits while the loop takes a batch. The threads
@@ -95,7 +99,7 @@ class Clips(Node):
                                         "once, from its keyframe; the same frames either way")
         ahead: int | None = Field(None, ge=1, le=4096, rebuild=True,
                                   description="with K > 1 decoders: samples planned (grouped) at a time, "
-                                              "two such windows held; none: batch + 2 K")
+                                              "two such windows held; none: batch + 2 K (NVDEC: at least 64)")
 
         @model_validator(mode="after")
         def _check(self) -> "Clips.Params":
@@ -156,6 +160,8 @@ class Clips(Node):
             self.jobs: dict[int, list[Future]] = {}   # read position -> the futures of its tasks
             self.submitted = 0
             self.window = p.ahead or p.batch + 2 * self.count
+            if p.ahead is None and self.gpu and self.crop_before_convert:
+                self.window = max(NVDEC_WINDOW, self.window)
             self.windows = 0                          # windows submitted
 
     def _decoder_count(self) -> int:
