@@ -34,13 +34,13 @@ class VideoLoader:
     ``sampler`` gives the sample order (default: ``ShuffleSampler(len(dataset), seed=seed,
     shuffle=shuffle)``); random crops and flips are seeded with ``seed + epoch``. ``device``:
     where batches are made (default: cuda if present); ``decode``: as ``capture.video``'s
-    (auto: NVDEC on CUDA where PyNvVideoCodec is installed); ``decoders``: samples decoded at
-    once, each on a thread with its own decoders (none: one a NVDEC engine, 7 on an H200, or
-    half the cores on the CPU; ``capture.clips``), at most ``batch_size + 2 * decoders``
-    samples ahead of the batch being made (planned ``ahead`` at a time, default that many:
-    a larger window groups better and holds more decoded frames); ``group``: samples of
-    one file among those that share GOPs are decoded by one call (``capture.clips``' ``group``:
-    each GOP once; the same batches either way). The last short batch is dropped
+    (auto: NVDEC on CUDA where PyNvVideoCodec is installed); ``decoders``: decoder
+    threads, each with its own decoders (none: one a NVDEC engine, 7 on an H200, or half the
+    cores on the CPU; ``capture.clips``); the sample order is planned a window of ``ahead``
+    samples at a time (default ``batch_size + 2 * decoders``, on NVDEC at least 64), at most
+    two windows decoded or being decoded and not yet taken; ``group``: a window's samples
+    decoded as one task a (file, GOP), each GOP once from its keyframe (``capture.clips``'
+    ``group``; the same batches either way). The last short batch is dropped
     unless ``drop_last`` is false. Iterate it to completion, or ``close()`` the iterator
     (a ``for`` loop left with ``break`` does it), before starting another."""
 
