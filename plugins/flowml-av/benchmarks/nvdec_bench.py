@@ -438,8 +438,9 @@ def summary(res: dict) -> str:
             per = f", batch {r['batch']}: {r['ticks_per_s']} ticks/s" if r.get("batch") else ""
             lines.append(f"  {name:10s} {r.get('fps', r.get('error'))!s:>8} fps  {r.get('cpu_cores_used', '')} cores "
                          f"({r.get('decoder')}, {r.get('decoders')} decoder(s){per})")
-    lines.append(f"  best NVDEC / PyAV (1 decoder, frame threads on every core): {g.get('best_nvdec_over_pyav')}x "
-                 f"(target 3x); / the best PyAV: {g.get('best_nvdec_over_best_pyav')}x  (one frame a tick)")
+    if g:
+        lines.append(f"  best NVDEC / PyAV (1 decoder, frame threads on every core): {g.get('best_nvdec_over_pyav')}x "
+                     f"(target 3x); / the best PyAV: {g.get('best_nvdec_over_best_pyav')}x  (one frame a tick)")
     if "best_nvdec_batched_over_best_pyav" in g:
         lines.append(f"  batched over time: best NVDEC batch ({g.get('best_nvdec_batched')}) / the best PyAV, batched or "
                      f"not ({g.get('best_pyav')}): {g['best_nvdec_batched_over_best_pyav']}x (target 3x); "
