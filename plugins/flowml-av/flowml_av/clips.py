@@ -59,7 +59,7 @@ class Clips(Node):
     ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
     ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks are queued
     behind the current one's, so no decoder waits while the loop takes a batch. The threads
-    share one queue of tasks. Batches are made in order, random choices drawn in order, so K
+    share one queue of tasks, a thread taking among the next K one of a file it has open first. Batches are made in order, random choices drawn in order, so K
     changes nothing in the output. None (auto): one a NVDEC engine on NVDEC (7 on an H200),
     half the cores (up to 8) on the CPU.
 
@@ -158,6 +158,7 @@ class Clips(Node):
             self.opened: list[Any] = []
             self.pool = ThreadPoolExecutor(self.count, thread_name_prefix="flowml-av-clips")
             self.jobs: dict[int, list[Future]] = {}   # read position -> the futures of its tasks
+            self.pending: list[tuple[Task, Future]] = []  # submitted, not started, in priority order
             self.submitted = 0
             self.window = p.ahead or p.batch + 2 * self.count
             if p.ahead is None and self.gpu and self.crop_before_convert:
@@ -258,6 +259,23 @@ class Clips(Node):
 
         return CpuVideo(self.paths[file], self.ctx.device, max(1, (os.cpu_count() or 1) // self.count))
 
+    def _pull(self) -> None:
+        """On a worker thread: take a pending task and run it into its future. Among the next
+        K in priority order, one of a file this thread has open goes first (opening an NVDEC
+        session costs more than a task's place in the queue); else the first."""
+        open_here = getattr(self.local, "videos", None) or {}
+        with self.lock:
+            if not self.pending:
+                return
+            pick = next((n for n, (t, _) in enumerate(self.pending[:self.count]) if t.file in open_here), 0)
+            task, future = self.pending.pop(pick)
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self._decode_task(task))
+        except BaseException as exc:  # noqa: BLE001 - raised where the batch waits for it
+            future.set_exception(exc)
+
     def _decode_task(self, task: Task) -> tuple[Task, Any, Any]:
         """On a worker thread: ``(task, its kept frames (``_run_task``), the CUDA event after
         them or None)``, decoded on this thread's stream."""
@@ -321,7 +339,10 @@ class Clips(Node):
             if self.submitted > need and self.submitted - self.taken + size > HELD_WINDOWS * self.window:
                 return
             for task in self._tasks(range(self.submitted, self.submitted + size)):
-                future = self.pool.submit(self._decode_task, task)
+                future: Future = Future()
+                with self.lock:
+                    self.pending.append((task, future))
+                self.pool.submit(self._pull)   # one pull a task: every task runs
                 for at in task.positions:
                     self.jobs.setdefault(at, []).append(future)
             self.submitted += size

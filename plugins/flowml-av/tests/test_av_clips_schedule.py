@@ -252,3 +252,35 @@ def test_converting_only_the_crops_equals_converting_whole_frames(files, case, m
     for c, w in zip(cut, whole):
         for name in (*OUTPUTS[case], "index"):
             assert c[name].shape == w[name].shape and torch.equal(c[name], w[name]), (case, name)
+
+
+def test_more_files_than_a_thread_keeps_open_give_the_same_batches(files, tmp_path):
+    """Six files (two copies each of three names' content) with K = 2: threads close and reopen
+    decoders (FILES_PER_DECODER), pick tasks of files they have open first; the batches are the
+    straightforward path's."""
+    import shutil
+
+    from flowml_av.clips import FILES_PER_DECODER
+
+    paths = []
+    for k in range(6):
+        dst = tmp_path / f"c{k}.mp4"
+        shutil.copyfile(files[k % 2], dst)
+        paths.append(str(dst))
+    opened = []
+
+    class Counting(TracedClips):
+        def _open_video(self, file):
+            opened.append(file)
+            return super()._open_video(file)
+
+    n = sum(probe(p).frames - 2 for p in paths)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(3)).tolist()[:36]
+    params = {"files": paths, "length": 3, "samples": order, "batch": 6, "seed": 1, "decode": "cpu",
+              "outputs": {"x": {"random_crop": [32, 32], "random_flip": True}}}
+    straight, _, _ = batches_of(Clips, {**params, "decoders": 1, "group": False})
+    got, _, node = batches_of(Counting, {**params, "decoders": 2})
+    assert len(got) == len(straight) == 6
+    assert all(torch.equal(g["x"], s["x"]) and torch.equal(g["index"], s["index"]) for g, s in zip(got, straight))
+    assert len(set(opened)) == 6 and FILES_PER_DECODER < 6
+    print(f"{len(opened)} decoders opened for {node.decode_calls} tasks over 6 files, 2 threads")
