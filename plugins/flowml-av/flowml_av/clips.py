@@ -54,14 +54,18 @@ class Clips(Node):
 
     ``decoders``: K threads decode at once, each with its own decoders (one a file, the last
     ``FILES_PER_DECODER`` files it read). The read order is known, so it is planned a window
-    of ``ahead`` samples at a time (default ``batch + 2 K``; on NVDEC at least ``NVDEC_WINDOW``,
-    64, as it holds NV12) and the windows are submitted
-    ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
-    ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks are queued
-    behind the current one's, so no decoder waits while the loop takes a batch. The threads
-    share one queue of tasks, a thread taking among the next K one of a file it has open first. Batches are made in order, random choices drawn in order, so K
-    changes nothing in the output. None (auto): one a NVDEC engine on NVDEC (7 on an H200),
-    half the cores (up to 8) on the CPU.
+    of ``ahead`` samples at a time (default ``batch + 2 K``; on NVDEC at least
+    ``NVDEC_WINDOW``, 64, as it holds NV12), and the windows are submitted ahead,
+    ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
+    ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks wait behind the
+    current one's, so no decoder idles while the loop takes a batch. The threads share one
+    list of tasks, a thread taking among the next K one of a file it has open first. Batches
+    are made in order, random choices drawn in order, so K changes nothing in the output.
+    None (auto): one a NVDEC engine on NVDEC (7 on an H200), half the cores (up to 8) on the CPU.
+
+    On NVDEC (``crop_before_convert``) the kept frames stay NV12 and, once a batch's draws are
+    known, only the region its outputs read (the union of their crops) is converted to RGB:
+    the values of whole frames converted, then processed.
 
     ``group``: a window's samples become one task a (file, GOP) (``grouping.gop_tasks``):
     the frames from the GOP's keyframe to the last one a sample of the window needs, asked for
