@@ -301,14 +301,17 @@ class Counted:
 
     def __init__(self, loader):
         self.loader, self.samples, self.calls, self.frames = loader, 0, 0, 0
+        self.first_batch_s: list[float] = []   # each epoch: its graph started -> its first batch
 
     def __iter__(self):
         while True:
+            t0 = time.perf_counter()
             epoch, node = iter(self.loader), None
             try:
                 for batch in epoch:
                     if node is None:  # the graph's nodes are dropped when it ends: keep the node
                         node = epoch.scheduler.nodes["clips"].node
+                        self.first_batch_s.append(time.perf_counter() - t0)
                     yield batch
             finally:
                 epoch.close()
@@ -318,9 +321,10 @@ class Counted:
                     self.frames += node.decoded_frames
 
     def counters(self) -> dict:
-        n = max(1, self.samples)
+        n, starts = max(1, self.samples), sorted(self.first_batch_s)
         return {"decoded_frames_per_sample": round(self.frames / n, 2), "tasks_per_sample": round(self.calls / n, 2),
-                "samples_counted": self.samples}
+                "samples_counted": self.samples, "epochs": len(starts),
+                "epoch_first_batch_s_median": round(starts[len(starts) // 2], 3) if starts else None}
 
 
 def flowml_loader(paths: list[Path], decode: str, steps: int, batch: int, decoders: int | None = None,
@@ -454,7 +458,8 @@ def summary(res: dict) -> str:
                  "a sample):")
     for name, r in ld.items():
         if isinstance(r, dict):
-            frames = f", {r['decoded_frames_per_sample']} frames/sample" if "decoded_frames_per_sample" in r else ""
+            frames = (f", {r['decoded_frames_per_sample']} frames/sample, {r['epochs']} epochs, first batch of an "
+                      f"epoch {r['epoch_first_batch_s_median']} s" if "decoded_frames_per_sample" in r else "")
             lines.append(f"  {name:26s} {r.get('samples_per_s', r.get('error'))!s:>8} {r.get('repeats', '')}  "
                          f"{r.get('cpu_cores_used', '')} cores{frames}")
     lines.append(f"  flowml NVDEC / PyAV DataLoader: {ld.get('ratio_flowml_nvdec_over_pyav_dataloader')}x; best flowml run: "
