@@ -96,6 +96,31 @@ def test_generator_captured_as_a_cuda_graph(snap, tmp_path, no_tf32):
         assert (frame["image"] - eager).abs().max() < 1e-3
 
 
+def test_a_captured_generator_stops_after_the_tap_when_the_image_is_not_wired(snap, tmp_path, no_tf32):
+    """The graph reads only the tap (NodeContext.wired): the capture holds the layers up to it,
+    replays give the eager tap, and no image comes out."""
+    text = GRAPH.replace("SNAP", str(snap)) + "  layer: {type: tensor.to_image, inputs: {tensor: gen/l64}}\n"
+    (tmp_path / "g.yaml").write_text(text)
+    graph = load_graph(tmp_path / "g.yaml", load_registry())
+    seen = []
+
+    def keep(tick, outputs):
+        torch.cuda.synchronize()
+        seen.append({k: v.cpu() for k, v in outputs["gen"].items()})
+
+    with Scheduler(graph, device="cuda") as sched:
+        sched.after_tick.append(keep)
+        result = sched.run(frames=6)
+        assert result.ok, result.error
+        assert sched.nodes["gen"].captured.captures == 1
+    kw = dict(graph_dir=snap.parent)
+    w = run_node(StyleGANLatent, params={"path": snap.name, "seed": 2.5}, **kw)["w"]
+    eager = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name, "taps": ["l64=synthesis.b64.conv1"]}, **kw)
+    assert len(seen) == 6 and all(set(f) == {"l64"} for f in seen)
+    for frame in seen:
+        assert (frame["l64"] - eager["l64"]).abs().max() < 1e-3
+
+
 def test_live_edits_on_a_captured_generator(snap, tmp_path, no_tf32):
     """An edit set while the captured generator runs shows from the next frame (the graph
     replays on, reading the edited weight: no eager call, no second capture) and matches the
