@@ -469,13 +469,14 @@ def cmd_examples(a: argparse.Namespace) -> int:
         out.print(table)
         return 0
     names = ex.names() if a.names == ["all"] else a.names
+    registry = _registry()   # the plugins build their graphs' models too
     try:
         for name in names:
             done = ex.copy(name, Path(a.dir), build_models=not a.no_models,
-                           say=lambda m: err.print(m, markup=False))
+                           say=lambda m: err.print(m, markup=False), registry=registry)
             out.print(f"wrote {done.graph}", markup=False)
             for model in done.not_buildable:
-                err.print(f"  {name} reads models/{model}, which flowml does not build: "
+                err.print(f"  {name} reads models/{model}, which neither flowml nor an installed plugin builds: "
                           f"the first lines of {done.graph.name} say where it comes from", markup=False)
             for model in done.skipped:
                 err.print(f"  not built (--no-models): models/{model}", markup=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 PACKAGE = "flowml.examples"
 _UP = re.compile(r"(?<![\w./])\.\./")              # "../models/x" -> "models/x"
@@ -95,11 +95,13 @@ class Copied:
 
 
 def copy(name: str, dest: Path, build_models: bool = True,
-         say: Callable[[str], None] = lambda line: None) -> Copied:
+         say: Callable[[str], None] = lambda line: None, registry: Any = None) -> Copied:
     """Write the example ``name`` as ``dest/NAME.yaml`` (paths relative to ``dest``), copy the
     folders it names, and (``build_models``) build the models it reads into ``dest/models``
-    unless they are there already."""
-    from .models import BUILDERS, build_model
+    unless they are there already: flowml's own and those the plugins of ``registry`` (default:
+    the installed ones) register."""
+    from .models import build_model, builders
+    from .plugins import load_registry
 
     graph_text = _UP.sub("", text(name))
     dest = Path(dest)
@@ -123,9 +125,13 @@ def copy(name: str, dest: Path, build_models: bool = True,
             with entry.open("rb") as fin, open(dest / entry.name, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
             done.files.append(dest / entry.name)
-    for model in models_used(graph_text):
+    models = models_used(graph_text)
+    if models and registry is None:
+        registry = load_registry()
+    known = builders(registry)
+    for model in models:
         path = dest / "models" / model
-        if model not in BUILDERS:
+        if model not in known:
             done.not_buildable.append(model)
         elif path.exists():
             done.present.append(path)
@@ -133,7 +139,7 @@ def copy(name: str, dest: Path, build_models: bool = True,
             done.skipped.append(model)
         else:
             say(f"building {path}")
-            done.built.extend(build_model(model, dest / "models"))
+            done.built.extend(build_model(model, dest / "models", registry))
     return done
 
 

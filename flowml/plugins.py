@@ -5,13 +5,17 @@ A plugin package declares, in its ``pyproject.toml``::
     [project.entry-points.flowml]
     mynodes = "mynodes.plugin"
 
-and ``mynodes/plugin.py`` implements the one hook::
+and ``mynodes/plugin.py`` implements the hook::
 
     import flowml
 
     @flowml.hookimpl
     def register_node_types(register):
         register(MyNode)
+
+and, where its example graphs read model files it can make (random weights, no download),
+``register_model_builders(register)``: ``register("mymodel.pt", build)``, ``build(folder)``
+writing the file into ``folder`` and returning the paths written (``flowml examples copy``).
 
 The built-in plugins under ``plugins/`` register exactly this way. A plugin that fails to
 import or to register is recorded in ``Registry.failures`` and never breaks the others.
@@ -25,6 +29,7 @@ import re
 import traceback
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Callable, Iterable
 
 import pluggy
@@ -40,6 +45,16 @@ class Hooks:
     @hookspec
     def register_node_types(self, register: Callable[[type[Node]], None]) -> None:
         """Call ``register(NodeClass)`` once for each node type the plugin provides."""
+
+    @hookspec
+    def register_model_builders(self, register: Callable[[str, "ModelBuilder"], None]) -> None:
+        """Call ``register(file_name, build)`` for each model file the plugin's example graphs
+        read from ``models/`` and the plugin can write itself: ``build(folder)`` writes it into
+        ``folder`` and returns the paths written. Optional."""
+
+
+ModelBuilder = Callable[[Path], list[Path]]
+"""Writes a model file into a folder; returns the paths written."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,9 @@ class Registry:
     failures: list[PluginFailure] = field(default_factory=list)
     candidates: dict[str, list[NodeType]] = field(default_factory=dict)
     """Every registration of a name that more than one plugin registers, in load order."""
+    model_builders: dict[str, tuple[str, ModelBuilder]] = field(default_factory=dict)
+    """Model file name -> (plugin, its builder), from ``register_model_builders``; the first
+    plugin to register a name keeps it."""
 
     def configured(self, name: str) -> str | None:
         """The plugin ``FLOWML_PLUGINS`` chooses for ``name``, if it names one."""
@@ -179,7 +197,16 @@ def _register_from(registry: Registry, module: object, plugin: str, dist: str, v
             registry.failures.append(PluginFailure(plugin, f"cannot register a node type: {exc}",
                                                    traceback.format_exc(limit=-4), loaded=True))
 
+    def register_builder(name: str, build: ModelBuilder) -> None:
+        if not (isinstance(name, str) and name and "/" not in name and callable(build)):
+            registry.failures.append(PluginFailure(
+                plugin, f"register_model_builders: register(file name, build) got {name!r}, {build!r}",
+                loaded=True))
+            return
+        registry.model_builders.setdefault(name, (plugin, build))
+
     pm.hook.register_node_types(register=register)
+    pm.hook.register_model_builders(register=register_builder)
 
 
 def load_registry(extra_modules: Iterable[tuple[str, object]] = ()) -> Registry:

@@ -132,3 +132,47 @@ def test_check_dists_names_a_version_out_of_step_and_a_plugin_in_no_extra(tmp_pa
     assert any("flowml[all] does not install flowml-new" in b for b in bad), bad
     # extras naming plugins this copy lacks are named as such (they would break installs)
     assert any("names flowml-av, which is not in plugins/" in b for b in bad), bad
+
+
+def test_every_model_an_example_graph_reads_is_built_by_flowml_or_its_plugin(tmp_path):
+    """No example graph reads a model that `flowml examples copy` cannot make: flowml's own
+    (flowml.models.BUILDERS) or a plugin's, through the register_model_builders hook."""
+    from flowml import example_graphs as ex
+    from flowml.models import builders
+    from flowml.plugins import load_registry
+
+    registry = load_registry()
+    known = builders(registry)
+    missing = {name: [m for m in ex.models_of(name) if m not in known] for name in ex.names()}
+    assert {n: m for n, m in missing.items() if m} == {}
+    assert registry.model_builders["squeezenet_tracks.pt"][0] == "track"   # the plugin that gives it
+    from flowml_gan.build import default_name
+
+    assert all(default_name(c, 256) in registry.model_builders for c in ("sg2", "sg3-t", "sg3-r"))
+    r = flowml("examples", "copy", "analytics_tracking", str(tmp_path / "t"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    import torch
+
+    model = torch.jit.load(str(tmp_path / "t" / "models" / "squeezenet_tracks.pt"))
+    assert model(torch.rand(3, 3, 64, 64)).shape == (3, 2)       # the graph's 2 classes
+    v = flowml("validate", str(tmp_path / "t" / "analytics_tracking.yaml"), cwd=tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_a_bad_model_builder_registration_is_a_plugin_failure_not_a_crash():
+    import types
+
+    import flowml
+    from flowml.plugins import load_registry
+
+    module = types.ModuleType("bad_builders")
+
+    @flowml.hookimpl
+    def register_model_builders(register):
+        register("models/nested.pt", lambda folder: [])   # a path, not a file name
+        register("fine.pt", lambda folder: [folder / "fine.pt"])
+
+    module.register_model_builders = register_model_builders
+    registry = load_registry([("bad", module)])
+    assert "fine.pt" in registry.model_builders
+    assert any(f.plugin == "bad" and "models/nested.pt" in f.error for f in registry.failures)

@@ -15,3 +15,14 @@ from .track import Track
 def register_node_types(register):
     for node_type in (BackgroundDetector, HogPeople, FromTensor, Track, CropSquare, ClassifyJoin, Overlay):
         register(node_type)
+
+
+@flowml.hookimpl
+def register_model_builders(register):
+    """graphs/analytics_tracking.yaml's secondary classifier: SqueezeNet, 2 classes, random weights."""
+    def squeezenet(folder):
+        from .models import save_squeezenet
+
+        return [save_squeezenet(folder / "squeezenet_tracks.pt", classes=2)]
+
+    register("squeezenet_tracks.pt", squeezenet)
