@@ -231,10 +231,6 @@ class StyleGANGenerator(Node):
             self.taps.remove()
             raise NodeError(f"taps {outside}: the generator runs only the synthesis network (it "
                             "takes w); tap layers under synthesis")
-        # the image is not needed: image: false, or the graph reads some taps and not the image
-        wired = ctx.wired
-        self.image_wanted = p.image and not (p.taps and wired and "image" not in wired)
-        self.taps.stop_when_done = not self.image_wanted
         self.edits = WeightEdits(self.G)
         self._set_edits(p.edits)
 
@@ -251,6 +247,12 @@ class StyleGANGenerator(Node):
             # queued before, ahead of the next one, which a captured graph replays unchanged
             self._set_edits(new.edits)  # type: ignore[attr-defined]
 
+    def _image_wanted(self) -> bool:
+        """Not when ``image: false``, nor when the graph reads some taps and not the image
+        (``ctx.wired``, read each call: a rewiring while the graph runs keeps this node)."""
+        p, wired = self.params, self.ctx.wired
+        return p.image and not (p.taps and wired and "image" not in wired)
+
     def process(self, w: Any) -> dict[str, Any]:
         from .taps import TapsDone
 
@@ -262,11 +264,13 @@ class StyleGANGenerator(Node):
                             "make it with stylegan.latent on the same snapshot")
         w = w.to(device=self.ctx.torch_device, dtype=torch.float32)
         self.taps.values.clear()
+        image_wanted = self._image_wanted()
+        self.taps.stop_when_done = not image_wanted   # the rest is not computed after the last tap
         out: dict[str, Any] = {}
         with torch.no_grad():
             try:
                 img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
-                if self.image_wanted:
+                if image_wanted:
                     out["image"] = (img * 0.5 + 0.5).clamp(0, 1)
             except TapsDone:  # the image is not wanted, the last tap is in: the rest is not computed
                 pass
