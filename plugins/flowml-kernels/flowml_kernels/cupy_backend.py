@@ -1,7 +1,7 @@
 """The CUDA path of WeightedFilter: CuPy RawKernels on torch's current stream.
 
-CuPy is imported here only, lazily, on the first CUDA call: nothing else in flowml-kernels needs
-it, and a machine without it runs the reference. Each launch:
+CuPy is imported here, lazily, on the first CUDA call (and by ``checks``, to say why it cannot
+run): a machine without it runs the reference. Each launch:
 
 - runs on ``torch.cuda.current_stream()`` through ``cupy.cuda.ExternalStream`` (its successor
   ``Stream.from_external`` on CuPy >= 14), so it orders
@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from .checks import cuda_problem
 from .cuda_source import wgrad_source
 from .forward_sources import forward_source
 from .plans import PLANS, THREADS, ForwardPlan, channel_block, rows_per_thread, select
@@ -36,17 +37,11 @@ _DTYPES = {torch.float64: "float64", torch.float32: "float32", torch.float16: "f
 
 @functools.cache
 def unavailable() -> str | None:
-    """Why the CuPy path cannot run here (no CuPy, no GPU), or None when it can."""
-    try:
-        import cupy
-    except Exception as e:  # not installed, or a wheel for another CUDA: say which
-        return (f"CuPy is not importable ({type(e).__name__}: {e}); "
-                "install it with: pip install 'flowml-kernels[cuda]'")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "CuPy found no CUDA GPU"
-    except Exception as e:
-        return f"CuPy cannot use the GPU ({type(e).__name__}: {e})"
+    """Why the CuPy path cannot run here (no CuPy, no GPU: ``checks.cuda_problem``; torch
+    without CUDA), or None when it can."""
+    why = cuda_problem()
+    if why is not None:
+        return why
     if not torch.cuda.is_available():
         return "torch sees no CUDA GPU"
     return None
