@@ -74,9 +74,10 @@ nodes:
 """
 
 
-def test_generator_captured_as_a_cuda_graph(snap, tmp_path, no_tf32):
-    (tmp_path / "g.yaml").write_text(GRAPH.replace("SNAP", str(snap)))
-    graph = load_graph(tmp_path / "g.yaml", load_registry())
+def _captured_run(path, frames: int) -> list[dict]:
+    """Run the graph file on cuda for ``frames`` frames: each frame's generator outputs on the
+    host, after checking that its node was captured once."""
+    graph = load_graph(path, load_registry())
     seen = []
 
     def keep(tick, outputs):
@@ -85,9 +86,15 @@ def test_generator_captured_as_a_cuda_graph(snap, tmp_path, no_tf32):
 
     with Scheduler(graph, device="cuda") as sched:
         sched.after_tick.append(keep)
-        result = sched.run(frames=8)
+        result = sched.run(frames=frames)
         assert result.ok, result.error
         assert sched.nodes["gen"].captured.captures == 1
+    return seen
+
+
+def test_generator_captured_as_a_cuda_graph(snap, tmp_path, no_tf32):
+    (tmp_path / "g.yaml").write_text(GRAPH.replace("SNAP", str(snap)))
+    seen = _captured_run(tmp_path / "g.yaml", frames=8)
     kw = dict(graph_dir=snap.parent)
     w = run_node(StyleGANLatent, params={"path": snap.name, "seed": 2.5}, **kw)["w"]
     eager = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name}, **kw)["image"]
@@ -101,18 +108,7 @@ def test_a_captured_generator_stops_after_the_tap_when_the_image_is_not_wired(sn
     replays give the eager tap, and no image comes out."""
     text = GRAPH.replace("SNAP", str(snap)) + "  layer: {type: tensor.to_image, inputs: {tensor: gen/l64}}\n"
     (tmp_path / "g.yaml").write_text(text)
-    graph = load_graph(tmp_path / "g.yaml", load_registry())
-    seen = []
-
-    def keep(tick, outputs):
-        torch.cuda.synchronize()
-        seen.append({k: v.cpu() for k, v in outputs["gen"].items()})
-
-    with Scheduler(graph, device="cuda") as sched:
-        sched.after_tick.append(keep)
-        result = sched.run(frames=6)
-        assert result.ok, result.error
-        assert sched.nodes["gen"].captured.captures == 1
+    seen = _captured_run(tmp_path / "g.yaml", frames=6)
     kw = dict(graph_dir=snap.parent)
     w = run_node(StyleGANLatent, params={"path": snap.name, "seed": 2.5}, **kw)["w"]
     eager = run_node(StyleGANGenerator, {"w": w}, {"path": snap.name, "taps": ["l64=synthesis.b64.conv1"]}, **kw)
