@@ -13,7 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["replace_file"]
+__all__ = ["replace_file", "from_graph"]
+
+
+def from_graph(path: str | os.PathLike, graph_dir: Path) -> Path:
+    """A path as a graph file names it (``~`` expanded), relative ones taken from the graph
+    file's folder ``graph_dir``; for validation-time checks of a node's file params (a running
+    node has ``NodeContext.resolve``)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(graph_dir) / p
 
 
 def replace_file(src: str | os.PathLike, dst: str | os.PathLike, *, timeout_s: float = 0.25) -> None:

@@ -31,6 +31,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Callable
 
+from ..fsutil import from_graph
 from ..graph.errors import GraphErrors
 from ..graph.resolved import ValidatedGraph
 from ..parammeta import file_fields, rebuild_fields
@@ -64,8 +65,7 @@ def files_named_by(graph: ValidatedGraph) -> dict[Path, set[str]]:
             text = str(value)
             if len(text) > 4096 or "\n" in text:
                 continue
-            p = Path(text).expanduser()
-            p = p if p.is_absolute() else base / p
+            p = from_graph(text, base)
             try:
                 if p.is_file() and p.resolve() != own:
                     out.setdefault(p.resolve(), set()).add(nid)

@@ -7,6 +7,7 @@ from typing import Any
 
 import flowml
 from flowml import JSON, NO_VALUE, Field, Input, Node, NodeError, Output
+from flowml.fsutil import from_graph
 from flowml.graph.errors import GraphErrors
 
 from .ruleset import Rule, load_rules
@@ -52,8 +53,7 @@ class Rules(Node):
 
     @classmethod
     def check_upstream(cls, params: flowml.Params, upstream: Any, graph_dir: Path) -> list[str]:
-        path = Path(params.path).expanduser()  # type: ignore[attr-defined]
-        path = path if path.is_absolute() else graph_dir / path
+        path = from_graph(params.path, graph_dir)  # type: ignore[attr-defined]
         try:
             rules = load_rules(path, str(path))
         except GraphErrors as errors:

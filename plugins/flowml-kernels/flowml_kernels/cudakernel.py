@@ -9,6 +9,7 @@ from pydantic import field_validator, model_validator
 
 import flowml
 from flowml import TENSOR, Field, Input, Node, NodeError, Output, Ports
+from flowml.fsutil import from_graph
 from flowml.lazy import lazy_import
 from flowml.ports import check_port_list, parse_port
 
@@ -115,8 +116,7 @@ class CudaKernel(Node):
         if params.path is None:
             source, display = params.code or "", "the inline code"
         else:
-            file = Path(params.path).expanduser()
-            file = file if file.is_absolute() else graph_dir / file
+            file = from_graph(params.path, graph_dir)
             try:
                 source, display = file.read_text(encoding="utf-8"), params.path
             except FileNotFoundError:
