@@ -155,11 +155,20 @@ class GpuCall:
             return t
         if t.device.type == "cuda":
             return peer_copy(t, self.lane.device)
-        if not t.is_pinned():
-            # a copy from pageable memory makes CUDA wait for everything queued on the stream
-            # first: the dispatcher would stall on the GPU. Pinned, the copy is asynchronous.
-            t = t.pin_memory()
-        return t.to(self.lane.device, non_blocking=True)
+        return upload(t, self.lane.device)
+
+
+def upload(t: torch.Tensor, device: str | torch.device) -> torch.Tensor:
+    """``t`` on ``device`` (itself if it is there), on the current stream, the host never
+    waiting: a host tensor going to a GPU is pinned first (a copy from pageable memory makes
+    CUDA wait for everything queued on the stream: the caller would stall on the GPU), then
+    copied asynchronously; torch's pinned allocator keeps the buffer until the copy has run."""
+    device = torch.device(device)
+    if t.device == device:
+        return t
+    if t.device.type == "cpu" and device.type == "cuda" and not t.is_pinned():
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
 _peer_streams: dict[tuple[int, int], torch.cuda.Stream] = {}

@@ -518,10 +518,8 @@ def _assemble(frames: list[int], parts: list[tuple[tuple[int, ...], Any]]) -> An
 
 
 def _index_tensor(values: list[int], device: str) -> torch.Tensor:
-    """``(B,)`` int64 on ``device``: on CUDA copied from pinned memory without blocking (a
-    pageable copy would make the graph thread wait for the stream to drain); torch's pinned
-    allocator keeps the host buffer until the copy has run."""
-    host = torch.tensor(values, dtype=torch.int64)
-    if not device.startswith("cuda"):
-        return host.to(device)
-    return host.pin_memory().to(device, non_blocking=True)
+    """``(B,)`` int64 on ``device``: on CUDA copied from pinned memory without blocking
+    (``flowml.gpu.lanes.upload``: a pageable copy would make the graph thread wait)."""
+    from flowml.gpu.lanes import upload
+
+    return upload(torch.tensor(values, dtype=torch.int64), device)

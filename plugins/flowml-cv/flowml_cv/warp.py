@@ -44,11 +44,9 @@ def sampling_matrix(matrix: torch.Tensor, plate_size: tuple[int, int], device: t
     m = torch.stack((inv[:, 0] * (2.0 / width) + inv[:, 2] * (1.0 / width - 1.0),
                      inv[:, 1] * (2.0 / height) + inv[:, 2] * (1.0 / height - 1.0),
                      inv[:, 2]), dim=1).float()
-    if m.device == device:
-        return m
-    if m.device.type == "cpu" and device.type == "cuda":
-        m = m.pin_memory()  # a pageable upload would wait for everything queued on the stream
-    return m.to(device, non_blocking=True)
+    from flowml.gpu.lanes import upload
+
+    return upload(m, device)  # pinned: a pageable upload would wait for the stream to drain
 
 
 _BASE: dict[tuple[int, int, torch.device], torch.Tensor] = {}
