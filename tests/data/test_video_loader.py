@@ -120,10 +120,53 @@ def test_loader_runs_a_bounded_number_of_batches_ahead_and_stops_on_close(two_fi
     assert clips.pos < 192                                # it did not decode the epoch to the end
     for k, batch in enumerate(loader):                    # a loop left with break stops its graph
         if k == 1:
-            threads = [t for t in threading.enumerate() if t.name == "flowml.data" and t.is_alive()]
+            ahead = loader._ahead.thread                  # and the next epoch's, started ahead,
+            threads = [t for t in threading.enumerate()   # stops when the loader is closed
+                       if t.name == "flowml.data" and t.is_alive() and t is not ahead]
             break
     del batch
-    deadline = time.monotonic() + 10
+    _wait_dead(threads)
+    assert threads and not any(t.is_alive() for t in threads) and ahead.is_alive()
+    loader.close()
+    _wait_dead([ahead])
+    assert not ahead.is_alive()
+
+
+def _wait_dead(threads, seconds=10.0):
+    deadline = time.monotonic() + seconds
     while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert threads and not any(t.is_alive() for t in threads)
+
+
+def _epoch(it):
+    """An epoch's batches as (index list, frames) pairs."""
+    return [(b["index"].tolist(), b["frames"]) for b in it]
+
+
+def test_next_epoch_starts_ahead_and_the_batches_are_the_same(two_files):
+    data = VideoDataset(two_files[:1], 5)                 # 96 samples: 12 batches of 8
+    plain = VideoLoader(data, batch_size=8, shuffle=True, seed=2, device="cpu", overlap_epochs=False)
+    expected = [_epoch(plain), _epoch(plain)]
+    assert plain._ahead is None
+    loader = VideoLoader(data, batch_size=8, shuffle=True, seed=2, device="cpu")
+    first = iter(loader)
+    ahead = loader._ahead                                  # epoch 1's graph, started with epoch 0
+    assert ahead is not None and ahead.thread.is_alive() and ahead.order == loader.sampler.upcoming()
+    got = [_epoch(first)]
+    second = iter(loader)
+    assert second._run is ahead                            # taken over, not started anew
+    got.append(_epoch(second))
+    for want, have in zip(expected, got):
+        assert [i for i, _ in have] == [i for i, _ in want]
+        for (_, a), (_, b) in zip(have, want):
+            assert torch.equal(a, b)                       # the same crops of the same frames
+    # the sampler sent back to epoch 0: the graph started ahead (epoch 3) is not the one wanted
+    stale = loader._ahead
+    loader.sampler.set_epoch(0)
+    again = iter(loader)
+    assert again._run is not stale and not stale.thread.is_alive()
+    assert [i for i, _ in _epoch(again)] == [i for i, _ in expected[0]]
+    last = loader._ahead
+    loader.close()
+    _wait_dead([last.thread])
+    assert not last.thread.is_alive()
