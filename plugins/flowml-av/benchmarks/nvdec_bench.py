@@ -31,14 +31,16 @@ it from ``FLOWML_TEST_VIDEOS``. Two parts, each timed after a warm-up:
    reported (each repeat's figure kept): ``flowml.data.VideoLoader`` on NVDEC (7 decoders;
    GOP tasks, the default; on ``--files`` copies of the file, default 8; a task a sample,
    ``group=False``; windows of ``--ahead`` samples, default batch + 2 K against NVDEC's 64;
-   with 1 decoder), ``VideoLoader`` decoding
+   with 1 decoder; ``overlap_epochs=False``: each epoch's graph set up when it begins),
+   ``VideoLoader`` decoding
    on the CPU (FFmpeg, half the cores; the issue's GPU >= 3x the CPU path), and PyAV by hand in
    a torch ``DataLoader`` with one worker per core (persistent; each decoding one sample: seek,
    decode, crop, in the worker; scaled on the GPU in the loop), and the model alone on one
    batch kept on the GPU (``model_alone``: the ceiling any loader can reach). Samples a second,
    CPU used (children included), and for flowml the frames the decoders ran through a sample
    (``capture.clips``' counters, read through ``Epoch.scheduler``). The variant rows (a task a
-   sample, ``--ahead``, 1 decoder) run once; ``--no-decode`` runs part 2 alone.
+   sample, ``--ahead``, 1 decoder) run once; ``--no-decode`` runs part 2 alone,
+   ``--loader-rows NAME...`` only the rows named.
 
 Writes ``nvdec_bench.json`` and ``nvdec_bench.txt`` (a summary) to ``--out`` and prints both.
 """
@@ -328,20 +330,23 @@ class Counted:
 
 
 def flowml_loader(paths: list[Path], decode: str, steps: int, batch: int, decoders: int | None = None,
-                  group: bool = True, ahead: int | None = None, repeats: int = 1) -> dict:
+                  group: bool = True, ahead: int | None = None, repeats: int = 1, overlap: bool = True) -> dict:
     from flowml.data import VideoDataset, VideoLoader
 
     cut = {"random_crop": [CROP, CROP], "random_flip": True, "crop_first": True}
     data = VideoDataset(paths, LENGTH, processing={          # one decoded sequence, two outputs
         "input": {**cut, "scale_factor": 0.25}, "target": {**cut, "index_map": [-1, -1, 0, -1, -1]}})
     loader = VideoLoader(data, batch_size=batch, shuffle=True, seed=0, device="cuda", decode=decode, prefetch=3,
-                         decoders=decoders, group=group, ahead=ahead)
+                         decoders=decoders, group=group, ahead=ahead, overlap_epochs=overlap)
 
     def prepare(b):
         return b["input"], b["target"][:, 0]
 
     counted = Counted(loader)
-    out = train(counted, steps, batch, prepare, repeats)
+    try:
+        out = train(counted, steps, batch, prepare, repeats)
+    finally:
+        loader.close()  # the next epoch's graph, started ahead (overlap_epochs)
     out.update(counted.counters())
     out["decoder"] = loader.last_decoder
     out["decoders"] = decoders or "auto"
@@ -499,6 +504,8 @@ def main() -> None:
                     help="capture.video batch: B for the batched graph rows (none: no batched rows)")
     ap.add_argument("--batch-decoders", type=int, nargs="*", default=[4, 7], help="NVDEC decoder counts, batched")
     ap.add_argument("--batched-frames", type=int, default=1920, help="frames decoded per batched graph run")
+    ap.add_argument("--loader-rows", nargs="*", default=None,
+                    help="run only these loader rows (names as in the output; default: all)")
     ap.add_argument("--out", type=Path, default=None, help="folder for nvdec_bench.json and .txt")
     args = ap.parse_args()
     torch.zeros(1, device="cuda")
@@ -570,17 +577,22 @@ def decode_rows(args, path: Path, tmp: Path) -> dict:
 def loader_rows(args, path: Path, tmp: Path) -> dict:
     """Part 2: the training loader rows (medians of ``--repeats`` runs of ``--steps`` steps) and their ratios."""
     steps, batch, k, n = args.steps, args.batch, args.loader_decoders, args.repeats
-    ld = {"model_alone": guarded(model_alone, steps, batch, n),
-          "flowml_nvdec": guarded(flowml_loader, [path], "cuda", steps, batch, k, repeats=n)}
-    if args.files > 1:
-        ld[f"flowml_nvdec_{args.files}_files"] = guarded(flowml_loader, copies(path, args.files, tmp), "cuda", steps,
-                                                         batch, k, repeats=n)
-    ld["flowml_cpu_decode"] = guarded(flowml_loader, [path], "cpu", steps, batch, None, repeats=n)
-    ld["pyav_dataloader"] = guarded(hand_loader, path, steps, batch, args.workers, n)
-    ld["flowml_nvdec_per_sample"] = guarded(flowml_loader, [path], "cuda", steps, batch, k, group=False)
     ahead = args.ahead or batch + 2 * k
-    ld[f"flowml_nvdec_ahead{ahead}"] = guarded(flowml_loader, [path], "cuda", steps, batch, k, ahead=ahead)
-    ld["flowml_nvdec_1_decoder"] = guarded(flowml_loader, [path], "cuda", max(4, steps // 4), batch, 1)
+    rows = {  # name: what runs it (--loader-rows picks some)
+        "model_alone": lambda: model_alone(steps, batch, n),
+        "flowml_nvdec": lambda: flowml_loader([path], "cuda", steps, batch, k, repeats=n),
+        f"flowml_nvdec_{args.files}_files": lambda: flowml_loader(copies(path, args.files, tmp), "cuda", steps,
+                                                                  batch, k, repeats=n),
+        "flowml_nvdec_no_overlap": lambda: flowml_loader([path], "cuda", steps, batch, k, repeats=n, overlap=False),
+        "flowml_cpu_decode": lambda: flowml_loader([path], "cpu", steps, batch, None, repeats=n),
+        "pyav_dataloader": lambda: hand_loader(path, steps, batch, args.workers, n),
+        "flowml_nvdec_per_sample": lambda: flowml_loader([path], "cuda", steps, batch, k, group=False),
+        f"flowml_nvdec_ahead{ahead}": lambda: flowml_loader([path], "cuda", steps, batch, k, ahead=ahead),
+        "flowml_nvdec_1_decoder": lambda: flowml_loader([path], "cuda", max(4, steps // 4), batch, 1)}
+    if args.files <= 1:
+        del rows[f"flowml_nvdec_{args.files}_files"]
+    wanted = args.loader_rows or list(rows)
+    ld = {name: guarded(fn) for name, fn in rows.items() if name in wanted}
 
     def rate(name):
         r = ld.get(name)
