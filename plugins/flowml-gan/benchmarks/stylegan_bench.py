@@ -15,7 +15,10 @@ captured: that body (generator and hook) captured once as a ``torch.cuda.CUDAGra
 edits written into the weights it reads before each replay (``replay_vs_eager`` and
 ``replay_moves`` check that the replay computes the frame and follows the edits).
 
-Both run ``WARMUP`` frames (flowml's first one captures), then the timed frames back to back.
+Both run ``WARMUP`` frames (flowml's first one captures), then the timed frames back to back;
+the loop and the graph run in turn ``--rounds`` times (default 3) and a row is the round with
+the median ratio, each round's fps kept in ``rounds`` (a figure of one run each drifted by up
+to 45% between runs of the same eager loop on the H200).
 Each row's fps is GPU completion: a CUDA timing event recorded on the output's stream after
 each frame, from the end of the last warm-up frame to the end of the last frame (the host
 never waits per frame). Beside it: ``wall_fps`` (host clock between two synchronizes) and
@@ -466,6 +469,10 @@ def main(argv: list[str] | None = None) -> None:
         "takes a minute or more per case)"))
     ap.add_argument("--no-as-node", action="store_true", help=(
         "skip the eager hand loop in the node's conditions (loop_lane, loop_runtime)"))
+    ap.add_argument("--rounds", type=int, default=3, help=(
+        "loop and flowml run in turn this many times a case; the row is the median round "
+        "(by ratio), every round's figures kept: the machine's speed drifts between runs "
+        "(eager StyleGAN2's hand loop measured 132 and 192 fps ten minutes apart)"))
     ap.add_argument("--seconds", type=float, default=4.0, help=(
         "at most about this long per timed run: fewer frames than --frames for a slow case"))
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager; host clock)")
@@ -498,10 +505,16 @@ def main(argv: list[str] | None = None) -> None:
                                            "precision": precision, "mode": mode, "tap": tap,
                                            "edits": edits, "frames": n,
                                            "filtered_lrelu": fused if config != "sg2" else "-"}
-                    try:
-                        lp = loop_fps(G, tap, edits, precision, captured, n)
-                        fl = flowml_fps(folder, snap, tap, edits, precision, captured, n,
-                                        args.device)
+                    try:  # loop and flowml in turn, --rounds times: the median round's pair
+                        pairs = []
+                        for _ in range(args.rounds):
+                            pairs.append((loop_fps(G, tap, edits, precision, captured, n),
+                                          flowml_fps(folder, snap, tap, edits, precision, captured, n,
+                                                     args.device)))
+                        pairs.sort(key=lambda pair: pair[1]["fps"] / pair[0]["fps"])
+                        lp, fl = pairs[len(pairs) // 2]
+                        row["rounds"] = [{"loop_fps": round(a["fps"], 1), "flowml_fps": round(b["fps"], 1),
+                                          "ratio": round(b["fps"] / a["fps"], 3)} for a, b in pairs]
                     except Exception as exc:  # report the case, go on with the others
                         row["error"] = f"{type(exc).__name__}: {exc}"
                     else:
@@ -558,6 +571,9 @@ def main(argv: list[str] | None = None) -> None:
             f"gpu/frame {_ms(r['loop_gpu_ms'])})  ratio {r['ratio']:.3f}  frames {r['frames']}  "
             f"captures {fl.get('captures', '-')} replays {fl.get('replays', '-')} eager "
             f"{fl.get('eager_calls', '-')}")
+        if len(r.get("rounds", [])) > 1:
+            lines.append("    rounds (loop / flowml fps, ratio, sorted): " + "; ".join(
+                f"{x['loop_fps']:.1f} / {x['flowml_fps']:.1f} {x['ratio']:.3f}" for x in r["rounds"]))
         lines.append(f"    host time a frame's call: flowml {_ms(fl.get('host_ms'))} (the node's call: its "
                      f"edits and process), loop {_ms(r['loop'].get('host_ms'))} (the generator)")
         if "loop_lane_fps" in r:
