@@ -199,12 +199,32 @@ extern "C" __global__ void wf_gather4(const T* __restrict__ x, const T* __restri
 }}
 """
 
+# raw quads (wf_tile's PF variants): four storage elements as loaded, converted when used
+_QUAD = {
+    "float32": r"""
+typedef float4 wq_t;
+__device__ __forceinline__ void cvq(const wq_t& r, acc_t* v) {{
+    v[0] = r.x; v[1] = r.y; v[2] = r.z; v[3] = r.w; }}
+__device__ __forceinline__ wq_t packq(const T* h) {{ return make_float4(h[0], h[1], h[2], h[3]); }}
+""",
+    "16": r"""
+typedef uint2 wq_t;                                      // 4 packed 16-bit words
+__device__ __forceinline__ void cvq(const wq_t& r, acc_t* v) {{
+    const T h[4] = {{(T)(r.x & 0xffffu), (T)(r.x >> 16), (T)(r.y & 0xffffu), (T)(r.y >> 16)}};
+    #pragma unroll
+    for (int k = 0; k < 4; ++k) v[k] = ld(h, k); }}
+__device__ __forceinline__ wq_t packq(const T* h) {{
+    return make_uint2(h[0] | ((unsigned)h[1] << 16), h[2] | ((unsigned)h[3] << 16)); }}
+""",
+}
+
 _TILE = r"""
 #define CB {CB}
 #define PX 4
 #define TXQ {TXQ}
 #define TY {TY}
 #define SMEM {SMEM}
+#define PF {PF}
 #define PAD ((R + PX - 1) / PX * PX)
 #define SEG (PX + 2 * PAD)
 #define SH (TY + N - 1)
@@ -213,6 +233,23 @@ __device__ __forceinline__ void lds4(const float* p, float* v) {{
     const float4 a = *reinterpret_cast<const float4*>(p); v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; }}
 __device__ __forceinline__ void sts4(float* p, const float* v) {{
     *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]); }}
+{QUAD}
+// the raw quad p[i .. i+3]: one vector load when vec (a whole quad), else the elements
+// lo <= q < hi one by one (the others 0)
+__device__ __forceinline__ wq_t ldq(const T* __restrict__ p, long long i, int lo, int hi,
+                                    bool vec) {{
+    if (vec) return *reinterpret_cast<const wq_t*>(p + i);
+    T h[PX];
+    #pragma unroll
+    for (int q = 0; q < PX; ++q) h[q] = lo <= q && q < hi ? p[i + q] : (T)0;
+    return packq(h);
+}}
+// a hint: the line of p into L1 (and L2), no register, nothing waits for it (no-op on the host)
+__device__ __forceinline__ void pfl1(const void* p) {{
+#ifdef __CUDA_ARCH__
+    asm volatile("prefetch.L1 [%0];" :: "l"(p));
+#endif
+}}
 // One block: a tile of TY rows x TXQ quads (4 px) of the output and CB channels; one thread: a
 // quad of one row and CB channels. Channel blocks are the fastest grid index, so the blocks that
 // read the same weights run together (L2 hits, DRAM reads the weights once). Per tap row the
@@ -220,6 +257,12 @@ __device__ __forceinline__ void sts4(float* p, const float* v) {{
 // input row segment px0-PAD .. px0+3+PAD as aligned quads: from shared memory (SMEM 1: the
 // block's input tile with halo, loaded once with vector loads, converted to float once) or
 // straight from global memory through L1 (SMEM 0).
+// PF (prefetch, bits; 0: each load is waited for where it is used). 1: the raw weights of tap
+// row i+1 are loaded before row i's FMAs (row 0's before the tile), converted when row i+1
+// starts, so no row waits for its weights (N raw quads more registers; W % 4 != 0 loads them
+// as PF 0). 4 (not with 1): the same weights only hinted (prefetch.L1: no registers), loaded
+// where used. 2: the shared tile loaded PFB quads a thread at a time (PFB loads, then PFB
+// stores), not one load-then-store after another. Same loads, same sums in the same order.
 extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
     const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int C, int H, int W)
 {{
@@ -234,11 +277,49 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
     const int c0 = cblk * CB;
     const long long b = blockIdx.y;
     const T* xb = x + (b * C + c0) * (long long)HW;
+#if PF & 1
+    const T* wb = w + b * NN * (long long)HW + (long long)py * W + px0;
+    wq_t wq[N];                                          // the next tap row's raw weights
+    if (vec && py < H && px0 < W && py - R >= 0) {{
+        #pragma unroll
+        for (int j = 0; j < N; ++j) wq[j] = ldq(wb, (long long)j * HW, 0, PX, true);
+    }}
+#elif PF & 4
+    const T* wb = w + b * NN * (long long)HW + (long long)py * W + px0;
+    if (py < H && px0 < W && py - R >= 0) {{
+        #pragma unroll
+        for (int j = 0; j < N; ++j) pfl1(wb + (long long)j * HW);
+    }}
+#endif
 #if SMEM
     __shared__ __align__(16) acc_t xs_s[CB][SH][SW];     // smem column s: image column tx0-PAD+s
 #ifdef WF_SMEM_HOOK
     WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
 #endif
+#if PF & 2
+    #pragma unroll 1
+    for (int e0 = threadIdx.x; e0 < CB * SH * (SW / PX); e0 += PFB * TXQ * TY) {{
+        wq_t v[PFB];                                     // PFB raw quads in flight
+        #pragma unroll
+        for (int u = 0; u < PFB; ++u) {{
+            const int e = e0 + u * TXQ * TY;
+            const int cc = e / (SH * (SW / PX)), rem = e % (SH * (SW / PX));
+            const int r = rem / (SW / PX), q4 = rem % (SW / PX);
+            const int y = ty0 - R + r, xx = tx0 - PAD + q4 * PX;
+            const bool in = e < CB * SH * (SW / PX) && c0 + cc < C && y >= 0 && y < H
+                            && (!vec || (xx >= 0 && xx < W));
+            const long long at = (long long)cc * HW + (long long)y * W + xx;
+            v[u] = in ? ldq(xb, at, -xx, W - xx, vec) : wq_t{{}};
+        }}
+        #pragma unroll
+        for (int u = 0; u < PFB; ++u) {{
+            const int e = e0 + u * TXQ * TY;
+            acc_t f[PX];
+            cvq(v[u], f);
+            if (e < CB * SH * (SW / PX)) sts4(&xs_s[0][0][0] + e * PX, f);   // xs_s[cc][r][q4 * PX]
+        }}
+    }}
+#else
     for (int e = threadIdx.x; e < CB * SH * (SW / PX); e += TXQ * TY) {{
         const int cc = e / (SH * (SW / PX)), rem = e % (SH * (SW / PX));
         const int r = rem / (SW / PX), q4 = rem % (SW / PX);
@@ -262,18 +343,50 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
         }}
         sts4(&xs_s[cc][r][q4 * PX], v);
     }}
+#endif
     __syncthreads();                                     // no thread returns before this
 #endif
     if (py >= H || px0 >= W) return;
+#if !(PF & 5)
     const T* wb = w + b * NN * (long long)HW + (long long)py * W + px0;
+#endif
     acc_t acc[CB][PX];
     #pragma unroll
     for (int cc = 0; cc < CB; ++cc)
         #pragma unroll
         for (int q = 0; q < PX; ++q) acc[cc][q] = 0;
+#if PF & 1
     #pragma unroll 1
     for (int i = 0; i < N; ++i) {{
         const int y = py + i - R;
+        acc_t wt[N][PX];
+        if (y >= 0 && y < H) {{
+            #pragma unroll
+            for (int j = 0; j < N; ++j) {{
+                if (vec) cvq(wq[j], wt[j]);
+                else {{                                  // no prefetch: loaded here, as PF 0
+                    const long long k = (long long)(i * N + j) * HW;
+                    #pragma unroll
+                    for (int q = 0; q < PX; ++q) wt[j][q] = px0 + q < W ? ld(wb, k + q) : (acc_t)0;
+                }}
+            }}
+        }}
+        if (vec && i + 1 < N && y + 1 >= 0 && y + 1 < H) {{   // row i+1's, in flight during row i
+            #pragma unroll
+            for (int j = 0; j < N; ++j)
+                wq[j] = ldq(wb, (long long)((i + 1) * N + j) * HW, 0, PX, true);
+        }}
+        if (y < 0 || y >= H) continue;
+#else
+    #pragma unroll 1
+    for (int i = 0; i < N; ++i) {{
+        const int y = py + i - R;
+#if PF & 4
+        if (i + 1 < N && y + 1 >= 0 && y + 1 < H) {{      // row i+1's, hinted during row i
+            #pragma unroll
+            for (int j = 0; j < N; ++j) pfl1(wb + (long long)((i + 1) * N + j) * HW);
+        }}
+#endif
         if (y < 0 || y >= H) continue;
         acc_t wt[N][PX];
         #pragma unroll
@@ -285,6 +398,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
                 for (int q = 0; q < PX; ++q) wt[j][q] = px0 + q < W ? ld(wb, k + q) : (acc_t)0;
             }}
         }}
+#endif
         #pragma unroll
         for (int cc = 0; cc < CB; ++cc) {{
             if (c0 + cc < C) {{
@@ -384,13 +498,22 @@ def gather4_source(dtype: str, n: int, cb: int) -> str:
     return _common(dtype, n) + _GATHER4.format(CB=cb)
 
 
-def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool) -> str:
+def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, pf: int = 0,
+                pfb: int = 8) -> str:
     """``wf_tile``: the gather filter (the forward) by blocks of ``ty`` rows x ``txq`` quads
     (4 px) and ``cb`` channels, the input through shared memory (``smem``) or L1. float32,
-    float16 and bfloat16 (float accumulators; not float64)."""
+    float16 and bfloat16 (float accumulators; not float64). ``pf`` (prefetch, bits; 0: the
+    plain kernel): 1, the next tap row's raw weights loaded into registers while the current
+    row's FMAs run; 4 (instead of 1), those weights only hinted into L1 (``prefetch.L1``); 2,
+    the shared tile loaded ``pfb`` quads a thread at a time."""
     if dtype == "float64":
         raise ValueError("wf_tile accumulates in float: float64 runs wf_gather4")
-    return _common(dtype, n) + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem))
+    if pf not in range(8) or pf & 5 == 5 or pfb < 1:
+        raise ValueError(f"wf_tile pf is 0 to 7 but not 1 and 4 at once, pfb >= 1; not pf={pf} "
+                         f"pfb={pfb}")
+    quad = _QUAD["float32" if dtype == "float32" else "16"].format()
+    return (_common(dtype, n) + f"#define PFB {pfb}\n"
+            + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem), PF=pf, QUAD=quad))
 
 
 def wgrad_source(dtype: str, n: int) -> str:

@@ -41,7 +41,11 @@ class ForwardPlan:
     """One way to run the gather forward: ``kernel`` (rows, gather4, tile, mma) and at most
     ``cb`` channels a thread (``mma``: a block, 16 or 32). ``tile``: ``txq`` x ``ty`` threads,
     each one quad (4 px) of one row, the input through shared memory (``smem``) or L1.
-    ``mma``: ``ty`` warps a block, each ``py`` output rows of ``txq`` groups of 8 px."""
+    ``mma``: ``ty`` warps a block, each ``py`` output rows of ``txq`` groups of 8 px.
+    ``pf`` (``tile``, prefetch bits; ``cuda_source._TILE``; 0: none): 1, the next tap row's
+    weights loaded into registers while the current row's FMAs run (N x 4 more registers for
+    float32, N x 2 for 16-bit storage, kept raw); 4 (instead of 1), only hinted into L1, no
+    registers; 2, the shared tile loaded several quads a thread at once."""
 
     name: str
     kernel: str
@@ -50,6 +54,7 @@ class ForwardPlan:
     ty: int = 8
     smem: bool = False
     py: int = 1
+    pf: int = 0
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
@@ -86,10 +91,18 @@ class ForwardPlan:
             return f"wf_mma's tile halo is 8 columns: N <= 17, not {n}"
         if self.smem_bytes(n, c) > SMEM_LIMIT:
             return f"needs {self.smem_bytes(n, c)} bytes of shared memory (> {SMEM_LIMIT})"
-        # accumulators + one tap row of weights: beyond ~160 floats a thread the kernel spills
+        # accumulators + the tap rows of weights held at once (pf & 1: the next row's too, raw:
+        # 4 registers a quad for float32, 2 for 16-bit storage) at most 128 a thread. NVRTC 13
+        # for sm_90 (tests/test_kernels_nvrtc_on_cpu.py): 124 of them take 223-231 registers,
+        # 136 196-225, 184 all 255 (the cap, next to spilling); past 128 a 256-thread block
+        # is alone on its SM, which the plans are not built for.
         cb = self.channels(c)
-        if self.kernel in ("tile", "gather4") and cb * 4 + n * 4 > 128:
-            return f"{cb} channels x 4 px + {n} x 4 weights: too many registers"
+        if self.kernel in ("tile", "gather4"):
+            held = cb * 4 + n * 4 + (n * (4 if dtype == "float32" else 2) if self.pf & 1 else 0)
+            if held > 128:
+                more = f" + {n} raw quads (prefetch)" if self.pf & 1 else ""
+                return (f"{cb} channels x 4 px + {n} x 4 weights{more}: too many registers "
+                        f"({held} > 128)")
         return None
 
     def grid(self, b: int, c: int, h: int, w: int, n: int) -> tuple[int, int, int]:
@@ -109,8 +122,10 @@ class ForwardPlan:
         return (((h + rows - 1) // rows * w + THREADS - 1) // THREADS, nb, b)
 
 
-def _tile(name: str, cb: int, txq: int, ty: int, smem: bool) -> ForwardPlan:
-    return ForwardPlan(name, "tile", cb, txq, ty, smem)
+def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, pf: int = 0) -> ForwardPlan:
+    if pf & 2 and not smem:
+        raise ValueError(f"plan {name}: pf bit 2 batches the shared tile's loads; it has none")
+    return ForwardPlan(name, "tile", cb, txq, ty, smem, pf=pf)
 
 
 def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
@@ -127,6 +142,20 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("smem_32x8_cb4", 4, 32, 8, True),
     _tile("smem_16x8_cb8", 8, 16, 8, True),
     _tile("smem_32x4_cb8", 8, 32, 4, True),
+    # prefetching wf_tile (pf, cuda_source._TILE's PF bits): on the H200 (2026-12-03) the C=32
+    # plans above were latency-bound (each tap row waited for its weights, each shared tile
+    # quad for its load). pf_: the next row's weights in registers (1) and the tile loaded
+    # PFB quads at a time (2); pf_t_: the tile only; pf_h_: the tile and the next row's
+    # weights hinted (prefetch.L1, 4: no registers). Not in FORWARD_TABLE until a sweep.
+    _tile("pf_smem_32x8_cb4", 4, 32, 8, True, pf=3),
+    _tile("pf_smem_16x8_cb8", 8, 16, 8, True, pf=3),
+    _tile("pf_smem_32x4_cb8", 8, 32, 4, True, pf=3),
+    _tile("pf_l1_32x8_cb4", 4, 32, 8, False, pf=1),
+    _tile("pf_t_smem_32x8_cb4", 4, 32, 8, True, pf=2),
+    _tile("pf_t_smem_16x8_cb8", 8, 16, 8, True, pf=2),
+    _tile("pf_h_smem_32x8_cb4", 4, 32, 8, True, pf=6),
+    _tile("pf_h_smem_16x8_cb8", 8, 16, 8, True, pf=6),
+    _tile("pf_h_l1_32x8_cb4", 4, 32, 8, False, pf=4),
     # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9

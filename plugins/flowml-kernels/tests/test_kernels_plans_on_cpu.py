@@ -9,12 +9,15 @@ scalar paths) and of the tile, the kernel larger than the image (borders). Every
 float32, float16 (``_Float16`` on the host, PTX ``cvt`` on the GPU) and bfloat16 it takes; splat
 through ``rows``. The tensor-core plans (``wf_mma``) run their warp's cooperative work in each
 thread and emulate ``mma.sync`` from all lanes' fragment registers (``mma_source``), so their
-fragment indexing is checked against the PTX ISA layout. Needs g++ >= 12.
+fragment indexing is checked against the PTX ISA layout. The prefetching ``wf_tile`` plans
+(``pf``) must also give their plain twins' output bit for bit (the same sums in the same order;
+only loads move). Needs g++ >= 12.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import re
 
@@ -102,20 +105,27 @@ def _raw(t: torch.Tensor) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr())
 
 
-def _check(tmp: str, name: str, dtype: str, splat: bool = False) -> None:
+def _run(tmp: str, name: str, dtype: str, n: int, shape, splat: bool = False) -> torch.Tensor:
+    """The plan's kernel over its grid on the case's inputs (the output starts as NaN)."""
     plan = plans.PLANS[name]
     lib = _library(tmp, name, dtype, splat)
+    b, c, h, w = shape
+    x, wt, _ = _case(dtype, n, shape, splat)
+    out = torch.full_like(x, float("nan"))               # every element must be written
+    gx, gy, gz = plan.grid(b, c, h, w, n)
+    run = getattr(lib, f"run_k{n}_{plan.channels(c)}")
+    run(_raw(x), _raw(wt), _raw(out), c, h, w, gx, gy, gz, plan.threads(), 2 if plan.smem else 1)
+    return out
+
+
+def _check(tmp: str, name: str, dtype: str, splat: bool = False) -> None:
+    plan = plans.PLANS[name]
     for n in NS:
         for shape in SHAPES:
-            b, c, h, w = shape
-            if plan.unsupported(dtype, n, c):
+            if plan.unsupported(dtype, n, shape[1]):
                 continue
-            x, wt, ref = _case(dtype, n, shape, splat)
-            out = torch.full_like(x, float("nan"))       # every element must be written
-            gx, gy, gz = plan.grid(b, c, h, w, n)
-            run = getattr(lib, f"run_k{n}_{plan.channels(c)}")
-            run(_raw(x), _raw(wt), _raw(out), c, h, w, gx, gy, gz, plan.threads(),
-                2 if plan.smem else 1)
+            ref = _case(dtype, n, shape, splat)[2]
+            out = _run(tmp, name, dtype, n, shape, splat)
             err = ((out.double() - ref).abs().max() / ref.abs().max()).item()
             assert err < TOL[dtype], (name, dtype, n, shape, splat, err)
 
@@ -134,6 +144,35 @@ CASES = [(name, dtype) for name, plan in plans.PLANS.items() for dtype in DTYPES
 @pytest.mark.parametrize("name,dtype", CASES)
 def test_every_forward_plan_matches_the_reference(tmp, name, dtype):
     _check(tmp, name, dtype)
+
+
+def _plain(plan: plans.ForwardPlan) -> str:
+    """The PLANS name of ``plan`` without prefetching (the same blocking, pf 0)."""
+    return next(k for k, p in plans.PLANS.items()
+                if dataclasses.replace(p, name=plan.name) == dataclasses.replace(plan, pf=0))
+
+
+PF_CASES = [(name, dtype) for name, plan in plans.PLANS.items() if plan.pf
+            for dtype in ("float32", "bfloat16")]
+
+
+@pytest.mark.parametrize("name,dtype", PF_CASES)
+def test_prefetching_plans_give_the_plain_plans_bits(tmp, name, dtype):
+    """pf moves loads earlier and nothing else: the same sums in the same order, so the same
+    output bits as the plan without it, borders and the scalar path (W % 4 != 0) included."""
+    plan, plain = plans.PLANS[name], _plain(plans.PLANS[name])
+    assert plan.pf and not plans.PLANS[plain].pf
+    checked = 0
+    for n in NS:
+        for shape in SHAPES:
+            if plan.unsupported(dtype, n, shape[1]):
+                continue
+            got, want = _run(tmp, name, dtype, n, shape), _run(tmp, plain, dtype, n, shape)
+            assert torch.equal(got.view(torch.int16 if dtype != "float32" else torch.int32),
+                               want.view(torch.int16 if dtype != "float32" else torch.int32)), \
+                (name, plain, dtype, n, shape)
+            checked += 1
+    assert checked >= 2 * len(SHAPES), checked           # N 3 and 5 at least, every shape
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -165,6 +204,17 @@ def test_select_falls_back_and_force_checks():
     wide = plans.ForwardPlan("wide", "tile", cb=32)
     assert "too many registers" in wide.unsupported("float32", 9, 32)
     assert wide.unsupported("float32", 9, 16) is None
+    # pf 1 holds the next tap row's weights too: N raw quads, 4 registers each for float32, 2
+    # for 16-bit storage (16 x 4 + 15 x 4 = 124 without; + 60 or + 30 with)
+    pf = plans.ForwardPlan("pf", "tile", cb=16, pf=1)
+    assert wide.unsupported("float32", 15, 16) is None
+    assert "too many registers (184 > 128)" in pf.unsupported("float32", 15, 16)
+    assert "too many registers (154 > 128)" in pf.unsupported("bfloat16", 15, 16)
+    assert pf.unsupported("float16", 9, 4) is None                  # 16 + 36 + 18
+    assert "too many registers" in plans.PLANS["pf_l1_32x8_cb4"].unsupported("float32", 15, 32)
+    assert plans.PLANS["pf_l1_32x8_cb4"].unsupported("float16", 15, 32) is None   # 106
+    hint = plans.ForwardPlan("hint", "tile", cb=16, pf=6, smem=True)  # hints hold no registers
+    assert "registers" not in (hint.unsupported("float32", 15, 16) or "")
 
 
 def test_tile_and_mma_plans_cover_the_image():
