@@ -60,8 +60,12 @@ def test_cupy_forward_and_gradients_match_the_reference(shape, n, splat, dtype):
 def test_cupy_path_is_the_one_taken_on_cuda():
     x, w = _inputs((1, 4, 16, 16), 3, torch.float32)
     direct = cupy_backend.filter_cuda(x, w, 3, False)
-    torch.testing.assert_close(weighted_filter(x, w, 3), direct, rtol=0, atol=0)
-    assert cupy_backend._kernel.cache_info().currsize >= 1
+    before = cupy_backend._forward_kernel.cache_info()    # the compiled forward kernels
+    out = weighted_filter(x, w, 3)
+    after = cupy_backend._forward_kernel.cache_info()
+    torch.testing.assert_close(out, direct, rtol=0, atol=0)
+    # the op fetched a CuPy kernel (the one filter_cuda compiled: a hit, nothing new)
+    assert after.hits == before.hits + 1 and after.currsize == before.currsize >= 1, (before, after)
 
 
 @pytest.mark.parametrize("splat", [False, True], ids=["gather", "splat"])
@@ -195,6 +199,28 @@ def test_every_forward_plan_on_the_gpu(name, dtype, every_plan_compiled):
             x, w = _inputs(shape, n, dtype)
             out = cupy_backend.filter_cuda(x, w, n, False, plan=plan)
             _close(out, filter_ref(x.double(), w.double(), n, False), dtype)
+
+
+@pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
+                                         .PLANS.items() if p.pf))
+def test_prefetching_plans_give_the_plain_plans_bits_on_the_gpu(name, every_plan_compiled):
+    """pf only moves loads earlier: the same FMAs in the same order as the plain plan."""
+    import dataclasses
+
+    from flowml_kernels import plans
+
+    plan = plans.PLANS[name]
+    plain = next(p for p in plans.PLANS.values()
+                 if dataclasses.replace(p, name=name) == dataclasses.replace(plan, pf=0))
+    for dtype in PLAN_DTYPES:
+        for shape in PLAN_SHAPES:
+            for n in (3, 5, 9):
+                if plan.unsupported(str(dtype).removeprefix("torch."), n, shape[1]):
+                    continue
+                x, w = _inputs(shape, n, dtype)
+                got = cupy_backend.filter_cuda(x, w, n, False, plan=plan)
+                want = cupy_backend.filter_cuda(x, w, n, False, plan=plain)
+                assert torch.equal(got, want), (name, plain.name, dtype, shape, n)
 
 
 def test_raw_pointer_launches_are_used():
