@@ -588,9 +588,11 @@ def loader_rows(args, path: Path, tmp: Path) -> dict:
         "pyav_dataloader": lambda: hand_loader(path, steps, batch, args.workers, n),
         "flowml_nvdec_per_sample": lambda: flowml_loader([path], "cuda", steps, batch, k, group=False),
         f"flowml_nvdec_ahead{ahead}": lambda: flowml_loader([path], "cuda", steps, batch, k, ahead=ahead),
+        f"flowml_nvdec_{args.files}_files_ahead{ahead}": lambda: flowml_loader(
+            copies(path, args.files, tmp), "cuda", steps, batch, k, ahead=ahead),
         "flowml_nvdec_1_decoder": lambda: flowml_loader([path], "cuda", max(4, steps // 4), batch, 1)}
     if args.files <= 1:
-        del rows[f"flowml_nvdec_{args.files}_files"]
+        del rows[f"flowml_nvdec_{args.files}_files"], rows[f"flowml_nvdec_{args.files}_files_ahead{ahead}"]
     wanted = args.loader_rows or list(rows)
     ld = {name: guarded(fn) for name, fn in rows.items() if name in wanted}
 
