@@ -146,7 +146,8 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # plans above were latency-bound (each tap row waited for its weights, each shared tile
     # quad for its load). pf_: the next row's weights in registers (1) and the tile loaded
     # PFB quads at a time (2); pf_t_: the tile only; pf_h_: the tile and the next row's
-    # weights hinted (prefetch.L1, 4: no registers). Not in FORWARD_TABLE until a sweep.
+    # weights hinted (prefetch.L1, 4: no registers). The sweep of 2026-12-03 14:54 UTC put
+    # pf_h_/pf_t_ 16x8_cb8 in FORWARD_TABLE (the tile fill was most of the gain).
     _tile("pf_smem_32x8_cb4", 4, 32, 8, True, pf=3),
     _tile("pf_smem_16x8_cb8", 8, 16, 8, True, pf=3),
     _tile("pf_smem_32x4_cb8", 8, 32, 4, True, pf=3),
@@ -160,7 +161,8 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9
     # fp16 in 0.478 ms where smem_32x8_cb4 took 0.604 the day before (another run); N=5 fp16 it
-    # lost (0.332 against 0.280). Not in FORWARD_TABLE until one sweep times both.
+    # lost (0.332 against 0.280). In FORWARD_TABLE for fp16 N=9 since the sweep of 14:54 UTC
+    # timed both (0.476 against 0.485 for the best wf_tile).
     _mma("mma_c32_g4_w4", 32, 4, 4),
     _mma("mma_c32_g4_w2_py2", 32, 4, 2, py=2),
     _mma("mma_c16_g4_w4_py2", 16, 4, 4, py=2),
@@ -173,15 +175,18 @@ BIG = 1 << 30
 
 FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
     # dtype: {at most C channels: {at most N: plan}}; bfloat16 and float64 read float16 and
-    # gather4 (below). From the H200 sweep of 2026-12-02 16:09 UTC (weighted_filter_bench.py
+    # gather4 (below). C <= 4: the H200 sweep of 2026-12-02 16:09 UTC (weighted_filter_bench.py
     # --sweep, 1920x1080, best kernel time per case; docs/bench-2026-12-02-h200-wf-sweep.json).
+    # Above: the H200 sweep of 2026-12-03 14:54 UTC with the prefetching plans
+    # (docs/bench-2026-12-03d-h200-wf-sweep-pf.txt): fp32 N=5 0.279 ms (63% of copy; 0.344 before),
+    # N=9 0.535 ms (53%; 0.682), fp16 N=5 0.229 ms (38%; 0.279), N=9 mma 0.476 ms (30%; 0.603).
     "float32": {
         4: {5: "smem_16x8_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
-        BIG: {5: "smem_16x8_cb8", 9: "smem_32x8_cb4", 15: "l1_32x8_cb2"},
+        BIG: {5: "pf_h_smem_16x8_cb8", 9: "pf_t_smem_16x8_cb8", 15: "l1_32x8_cb2"},
     },
     "float16": {
         4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
-        BIG: {5: "smem_16x8_cb8", 9: "smem_32x8_cb4", 15: "l1_32x8_cb2"},
+        BIG: {5: "pf_h_smem_16x8_cb8", 9: "mma_c16_g4_w8", 15: "l1_32x8_cb2"},
     },
 }
 
