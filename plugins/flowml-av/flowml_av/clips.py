@@ -29,9 +29,13 @@ from .reader import _gpu_index, _place
 DEFAULT = {"frames": ProcessDesc()}
 FILES_PER_DECODER = 4
 """Decoders a thread keeps open (one a file, least recently used closed): bounds NVDEC sessions."""
-NVDEC_WINDOW = 64
+NVDEC_WINDOW = 128
 """Samples a window at least on NVDEC by default: a larger window decodes each GOP once for more
-samples (fewer frames decoded a sample), and what it holds is NV12 (``crop_before_convert``)."""
+samples (fewer frames decoded a sample), and what it holds is NV12 (``crop_before_convert``).
+On the H200 (2026-12-03, ``nvdec_bench.py``, 5-frame samples of a 240-frame 1080p file) the
+loader made 189 samples/s with 64 (3.8 frames decoded a sample), 265 with 128 (2.1), 250 with
+256 (1.0); eight such files: 147, 214, 237. Only the first window is smaller (``batch + 2 K``),
+so that the first batch does not wait for a whole window."""
 HELD_WINDOWS = 2
 """Windows of samples decoded or being decoded and not yet taken, at most (with K > 1): the
 next window is submitted as soon as the one before it, so no decoder waits for the loop."""
@@ -55,8 +59,8 @@ class Clips(Node):
     ``decoders``: K threads decode at once, each with its own decoders (one a file, the last
     ``FILES_PER_DECODER`` files it read). The read order is known, so it is planned a window
     of ``ahead`` samples at a time (default ``batch + 2 K``; on NVDEC at least
-    ``NVDEC_WINDOW``, 64, as it holds NV12), and the windows are submitted ahead,
-    ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
+    ``NVDEC_WINDOW``, 128, as it holds NV12, but for the first window), and the windows are
+    submitted ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
     ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks wait behind the
     current one's, so no decoder idles while the loop takes a batch. The threads share one
     list of tasks, a thread taking among the next K one of a file it has open first. Batches
@@ -103,7 +107,7 @@ class Clips(Node):
                                         "once, from its keyframe; the same frames either way")
         ahead: int | None = Field(None, ge=1, le=4096, rebuild=True,
                                   description="with K > 1 decoders: samples planned (grouped) at a time, "
-                                              "two such windows held; none: batch + 2 K (NVDEC: at least 64)")
+                                              "two such windows held; none: batch + 2 K (NVDEC: at least 128 but the first)")
 
         @model_validator(mode="after")
         def _check(self) -> "Clips.Params":
@@ -164,7 +168,7 @@ class Clips(Node):
             self.jobs: dict[int, list[Future]] = {}   # read position -> the futures of its tasks
             self.pending: list[tuple[Task, Future]] = []  # submitted, not started, in priority order
             self.submitted = 0
-            self.window = p.ahead or p.batch + 2 * self.count
+            self.window = self.first_window = p.ahead or p.batch + 2 * self.count
             if p.ahead is None and self.gpu and self.crop_before_convert:
                 self.window = max(NVDEC_WINDOW, self.window)
             self.windows = 0                          # windows submitted
@@ -339,7 +343,7 @@ class Clips(Node):
         submitted and not yet taken stay within ``HELD_WINDOWS`` windows."""
         n = len(self.order)
         while self.submitted < n:
-            size = min(self.window, n - self.submitted)
+            size = min(self.window if self.windows else self.first_window, n - self.submitted)
             if self.submitted > need and self.submitted - self.taken + size > HELD_WINDOWS * self.window:
                 return
             for task in self._tasks(range(self.submitted, self.submitted + size)):
