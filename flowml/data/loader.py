@@ -44,8 +44,8 @@ class VideoLoader:
     (auto: NVDEC on CUDA where PyNvVideoCodec is installed); ``decoders``: decoder
     threads, each with its own decoders (none: one a NVDEC engine, 7 on an H200, or half the
     cores on the CPU; ``capture.clips``); the sample order is planned a window of ``ahead``
-    samples at a time (default ``batch_size + 2 * decoders``, on NVDEC at least 128 but the first), at most
-    two windows decoded or being decoded and not yet taken; ``group``: a window's samples
+    samples at a time (default ``batch_size + 2 * decoders``, on NVDEC at least 128 but the
+    first), at most two windows decoded or being decoded and not yet taken; ``group``: a window's samples
     decoded as one task a (file, GOP), each GOP once from its keyframe (``capture.clips``'
     ``group``; the same batches either way). The last short batch is dropped
     unless ``drop_last`` is false. Iterate it to completion, or ``close()`` the iterator
