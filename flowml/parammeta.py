@@ -44,6 +44,7 @@ works too. This module imports pydantic only (no torch).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -183,10 +184,20 @@ def param_meta(model: type[BaseModel], name: str) -> ParamMeta:
     return _meta_of(fields[name])
 
 
+_REBUILD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def rebuild_fields(model: type[BaseModel]) -> frozenset[str]:
     """The params whose change builds the node anew: ``rebuild=True``, ``live=False`` or
-    ``file="input"``."""
-    return frozenset(n for n, f in model.model_fields.items() if _meta_of(f).needs_rebuild)
+    ``file="input"``. Kept per model class (the scheduler asks at every param change; a
+    class's fields do not change once it is made)."""
+    fields = model.model_fields
+    kept = _REBUILD.get(model)
+    if kept is not None and kept[0] is fields:
+        return kept[1]
+    names = frozenset(n for n, f in fields.items() if _meta_of(f).needs_rebuild)
+    _REBUILD[model] = (fields, names)
+    return names
 
 
 def file_fields(model: type[BaseModel], role: FileRole) -> tuple[str, ...]:

@@ -109,6 +109,9 @@ class Scheduler:
         self.param_refused: list[ParamRefused] = []
         self.teardown_failures: list[NodeFailed] = []
         self._pending_params: dict[str, dict[str, Any]] = {}
+        # node -> (the params validated against, the changes, the result): what set_params
+        # validated, taken as it is at the tick start when the node still has those params
+        self._validated: dict[str, tuple[Params, dict[str, Any], Params]] = {}
         self._params_lock = threading.Lock()
         self._refusals: deque[tuple[str, Params, Params, NodeFailed]] = deque()
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
@@ -264,6 +267,7 @@ class Scheduler:
             current = nrt.params if nrt is not None else rn.params
             new = type(current).model_validate({**current.model_dump(), **merged})
             self._pending_params[node_id] = merged
+            self._validated[node_id] = (current, merged, new)
         return new
 
     def params_of(self, node_id: str) -> Params:
@@ -273,13 +277,16 @@ class Scheduler:
     def _apply_params(self) -> None:
         with self._params_lock:
             pending, self._pending_params = self._pending_params, {}
+            validated, self._validated = self._validated, {}
         for nid, changes in pending.items():
             nrt = self.nodes.get(nid)
             if nrt is None:
                 continue  # a reload removed the node
             old = nrt.params
+            base, merged, new = validated.get(nid, (None, None, None))
             try:
-                new = type(old).model_validate({**old.model_dump(), **changes})
+                if base is not old or merged is not changes:  # validated on other params
+                    new = type(old).model_validate({**old.model_dump(), **changes})
             except Exception as exc:  # validated on arrival; only a race could get here
                 log.error("node '%s': params not applied: %s", nid, exc)
                 continue

@@ -43,14 +43,29 @@ def parse_tap(spec: str) -> tuple[str, str, int | None]:
 
 def check_taps(taps: list[str], taken: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """Every tap parses and names a port of its own, none of ``taken`` (the node's other
-    outputs); raises ValueError saying how to name them."""
+    outputs); raises ValueError saying how to name them. A list that passed is remembered
+    (a node's params are validated again at each live change of another param)."""
+    key = (tuple(taps), frozenset(taken))
+    if not all(isinstance(t, str) for t in key[0]):
+        _check_taps(taps, taken)
+    elif key not in _TAPS_OK:
+        _check_taps(taps, taken)
+        if len(_TAPS_OK) >= 256:
+            _TAPS_OK.clear()
+        _TAPS_OK.add(key)
+    return taps
+
+
+_TAPS_OK: set[tuple[tuple[str, ...], frozenset[str]]] = set()
+
+
+def _check_taps(taps: list[str], taken: set[str]) -> None:
     ports = [parse_tap(t)[0] for t in taps]
     dup = sorted({p for p in ports if ports.count(p) > 1} | (set(taken) & set(ports)))
     if dup:
         clash = f" (or clash with {', '.join(map(repr, sorted(taken)))})" if taken else ""
         raise ValueError(f"tap ports {dup} are used twice{clash}; name them: "
                          "[a=layer.one, b=layer.two]")
-    return taps
 
 
 class EditSpec(BaseModel):
