@@ -218,6 +218,32 @@ __device__ __forceinline__ wq_t packq(const T* h) {{
 """,
 }
 
+# wf_tile's H2 arithmetic: d = a * b + c per 16-bit lane of two packed halves, rounded once to
+# half (PTX fma.rn.f16x2; the host: the exact product plus c in double, then to _Float16: one
+# rounding of the exact a*b+c to half, as the GPU does, since a double holds a*b exactly and its
+# sum with c rounds to the same half; f16 subnormals kept on both)
+_HALF2 = r"""
+#if !H2 || !SMEM || !(PF & 2)
+#error "H2 (half2 tap rows) needs SMEM and PF bit 2 (the raw 16-bit tile)"
+#endif
+__device__ __forceinline__ unsigned hfma2(unsigned a, unsigned b, unsigned c) {{
+#ifdef __CUDA_ARCH__
+    unsigned d; asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c)); return d;
+#else
+    unsigned short d[2];
+    for (int k = 0; k < 2; ++k) {{
+        _Float16 x, y, z;
+        const unsigned short ak = (unsigned short)(a >> 16 * k),
+            bk = (unsigned short)(b >> 16 * k), ck = (unsigned short)(c >> 16 * k);
+        std::memcpy(&x, &ak, 2); std::memcpy(&y, &bk, 2); std::memcpy(&z, &ck, 2);
+        const _Float16 r = (_Float16)((double)x * (double)y + (double)z);
+        std::memcpy(d + k, &r, 2);
+    }}
+    return d[0] | ((unsigned)d[1] << 16);
+#endif
+}}
+"""
+
 _TILE = r"""
 #define CB {CB}
 #define PX 4
@@ -225,6 +251,7 @@ _TILE = r"""
 #define TY {TY}
 #define SMEM {SMEM}
 #define PF {PF}
+#define H2 {H2}
 #define PAD ((R + PX - 1) / PX * PX)
 #define SEG (PX + 2 * PAD)
 #define SH (TY + N - 1)
@@ -244,6 +271,7 @@ __device__ __forceinline__ wq_t ldq(const T* __restrict__ p, long long i, int lo
     for (int q = 0; q < PX; ++q) h[q] = lo <= q && q < hi ? p[i + q] : (T)0;
     return packq(h);
 }}
+{HALF2}
 // a hint: the line of p into L1 (and L2), no register, nothing waits for it (no-op on the host)
 __device__ __forceinline__ void pfl1(const void* p) {{
 #ifdef __CUDA_ARCH__
@@ -292,7 +320,11 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
     }}
 #endif
 #if SMEM
+#if H2
+    __shared__ __align__(16) T xs_s[CB][SH][SW];         // raw half words (H2 reads pairs)
+#else
     __shared__ __align__(16) acc_t xs_s[CB][SH][SW];     // smem column s: image column tx0-PAD+s
+#endif
 #ifdef WF_SMEM_HOOK
     WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
 #endif
@@ -314,9 +346,13 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
         #pragma unroll
         for (int u = 0; u < PFB; ++u) {{
             const int e = e0 + u * TXQ * TY;
+#if H2
+            if (e < CB * SH * (SW / PX)) *reinterpret_cast<wq_t*>(&xs_s[0][0][0] + e * PX) = v[u];
+#else
             acc_t f[PX];
             cvq(v[u], f);
             if (e < CB * SH * (SW / PX)) sts4(&xs_s[0][0][0] + e * PX, f);   // xs_s[cc][r][q4 * PX]
+#endif
         }}
     }}
 #else
@@ -359,6 +395,14 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
     #pragma unroll 1
     for (int i = 0; i < N; ++i) {{
         const int y = py + i - R;
+#if H2
+        wq_t wr[N];                                      // raw: 2 half2 (px 0,1 and 2,3) a tap
+        if (y >= 0 && y < H) {{
+            #pragma unroll
+            for (int j = 0; j < N; ++j)
+                wr[j] = vec ? wq[j] : ldq(wb, (long long)(i * N + j) * HW, 0, W - px0, false);
+        }}
+#else
         acc_t wt[N][PX];
         if (y >= 0 && y < H) {{
             #pragma unroll
@@ -371,6 +415,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
                 }}
             }}
         }}
+#endif
         if (vec && i + 1 < N && y + 1 >= 0 && y + 1 < H) {{   // row i+1's, in flight during row i
             #pragma unroll
             for (int j = 0; j < N; ++j)
@@ -388,6 +433,11 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
         }}
 #endif
         if (y < 0 || y >= H) continue;
+#if H2
+        wq_t wr[N];                                      // raw: 2 half2 (px 0,1 and 2,3) a tap
+        #pragma unroll
+        for (int j = 0; j < N; ++j) wr[j] = ldq(wb, (long long)(i * N + j) * HW, 0, W - px0, vec);
+#else
         acc_t wt[N][PX];
         #pragma unroll
         for (int j = 0; j < N; ++j) {{
@@ -399,8 +449,38 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
             }}
         }}
 #endif
+#endif
         #pragma unroll
         for (int cc = 0; cc < CB; ++cc) {{
+#if H2
+            // the row's N taps in half2 (pixels 0,1 and 2,3 of the quad), then into float
+            if (c0 + cc < C) {{
+                unsigned xw[SEG / 2];                    // word k: image columns px0-PAD+2k, +1
+                const unsigned* srow =
+                    reinterpret_cast<const unsigned*>(&xs_s[cc][ly + i][lx * PX]);
+                #pragma unroll
+                for (int k = 0; k < SEG / 2; k += 2) {{
+                    const uint2 a = *reinterpret_cast<const uint2*>(srow + k);
+                    xw[k] = a.x; xw[k + 1] = a.y;
+                }}
+                unsigned part[2] = {{0u, 0u}};           // +0, +0 (half2)
+                #pragma unroll
+                for (int j = 0; j < N; ++j)
+                    #pragma unroll
+                    for (int h = 0; h < 2; ++h) {{
+                        const int s = PAD - R + 2 * h + j;   // columns s, s+1 of the segment
+                        const unsigned xv = s & 1 ? (xw[s >> 1] >> 16) | (xw[(s >> 1) + 1] << 16)
+                                                  : xw[s >> 1];
+                        part[h] = hfma2(h ? wr[j].y : wr[j].x, xv, part[h]);
+                    }}
+                #pragma unroll
+                for (int h = 0; h < 2; ++h) {{
+                    const T hv[2] = {{(T)(part[h] & 0xffffu), (T)(part[h] >> 16)}};
+                    acc[cc][2 * h] += ld(hv, 0);
+                    acc[cc][2 * h + 1] += ld(hv, 1);
+                }}
+            }}
+#else
             if (c0 + cc < C) {{
                 acc_t xs[SEG];                           // image columns px0-PAD .. px0+3+PAD
 #if SMEM
@@ -430,6 +510,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
                     #pragma unroll
                     for (int q = 0; q < PX; ++q) acc[cc][q] += wt[j][q] * xs[PAD - R + q + j];
             }}
+#endif
         }}
     }}
     T* ob = out + (b * C + c0) * (long long)HW + (long long)py * W + px0;
@@ -499,21 +580,28 @@ def gather4_source(dtype: str, n: int, cb: int) -> str:
 
 
 def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, pf: int = 0,
-                pfb: int = 8) -> str:
+                pfb: int = 8, h2: bool = False) -> str:
     """``wf_tile``: the gather filter (the forward) by blocks of ``ty`` rows x ``txq`` quads
     (4 px) and ``cb`` channels, the input through shared memory (``smem``) or L1. float32,
     float16 and bfloat16 (float accumulators; not float64). ``pf`` (prefetch, bits; 0: the
     plain kernel): 1, the next tap row's raw weights loaded into registers while the current
     row's FMAs run; 4 (instead of 1), those weights only hinted into L1 (``prefetch.L1``); 2,
-    the shared tile loaded ``pfb`` quads a thread at a time."""
+    the shared tile loaded ``pfb`` quads a thread at a time. ``h2`` (float16, ``smem`` and pf
+    bit 2 only): the tile kept as raw half words and each tap row's N taps summed in packed
+    half2 (``fma.rn.f16x2``: pixels 0,1 and 2,3 of the quad, the raw weight quad as it was
+    loaded), the row's two partial half2 then added to the float accumulators."""
     if dtype == "float64":
         raise ValueError("wf_tile accumulates in float: float64 runs wf_gather4")
     if pf not in range(8) or pf & 5 == 5 or pfb < 1:
         raise ValueError(f"wf_tile pf is 0 to 7 but not 1 and 4 at once, pfb >= 1; not pf={pf} "
                          f"pfb={pfb}")
+    if h2 and (dtype != "float16" or not smem or not pf & 2):
+        raise ValueError(f"wf_tile h2 sums tap rows in half2: float16 storage, smem and pf bit 2 "
+                         f"(the raw 16-bit tile) only; not {dtype} smem={smem} pf={pf}")
     quad = _QUAD["float32" if dtype == "float32" else "16"].format()
     return (_common(dtype, n) + f"#define PFB {pfb}\n"
-            + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem), PF=pf, QUAD=quad))
+            + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem), PF=pf, H2=int(h2), QUAD=quad,
+                           HALF2=_HALF2.format() if h2 else ""))
 
 
 def wgrad_source(dtype: str, n: int) -> str:

@@ -13,7 +13,8 @@ def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
     """``(source, kernel name)`` of ``plan`` for storage ``dtype``, N and ``cb`` channels (the
     plan's ``channels(C)``); ``splat`` only for ``rows``, the one kernel that also splats."""
     if plan.kernel == "tile":
-        return tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.pf), "wf_tile"
+        return (tile_source(dtype, n, cb, plan.txq, plan.ty, plan.smem, plan.pf, h2=plan.h2),
+                "wf_tile")
     if plan.kernel == "mma":
         return mma_source(dtype, n, cb, plan.txq, plan.ty, plan.py), "wf_mma"
     if plan.kernel == "gather4":

@@ -45,7 +45,9 @@ class ForwardPlan:
     ``pf`` (``tile``, prefetch bits; ``cuda_source._TILE``; 0: none): 1, the next tap row's
     weights loaded into registers while the current row's FMAs run (N x 4 more registers for
     float32, N x 2 for 16-bit storage, kept raw); 4 (instead of 1), only hinted into L1, no
-    registers; 2, the shared tile loaded several quads a thread at once."""
+    registers; 2, the shared tile loaded several quads a thread at once. ``h2`` (``tile``,
+    float16 only, with ``smem`` and pf bit 2): the shared tile kept as raw half words and each
+    tap row's N taps summed in packed half2 (two pixels a register), then added in float."""
 
     name: str
     kernel: str
@@ -55,6 +57,7 @@ class ForwardPlan:
     smem: bool = False
     py: int = 1
     pf: int = 0
+    h2: bool = False
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
@@ -79,12 +82,15 @@ class ForwardPlan:
         if self.kernel != "tile" or not self.smem:
             return 0
         pad = (n // 2 + 3) // 4 * 4
-        return 4 * self.channels(c) * (self.ty + n - 1) * (4 * self.txq + 2 * pad)
+        word = 2 if self.h2 else 4                       # h2: raw half words
+        return word * self.channels(c) * (self.ty + n - 1) * (4 * self.txq + 2 * pad)
 
     def unsupported(self, dtype: str, n: int, c: int) -> str | None:
         """Why this plan cannot run (dtype name, N, C), or None when it can."""
         if self.kernel == "tile" and dtype == "float64":
             return "wf_tile accumulates in float; float64 takes gather4"
+        if self.h2 and dtype != "float16":
+            return f"h2 plans sum tap rows in half2 arithmetic: float16 storage only, not {dtype}"
         if self.kernel == "mma" and dtype not in ("float16", "bfloat16"):
             return f"tensor-core plans take float16 or bfloat16 storage, not {dtype}"
         if self.kernel == "mma" and n > 17:
@@ -96,9 +102,11 @@ class ForwardPlan:
         # for sm_90 (tests/test_kernels_nvrtc_on_cpu.py): 124 of them take 223-231 registers,
         # 136 196-225, 184 all 255 (the cap, next to spilling); past 128 a 256-thread block
         # is alone on its SM, which the plans are not built for.
+        # h2: a tap row's weights stay raw (2 registers a quad), the prefetched ones too.
         cb = self.channels(c)
         if self.kernel in ("tile", "gather4"):
-            held = cb * 4 + n * 4 + (n * (4 if dtype == "float32" else 2) if self.pf & 1 else 0)
+            held = cb * 4 + n * (2 if self.h2 else 4) \
+                + (n * (4 if dtype == "float32" else 2) if self.pf & 1 else 0)
             if held > 128:
                 more = f" + {n} raw quads (prefetch)" if self.pf & 1 else ""
                 return (f"{cb} channels x 4 px + {n} x 4 weights{more}: too many registers "
@@ -122,10 +130,13 @@ class ForwardPlan:
         return (((h + rows - 1) // rows * w + THREADS - 1) // THREADS, nb, b)
 
 
-def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, pf: int = 0) -> ForwardPlan:
+def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, pf: int = 0,
+          h2: bool = False) -> ForwardPlan:
     if pf & 2 and not smem:
         raise ValueError(f"plan {name}: pf bit 2 batches the shared tile's loads; it has none")
-    return ForwardPlan(name, "tile", cb, txq, ty, smem, pf=pf)
+    if h2 and not pf & 2:
+        raise ValueError(f"plan {name}: h2 reads the raw 16-bit tile that pf bit 2 fills")
+    return ForwardPlan(name, "tile", cb, txq, ty, smem, pf=pf, h2=h2)
 
 
 def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
@@ -157,6 +168,16 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("pf_h_smem_32x8_cb4", 4, 32, 8, True, pf=6),
     _tile("pf_h_smem_16x8_cb8", 8, 16, 8, True, pf=6),
     _tile("pf_h_l1_32x8_cb4", 4, 32, 8, False, pf=4),
+    # half2 wf_tile (float16 only; cuda_source._HALF2): fp16 C=32 reached 38% / 30% of copy on
+    # the H200 (2026-12-03) against 63% / 53% for fp32: the same FFMAs and float tile reads as
+    # fp32 for half the bytes. h2_: the tile raw 16-bit (half the shared-memory reads), a tap
+    # row's N taps in fma.rn.f16x2 (two pixels a register, the weights as loaded: no cvt), each
+    # row's partial sums added to float accumulators. Bits are pf's (all fill the tile PFB
+    # quads at a time); not timed yet, not in FORWARD_TABLE.
+    _tile("h2_t_smem_16x8_cb8", 8, 16, 8, True, pf=2, h2=True),
+    _tile("h2_t_smem_32x8_cb4", 4, 32, 8, True, pf=2, h2=True),
+    _tile("h2_h_smem_16x8_cb8", 8, 16, 8, True, pf=6, h2=True),
+    _tile("h2_pf_smem_16x8_cb8", 8, 16, 8, True, pf=3, h2=True),
     # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9

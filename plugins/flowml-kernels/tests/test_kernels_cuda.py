@@ -202,7 +202,7 @@ def test_every_forward_plan_on_the_gpu(name, dtype, every_plan_compiled):
 
 
 @pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
-                                         .PLANS.items() if p.pf))
+                                         .PLANS.items() if p.pf and not p.h2))
 def test_prefetching_plans_give_the_plain_plans_bits_on_the_gpu(name, every_plan_compiled):
     """pf only moves loads earlier: the same FMAs in the same order as the plain plan."""
     import dataclasses
@@ -221,6 +221,27 @@ def test_prefetching_plans_give_the_plain_plans_bits_on_the_gpu(name, every_plan
                 got = cupy_backend.filter_cuda(x, w, n, False, plan=plan)
                 want = cupy_backend.filter_cuda(x, w, n, False, plan=plain)
                 assert torch.equal(got, want), (name, plain.name, dtype, shape, n)
+
+
+@pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
+                                         .PLANS.items() if p.h2))
+def test_half2_plans_give_the_half2_emulations_bits_on_the_gpu(name, every_plan_compiled):
+    """h2 (float16): fma.rn.f16x2 per tap in a row, float row sums: the bits of
+    ``kernels_half2.h2_rows_ref`` on the CPU (as the CPU build of the kernel gives them);
+    within the float16 tolerance of the reference by ``test_every_forward_plan_on_the_gpu``."""
+    from kernels_half2 import h2_rows_ref
+
+    from flowml_kernels import plans
+
+    plan = plans.PLANS[name]
+    for shape in PLAN_SHAPES:
+        for n in (3, 5, 9, 15):
+            if plan.unsupported("float16", n, shape[1]):
+                continue
+            x, w = _inputs(shape, n, torch.float16)
+            got = cupy_backend.filter_cuda(x, w, n, False, plan=plan).cpu()
+            want = h2_rows_ref(x.cpu(), w.cpu(), n)
+            assert torch.equal(got.view(torch.int16), want.view(torch.int16)), (name, shape, n)
 
 
 def test_raw_pointer_launches_are_used():

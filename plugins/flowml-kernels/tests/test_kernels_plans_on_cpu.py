@@ -11,7 +11,9 @@ through ``rows``. The tensor-core plans (``wf_mma``) run their warp's cooperativ
 thread and emulate ``mma.sync`` from all lanes' fragment registers (``mma_source``), so their
 fragment indexing is checked against the PTX ISA layout. The prefetching ``wf_tile`` plans
 (``pf``) must also give their plain twins' output bit for bit (the same sums in the same order;
-only loads move). Needs g++ >= 12.
+only loads move). The half2 plans (``h2``, float16 only: each tap row summed in half2, then
+in float) must give ``kernels_half2.h2_rows_ref``'s bits (that rounding, that order), whatever
+their pf bits. Needs g++ >= 12.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from flowml_kernels.cupy_backend import plan_kernel  # noqa: F401  (the backend 
 from flowml_kernels.cuda_source import _HOST_VECTORS
 from flowml_kernels.forward_sources import forward_source
 from flowml_kernels.reference import filter_ref
+from kernels_half2 import h2_rows_ref
 
 NS = (3, 5, 9, 15)
 SHAPES = [(2, 3, 11, 20), (1, 8, 9, 13), (1, 1, 5, 36), (1, 32, 7, 68), (2, 3, 19, 21)]
@@ -152,7 +155,7 @@ def _plain(plan: plans.ForwardPlan) -> str:
                 if dataclasses.replace(p, name=plan.name) == dataclasses.replace(plan, pf=0))
 
 
-PF_CASES = [(name, dtype) for name, plan in plans.PLANS.items() if plan.pf
+PF_CASES = [(name, dtype) for name, plan in plans.PLANS.items() if plan.pf and not plan.h2
             for dtype in ("float32", "bfloat16")]
 
 
@@ -173,6 +176,28 @@ def test_prefetching_plans_give_the_plain_plans_bits(tmp, name, dtype):
                 (name, plain, dtype, n, shape)
             checked += 1
     assert checked >= 2 * len(SHAPES), checked           # N 3 and 5 at least, every shape
+
+
+H2 = sorted(name for name, plan in plans.PLANS.items() if plan.h2)
+
+
+@pytest.mark.parametrize("name", H2)
+def test_half2_plans_give_the_half2_emulations_bits(tmp, name):
+    """h2: the same N fp16 FMAs a tap row (one rounding each), the same float row sums, in the
+    same order as ``h2_rows_ref``: its bits for every N and shape, borders and W % 4 != 0
+    included; within the float16 tolerance of the float64 reference (``_check``)."""
+    plan = plans.PLANS[name]
+    assert plan.unsupported("float32", 3, 1) and plan.unsupported("bfloat16", 3, 1)
+    checked = 0
+    for n in NS:
+        for shape in SHAPES:
+            if plan.unsupported("float16", n, shape[1]):
+                continue
+            x, wt, _ = _case("float16", n, shape, False)
+            got, want = _run(tmp, name, "float16", n, shape), h2_rows_ref(x, wt, n)
+            assert torch.equal(got.view(torch.int16), want.view(torch.int16)), (name, n, shape)
+            checked += 1
+    assert checked == len(NS) * len(SHAPES), checked
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -215,6 +240,30 @@ def test_select_falls_back_and_force_checks():
     assert plans.PLANS["pf_l1_32x8_cb4"].unsupported("float16", 15, 32) is None   # 106
     hint = plans.ForwardPlan("hint", "tile", cb=16, pf=6, smem=True)  # hints hold no registers
     assert "registers" not in (hint.unsupported("float32", 15, 16) or "")
+
+
+def test_half2_plans_refuse_other_dtypes_and_count_their_registers():
+    from flowml_kernels.cuda_source import tile_source
+
+    for dtype in ("float32", "bfloat16", "float64"):
+        with pytest.raises(ValueError, match="cannot run"):
+            plans.select(dtype, 32, 9, force="h2_t_smem_16x8_cb8")
+    with pytest.raises(ValueError, match="float16 storage, smem and pf bit 2"):
+        tile_source("bfloat16", 5, 8, 16, 8, True, pf=2, h2=True)
+    with pytest.raises(ValueError, match="raw 16-bit tile that pf bit 2 fills"):
+        plans._tile("h2_x", 8, 16, 8, True, pf=0, h2=True)
+    h2 = plans.PLANS["h2_t_smem_16x8_cb8"]
+    assert plans.select("float16", 32, 9, force=h2.name) is h2
+    # the tile in 16-bit words: half of the float tile's bytes (N = 15 fits where it did not)
+    assert h2.smem_bytes(9, 32) * 2 == plans.PLANS["pf_t_smem_16x8_cb8"].smem_bytes(9, 32)
+    assert h2.unsupported("float16", 15, 32) is None               # 28160 bytes; 32 + 15 x 2
+    assert "shared memory" in plans.PLANS["pf_t_smem_16x8_cb8"].unsupported("float16", 15, 32)
+    # registers: 8 x 4 accumulators + 15 x 2 raw weights + 15 x 2 prefetched = 92 (float: 152)
+    assert plans.PLANS["h2_pf_smem_16x8_cb8"].unsupported("float16", 15, 32) is None
+    wide = plans.ForwardPlan("wide_h2", "tile", cb=16, txq=8, smem=True, pf=3, h2=True)
+    assert wide.unsupported("float16", 15, 32) is None             # 64 + 30 + 30 = 124
+    assert "too many registers (164 > 128)" in dataclasses.replace(wide, cb=32).unsupported(
+        "float16", 9, 32)                                          # 128 + 18 + 18
 
 
 def test_tile_and_mma_plans_cover_the_image():
