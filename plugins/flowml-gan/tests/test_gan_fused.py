@@ -207,7 +207,7 @@ def test_tile_kernels_compile_with_nvrtc_for_sm90_without_spills():
     """Every SG3-T/R 1024 plan of the defaults and of the sweep's candidates through NVRTC
     for sm_90 (H100/H200) as CuPy will compile it: no errors, no stack frame (spills), at most
     64 registers a thread (the launch bounds ask for 1024 threads an SM)."""
-    from nvrtc_cubin import EIATTR_FRAME_SIZE, EIATTR_REGCOUNT, compile_cubin, find_nvrtc, kernel_info
+    from flowml.gpu.nvrtc_offline import EIATTR_FRAME_SIZE, EIATTR_REGCOUNT, compile_cubin, find_nvrtc, kernel_info
 
     from flowml_gan.fused_tile_source import KERNEL_SOURCE
 

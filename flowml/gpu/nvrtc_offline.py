@@ -1,6 +1,9 @@
-"""NVRTC without a GPU, for the tests: compile CUDA C to a cubin for an architecture and read
-each kernel's register count and stack frame (spills) from the cubin's ``.nv.info`` section.
-NVRTC comes with torch's CUDA wheels (``nvidia/cu*/lib/libnvrtc.so*``) or the toolkit."""
+"""NVRTC without a GPU, for the tests of kernels that ship as CUDA C: compile for an
+architecture and read what ptxas made of each kernel, either from the cubin's ``.nv.info``
+section (``compile_cubin`` + ``kernel_info``: register count and stack frame of each named
+kernel) or from ptxas' own report (``ptxas_report``: registers and spill bytes of a program's
+one kernel). NVRTC comes with torch's CUDA wheels (``nvidia/cu*/lib/libnvrtc.so*``) or the
+toolkit; ``find_nvrtc`` says whether it is here. No torch, no CuPy, no GPU."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import re
 import struct
 import sys
 
@@ -25,23 +29,46 @@ def find_nvrtc() -> str | None:
     return ctypes.util.find_library("nvrtc")
 
 
+def _compile(lib: ctypes.CDLL, source: str, names: list[str], opts: list[bytes]) -> tuple[ctypes.c_void_p, str]:
+    """An NVRTC program of ``source`` compiled with ``opts`` and its log; raises RuntimeError
+    with the log when it does not compile. The caller destroys the program."""
+    prog = ctypes.c_void_p()
+    if lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"kernel.cu", 0, None, None):
+        raise RuntimeError("nvrtcCreateProgram failed")
+    for n in names:
+        lib.nvrtcAddNameExpression(prog, n.encode())
+    rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    text = log.value.decode(errors="replace")
+    if rc:
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+        raise RuntimeError(text)
+    return prog, text
+
+
+def ptxas_report(source: str, arch: str = "sm_90") -> dict[str, int]:
+    """``{registers, stack, spill_stores, spill_loads}`` of the one kernel in ``source``, from
+    ptxas' ``-v`` report; raises RuntimeError with NVRTC's log when it does not compile."""
+    lib = ctypes.CDLL(find_nvrtc())
+    prog, log = _compile(lib, source, [], [f"-arch={arch}".encode(), b"-Xptxas", b"-v"])
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    regs = re.search(r"Used (\d+) registers", log)
+    frame = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    if not (regs and frame):
+        raise RuntimeError(f"no ptxas report in NVRTC's log:\n{log}")
+    return {"registers": int(regs[1]), "stack": int(frame[1]), "spill_stores": int(frame[2]),
+            "spill_loads": int(frame[3])}
+
+
 def compile_cubin(source: str, names: list[str], arch: str = "sm_90") -> tuple[bytes, dict[str, str]]:
     """(cubin, {name expression: lowered symbol}); raises RuntimeError with NVRTC's log."""
     lib = ctypes.CDLL(find_nvrtc())
-    prog = ctypes.c_void_p()
-    if lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"flr.cu", 0, None, None):
-        raise RuntimeError("nvrtcCreateProgram failed")
+    prog, _ = _compile(lib, source, names, [f"-arch={arch}".encode(), b"--std=c++14"])
     try:
-        for n in names:
-            lib.nvrtcAddNameExpression(prog, n.encode())
-        opts = [f"-arch={arch}".encode(), b"--std=c++14"]
-        rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
         size = ctypes.c_size_t()
-        lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
-        log = ctypes.create_string_buffer(size.value)
-        lib.nvrtcGetProgramLog(prog, log)
-        if rc:
-            raise RuntimeError(log.value.decode(errors="replace"))
         lowered = {}
         for n in names:
             p = ctypes.c_char_p()
