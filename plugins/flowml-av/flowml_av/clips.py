@@ -60,8 +60,8 @@ class Clips(Node):
     ``FILES_PER_DECODER`` files it read). The read order is known, so it is planned a window
     of ``ahead`` samples at a time (default ``batch + 2 K``; on NVDEC at least
     ``NVDEC_WINDOW``, 128, as it holds NV12, but for the first window), and the windows are
-    submitted ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken (at most
-    ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks wait behind the
+    submitted ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken
+    (at most ``max(2 * ahead, batch + ahead)`` samples held): the next window's tasks wait behind the
     current one's, so no decoder idles while the loop takes a batch. The threads share one
     list of tasks, a thread taking among the next K one of a file it has open first. Batches
     are made in order, random choices drawn in order, so K changes nothing in the output.
