@@ -173,7 +173,8 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # fp32 for half the bytes. h2_: the tile raw 16-bit (half the shared-memory reads), a tap
     # row's N taps in fma.rn.f16x2 (two pixels a register, the weights as loaded: no cvt), each
     # row's partial sums added to float accumulators. Bits are pf's (all fill the tile PFB
-    # quads at a time); not timed yet, not in FORWARD_TABLE.
+    # quads at a time). Timed 2026-12-03 17:31 UTC: h2_h_ 13% (N=5) and 12% (N=9) faster than the
+    # best float plan of the same run; in FORWARD_TABLE for fp16 C > 4.
     _tile("h2_t_smem_16x8_cb8", 8, 16, 8, True, pf=2, h2=True),
     _tile("h2_t_smem_32x8_cb4", 4, 32, 8, True, pf=2, h2=True),
     _tile("h2_h_smem_16x8_cb8", 8, 16, 8, True, pf=6, h2=True),
@@ -195,17 +196,23 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
 BIG = 1 << 30
 
 FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
-    # dtype: {at most C channels: {at most N: plan}}; bfloat16 and float64 read float16 and
-    # gather4 (below). C <= 4: the H200 sweep of 2026-12-02 16:09 UTC (weighted_filter_bench.py
+    # dtype: {at most C channels: {at most N: plan}}; float64 (no entry) takes FALLBACK
+    # (gather4, below). C <= 4: the H200 sweep of 2026-12-02 16:09 UTC (weighted_filter_bench.py
     # --sweep, 1920x1080, best kernel time per case; docs/bench-2026-12-02-h200-wf-sweep.json).
     # Above: the H200 sweep of 2026-12-03 14:54 UTC with the prefetching plans
     # (docs/bench-2026-12-03d-h200-wf-sweep-pf.txt): fp32 N=5 0.279 ms (63% of copy; 0.344 before),
-    # N=9 0.535 ms (53%; 0.682), fp16 N=5 0.229 ms (38%; 0.279), N=9 mma 0.476 ms (30%; 0.603).
+    # N=9 0.535 ms (53%; 0.682). fp16: the half2 plans' sweep of 2026-12-03 17:31 UTC
+    # (docs/bench-2026-12-03e-h200-wf-h2.txt): h2_h_smem_16x8_cb8 N=5 0.229 ms (38.6%; pf_h 0.262
+    # in the same run), N=9 0.456 ms (31.6%; mma_c16_g4_w8 0.516).
     "float32": {
         4: {5: "smem_16x8_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
         BIG: {5: "pf_h_smem_16x8_cb8", 9: "pf_t_smem_16x8_cb8", 15: "l1_32x8_cb2"},
     },
     "float16": {
+        4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
+        BIG: {5: "h2_h_smem_16x8_cb8", 9: "h2_h_smem_16x8_cb8", 15: "l1_32x8_cb2"},
+    },
+    "bfloat16": {   # the half2 plans are float16 only: float16's choices before them
         4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
         BIG: {5: "pf_h_smem_16x8_cb8", 9: "mma_c16_g4_w8", 15: "l1_32x8_cb2"},
     },
@@ -226,7 +233,7 @@ def select(dtype: str, c: int, n: int, force: str | None = None) -> ForwardPlan:
         if why:
             raise ValueError(f"plan {force!r} cannot run {dtype} C={c} N={n}: {why}")
         return plan
-    table = FORWARD_TABLE.get("float16" if dtype == "bfloat16" else dtype, {})
+    table = FORWARD_TABLE.get(dtype, {})
     for cmax in sorted(table):
         if c <= cmax:
             for nmax in sorted(table[cmax]):
