@@ -3,7 +3,8 @@
 # flowml's GPU tests and benchmarks, to carry there with the device tool (carry: [".gpu-kit"],
 # ~35 MB):
 #   whl/          dependency wheels its image lacks (scripts/gpu-wheels-deps.txt's flowml set,
-#                 python-osc, Roboflow trackers and supervision), CPython 3.12 manylinux x86-64
+#                 python-osc, Roboflow trackers and supervision, py-spy for profiles), CPython
+#                 3.12 manylinux x86-64
 #   site.tar.xz   PyAV and PyNvVideoCodec unpacked, pruned (samples, CUDA 12.1 builds), their
 #                 bundled FFmpeg libraries linked by soname (a wheel's zip keeps no symlinks)
 #   dist/         flowml's wheels, built from a clean clone of HEAD: what is committed, not the
@@ -29,7 +30,7 @@ fetch() { python3 -m pip download -q --no-deps "${plat[@]}" -d "$@" 2>&1 \
 
 # the flowml set of gpu-wheels-deps.txt (its scikit-image set: the image has skimage)
 mapfile -t reqs < <(sed -n '/^# flowml itself/,/^# the matting/p' scripts/gpu-wheels-deps.txt | grep -v -E '^\s*(#|$)')
-reqs+=(python-osc==1.10.2 trackers==2.6.1 supervision==0.31.2 pydeprecate==0.13.0 defusedxml tqdm)
+reqs+=(python-osc==1.10.2 trackers==2.6.1 supervision==0.31.2 pydeprecate==0.13.0 defusedxml tqdm py-spy==0.4.3)
 say "downloading ${#reqs[@]} dependency wheels"
 fetch "$kit/whl" "${reqs[@]}"
 n=$(ls "$kit"/whl/*.whl | wc -l)

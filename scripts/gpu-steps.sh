@@ -27,3 +27,8 @@ while read -r name secs cmd; do
   if [ "$n" = 0 ]; then rmdir "$STEP_OUT"
   elif [ "$n" -gt 20 ]; then tar czf "$STEP_OUT.tar.gz" -C "$out" "$name" && rm -rf "$STEP_OUT"; fi
 done < "$steps"
+# the device tool brings back 8 files at most: past that, all but steps.txt in one tarball
+if [ "$(find "$out" -type f | wc -l)" -gt 8 ]; then
+  (cd "$out" && find . -type f ! -name steps.txt ! -name all.tar.gz -print0 | tar czf all.tar.gz --null -T - \
+     && find . -type f ! -name steps.txt ! -name all.tar.gz -delete && find . -mindepth 1 -type d -empty -delete)
+fi
