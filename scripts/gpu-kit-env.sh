@@ -10,6 +10,11 @@ if [ ! -e "$site/.flowml-kit-ok" ]; then
   SITE=$site WHL=/nonexistent bash scripts/gpu-host.sh --wheels "$kit/dist"
   cp "$kit/commit" "$site/.flowml-kit-ok"
 fi
+if [ ! -x "$site/bin/py-spy" ] && ls "$kit"/whl/py_spy-*.whl >/dev/null 2>&1; then  # pip --target drops it
+  mkdir -p "$site/bin"
+  python3 -c "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); n = next(n for n in z.namelist() if n.endswith('/scripts/py-spy')); open(sys.argv[2], 'wb').write(z.read(n))" "$(ls "$kit"/whl/py_spy-*.whl | head -1)" "$site/bin/py-spy"
+  chmod +x "$site/bin/py-spy"
+fi
 export PYTHONPATH=$site PATH=$site/bin:$PATH PIP_ROOT_USER_ACTION=ignore
 unset FLOWML_TEST_VIDEOS   # the tests make their videos with PyAV's FFmpeg (no ffmpeg CLI there)
 echo "gpu-kit: flowml $(cat "$site/.flowml-kit-ok" | cut -c1-9) from $site"
