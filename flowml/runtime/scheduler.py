@@ -23,12 +23,11 @@ finishes the workers and tears the nodes down; every wait is bounded.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
-import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
@@ -41,6 +40,7 @@ from ..parammeta import rebuild_fields
 from .clock import InlineSource, RateClock, SourceFailure, SourceFrame, SourcePump
 from .completion import Completion
 from .edges import NoInput, Produced, absent, resolve
+from .interpreter import graph_running
 from .node_runtime import NodeFailed, NodeRuntime, guarded
 from .placement import place
 from .policies import Inline, OnWorker, make_policy
@@ -105,7 +105,7 @@ class Scheduler:
         self.nodes: dict[str, NodeRuntime] = {}
         self.stats = GraphStats()
         self.before_tick: list[Callable[[Tick], None]] = []
-        self.after_tick: list[Callable[[Tick, dict[str, Any]], None]] = []
+        self.after_tick: list[Callable[[Tick, Mapping[str, Any]], None]] = []  # outputs by node
         self.param_refused: list[ParamRefused] = []
         self.teardown_failures: list[NodeFailed] = []
         self._pending_params: dict[str, dict[str, Any]] = {}
@@ -423,20 +423,15 @@ class Scheduler:
         the clock is stopped and joined and the ticks in flight are done."""
         if not self._is_setup:
             self.setup()
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_S)
-        gc.collect()
-        gc.freeze()  # what setup made (modules, models) is never scanned again: short GC pauses
-        with self._reload_lock:
-            self._running = True
-        try:
-            return self._run(frames, duration)
-        finally:
+        with graph_running(GIL_SWITCH_S):  # faster GIL hand-over, setup's objects frozen (interpreter.py)
             with self._reload_lock:
-                self._running = False
-            self._apply_reload()  # one asked for while the last tick ran
-            gc.unfreeze()
-            sys.setswitchinterval(interval)
+                self._running = True
+            try:
+                return self._run(frames, duration)
+            finally:
+                with self._reload_lock:
+                    self._running = False
+                self._apply_reload()  # one asked for while the last tick ran
 
     def _run(self, frames: int | None, duration: float | None) -> RunResult:
         self._clock = self._make_clock()
@@ -648,7 +643,7 @@ class Scheduler:
 
     def _finish_tick(self, run: TickRun, values: dict[str, Produced | Future]) -> None:
         if self.after_tick and not (run.failed or run.abandoned):
-            ready = {nid: _outputs_of(v) for nid, v in values.items()}
+            ready = _Ready(values)
             for after in self.after_tick:
                 try:
                     after(run.tick, ready)
@@ -767,6 +762,29 @@ def _same_instance(old, new) -> bool:
         return False
     return all(getattr(old.params, k) == getattr(new.params, k)
                for k in rebuild_fields(type(new.params)))
+
+
+class _Ready(Mapping):
+    """The tick's outputs by node for the after-tick hooks (``_outputs_of``), each node's made
+    when a hook first reads it: a hook that reads one node (the param store reads the scalar
+    outputs expressions use, often none) does not pay for every node's, every tick."""
+
+    __slots__ = ("_values", "_made")
+
+    def __init__(self, values: dict[str, Produced | Future]):
+        self._values, self._made = values, {}
+
+    def __getitem__(self, nid: str) -> dict[str, Any] | Future:
+        made = self._made.get(nid)
+        if made is None:
+            made = self._made[nid] = _outputs_of(self._values[nid])
+        return made
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _outputs_of(value: Produced | Future) -> dict[str, Any] | Future:
