@@ -222,10 +222,7 @@ __device__ __forceinline__ wq_t packq(const T* h) {{
 # half (PTX fma.rn.f16x2; the host: the exact product plus c in double, then to _Float16: one
 # rounding of the exact a*b+c to half, as the GPU does, since a double holds a*b exactly and its
 # sum with c rounds to the same half; f16 subnormals kept on both)
-_HALF2 = r"""
-#if !H2 || !SMEM || !(PF & 2)
-#error "H2 (half2 tap rows) needs SMEM and PF bit 2 (the raw 16-bit tile)"
-#endif
+_HFMA2 = r"""
 __device__ __forceinline__ unsigned hfma2(unsigned a, unsigned b, unsigned c) {{
 #ifdef __CUDA_ARCH__
     unsigned d; asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c)); return d;
@@ -243,6 +240,10 @@ __device__ __forceinline__ unsigned hfma2(unsigned a, unsigned b, unsigned c) {{
 #endif
 }}
 """
+_HALF2 = r"""
+#if !H2 || !SMEM || !(PF & 2)
+#error "H2 (half2 tap rows) needs SMEM and PF bit 2 (the raw 16-bit tile)"
+#endif""" + _HFMA2
 
 _TILE = r"""
 #define CB {CB}
@@ -527,6 +528,195 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
 }}
 """
 
+# wf_h2w (float16): each pixel's N*N weights read ONCE for all C channels. At C = 32 the wf_tile
+# plans read a pixel's weights once per channel block (4 times with CB = 8), and at N = 9 the
+# weights are 81 of the 145 half words a pixel moves: most of their traffic. Here a thread owns
+# PXT = 2 (one half2) or 4 (two) adjacent pixels of one row and keeps all N*N of their weights in
+# registers as raw half2 (N*N*PXT/2 registers: pairs up to N = 9, 81; quads up to N = 7, 98;
+# ``plans`` refuses more), loaded once before the channel loop; the block then walks every channel
+# of the image in chunks of CB staged through shared memory as raw half words, double-buffered:
+# chunk k+1's copy (cp.async on sm_80+, zero-filled outside the image; a plain copy on older GPUs
+# and on the host) is in flight while chunk k is summed. Per channel only PXT float accumulators
+# live: each tap row's N taps in fma.rn.f16x2 (the h2 plans' arithmetic and order, so the same
+# bits: tests/kernels_half2.h2_rows_ref), the row's sum added in float, the channel stored as
+# soon as its N rows are done. Rows outside the image are summed too (their tile rows are zero:
+# +0 partials, the same bits as skipping them), so no thread branches inside the row loop.
+_H2W = r"""
+#define CB {CB}
+#define PXT {PXT}
+#define HW2 (PXT / 2)                                    // half2 words of one tap's weights
+#define TXQ {TXQ}
+#define TY {TY}
+#define PADX ((R + 3) / 4 * 4)                           // tile halo: whole 4-half (8-byte) chunks
+#if PXT == 4
+#define PADE PADX                                        // quads read aligned uint2 from the tile
+#else
+#define PADE ((R + 1) / 2 * 2)                           // pairs: the halo in whole half2 words
+#endif
+#define SEGW (HW2 + PADE)                                // words of a row: columns px0-PADE ..
+#define SH (TY + N - 1)
+#define SW (TXQ * PXT + 2 * PADX)                        // smem column s: image column tx0-PADX+s
+#define SQ (SW / 4)
+#define NQ (CB * SH * SQ)                                // 8-byte chunks of one channel chunk
+#if (TXQ * PXT) % 4 || (PXT != 2 && PXT != 4)
+#error "wf_h2w: PXT is 2 or 4 and a block row TXQ * PXT pixels, a multiple of 4"
+#endif
+{HFMA2}
+// 4 halves (8 bytes) global -> shared, zeros when !in (nothing read); cp.async on sm_80+
+__device__ __forceinline__ void c8(T* s, const T* g, bool in) {{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned sa;
+    asm volatile("{{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }}"
+                 : "=r"(sa) : "l"(s));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;"
+                 :: "r"(sa), "l"(g), "r"(in ? 8 : 0) : "memory");
+#else
+    *reinterpret_cast<uint2*>(s) = in ? *reinterpret_cast<const uint2*>(g) : make_uint2(0u, 0u);
+#endif
+}}
+__device__ __forceinline__ void c8_commit() {{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}}
+template <int PENDING> __device__ __forceinline__ void c8_wait() {{   // all but PENDING groups
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory");
+#endif
+}}
+// channels c0 .. c0+CB-1 of the block's input tile (rows ty0-R .., columns tx0-PADX ..) into
+// xs: 8-byte copies when W % 4 == 0 (a chunk is then wholly in or out of the image), else
+// element by element (synchronous); zeros outside the image and past C
+__device__ __forceinline__ void h2w_fill(T (*xs)[SH][SW], const T* __restrict__ xb, int c0,
+                                         int C, int H, int W, int ty0, int tx0, bool vec) {{
+    const long long HW = (long long)H * W;
+    for (int e = threadIdx.x; e < NQ; e += TXQ * TY) {{
+        const int cc = e / (SH * SQ), rem = e % (SH * SQ);
+        const int r = rem / SQ, q4 = rem % SQ;
+        const int y = ty0 - R + r, xx = tx0 - PADX + q4 * 4;
+        T* s = &xs[cc][r][q4 * 4];
+        const bool row = c0 + cc < C && y >= 0 && y < H;
+        const long long at = (c0 + cc) * HW + (long long)y * W + xx;
+        if (vec) {{
+            const bool in = row && xx >= 0 && xx < W;
+            c8(s, in ? xb + at : xb, in);
+        }} else {{
+            #pragma unroll
+            for (int q = 0; q < 4; ++q) s[q] = row && xx + q >= 0 && xx + q < W ? xb[at + q] : (T)0;
+        }}
+    }}
+}}
+// One block: TY rows x TXQ * PXT pixels of the output, every channel; one thread: PXT pixels
+// (px0 ..) of row py, their N*N x PXT/2 raw half2 weights in registers for the whole kernel.
+extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
+    const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int C, int H, int W)
+{{
+    const long long HW = (long long)H * W;
+    const int tiles_x = (W + TXQ * PXT - 1) / (TXQ * PXT);
+    const int ty0 = (blockIdx.x / tiles_x) * TY, tx0 = (blockIdx.x % tiles_x) * (TXQ * PXT);
+    const int lx = threadIdx.x % TXQ, ly = threadIdx.x / TXQ;
+    const int py = ty0 + ly, px0 = tx0 + lx * PXT;
+    const bool vec = (W % 4) == 0;                       // aligned whole quads and pairs
+    const bool live = py < H && px0 < W;                 // the others only help fill the tile
+    const long long b = blockIdx.y;
+    const T* xb = x + b * C * HW;
+    __shared__ __align__(16) T xs_s[2][CB][SH][SW];      // two channel chunks, raw half words
+#ifdef WF_SMEM_HOOK
+    WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
+#endif
+    const int chunks = (C + CB - 1) / CB;
+    h2w_fill(xs_s[0], xb, 0, C, H, W, ty0, tx0, vec);   // chunk 0 in flight during the weights
+    c8_commit();
+    unsigned wr[NN][HW2];                                // tap k: pixels 0,1 (and 2,3) as half2
+    const T* wb = w + b * NN * HW + (long long)py * W + px0;
+    #pragma unroll
+    for (int k = 0; k < NN; ++k) {{
+        if (live && vec && PXT == 4) {{
+            const uint2 q = *reinterpret_cast<const uint2*>(wb + k * HW);
+            wr[k][0] = q.x; wr[k][HW2 - 1] = q.y;
+        }} else if (live && vec) {{
+            wr[k][0] = *reinterpret_cast<const unsigned*>(wb + k * HW);
+        }} else {{
+            #pragma unroll
+            for (int h = 0; h < HW2; ++h) {{
+                const T lo = live && px0 + 2 * h < W ? wb[k * HW + 2 * h] : (T)0;
+                const T hi = live && px0 + 2 * h + 1 < W ? wb[k * HW + 2 * h + 1] : (T)0;
+                wr[k][h] = lo | ((unsigned)hi << 16);
+            }}
+        }}
+    }}
+    T* ob = out + b * C * HW + (long long)py * W + px0;
+    #pragma unroll 1
+    for (int kc = 0; kc < chunks; ++kc) {{
+        if (kc + 1 < chunks) {{                          // the next chunk, in flight meanwhile
+            h2w_fill(xs_s[(kc + 1) & 1], xb, (kc + 1) * CB, C, H, W, ty0, tx0, vec);
+            c8_commit();
+            c8_wait<1>();
+        }} else {{
+            c8_wait<0>();
+        }}
+        __syncthreads();                                 // chunk kc in xs_s[kc & 1]
+        if (live) {{
+            #pragma unroll 1
+            for (int cc = 0; cc < CB && kc * CB + cc < C; ++cc) {{
+                float acc[PXT];
+                #pragma unroll
+                for (int q = 0; q < PXT; ++q) acc[q] = 0.f;
+                #pragma unroll
+                for (int i = 0; i < N; ++i) {{
+                    unsigned xw[SEGW];                   // word s: columns px0-PADE+2s, +1
+                    const unsigned* srow = reinterpret_cast<const unsigned*>(
+                        &xs_s[kc & 1][cc][ly + i][PADX - PADE + lx * PXT]);
+#if PXT == 4
+                    #pragma unroll
+                    for (int s = 0; s < SEGW; s += 2) {{
+                        const uint2 a = *reinterpret_cast<const uint2*>(srow + s);
+                        xw[s] = a.x; xw[s + 1] = a.y;
+                    }}
+#else
+                    #pragma unroll
+                    for (int s = 0; s < SEGW; ++s) xw[s] = srow[s];
+#endif
+                    unsigned part[HW2];
+                    #pragma unroll
+                    for (int h = 0; h < HW2; ++h) part[h] = 0u;     // +0, +0 (half2)
+                    #pragma unroll
+                    for (int j = 0; j < N; ++j)
+                        #pragma unroll
+                        for (int h = 0; h < HW2; ++h) {{
+                            const int s = PADE - R + 2 * h + j;     // columns s, s+1
+                            const unsigned xv = s & 1
+                                ? (xw[s >> 1] >> 16) | (xw[(s >> 1) + 1] << 16) : xw[s >> 1];
+                            part[h] = hfma2(wr[i * N + j][h], xv, part[h]);
+                        }}
+                    #pragma unroll
+                    for (int h = 0; h < HW2; ++h) {{
+                        const T hv[2] = {{(T)(part[h] & 0xffffu), (T)(part[h] >> 16)}};
+                        acc[2 * h] += ld(hv, 0);
+                        acc[2 * h + 1] += ld(hv, 1);
+                    }}
+                }}
+                T* oc = ob + (long long)(kc * CB + cc) * HW;
+                T hv[PXT];
+                #pragma unroll
+                for (int q = 0; q < PXT; ++q) st(hv, q, acc[q]);
+                if (vec && PXT == 4) {{
+                    *reinterpret_cast<uint2*>(oc) = make_uint2(hv[0] | ((unsigned)hv[1] << 16),
+                                                               hv[PXT - 2] | ((unsigned)hv[PXT - 1] << 16));
+                }} else if (vec) {{
+                    *reinterpret_cast<unsigned*>(oc) = hv[0] | ((unsigned)hv[1] << 16);
+                }} else {{
+                    #pragma unroll
+                    for (int q = 0; q < PXT; ++q) if (px0 + q < W) oc[q] = hv[q];
+                }}
+            }}
+        }}
+        __syncthreads();                                 // xs_s[kc & 1] read by all: refill
+    }}
+}}
+"""
+
+
 _WGRAD = r"""
 extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict__ bsrc,
                                     T* __restrict__ gw, int C, int H, int W)
@@ -607,3 +797,15 @@ def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, pf: 
 def wgrad_source(dtype: str, n: int) -> str:
     """``wf_wgrad`` for storage ``dtype`` and N."""
     return _common(dtype, n) + _WGRAD.format()
+
+
+def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int) -> str:
+    """``wf_h2w`` (float16 storage only): blocks of ``ty`` rows x ``txq`` threads of ``pxt``
+    (2 or 4) pixels, each pixel's N*N weights read once into registers, every channel walked in
+    chunks of ``cb`` through a double-buffered shared tile, tap rows summed in half2 as the
+    ``h2`` plans do. ``x`` (B, C, H, W), ``w`` (B, N*N, H, W) -> ``out`` (B, C, H, W)."""
+    if pxt not in (2, 4) or txq * pxt % 4:
+        raise ValueError(f"wf_h2w: pxt is 2 or 4 and txq * pxt a multiple of 4, not pxt={pxt} "
+                         f"txq={txq}")
+    return _common("float16", n) + _H2W.format(CB=cb, PXT=pxt, TXQ=txq, TY=ty,
+                                                HFMA2=_HFMA2.format())

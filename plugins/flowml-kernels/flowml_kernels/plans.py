@@ -3,8 +3,10 @@
 A plan names a kernel and its blocking: ``rows`` (``wf_filter``, pixel rows a thread),
 ``gather4`` (``wf_gather4``, a quad of pixels a thread along x, 256-thread blocks along the
 rows), ``tile`` (``wf_tile``: 2-D blocks of ``ty`` rows x ``txq`` quads, the channel block the
-fastest grid index, the input through shared memory or L1) and ``mma`` (``wf_mma``: tensor
-cores, 16-bit storage; ``txq`` 8-pixel groups a warp, ``ty`` warps a block).
+fastest grid index, the input through shared memory or L1), ``mma`` (``wf_mma``: tensor
+cores, 16-bit storage; ``txq`` 8-pixel groups a warp, ``ty`` warps a block) and ``h2w``
+(``wf_h2w``, float16: ``txq`` x ``ty`` threads of ``px`` pixels, each pixel's weights read once
+into registers for all channels, the channels through shared memory ``cb`` at a time).
 ``PLANS`` holds every variant the benchmark sweeps (``benchmarks/weighted_filter_bench.py
 --sweep``); ``FORWARD_TABLE`` says which one runs, per dtype, channel count and N: the one dict
 to edit from a sweep's result (the sweep prints a replacement). No CuPy or torch here.
@@ -18,6 +20,10 @@ from .mma_source import mma_layout
 
 THREADS = 256
 """Threads a block of the ``rows``, ``gather4`` and ``wf_wgrad`` kernels."""
+
+H2W_WEIGHTS = 100
+"""Half2 weight registers an ``h2w`` thread may hold (N*N*px/2): pairs N <= 9 (81), quads
+N <= 7 (98); NVRTC 13 for sm_90 keeps both without spilling (tests/test_kernels_h2w_on_cpu.py)."""
 
 SMEM_LIMIT = 48 * 1024
 """Static shared memory a block may take (bytes) without an opt-in."""
@@ -47,7 +53,9 @@ class ForwardPlan:
     float32, N x 2 for 16-bit storage, kept raw); 4 (instead of 1), only hinted into L1, no
     registers; 2, the shared tile loaded several quads a thread at once. ``h2`` (``tile``,
     float16 only, with ``smem`` and pf bit 2): the shared tile kept as raw half words and each
-    tap row's N taps summed in packed half2 (two pixels a register), then added in float."""
+    tap row's N taps summed in packed half2 (two pixels a register), then added in float.
+    ``h2w``: ``px`` (2 or 4) pixels a thread, their N*N weights held in registers as half2 for
+    all C channels (``cuda_source._H2W``), ``cb`` the channels of one shared-memory chunk."""
 
     name: str
     kernel: str
@@ -58,19 +66,20 @@ class ForwardPlan:
     py: int = 1
     pf: int = 0
     h2: bool = False
+    px: int = 4
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
         block's channels, whole tiles of 16)."""
         if self.kernel == "mma":
             return 16 * ((min(c, self.cb) + 15) // 16)
-        return channel_block(c, self.cb)
+        return channel_block(c, self.cb)     # h2w: one shared chunk's channels
 
     def threads(self) -> int:
         """Threads a block."""
         if self.kernel == "mma":
             return 32 * self.ty
-        if self.kernel == "tile":
+        if self.kernel in ("tile", "h2w"):
             return self.txq * self.ty
         return THREADS
 
@@ -79,6 +88,9 @@ class ForwardPlan:
         its 16-bit tile and band matrices)."""
         if self.kernel == "mma":
             return mma_layout(n, self.channels(c), self.txq, self.ty, self.py)["smem_bytes"]
+        if self.kernel == "h2w":                      # two chunks (double buffer), half words
+            pad = (n // 2 + 3) // 4 * 4
+            return 2 * 2 * self.channels(c) * (self.ty + n - 1) * (self.px * self.txq + 2 * pad)
         if self.kernel != "tile" or not self.smem:
             return 0
         pad = (n // 2 + 3) // 4 * 4
@@ -93,6 +105,12 @@ class ForwardPlan:
             return f"h2 plans sum tap rows in half2 arithmetic: float16 storage only, not {dtype}"
         if self.kernel == "mma" and dtype not in ("float16", "bfloat16"):
             return f"tensor-core plans take float16 or bfloat16 storage, not {dtype}"
+        if self.kernel == "h2w" and dtype != "float16":
+            return f"h2w plans sum tap rows in half2 arithmetic: float16 storage only, not {dtype}"
+        if self.kernel == "h2w" and n * n * self.px // 2 > H2W_WEIGHTS:
+            return (f"h2w holds a thread's {self.px} pixels' N*N weights in registers: "
+                    f"{n * n * self.px // 2} half2 > {H2W_WEIGHTS} (N = {n}); pairs take N <= 9, "
+                    f"quads N <= 7")
         if self.kernel == "mma" and n > 17:
             return f"wf_mma's tile halo is 8 columns: N <= 17, not {n}"
         if self.smem_bytes(n, c) > SMEM_LIMIT:
@@ -120,6 +138,9 @@ class ForwardPlan:
         if self.kernel == "tile":
             tiles = ((w + 3) // 4 + self.txq - 1) // self.txq * ((h + self.ty - 1) // self.ty)
             return (tiles * nb, b, 1)
+        if self.kernel == "h2w":                      # every channel in each block
+            span = self.px * self.txq
+            return ((w + span - 1) // span * ((h + self.ty - 1) // self.ty), b, 1)
         if self.kernel == "mma":
             rows = self.ty * self.py
             tiles = (w + 8 * self.txq - 1) // (8 * self.txq) * ((h + rows - 1) // rows)
@@ -137,6 +158,12 @@ def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, pf: int = 0,
     if h2 and not pf & 2:
         raise ValueError(f"plan {name}: h2 reads the raw 16-bit tile that pf bit 2 fills")
     return ForwardPlan(name, "tile", cb, txq, ty, smem, pf=pf, h2=h2)
+
+
+def _h2w(name: str, px: int, txq: int, ty: int, cb: int) -> ForwardPlan:
+    if px not in (2, 4) or px * txq % 4:
+        raise ValueError(f"plan {name}: h2w takes 2 or 4 pixels a thread, txq * px a multiple of 4")
+    return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px)
 
 
 def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
@@ -179,6 +206,19 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _tile("h2_t_smem_32x8_cb4", 4, 32, 8, True, pf=2, h2=True),
     _tile("h2_h_smem_16x8_cb8", 8, 16, 8, True, pf=6, h2=True),
     _tile("h2_pf_smem_16x8_cb8", 8, 16, 8, True, pf=3, h2=True),
+    # h2w (float16; cuda_source._H2W): the h2 plans' arithmetic with each pixel's N*N weights
+    # read once for all C channels (wf_tile reads them once per channel block: 4 times at C=32,
+    # and at N=9 the weights are 81 of the 145 half words a pixel moves); the weights stay in
+    # registers as half2, the channels stream through a double-buffered shared tile (cp.async).
+    # p2: a pixel pair a thread (N <= 9: 81 registers of weights), p4: a quad (N <= 7; half the
+    # tile reads a pixel, uint2). Not timed yet: not in FORWARD_TABLE.
+    _h2w("h2w_p2_32x8_cb8", 2, 32, 8, 8),
+    _h2w("h2w_p2_32x8_cb4", 2, 32, 8, 4),
+    _h2w("h2w_p2_16x16_cb8", 2, 16, 16, 8),
+    _h2w("h2w_p2_64x4_cb4", 2, 64, 4, 4),
+    _h2w("h2w_p4_16x8_cb8", 4, 16, 8, 8),
+    _h2w("h2w_p4_16x16_cb4", 4, 16, 16, 4),
+    _h2w("h2w_p4_32x8_cb4", 4, 32, 8, 4),
     # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9

@@ -224,9 +224,9 @@ def test_prefetching_plans_give_the_plain_plans_bits_on_the_gpu(name, every_plan
 
 
 @pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
-                                         .PLANS.items() if p.h2))
+                                         .PLANS.items() if p.h2 or p.kernel == "h2w"))
 def test_half2_plans_give_the_half2_emulations_bits_on_the_gpu(name, every_plan_compiled):
-    """h2 (float16): fma.rn.f16x2 per tap in a row, float row sums: the bits of
+    """h2 and h2w (float16): fma.rn.f16x2 per tap in a row, float row sums: the bits of
     ``kernels_half2.h2_rows_ref`` on the CPU (as the CPU build of the kernel gives them);
     within the float16 tolerance of the reference by ``test_every_forward_plan_on_the_gpu``."""
     from kernels_half2 import h2_rows_ref
@@ -242,6 +242,44 @@ def test_half2_plans_give_the_half2_emulations_bits_on_the_gpu(name, every_plan_
             got = cupy_backend.filter_cuda(x, w, n, False, plan=plan).cpu()
             want = h2_rows_ref(x.cpu(), w.cpu(), n)
             assert torch.equal(got.view(torch.int16), want.view(torch.int16)), (name, shape, n)
+
+
+H2W_SHAPES = [(2, 33, 19, 21), (1, 32, 40, 136), (3, 3, 9, 64)]
+
+
+@pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
+                                         .PLANS.items() if p.kernel == "h2w"))
+def test_h2w_plans_bits_and_graph_replay_on_the_gpu(name):
+    """h2w (cp.async double buffer on sm_80+, every channel in a block): h2_rows_ref's bits for
+    C 33 (a last chunk of one channel), odd W (the scalar path) and B 3; then the plan forced
+    through the op, captured in a CUDA graph on a side stream: replay equals eager."""
+    from kernels_half2 import h2_rows_ref
+
+    from flowml_kernels import plans
+
+    plan = plans.PLANS[name]
+    for shape in H2W_SHAPES:
+        for n in (3, 5, 7, 9):
+            if plan.unsupported("float16", n, shape[1]):
+                continue
+            x, w = _inputs(shape, n, torch.float16, seed=n)
+            got = cupy_backend.filter_cuda(x, w, n, False, plan=plan).cpu()
+            want = h2_rows_ref(x.cpu(), w.cpu(), n)
+            assert torch.equal(got.view(torch.int16), want.view(torch.int16)), (name, shape, n)
+    saved, cupy_backend.FORCE_PLAN = cupy_backend.FORCE_PLAN, name
+    try:
+        x, w = _inputs((1, 32, 64, 128), 5, torch.float16)
+        eager = weighted_filter(x, w, 5)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=side):
+            out = weighted_filter(x, w, 5)
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, eager), name
+    finally:
+        cupy_backend.FORCE_PLAN = saved
 
 
 def test_raw_pointer_launches_are_used():
