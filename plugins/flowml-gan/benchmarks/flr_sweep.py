@@ -5,17 +5,26 @@ written as a plan table (issue 14).
     python plugins/flowml-gan/benchmarks/flr_sweep.py --out $OUT/flr            # on a GPU
     FLOWML_GAN_FLR_PLANS=$OUT/flr/plans.json python plugins/flowml-gan/benchmarks/sg3_profile.py
 
+The half2 variant (``uv`` 7) against the plans in force (the table's plan is each call's
+"default" candidate, and its half2 twin is tried beside ``H2_TUNINGS``):
+
+    FLOWML_GAN_FLR_PLANS=plugins/flowml-gan/benchmarks/flr_plans_h200.json \
+        python plugins/flowml-gan/benchmarks/flr_sweep.py --configs sg3-r --budget-s 400 --out $OUT/flr
+
 For each distinct call (layer kind, input shape, storage dtype: float32 for ``fp32`` and the
 layer's own dtype for ``mixed``): random input of the layer's shape, the layer's filters, bias,
 padding, gain, slope and clamp (the official config's synthesis network, ``build.sg3_kwargs``). Each
 candidate (``candidate_tunings``; the default plan and the old kernel's ``(32, 256, 4, 0)``
 among them) becomes a ``TilePlan``; all are compiled first, ``--workers`` NVRTC compiles at a
 time. A candidate is then run once and checked against the three-pass kernels on the float32
-input (float32 within 1e-4 of the largest value, float16 within 2e-3), and timed: ``--reps``
+input (float32 within 1e-4 of the largest value, float16 within 2e-3, the half2 variant within
+``fused_tile.H2_TOL``), and timed: ``--reps``
 calls captured in one CUDA graph (the filter copies and the kernel, as in a captured frame),
 the median of ``--replays`` replays divided by ``--reps`` (CUDA events). The fastest correct
 candidate of each call goes into the table under the call's ``kind_key`` with its output size;
-``--budget-s`` stops the sweep early (later calls keep the defaults). Writes ``plans.json``
+``--budget-s`` stops the sweep early (later calls keep the defaults). A float16 call with
+half2 candidates also gets its best half2 and best float candidate side by side (``h2_best``,
+``float_best``; the report's "half2 variant" lines). Writes ``plans.json``
 (the table ``FLOWML_GAN_FLR_PLANS`` reads, plus every timing) and ``plans.txt`` to ``--out``.
 """
 
@@ -34,13 +43,21 @@ import torch
 from flowml_gan.fused_tile import Tuning
 
 
-def candidate_tunings(fd: int) -> list[Tuning]:
+H2_TUNINGS = [Tuning(32, 128, 0, 7), Tuning(32, 256, 0, 7), Tuning(32, 64, 8, 7), Tuning(24, 128, 0, 7),
+              Tuning(48, 256, 0, 7), Tuning(48, 128, 0, 7), Tuning(16, 64, 0, 7)]
+"""The half2 variant's candidates (``uv`` 7, float16 storage, a 2-D down filter): a thread
+makes two columns, so ``ry`` by waves comes out about half the float plans'."""
+
+
+def candidate_tunings(fd: int, dtype: str = "float32") -> list[Tuning]:
     """The plans tried for a call with down-sampling filter kind ``fd`` (2: 2-D, 1:
     separable, 0: none): the old kernel (a sample a thread in the up stages, 256 threads, 4
     outputs a thread), each variant bit alone, the defaults, more outputs a thread with fewer
-    threads (the rolling 2-D stage takes any ``ry``), and other tile sides."""
+    threads (the rolling 2-D stage takes any ``ry``), and other tile sides; for float16 storage
+    and a 2-D filter also the half2 variant (``H2_TUNINGS``; ``sweep`` adds the half2 twin of
+    the plan in force)."""
     if fd == 2:
-        return [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 256, 4, 2),
+        return (H2_TUNINGS if dtype == "float16" else []) + [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 256, 4, 2),
                 Tuning(32, 256, 4, 3), Tuning(32, 128, 0, 3), Tuning(32, 128, 16, 3),
                 Tuning(32, 64, 16, 3), Tuning(32, 64, 32, 3), Tuning(24, 128, 0, 3),
                 Tuning(48, 256, 0, 3), Tuning(16, 64, 0, 3)]
@@ -122,8 +139,8 @@ def _graph_ms(fn, reps: int, replays: int) -> float:
 def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Time every candidate of every call; one row a call (see the module docstring)."""
     from flowml_gan import fused
-    from flowml_gan.fused_tile import (CupyTileBackend, TilePlan, kind_key, output_size, tile_plan,
-                                       tile_run)
+    from flowml_gan.fused_tile import (H2, H2_TOL, CupyTileBackend, TilePlan, kind_key, output_size,
+                                       tile_plan, tile_run)
 
     dev = calls[0].x.device
     backend = CupyTileBackend(lambda d: fused._CUPY._stream(d))
@@ -134,7 +151,11 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
         default = tile_plan(c.x, c.fu, c.fd, c.kw["up"], c.kw["down"], c.kw["padding"])
         plans[default] = None
         fdk = 0 if c.fd is None else c.fd.ndim
-        for t in candidate_tunings(fdk):
+        dtype = str(c.x.dtype).split(".")[-1]
+        tunings = candidate_tunings(fdk, dtype)
+        if dtype == "float16" and fdk == 2:   # the half2 twin of the plan in force (tile, threads)
+            tunings.append(Tuning(_side_of(default, c), default.threads, 0, 7))
+        for t in tunings:
             try:
                 p = tile_plan(c.x, c.fu, c.fd, c.kw["up"], c.kw["down"], c.kw["padding"], t.tile,
                               t.threads, t.ry or None, t.uv)
@@ -154,7 +175,6 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
         ref = fused.plan_run(fused._CUPY, c.x.float(), c.fu, c.fd, c.b.float(), kw["up"], kw["down"],
                              kw["padding"], kw["gain"], kw["slope"], kw["clamp"])
         scale = max(1.0, ref.abs().max().item())
-        tol = (1e-4 if c.x.dtype == torch.float32 else 2e-3) * scale
         kd = 1 if c.fd is None else c.fd.shape[0]
         out = output_size(c.x.shape[2], c.x.shape[3], c.fu.shape[0], kd, kw["up"], kw["down"], kw["padding"])
         row: dict[str, Any] = {"where": c.where, "dtype": dtype, "input": list(c.x.shape),
@@ -172,6 +192,7 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
             if p.name(dtype) in errors:
                 cand["error"] = errors[p.name(dtype)]
                 continue
+            tol = (1e-4 if c.x.dtype == torch.float32 else H2_TOL if p.uv & H2 else 2e-3) * scale
             try:
                 def run(p: TilePlan = p) -> torch.Tensor:
                     return tile_run(backend, c.x, c.fu, c.fd, c.b, plan=p, **kw)
@@ -191,9 +212,24 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
             row["default_ms"] = next((x.get("ms") for x in row["candidates"] if x["tuning"] == "default"), None)
             row["old_ms"] = next((x.get("ms") for x in row["candidates"]
                                   if x["tuning"] == Tuning(32, 256, 4, 0).as_dict()), None)
+            if any(_is_h2(x) for x in row["candidates"]):   # the half2 variant's best beside the float one
+                for label, pick in (("h2", True), ("float", False)):
+                    got = [x for x in timed if _is_h2(x) == pick]
+                    if got:
+                        row[f"{label}_best"] = min(got, key=lambda x: x["ms"])
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "candidates"}), flush=True)
     return rows
+
+
+def _is_h2(cand: dict[str, Any]) -> bool:
+    """Whether a candidate ran the half2 variant (its kernel's last template argument, uv, has bit 4)."""
+    return int(cand["plan"].rstrip(">").split(",")[-1]) & 4 != 0
+
+
+def _side_of(plan: Any, c: Call) -> int:
+    """The largest-tile-side argument that gives ``plan``'s tiles for call ``c``: its width."""
+    return max(plan.tw, plan.th)
 
 
 def table(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -239,6 +275,14 @@ def report(result: dict[str, Any]) -> list[str]:
                 t[k] += v if v is not None else b["ms"]
         lines.append(f"{names[:48]:48} {r['dtype']:8} {(f'{old:8.3f}' if old else '       -')} "
                      f"{(f'{dflt:8.3f}' if dflt else '       -')} {b['ms']:8.3f}  {b['tuning']} {b['plan']}")
+    h2 = [r for r in result["rows"] if r.get("h2_best") and r.get("float_best")]
+    if h2:
+        lines += ["", "half2 variant (uv 7) against the best float plan, float16 calls:"]
+        for r in h2:
+            names = ", ".join(w.split(" ", 1)[-1] for w in r["where"])
+            hb, fb = r["h2_best"], r["float_best"]
+            lines.append(f"  {names[:46]:46} float {fb['ms']:7.3f}  half2 {hb['ms']:7.3f} "
+                         f"({fb['ms'] / hb['ms']:.2f}x, max err {hb.get('max_err', 0):.3g})  {hb['tuning']}")
     lines += ["", "filtered_lrelu ms a frame (the fused calls, captured):"]
     for name, t in tot.items():
         lines.append(f"  {name:16} old {t['old']:7.2f}  default {t['default']:7.2f}  best {t['best']:7.2f}")

@@ -34,7 +34,7 @@ from flowml.gpu.cuda_c import host_library
 from .fused_tile_source import KERNEL_SOURCE, host_harness, kernel_name
 from .ops_sg3 import _pad4
 
-__all__ = ["TILE", "THREADS", "TilePlan", "Tuning", "DEFAULT_PLANS", "PLANS_ENV", "kind_key",
+__all__ = ["TILE", "THREADS", "H2", "H2_TOL", "TilePlan", "Tuning", "DEFAULT_PLANS", "PLANS_ENV", "kind_key",
            "plan_table", "set_plans", "load_plans", "tile_plan", "tile_unsupported", "tile_run",
            "CupyTileBackend", "CpuTileBackend"]
 
@@ -48,6 +48,14 @@ for a 32 x 32 tile; 256 threads would idle half of them there), 64 registers a t
 MAX_RY = 32
 MAX_SMEM = 227 * 1024          # bytes a block may opt in to (sm_90); 48 KB without opting in
 MAX_UP_TAPS, MAX_DOWN_TAPS = 64, 24   # fused_tile_source.MAX_FD_FLOATS holds 24 x 24
+H2 = 4
+"""The ``uv`` bit of the half2 variant (``TilePlan``): float16 storage and a 2-D down filter
+only (elsewhere the bit is dropped), with bits 1 and 2 (``uv`` 7)."""
+H2_TOL = 4e-3
+"""The half2 variant's tolerance: its float16 output within ``H2_TOL * max(1, max|ref|)`` of
+the float computation on the same float16 inputs (the float variants: 2e-3). Half a tap
+row's partial sums and half taps: measured on the CPU harness up to 1.23e-3 on SG3-R's
+radial layers (the float plans: 4.4e-4; tests/test_gan_fused_h2.py)."""
 _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 
@@ -58,7 +66,9 @@ class TilePlan:
     ``tw x th``, ``ry`` outputs a thread in the down-sampling stage, ``threads`` a block,
     variant bits ``uv`` (1: the up-sampling stages make ``up`` samples a thread, else one;
     2: the down stage as a rolling loop (a separable filter: along y first), else fully
-    unrolled; see ``fused_tile_source``)."""
+    unrolled; 4 (with 1 and 2, a 2-D down filter, float16 storage only): the up-sampled tile
+    as half and the down stage in half2 FMAs, two outputs a thread; see
+    ``fused_tile_source``)."""
 
     up: int
     ku: int
@@ -89,6 +99,13 @@ class TilePlan:
         return -(-self.uw // self.down) * self.down
 
     @property
+    def uwdh(self) -> int:
+        """``uv`` 4: A's phase row in halves (even; the NW words an output pair reads)."""
+        nw = -(-self.kd // self.down) // 2 + 1
+        uwd = -(-self.uw // self.down)
+        return max((uwd + 1) // 2 * 2, 2 * ((self.tw + 1) // 2 - 1) + 2 * nw)
+
+    @property
     def iw(self) -> int:
         return (self.uw + self.ku - 2) // self.up + 1
 
@@ -104,7 +121,8 @@ class TilePlan:
     @property
     def smem_floats(self) -> int:
         nfu = 0 if self.uv & 1 else (self.ku + 3) // 4 * 4
-        sa = max(self.ih * self.iw, self.uhp * self.uws)
+        a = self.uhp * self.uwdh * self.down // 2 if self.uv & 4 else self.uhp * self.uws
+        sa = max(self.ih * self.iw, a)
         sb = (max(self.ih * self.sbw, self.uhp * self.tw, self.th * self.uws) if self.fd == 1
               else self.ih * self.sbw)
         return nfu + sa + sb
@@ -188,9 +206,9 @@ def _tuning(d: dict[str, Any], where: str) -> Tuning:
         raise ValueError(f"{where}: unknown plan fields {sorted(unknown)} (tile, threads, ry, uv)")
     t = Tuning(**{k: int(v) for k, v in d.items()})
     if not (4 <= t.tile <= 128 and t.threads in (32, 64, 96, 128, 192, 256, 384, 512)
-            and 0 <= t.ry <= MAX_RY and t.uv in (0, 1, 2, 3)):
+            and 0 <= t.ry <= MAX_RY and t.uv in (0, 1, 2, 3, 7)):
         raise ValueError(f"{where}: plan {t} out of range (tile 4..128, threads a multiple of 32 "
-                         f"up to 512, ry 0..{MAX_RY}, uv 0..3)")
+                         f"up to 512, ry 0..{MAX_RY}, uv 0..3 or 7: half2)")
     return t
 
 
@@ -269,8 +287,11 @@ def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: 
     tile = tile or (TILE if "FLOWML_GAN_TILE" in os.environ else t.tile)
     threads = threads or t.threads
     tw, th = _side(wo, tile), _side(ho, tile)
-    ry = min(ry or t.ry or _rows_a_thread(tw, th, down, kd, threads), th)
     uv = t.uv if uv is None else uv
+    if uv & H2 and (dtype != torch.float16 or fdk != 2 or uv & 3 != 3):
+        uv &= 3          # half2: float16 storage, a 2-D down filter, with bits 1 and 2 only
+    cols = (tw + 1) // 2 if uv & H2 else tw        # half2: a thread makes two columns
+    ry = min(ry or t.ry or _rows_a_thread(cols, th, down, kd, threads), th)
     plan = TilePlan(up, ku, down, kd, fdk, tw, th, ry, threads, uv if fdk else uv & 1)
     if plan.smem_bytes > MAX_SMEM:
         return f"a {tw} x {th} tile needs {plan.smem_bytes} B of shared memory (> {MAX_SMEM})"
@@ -329,7 +350,11 @@ def tile_run(backend: Any, x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor |
     cl = float(clamp) if clamp is not None and clamp >= 0 else -1.0
     scalars = [np.int32(v) for v in (c, h, w, ho, wo, px0, py0, tiles_x, tiles)]
     scalars += [np.float32(gain), np.float32(slope), np.float32(cl)]
-    backend.run_tile(plan, _DTYPES[x.dtype], n * c * tiles, [x, y, fu, bias], scalars, fd)
+    # uv 4: the down filter as half2 words (each tap rounded to half, RN, twice), a torch op on
+    # the stream like the filters' copies (a captured graph recomputes it at each replay)
+    fd2 = (fd.to(torch.float16).reshape(-1, 1).expand(-1, 2).contiguous().view(torch.int32)
+           if plan.uv & H2 else None)
+    backend.run_tile(plan, _DTYPES[x.dtype], n * c * tiles, [x, y, fu, bias], scalars, fd, fd2)
     return y
 
 
@@ -338,14 +363,14 @@ class CupyTileBackend:
     (NVRTC, name expression; a module's constant-memory filter is then never shared by two
     streams), launched on torch's current stream with CuPy's handle on it, the down-sampling
     filter copied into the module's ``flr_cfd`` (and, ``uv`` 1, the up-sampling one into
-    ``flr_cfu``) on that stream first (device to device, so a captured graph copies the filter
+    ``flr_cfu``; ``uv`` 4, its half2 words into ``flr_cfd2``) on that stream first (device to device, so a captured graph copies the filter
     tensors' values at each replay)."""
 
     def __init__(self, stream_of: Any):
         self._stream_of = stream_of      # torch device -> CuPy stream (fused.CupyBackend's)
-        self._modules: dict[tuple[str, int, int], tuple[Any, int, int]] = {}
+        self._modules: dict[tuple[str, int, int], tuple[Any, int, int, int]] = {}
 
-    def _function(self, name: str, smem_bytes: int, device: int, stream: int) -> tuple[Any, int, int]:
+    def _function(self, name: str, smem_bytes: int, device: int, stream: int) -> tuple[Any, int, int, int]:
         key = (name, device, stream)
         got = self._modules.get(key)
         if got is None:
@@ -353,7 +378,7 @@ class CupyTileBackend:
         return got
 
     @staticmethod
-    def _load(name: str, smem_bytes: int) -> tuple[Any, int, int]:
+    def _load(name: str, smem_bytes: int) -> tuple[Any, int, int, int]:
         import cupy
 
         mod = cupy.RawModule(code=KERNEL_SOURCE, options=("--std=c++14",), name_expressions=[name])
@@ -366,7 +391,8 @@ class CupyTileBackend:
 
                 driver.funcSetAttribute(fn.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                         smem_bytes)
-        return fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr)
+        return (fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr),
+                int(mod.get_global("flr_cfd2").ptr))
 
     def preload(self, plans: Iterable[tuple[str, TilePlan]], device: torch.device,
                 workers: int = 16) -> dict[str, str]:
@@ -401,7 +427,7 @@ class CupyTileBackend:
         return errors
 
     def run_tile(self, plan: TilePlan, dtype: str, grid: int, tensors: Sequence[torch.Tensor | None],
-                 scalars: Sequence[Any], fd: torch.Tensor | None) -> None:
+                 scalars: Sequence[Any], fd: torch.Tensor | None, fd2: torch.Tensor | None = None) -> None:
         import cupy
         import numpy as np
 
@@ -409,13 +435,15 @@ class CupyTileBackend:
         stream = self._stream_of(dev)
         args = tuple(np.uint64(t.data_ptr() if t is not None else 0) for t in tensors) + tuple(scalars)
         with cupy.cuda.Device(dev.index):
-            fn, cfd, cfu = self._function(plan.name(dtype), plan.smem_bytes, dev.index, stream.ptr)
+            fn, cfd, cfu, cfd2 = self._function(plan.name(dtype), plan.smem_bytes, dev.index, stream.ptr)
             rt = cupy.cuda.runtime
             if fd is not None:
                 rt.memcpyAsync(cfd, fd.data_ptr(), 4 * fd.numel(), rt.memcpyDeviceToDevice, stream.ptr)
             if plan.uv & 1:
                 fu = tensors[2]
                 rt.memcpyAsync(cfu, fu.data_ptr(), 4 * fu.numel(), rt.memcpyDeviceToDevice, stream.ptr)
+            if fd2 is not None:
+                rt.memcpyAsync(cfd2, fd2.data_ptr(), 4 * fd2.numel(), rt.memcpyDeviceToDevice, stream.ptr)
             fn((grid,), (plan.threads,), args, shared_mem=plan.smem_bytes, stream=stream)
 
 
@@ -440,7 +468,7 @@ class CpuTileBackend:
             self._libs.update({name: lib for name in entries})
 
     def run_tile(self, plan: TilePlan, dtype: str, grid: int, tensors: Sequence[torch.Tensor | None],
-                 scalars: Sequence[Any], fd: torch.Tensor | None) -> None:
+                 scalars: Sequence[Any], fd: torch.Tensor | None, fd2: torch.Tensor | None = None) -> None:
         import numpy as np
 
         name = _symbol(dtype, plan)
@@ -449,7 +477,7 @@ class CpuTileBackend:
         fn = getattr(self._libs[name], name)
         fn.restype = ctypes.c_int
         conv = {np.int32: ctypes.c_int, np.float32: ctypes.c_float}
-        ptrs = list(tensors[:3]) + [fd] + list(tensors[3:])   # the runner takes fd after fu
+        ptrs = list(tensors[:3]) + [fd, fd2] + list(tensors[3:])   # the runner takes fd, fd2 after fu
         args = [ctypes.c_void_p(t.data_ptr() if t is not None else None) for t in ptrs]
         args += [conv[type(s)](s.item()) for s in scalars]
         rc = fn(*args, ctypes.c_uint(grid), ctypes.c_uint(plan.threads), ctypes.c_int(plan.smem_floats))

@@ -30,6 +30,15 @@ every row's loads: over 64 registers from ``RY`` 6 on); set, a rolling loop over
 ``DOWN`` tap rows with ``ceil(KD / DOWN)`` running sums (any ``RY``, few registers); for a
 separable filter (``FD == 1``) the y pass first, rolling likewise over A's columns into B
 (``TH x UWS``), then the x pass from B to the output (the same sums as x first, fewer loads).
+Bit 4 (with bits 1 and 2, a 2-D down filter, float16 storage; the half2 variant): A holds
+the up-sampled tile as raw half words (the y-up stage rounds each sample to half, RN: half
+A's shared bytes), and the down stage computes in half2: a thread makes two adjacent
+outputs of ``RY`` rows, each 32-bit word of A a pair of samples that both read (one shared
+load for two outputs; the pairs of odd offsets cut from two aligned words), each filter row's
+``KD`` taps in ``fma.rn.f16x2`` (taps from ``flr_cfd2``, the filter rounded to half, RN, in
+both halves) in tap order, the row's sum then added to float accumulators (``KD`` rows in
+order), the result rounded to half once. Off the GPU ``flr_hfma2`` gives the instruction's
+bits (each half's fma in double, rounded once), so the CPU harness is exact.
 
 Coordinates: ``u`` is a sample of the up-filtered image (the op's padded, up-sampled grid),
 ``s = u + k - P0`` the zero-stuffed input position that tap ``k`` of sample ``u`` meets (a real
@@ -107,7 +116,14 @@ struct FlrGeom {
     static constexpr int QY = (UH + UP - 2) / UP + 1;          //       and along y
     static constexpr int SBW = (UV & 1) ? UP * QX : UW;        // row stride of B
     static constexpr int NFU = (UV & 1) ? 0 : (KU + 3) / 4 * 4;  // UV 1: fu in constant memory
-    static constexpr int SA = flr_max(IH * IW, UHP * UWS);     // input, then up-sampled tile
+    // UV 4 (half2, FD 2, float16 storage): A as raw half words, each phase row padded to an
+    // even UWDH that holds the NW aligned words a pair of outputs reads (UWS2 halves a row)
+    static constexpr int NJJ = (TW + 1) / 2;                   // output pairs of a tile row
+    static constexpr int NW = (KD + DOWN - 1) / DOWN / 2 + 1;  // words a phase a pair reads
+    static constexpr int UWDH = flr_max((UWD + 1) / 2 * 2, 2 * (NJJ - 1) + 2 * NW);
+    static constexpr int UWS2 = UWDH * DOWN;
+    static constexpr int SA = (UV & 4) ? flr_max(IH * IW, UHP * UWS2 / 2)  // input, then the
+                                       : flr_max(IH * IW, UHP * UWS);      // up-sampled tile
     static constexpr int SB = FD == 1 ? flr_max(flr_max(IH * SBW, UHP * TW), TH * UWS) : IH * SBW;  // x-up, 1-D down
     static constexpr int SMEM = NFU + SA + SB;                 // floats
 };
@@ -119,6 +135,37 @@ __constant__ float flr_cfd[FLR_MAX_FD];
 // UV 1: the up-sampling filter (KU,) likewise, unflipped and unscaled (the stages multiply
 // their sums by UP: exact, a power of two).
 __constant__ float flr_cfu[FLR_MAX_FU];
+// UV 4: the down-sampling filter as half2 words, both halves the tap rounded to half (RN),
+// in flr_cfd's order; filled by the launcher likewise
+__constant__ unsigned flr_cfd2[FLR_MAX_FD];
+
+// half2 arithmetic (UV 4): on the GPU fma.rn.f16x2; on the host each half's fma in double,
+// rounded once to half (the product of two halves is exact in double, and where the sum's
+// rounding matters the sum is exact too), so the CPU harness gives the GPU's bits
+__device__ __forceinline__ unsigned flr_hfma2(unsigned a, unsigned b, unsigned c) {
+#ifdef __CUDA_ARCH__
+    unsigned d; asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c)); return d;
+#else
+    unsigned short d[2];
+    for (int k = 0; k < 2; ++k) {
+        _Float16 x, y, z;
+        const unsigned short ak = (unsigned short)(a >> 16 * k), bk = (unsigned short)(b >> 16 * k),
+                             ck = (unsigned short)(c >> 16 * k);
+        std::memcpy(&x, &ak, 2); std::memcpy(&y, &bk, 2); std::memcpy(&z, &ck, 2);
+        const _Float16 r = (_Float16)((double)x * (double)y + (double)z);
+        std::memcpy(d + k, &r, 2);
+    }
+    return d[0] | ((unsigned)d[1] << 16);
+#endif
+}
+// the aligned word of halves p[i], p[i + 1] (i even): p[i] the low half
+__device__ __forceinline__ unsigned flr_ldw(const unsigned short* p, int i) {
+#ifdef __CUDA_ARCH__
+    return *reinterpret_cast<const unsigned*>(p + i);
+#else
+    unsigned w; std::memcpy(&w, p + i, 4); return w;
+#endif
+}
 
 template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT, int UV>
 __device__ __forceinline__ void flr_tile_body(
@@ -126,6 +173,8 @@ __device__ __forceinline__ void flr_tile_body(
         const T* __restrict__ bias, int C, int H, int W, int Ho, int Wo, int px0, int py0,
         int tiles_x, int tiles, float gain, float slope, float clamp, float* smem) {
     typedef FlrGeom<UP, KU, DOWN, KD, FD, TW, TH, RY, UV> G;
+    static_assert(!(UV & 4) || (FD == 2 && (UV & 3) == 3),
+                  "UV 4 (half2) is the 2-D down stage's, with UV bits 1 and 2");
     constexpr int NJ = (KU + UP - 1) / UP;                     // taps that meet real samples
     float* sfu = smem;
     float* sa = sfu + G::NFU;
@@ -189,6 +238,7 @@ __device__ __forceinline__ void flr_tile_body(
                 v[t] = (rr >= 0 && rr < G::IH) ? col[rr * G::SBW] : 0.f;
             }
             float* dst = sa + (u % DOWN) * G::UWD + u / DOWN;
+            unsigned short* dsth = reinterpret_cast<unsigned short*>(sa) + (u % DOWN) * G::UWDH + u / DOWN;
             #pragma unroll
             for (int p = 0; p < UP; ++p) {
                 const int k0 = (UP - p) % UP, o = p > 0 ? 1 : 0;
@@ -201,7 +251,10 @@ __device__ __forceinline__ void flr_tile_body(
                 if (acc < 0.f) acc *= slope;
                 if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
                 const int uy = UP * gy + p - dy;
-                if (uy >= 0 && uy < G::UH) dst[uy * G::UWS] = acc;
+                if (uy >= 0 && uy < G::UH) {
+                    if (UV & 4) st(dsth, (i64)uy * G::UWS2, acc);      // A as half
+                    else dst[uy * G::UWS] = acc;
+                }
             }
         }
         __syncthreads();
@@ -238,7 +291,63 @@ __device__ __forceinline__ void flr_tile_body(
 
     // output j's tap k reads column u = j * DOWN + k: phase k % DOWN, index j + k / DOWN
     T* yp = y + plane * Ho * Wo;
-    if (FD == 2 && (UV & 2)) {                                 // 2-D down filter, rolling
+    if (FD == 2 && (UV & 4)) {                                 // 2-D down filter, half2
+        // the rolling loop below with a thread making two adjacent outputs j0, j0 + 1 of RY
+        // rows: tap k of a filter row meets A's phase k % DOWN at j0 + k / DOWN (low half)
+        // and j0 + 1 + k / DOWN (high half), the pair cut from the NW aligned words of the
+        // phase (one shared load a word, both outputs); a filter row's KD taps in fma.rn.f16x2
+        // in tap order, the row's sum added to float accumulators
+        constexpr int A = (KD + DOWN - 1) / DOWN;
+        const unsigned short* ah = reinterpret_cast<const unsigned short*>(sa);
+        for (int e = tid; e < G::GY * G::NJJ; e += NT) {
+            const int g = e / G::NJJ, j0 = 2 * (e - g * G::NJJ);
+            const int mend = TH - g * RY < RY ? TH - g * RY : RY;
+            const int base = (g * RY * DOWN) * G::UWS2 + j0;
+            const int ox = ox0 + j0;
+            const bool second = j0 + 1 < TW && ox + 1 < Wo;    // the high half is this tile's
+            float acc0[A], acc1[A];
+            #pragma unroll
+            for (int a = 0; a < A; ++a) acc0[a] = acc1[a] = 0.f;
+            #pragma unroll 1
+            for (int i = 0; i < mend + A - 1; ++i) {
+                #pragma unroll
+                for (int rr = 0; rr < DOWN; ++rr) {
+                    const int row = base + (DOWN * i + rr) * G::UWS2;
+                    unsigned w[DOWN][G::NW];
+                    #pragma unroll
+                    for (int p = 0; p < DOWN; ++p) {
+                        #pragma unroll
+                        for (int m = 0; m < G::NW; ++m) w[p][m] = flr_ldw(ah, row + p * G::UWDH + 2 * m);
+                    }
+                    #pragma unroll
+                    for (int a = 0; a < A; ++a) {
+                        const int ky = DOWN * a + rr;
+                        if (ky < KD && i - a >= 0 && i - a < mend) {
+                            unsigned h = 0u;                   // +0, +0
+                            #pragma unroll
+                            for (int k = 0; k < KD; ++k) {
+                                const int p = k % DOWN, q = k / DOWN;
+                                const unsigned v = q % 2 == 0 ? w[p][q / 2]
+                                                 : (w[p][q / 2] >> 16) | (w[p][q / 2 + 1] << 16);
+                                h = flr_hfma2(flr_cfd2[KD * KD - 1 - (ky * KD + k)], v, h);
+                            }
+                            const unsigned short lo = (unsigned short)h, hi = (unsigned short)(h >> 16);
+                            acc0[a] += ld(&lo, 0);
+                            acc1[a] += ld(&hi, 0);
+                        }
+                    }
+                }
+                const int m = i - (A - 1), oy = oy0 + g * RY + m;
+                if (m >= 0 && oy < Ho && ox < Wo) {
+                    st(yp, (i64)oy * Wo + ox, acc0[A - 1]);
+                    if (second) st(yp, (i64)oy * Wo + ox + 1, acc1[A - 1]);
+                }
+                #pragma unroll
+                for (int a = A - 1; a > 0; --a) { acc0[a] = acc0[a - 1]; acc1[a] = acc1[a - 1]; }
+                acc0[0] = acc1[0] = 0.f;
+            }
+        }
+    } else if (FD == 2 && (UV & 2)) {                          // 2-D down filter, rolling
         // a thread's RY outputs of a column in a loop over steps i of DOWN tap rows: step i
         // meets the A outputs m = i - a (slot a, tap rows DOWN * a + rr), so every index of
         // the filter is a compile-time constant and only A sums and one step's loads are live
@@ -461,13 +570,15 @@ static void {NAME}_call(void* p) {{
         a->gain, a->slope, a->clamp);
 }}
 // returns 0, 1 when smem_floats is not the kernel's own size, 2 when shared memory overran
-extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, const void* bias,
+extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, const unsigned* fd2,
+        const void* bias,
         int C, int H, int W, int Ho, int Wo, int px0, int py0, int tiles_x, int tiles, float gain,
         float slope, float clamp, unsigned grid, unsigned nt, int smem_floats) {{
     typedef FlrGeom<{UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {UV}> G;
     if (smem_floats != G::SMEM || nt != {NT}) return 1;
     std::memcpy(flr_cfu, fu, sizeof(float) * {KU});
     if ({FD} > 0) std::memcpy(flr_cfd, fd, sizeof(float) * ({FD} == 2 ? {KD} * {KD} : {KD}));
+    if ({UV} & 4) std::memcpy(flr_cfd2, fd2, sizeof(unsigned) * {KD} * {KD});
     FlrArgs a = {{x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp}};
     FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}, {UV}>, &a,
                   grid, nt, G::SMEM, false}};

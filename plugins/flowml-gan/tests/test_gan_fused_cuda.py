@@ -122,3 +122,98 @@ def test_tile_kernel_with_large_tiles_takes_the_shared_memory_opt_in(kind):
     got = tile_run(fused._CUPY_TILE, x, fu, fd, b, plan=plan, **kw)
     want = filtered_lrelu(x, fu, fd, b, **kw)
     assert (got - want).abs().max().item() < 1e-4 * max(1.0, want.abs().max().item())
+
+
+# ---- the half2 variant (uv 7: float16 storage, 2-D down filter; test_gan_fused_h2.py on the CPU)
+
+RADIAL = [k for k in FUSED_KINDS if len(k.down_shape) == 2]
+
+
+def test_h2_down_stage_bits_on_the_gpu():
+    """fma.rn.f16x2 and the half2 filter copy on the GPU: the exact-up-stage layer of the CPU
+    test gives the torch emulation's bits (the CPU harness gives them too)."""
+    from flowml_gan.fused_tile import output_size
+    from test_gan_fused_h2 import H2_TILINGS, h2_down_ref
+
+    fd = RADIAL[0].filters(asymmetric=True)[1]
+    fu = torch.ones(1)
+    x = (torch.randn(2, 3, 83, 91, generator=torch.Generator().manual_seed(3)) * 30).half()
+    pad = [5, 4, 3, 6]
+    kw = dict(up=1, down=2, padding=pad, gain=1.0, slope=1.0, clamp=None)
+    ho, wo = output_size(83, 91, 1, 12, 1, 2, pad)
+    want = h2_down_ref(torch.nn.functional.pad(x.float(), pad).half(), fd, 2, ho, wo)
+    for tile, threads, ry, uv in H2_TILINGS:
+        xc, fuc, fdc = x.cuda(), fu.cuda(), fd.cuda()
+        plan = tile_plan(xc, fuc, fdc, 1, 2, pad, tile, threads, ry or None, uv)
+        assert plan.uv == 7
+        got = tile_run(fused._CUPY_TILE, xc, fuc, fdc, None, plan=plan, **kw).cpu()
+        assert torch.equal(got.view(torch.int16), want.view(torch.int16)), \
+            (plan, (got.float() - want.float()).abs().max())
+
+
+@pytest.mark.parametrize("kind", RADIAL, ids=lambda k: k.id)
+def test_h2_variant_on_every_radial_kind(kind, record_property):
+    """The half2 plans at the layer's own size and about 300 px out, 8 channels: within
+    H2_TOL of the op on the same float16 inputs; captured replay = eager."""
+    from flowml_gan.fused_tile import H2_TOL
+
+    fu, fd = kind.filters(asymmetric=True, device="cuda")
+    for size in (kind.in_size, input_size(kind, 300)):
+        x, b = small_input(kind, size, channels=8, device="cuda")
+        xh, bh = x.half(), b.half()
+        kw = args(kind, 25.0)
+        want = filtered_lrelu(xh.float(), fu, fd, bh.float(), **kw)
+        for tiling in [(32, 128, 0, 7), (48, 256, 0, 7), (16, 64, 0, 7)]:
+            plan = tile_plan(xh, fu, fd, kind.up, kind.down, kw["padding"], tiling[0], tiling[1], None, 7)
+            assert plan.uv == 7
+            got = tile_run(fused._CUPY_TILE, xh, fu, fd, bh, plan=plan, **kw)
+            err = (got.float() - want).abs().max().item() / max(1.0, want.abs().max().item())
+            record_property(f"err_{size}_{tiling[0]}", err)
+            assert got.dtype == torch.float16 and err < H2_TOL, (plan, err)
+
+
+def test_h2_variant_captured_equals_eager(monkeypatch):
+    from flowml_gan.fused_tile import Tuning, set_plans
+
+    monkeypatch.setenv("FLOWML_GAN_FUSED", "tile")
+    kind = next(k for k in RADIAL if k.up == 4)
+    fu, fd = kind.filters(asymmetric=True, device="cuda")
+    x, b = small_input(kind, input_size(kind, 300), channels=8, device="cuda")
+    try:
+        set_plans({"*": Tuning(uv=7)})
+        _capture_equals_eager(x.half(), fu, fd, b.half(), args(kind, 25.0))
+    finally:
+        set_plans(None)
+
+
+def test_h2_mixed_generator_against_fp32(monkeypatch, record_property, capsys):
+    """SG3-R 1024 (the official config, random weights), mixed precision with the half2 plans
+    on its float16 radial layers, against the fp32 image: about as close as mixed with the float
+    plans (the user-visible effect; printed), and the fp32 image untouched by the table."""
+    from flowml_gan.build import make_generator
+    from flowml_gan.fused_tile import Tuning, set_plans
+
+    monkeypatch.setenv("FLOWML_GAN_FUSED", "tile")
+    monkeypatch.delenv("FLOWML_GAN_FLR_PLANS", raising=False)
+    G = make_generator("sg3-r", 1024, seed=0, device="cuda").eval().cuda()
+    with torch.no_grad():
+        w = G.mapping(torch.randn(2, G.z_dim, device="cuda", generator=torch.Generator("cuda").manual_seed(1)), None)
+        fp32 = G.synthesis(w, force_fp32=True)
+        mixed = G.synthesis(w)
+        try:
+            set_plans({"*": Tuning(uv=7)})
+            fp32_h2 = G.synthesis(w, force_fp32=True)
+            mixed_h2 = G.synthesis(w)
+        finally:
+            set_plans(None)
+    assert torch.equal(fp32_h2, fp32)
+    e_float, e_h2 = (mixed - fp32).abs(), (mixed_h2 - fp32).abs()
+    stats = {"float plans mean": e_float.mean().item(), "float plans max": e_float.max().item(),
+             "half2 mean": e_h2.mean().item(), "half2 max": e_h2.max().item(),
+             "image max |fp32|": fp32.abs().max().item()}
+    record_property("mixed_vs_fp32", stats)
+    with capsys.disabled():
+        print("\nSG3-R 1024 mixed vs fp32:", {k: round(v, 5) for k, v in stats.items()})
+    assert not torch.equal(mixed_h2, mixed)
+    assert torch.isfinite(mixed_h2).all()
+    assert stats["half2 mean"] <= 1.5 * stats["float plans mean"] + 1e-3
