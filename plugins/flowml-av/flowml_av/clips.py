@@ -18,6 +18,7 @@ import flowml
 from flowml import TENSOR, EndOfStream, Field, Node, NodeError, Output, Ports
 from flowml.data.index import SequenceIndex
 
+from .decoder_pool import NVDEC
 from .gpudecode import nv12_to_rgb
 from .grouping import Sample, Task, gop_tasks, in_decode_order, key_at_or_before, one_each_task
 from .nvdec import engines, nvdec_problem, nvdec_size_problem
@@ -57,7 +58,8 @@ class Clips(Node):
     node, the file, its size and the minimum).
 
     ``decoders``: K threads decode at once, each with its own decoders (one a file, the last
-    ``FILES_PER_DECODER`` files it read). The read order is known, so it is planned a window
+    ``FILES_PER_DECODER`` files it read; handed back to ``decoder_pool`` at the end, so the
+    next epoch's graph takes them rather than opening its own). The read order is known, so it is planned a window
     of ``ahead`` samples at a time (default ``batch + 2 K``; on NVDEC at least
     ``NVDEC_WINDOW``, 128, as it holds NV12, but for the first window), and the windows are
     submitted ahead, ``HELD_WINDOWS`` (2) of them decoded or being decoded and not yet taken
@@ -160,7 +162,7 @@ class Clips(Node):
                 first = self.index.locate(self.order[0])[0] if self.order else 0
                 self._video(first)
                 for video in self.videos.values():
-                    video.close()
+                    _release(video)
                 self.videos.clear()
             self.local = threading.local()
             self.opened: list[Any] = []
@@ -203,10 +205,8 @@ class Clips(Node):
         video = self.videos.get(file)
         if video is None:
             if self.gpu:
-                from .nvdec import NvdecVideo
-
                 try:
-                    video = NvdecVideo(self.paths[file], self.ctx.device)
+                    video = _take_nvdec(self.paths[file], self.ctx.device)
                     if video.log_once and not self.videos:
                         self.log.warning("capture.clips: %s", video.log_once)
                 except RuntimeError as exc:
@@ -230,9 +230,9 @@ class Clips(Node):
                     f.cancel()
             pool.shutdown(wait=True)
             for video in self.opened:
-                video.close()
+                _release(video)
         for video in getattr(self, "videos", {}).values():
-            video.close()
+            _release(video)
 
     # -- K decoders ----------------------------------------------------------------------------
     def _thread_video(self, file: int) -> Any:
@@ -250,17 +250,15 @@ class Clips(Node):
                 _, old = videos.popitem(last=False)
                 with self.lock:
                     self.opened.remove(old)
-                old.close()
+                _release(old)
         videos.move_to_end(file)
         return video
 
     def _open_video(self, file: int) -> Any:
         """A decoder of ``file`` for one of the K threads."""
         if self.gpu:
-            from .nvdec import NvdecVideo
-
             try:
-                return NvdecVideo(self.paths[file], self.ctx.device)
+                return _take_nvdec(self.paths[file], self.ctx.device)
             except RuntimeError as exc:
                 raise NodeError(f"NVDEC cannot decode {self.paths[file]}: {exc}") from exc
         from .cpudecode import CpuVideo
@@ -471,6 +469,24 @@ class Clips(Node):
             raise NodeError(f"output {name}: the files have different sizes ({', '.join(sizes)}); give it "
                             "`scale` (or a crop) so that every sample has the same shape")
         return torch.cat(parts)
+
+
+def _take_nvdec(path: str, device: str) -> Any:
+    """An NVDEC decoder of ``path``: one a graph before this one handed back
+    (``decoder_pool``: opening and closing one holds the GIL), else a new one."""
+    from .nvdec import NvdecVideo
+
+    return NVDEC.take(path, device, lambda: NvdecVideo(path, device))
+
+
+def _release(video: Any) -> None:
+    """Done with ``video``: an NVDEC decoder goes back to the pool, a CPU one is closed."""
+    from .cpudecode import CpuVideo
+
+    if isinstance(video, CpuVideo):
+        video.close()
+    else:
+        NVDEC.give(video)
 
 
 def _rows(t: torch.Tensor, rows: list[int]) -> torch.Tensor:

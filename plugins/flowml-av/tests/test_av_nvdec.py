@@ -205,6 +205,37 @@ def test_video_loader_on_cuda_uses_nvdec_and_matches_the_cpu_loader(files):
             assert diff < 1 / 255, (name, diff)
 
 
+def test_video_loader_epochs_take_the_nvdec_decoders_of_the_epochs_before(files):
+    """Each epoch's graph hands its decoders back (``decoder_pool``); with overlapping epochs
+    the first two open theirs and the later ones take those (opening few if any), and the batches
+    are those of a loader without overlapping epochs."""
+    from flowml.data import VideoDataset, VideoLoader
+    from flowml_av.decoder_pool import NVDEC
+
+    data = VideoDataset([files["h264_210x146.mp4"], files["hevc_210x146.mp4"]], 5)
+    NVDEC.clear()
+    loader = VideoLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda", decoders=2)
+    opened = []
+    epochs = []
+    for _ in range(4):
+        epochs.append([b["frames"].cpu() for b in loader])
+        opened.append(NVDEC.opened)
+    loader.close()
+    assert loader.last_decoder == "nvdec"
+    # epochs 3 and 4 take the decoders of 1 and 2 (a thread may want a file the ones handed
+    # back hold too few of: a few are opened)
+    assert opened[1] > 0 and opened[3] - opened[1] <= opened[1] // 2, opened
+    assert NVDEC.reused > 0 and NVDEC.idle() > 0
+    NVDEC.clear()
+    plain = VideoLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda", decoders=2, overlap_epochs=False)
+    for epoch in range(4):
+        again = [b["frames"].cpu() for b in plain]
+        assert len(again) == len(epochs[epoch])
+        for a, b in zip(again, epochs[epoch]):
+            assert torch.equal(a, b)
+    plain.close()
+
+
 @pytest.mark.parametrize("name", ["h264_210x146.mp4", "hevc_210x146.mp4"])
 def test_nvdec_calls_from_keyframes_give_every_frame_as_ffmpeg_decodes_it(files, name):
     """The calls capture.video makes (``key_pieces``: whole GOPs from their keyframes, and a
