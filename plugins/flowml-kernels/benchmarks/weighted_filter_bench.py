@@ -6,6 +6,8 @@
         --plans 'mma_|smem_32x8_cb4|smem_16x8_cb8' [--dtypes float16]
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep --channels 32 \
         --plans 'pf_|^smem_32x8_cb4$|^smem_16x8_cb8$|^smem_32x4_cb8$|^l1_32x8_cb4$|^mma_c16_g4_w8$'
+    python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep --channels 32 \
+        --dtypes float16 --plans '^h2w_|^h2_h_smem_16x8_cb8$'
 
 Cases: 1920x1080, batch 1, C in {3, 32}, N in {5, 9}, float32 and float16, gather. ``gbps``
 counts the bytes a kernel must move at least: the forward reads x and w and writes out,
@@ -22,7 +24,8 @@ ms, speed-up over the reference, % of copy), the best plan per case and a ``FORW
 paste into ``plans.py``; JSON to ``--out`` (and the table next to it as ``.txt``). Kernels
 compile in parallel first (NVRTC; CuPy's disk cache keeps them). ``--channels``, ``--kernels``,
 ``--dtypes`` pick the cases, ``--plans`` (a regular expression, searched in the names) the plans
-(the third line above: the prefetching ``pf_*`` plans against their plain twins).
+(the third line above: the prefetching ``pf_*`` plans against their plain twins; the fourth:
+the float16 weights-once ``h2w_*`` plans against the table's fp16 choice).
 Needs a GPU and CuPy.
 """
 

@@ -701,8 +701,8 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                 #pragma unroll
                 for (int q = 0; q < PXT; ++q) st(hv, q, acc[q]);
                 if (vec && PXT == 4) {{
-                    *reinterpret_cast<uint2*>(oc) = make_uint2(hv[0] | ((unsigned)hv[1] << 16),
-                                                               hv[PXT - 2] | ((unsigned)hv[PXT - 1] << 16));
+                    *reinterpret_cast<uint2*>(oc) = make_uint2(
+                        hv[0] | ((unsigned)hv[1] << 16), hv[PXT - 2] | ((unsigned)hv[PXT - 1] << 16));
                 }} else if (vec) {{
                     *reinterpret_cast<unsigned*>(oc) = hv[0] | ((unsigned)hv[1] << 16);
                 }} else {{

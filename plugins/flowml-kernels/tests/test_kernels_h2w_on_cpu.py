@@ -36,7 +36,7 @@ from flowml_kernels.forward_sources import forward_source
 from flowml_kernels.reference import filter_ref
 from kernels_half2 import h2_rows_ref
 
-NS = (3, 5, 7, 9)
+NS = (1, 3, 5, 7, 9)
 SHAPES = [(2, 3, 11, 20), (1, 32, 7, 68), (1, 33, 9, 13), (1, 3, 19, 21), (1, 33, 6, 72)]
 TOL = 2e-3                                               # of max |ref|, as for float16 elsewhere
 H2W = sorted(k for k, p in plans.PLANS.items() if p.kernel == "h2w")
@@ -232,5 +232,5 @@ def test_h2w_plans_compile_with_nvrtc_without_spilling(name):
         assert info["spill_stores"] == 0 and info["spill_loads"] == 0, (name, n, info)
         assert info["registers"] <= 128, (name, n, info)
         regs[n] = info["registers"]
-    assert set(regs) >= {3, 5, 7}, (name, regs)
+    assert set(regs) >= {1, 3, 5, 7}, (name, regs)
     print(name, "registers by N:", regs)
