@@ -130,6 +130,7 @@ class ParamStore:
         self._pending: dict[tuple[str, str], Change] = {}  # the last change per param wins
         self._lock = threading.Lock()
         self._moving: set[tuple[str, str]] = set()
+        self._order: tuple[frozenset, list] | None = None  # _moving and its step order
         self._outputs: dict[tuple[str, str], Any] = {}
         self._upcoming: dict[tuple[str, str], Any] = {}   # values computed in this tick so far
         self._rank: dict[tuple[str, str], int] = {}
@@ -172,11 +173,21 @@ class ParamStore:
                         part.expr, part.fade = prev.expr, prev.fade
                     params[part.address] = part
         self.graph = graph
+        self._index(params)
+        self._moving = {lp.key for lp in params.values() if lp.moving()}
+        self._update_wanted_outputs()
+
+    def _index(self, params: dict[str, LiveParam]) -> None:
+        """Take ``params`` (address -> param, in graph order) as the store's, with what is
+        looked up from them every tick: by key, rank, and the parts of each list param."""
         self.params = params
         self.by_key = {lp.key: lp for lp in params.values()}
         self._rank = {key: i for i, key in enumerate(self.by_key)}
-        self._moving = {lp.key for lp in params.values() if lp.moving()}
-        self._update_wanted_outputs()
+        self._order = None
+        self._parts = defaultdict(list)
+        for lp in params.values():
+            if lp.part is not None:
+                self._parts[(lp.node, lp.part[0])].append(lp)
 
     def _parts_of(self, parent: LiveParam, expressions: dict[str, str] | None = None,
                   smooth: Any = None) -> list[LiveParam]:
@@ -215,8 +226,7 @@ class ParamStore:
         parent = self.by_key.get((node, param))
         if parent is None or not parent.meta.parts:
             return
-        old = {lp.name: lp for lp in self.by_key.values() if lp.node == node and lp.part
-               and lp.part[0] == param}
+        old = {lp.name: lp for lp in self._parts.get((node, param), ())}
         items = parent.value if isinstance(parent.value, (list, tuple)) else []
         now = [(part_name(param, i, key), item[key]) for i, item in enumerate(items)
                if isinstance(item, dict) for key in parent.meta.parts if key in item]
@@ -241,9 +251,7 @@ class ParamStore:
             params[address] = lp
             if lp is parent:
                 params.update((p.address, p) for p in new)
-        self.params = params
-        self.by_key = {lp.key: lp for lp in params.values()}
-        self._rank = {key: i for i, key in enumerate(self.by_key)}
+        self._index(params)
         self._moving |= {lp.key for lp in new if lp.moving()}
         self._update_wanted_outputs()
 
@@ -484,10 +492,7 @@ class ParamStore:
             for lp in self.by_key.values():
                 if lp.part is None and not _same(lp.value, getattr(self.graph.nodes[lp.node].params, lp.name)):
                     updates[lp.node][lp.name] = lp.value
-        # plain values first, then expressions in graph order: an expression sees this tick's
-        # values of the params it reads (of an expression-valued one: if it comes earlier)
-        order = sorted(self._moving, key=lambda k: (k in self.by_key and self.by_key[k].expr is not None,
-                                                    self._rank.get(k, -1)))
+        order = self._step_order()
         self._upcoming = {}
         for key in order:
             lp = self.by_key.get(key)
@@ -532,6 +537,18 @@ class ParamStore:
             if isinstance(out, dict) and key[1] in out:
                 self._outputs[key] = out[key[1]]
 
+    def _step_order(self) -> list[tuple[str, str]]:
+        """The moving params in the order they step: plain values first, then expressions in
+        graph order (an expression sees this tick's values of the params it reads, of an
+        expression-valued one if it comes earlier). Sorted again only when the moving set, a
+        param's expression (``_apply``, ``_screen``) or the params (``_index``) changed."""
+        moving = frozenset(self._moving)
+        if self._order is None or self._order[0] != moving:
+            by_key, rank = self.by_key, self._rank
+            self._order = (moving, sorted(moving, key=lambda k: (
+                k in by_key and by_key[k].expr is not None, rank.get(k, -1))))
+        return self._order[1]
+
     def _apply(self, ch: Change, t: float) -> None:
         lp = self.by_key.get(ch.key)
         if lp is None:
@@ -543,6 +560,7 @@ class ParamStore:
         else:  # "fix": stop following the expression, keep the value
             lp.expr, lp.target = None, lp.value
         lp.fade = Fade(lp.level, t, ch.fade) if ch.fade > 0 and lp.level is not None else None
+        self._order = None  # its expression may have come or gone
         if not lp.shape.numeric and ch.what == "value":
             lp.level = None
         self._update_wanted_outputs()
@@ -585,6 +603,7 @@ class ParamStore:
                     lp = self.by_key[(node, name)]
                     self.reporter.error(lp.address, problem)
                     lp.expr, lp.target, lp.fade = None, lp.value, None
+                    self._order = None
         return {node: values for node, values in updates.items() if values}
 
     def _hand_over(self, updates: dict[str, dict[str, Any]]) -> list[LiveParam]:
@@ -592,31 +611,34 @@ class ParamStore:
         that one bad value (an expression out of its range, say) does not hold up the rest."""
         changed: list[LiveParam] = []
         for node, values in updates.items():
-            groups = [values] if len(values) == 1 else [values, *({k: v} for k, v in values.items())]
-            for group in groups:
-                folded = self._fold_parts(node, group)
-                try:
-                    new = self.sched.set_params(node, folded)
-                except Exception as exc:
-                    if len(group) == 1:
-                        self._refused(node, group, exc)
-                    continue
-                for name in group:
-                    lp = self.by_key[(node, name)]
-                    lp.value = self._value_in(new, node, name)
-                    lp.version += 1
-                    changed.append(lp)
-                for name in folded:  # a list whose parts are live params: they follow it
-                    parent = self.by_key.get((node, name))
-                    if parent is not None and parent.meta.parts:
-                        if name not in group:
-                            parent.value = getattr(new, name)
-                            parent.version += 1
-                            changed.append(parent)
-                        self._sync_parts(node, name)
-                if group is values:
-                    break
+            if not self._hand_over_group(node, values, changed) and len(values) > 1:
+                for name, value in values.items():  # the singles made only when needed
+                    self._hand_over_group(node, {name: value}, changed)
         return changed
+
+    def _hand_over_group(self, node: str, group: dict[str, Any], changed: list[LiveParam]) -> bool:
+        """``set_params`` of ``group``; False when refused (a single value: reported)."""
+        folded = self._fold_parts(node, group)
+        try:
+            new = self.sched.set_params(node, folded)
+        except Exception as exc:
+            if len(group) == 1:
+                self._refused(node, group, exc)
+            return False
+        for name in group:
+            lp = self.by_key[(node, name)]
+            lp.value = self._value_in(new, node, name)
+            lp.version += 1
+            changed.append(lp)
+        for name in folded:  # a list whose parts are live params: they follow it
+            parent = self.by_key.get((node, name))
+            if parent is not None and parent.meta.parts:
+                if name not in group:
+                    parent.value = getattr(new, name)
+                    parent.version += 1
+                    changed.append(parent)
+                self._sync_parts(node, name)
+        return True
 
     def node_refused(self, node: str, refused: Any, kept: Any, why: Exception) -> None:
         """Scheduler hook: a node did not take a change (its ``on_params`` raised, or the
