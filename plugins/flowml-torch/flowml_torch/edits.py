@@ -17,8 +17,7 @@ of one name apply in list order. Unknown names raise ``ValueError`` listing the 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -29,9 +28,9 @@ from .taps import closest
 __all__ = ["Edit", "WeightEdits", "EditOp", "edits_from"]
 
 
-@dataclass(frozen=True)
-class Edit:
-    """One weight edit (see the module docstring for the ops)."""
+class Edit(NamedTuple):
+    """One weight edit (see the module docstring for the ops). A named tuple: made from a
+    node's params at every live change of a value (each tick, for one following ``t``)."""
 
     name: str
     op: EditOp = "scale"
@@ -55,7 +54,15 @@ class Edit:
 
 def edits_from(specs: Iterable[Edit | Mapping[str, Any]]) -> tuple[Edit, ...]:
     """Edits from ``Edit``s or dicts (``EditSpec``'s fields)."""
-    return tuple(e if isinstance(e, Edit) else Edit(**dict(e)) for e in specs)
+    return tuple(e if isinstance(e, Edit) else Edit(**e) for e in specs)
+
+
+def _by_name(edits: tuple[Edit, ...]) -> dict[str, tuple[Edit, ...]]:
+    """The edits of each name, in list order (names in order of first appearance)."""
+    out: dict[str, tuple[Edit, ...]] = {}
+    for e in edits:
+        out[e.name] = out.get(e.name, ()) + (e,)
+    return out
 
 
 class NoiseBank:
@@ -94,17 +101,21 @@ class WeightEdits:
         self.originals: dict[str, torch.Tensor] = {}  # in the tensor's current dtype/device
         self.pristine: dict[str, torch.Tensor] = {}  # as first kept (never cast: see rebind)
         self.active: tuple[Edit, ...] = ()
+        self._active_by_name: dict[str, tuple[Edit, ...]] = {}
         self.noise = NoiseBank()
         self.writes = 0  # tensors written so far (a test and a benchmark read it)
 
     def bind(self, model: nn.Module) -> None:
         self.tensors = dict(model.named_parameters(remove_duplicate=False))
         self.tensors.update(dict(model.named_buffers(remove_duplicate=False)))
+        self._checked: set[str] = set()  # names ``check`` passed, for these tensors
 
     def check(self, edits: Iterable[Edit]) -> None:
         """Raise ``ValueError`` for an edit of a name the model does not have, or of an
         integer tensor (a counter such as BatchNorm's ``num_batches_tracked``)."""
         for e in edits:
+            if e.name in self._checked:
+                continue
             t = self.tensors.get(e.name)
             if t is None:
                 raise ValueError(f"edit {e.name!r}: no such weight; closest: "
@@ -112,22 +123,23 @@ class WeightEdits:
             if not t.is_floating_point():
                 raise ValueError(f"edit {e.name!r}: a {str(t.dtype).removeprefix('torch.')} "
                                  "tensor (a counter or an index), not a weight; edit a float one")
+            self._checked.add(e.name)
 
     def set(self, edits: Iterable[Edit | Mapping[str, Any]]) -> None:
         """Make ``edits`` the edits in force (an empty list restores every original). Runs on
         the current CUDA stream; raises ValueError (nothing changed) for a wrong name."""
         edits = edits_from(edits)
         self.check(edits)
-        touched = list(dict.fromkeys([e.name for e in self.active] + [e.name for e in edits]))
+        new, old = _by_name(edits), self._active_by_name
         with torch.no_grad():
-            for name in touched:
+            for name in {**old, **new}:  # every name touched, the ones edited before first
+                mine = new.get(name, ())
+                if mine and mine == old.get(name):
+                    continue  # unchanged: already written
                 target = self.tensors[name]
                 original = self.originals.get(name)
                 if original is None:
                     original = self.originals[name] = self.pristine[name] = target.detach().clone()
-                mine = [e for e in edits if e.name == name]
-                if mine and mine == [e for e in self.active if e.name == name]:
-                    continue  # unchanged: already written
                 if not mine:
                     target.copy_(original)  # restored: bit-exact
                     del self.originals[name], self.pristine[name]
@@ -135,7 +147,7 @@ class WeightEdits:
                 for i, e in enumerate(mine):
                     e.write(original if i == 0 else target, target, self.noise)
                 self.writes += 1
-        self.active = edits
+        self.active, self._active_by_name = edits, new
 
     def rebind(self, model: nn.Module) -> None:
         """After ``model.to(...)`` moved or cast its tensors: find them again, move the kept
@@ -147,5 +159,5 @@ class WeightEdits:
             t, first = self.tensors[name], self.pristine[name]
             self.originals[name] = first if (first.device, first.dtype) == (t.device, t.dtype) \
                 else first.to(device=t.device, dtype=t.dtype)
-        active, self.active = self.active, ()
+        active, self.active, self._active_by_name = self.active, (), {}
         self.set(active)  # every edit in force written again (none counts as already written)
