@@ -350,10 +350,14 @@ def tile_run(backend: Any, x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor |
     cl = float(clamp) if clamp is not None and clamp >= 0 else -1.0
     scalars = [np.int32(v) for v in (c, h, w, ho, wo, px0, py0, tiles_x, tiles)]
     scalars += [np.float32(gain), np.float32(slope), np.float32(cl)]
-    # uv 4: the down filter as half2 words (each tap rounded to half, RN, twice), a torch op on
-    # the stream like the filters' copies (a captured graph recomputes it at each replay)
-    fd2 = (fd.to(torch.float16).reshape(-1, 1).expand(-1, 2).contiguous().view(torch.int32)
-           if plan.uv & H2 else None)
+    # uv 4: the down filter rounded to half (RN), two taps a 32-bit word, by torch ops on the
+    # stream like the filters' copies (a captured graph recomputes it at each replay)
+    fd2 = None
+    if plan.uv & H2:
+        fd2 = fd.reshape(-1).to(torch.float16)     # one kernel (KD x KD even: 12 x 12)
+        if fd2.numel() % 2:
+            fd2 = torch.cat([fd2, fd2.new_zeros(1)])
+        fd2 = fd2.view(torch.int32)
     backend.run_tile(plan, _DTYPES[x.dtype], n * c * tiles, [x, y, fu, bias], scalars, fd, fd2)
     return y
 
@@ -391,8 +395,11 @@ class CupyTileBackend:
 
                 driver.funcSetAttribute(fn.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                         smem_bytes)
-        return (fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr),
-                int(mod.get_global("flr_cfd2").ptr))
+        try:
+            cfd2 = int(mod.get_global("flr_cfd2").ptr)
+        except Exception:         # dropped from a module that does not use it: only uv 4 does
+            cfd2 = 0
+        return fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr), cfd2
 
     def preload(self, plans: Iterable[tuple[str, TilePlan]], device: torch.device,
                 workers: int = 16) -> dict[str, str]:
@@ -443,6 +450,8 @@ class CupyTileBackend:
                 fu = tensors[2]
                 rt.memcpyAsync(cfu, fu.data_ptr(), 4 * fu.numel(), rt.memcpyDeviceToDevice, stream.ptr)
             if fd2 is not None:
+                if not cfd2:
+                    raise RuntimeError(f"{plan.name(dtype)}: the module has no flr_cfd2 (half2 taps)")
                 rt.memcpyAsync(cfd2, fd2.data_ptr(), 4 * fd2.numel(), rt.memcpyDeviceToDevice, stream.ptr)
             fn((grid,), (plan.threads,), args, shared_mem=plan.smem_bytes, stream=stream)
 

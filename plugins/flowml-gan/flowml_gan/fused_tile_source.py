@@ -35,8 +35,8 @@ the up-sampled tile as raw half words (the y-up stage rounds each sample to half
 A's shared bytes), and the down stage computes in half2: a thread makes two adjacent
 outputs of ``RY`` rows, each 32-bit word of A a pair of samples that both read (one shared
 load for two outputs; the pairs of odd offsets cut from two aligned words), each filter row's
-``KD`` taps in ``fma.rn.f16x2`` (taps from ``flr_cfd2``, the filter rounded to half, RN, in
-both halves) in tap order, the row's sum then added to float accumulators (``KD`` rows in
+``KD`` taps in ``fma.rn.f16x2`` (taps from ``flr_cfd2``, the filter rounded to half, RN,
+two taps a word, each broadcast to both halves) in tap order, the row's sum then added to float accumulators (``KD`` rows in
 order), the result rounded to half once. Off the GPU ``flr_hfma2`` gives the instruction's
 bits (each half's fma in double, rounded once), so the CPU harness is exact.
 
@@ -135,9 +135,9 @@ __constant__ float flr_cfd[FLR_MAX_FD];
 // UV 1: the up-sampling filter (KU,) likewise, unflipped and unscaled (the stages multiply
 // their sums by UP: exact, a power of two).
 __constant__ float flr_cfu[FLR_MAX_FU];
-// UV 4: the down-sampling filter as half2 words, both halves the tap rounded to half (RN),
-// in flr_cfd's order; filled by the launcher likewise
-__constant__ unsigned flr_cfd2[FLR_MAX_FD];
+// UV 4: the down-sampling filter rounded to half (RN), in flr_cfd's order, two taps a word
+// (tap 2i the low half); filled by the launcher likewise
+__constant__ unsigned flr_cfd2[FLR_MAX_FD / 2];
 
 // half2 arithmetic (UV 4): on the GPU fma.rn.f16x2; on the host each half's fma in double,
 // rounded once to half (the product of two halves is exact in double, and where the sum's
@@ -156,6 +156,28 @@ __device__ __forceinline__ unsigned flr_hfma2(unsigned a, unsigned b, unsigned c
         std::memcpy(d + k, &r, 2);
     }
     return d[0] | ((unsigned)d[1] << 16);
+#endif
+}
+// the high half of a and the low half of b, one word (volatile on the GPU: computed where
+// written, once a row, not sunk into each filter row's branch)
+__device__ __forceinline__ unsigned flr_mid(unsigned a, unsigned b) {
+#ifdef __CUDA_ARCH__
+    unsigned d; asm volatile("prmt.b32 %0, %1, %2, 0x5432;" : "=r"(d) : "r"(a), "r"(b)); return d;
+#else
+    return (a >> 16) | (b << 16);
+#endif
+}
+// tap t of flr_cfd2 in both halves of a word: on the GPU ptxas folds this into the HFMA2's
+// operand (R.H0_H0 / R.H1_H1), so one constant load serves two taps (prmt did not fold)
+__device__ __forceinline__ unsigned flr_tap2(int t) {
+    const unsigned w = flr_cfd2[t / 2];
+#ifdef __CUDA_ARCH__
+    unsigned d;
+    if (t % 2) asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {h, h};}" : "=r"(d) : "r"(w));
+    else asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {l, l};}" : "=r"(d) : "r"(w));
+    return d;
+#else
+    return t % 2 ? (w >> 16) | (w & 0xffff0000u) : (w & 0xffffu) | (w << 16);
 #endif
 }
 // the aligned word of halves p[i], p[i + 1] (i even): p[i] the low half
@@ -313,11 +335,16 @@ __device__ __forceinline__ void flr_tile_body(
                 #pragma unroll
                 for (int rr = 0; rr < DOWN; ++rr) {
                     const int row = base + (DOWN * i + rr) * G::UWS2;
-                    unsigned w[DOWN][G::NW];
+                    unsigned w[DOWN][G::NW], v[KD];
                     #pragma unroll
                     for (int p = 0; p < DOWN; ++p) {
                         #pragma unroll
                         for (int m = 0; m < G::NW; ++m) w[p][m] = flr_ldw(ah, row + p * G::UWDH + 2 * m);
+                    }
+                    #pragma unroll
+                    for (int k = 0; k < KD; ++k) {             // tap k's pair, once for all slots
+                        const int p = k % DOWN, q = k / DOWN;
+                        v[k] = q % 2 == 0 ? w[p][q / 2] : flr_mid(w[p][q / 2], w[p][q / 2 + 1]);
                     }
                     #pragma unroll
                     for (int a = 0; a < A; ++a) {
@@ -325,12 +352,8 @@ __device__ __forceinline__ void flr_tile_body(
                         if (ky < KD && i - a >= 0 && i - a < mend) {
                             unsigned h = 0u;                   // +0, +0
                             #pragma unroll
-                            for (int k = 0; k < KD; ++k) {
-                                const int p = k % DOWN, q = k / DOWN;
-                                const unsigned v = q % 2 == 0 ? w[p][q / 2]
-                                                 : (w[p][q / 2] >> 16) | (w[p][q / 2 + 1] << 16);
-                                h = flr_hfma2(flr_cfd2[KD * KD - 1 - (ky * KD + k)], v, h);
-                            }
+                            for (int k = 0; k < KD; ++k)
+                                h = flr_hfma2(flr_tap2(KD * KD - 1 - (ky * KD + k)), v[k], h);
                             const unsigned short lo = (unsigned short)h, hi = (unsigned short)(h >> 16);
                             acc0[a] += ld(&lo, 0);
                             acc1[a] += ld(&hi, 0);
@@ -578,7 +601,7 @@ extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, 
     if (smem_floats != G::SMEM || nt != {NT}) return 1;
     std::memcpy(flr_cfu, fu, sizeof(float) * {KU});
     if ({FD} > 0) std::memcpy(flr_cfd, fd, sizeof(float) * ({FD} == 2 ? {KD} * {KD} : {KD}));
-    if ({UV} & 4) std::memcpy(flr_cfd2, fd2, sizeof(unsigned) * {KD} * {KD});
+    if ({UV} & 4) std::memcpy(flr_cfd2, fd2, sizeof(unsigned) * (({KD} * {KD} + 1) / 2));
     FlrArgs a = {{x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp}};
     FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}, {UV}>, &a,
                   grid, nt, G::SMEM, false}};

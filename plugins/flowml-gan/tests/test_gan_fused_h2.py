@@ -185,3 +185,28 @@ def test_h2_kernels_compile_with_nvrtc_for_sm90_without_spills(record_property):
         regs[name] = attrs[EIATTR_REGCOUNT]
         assert 0 < attrs[EIATTR_REGCOUNT] <= 64 and not attrs.get(EIATTR_FRAME_SIZE, 0), (name, attrs)
     record_property("registers", regs)
+
+
+def test_sweep_offers_and_reports_the_h2_variant():
+    """flr_sweep: half2 candidates for float16 radial calls only; the report's half2 lines
+    compare a call's best half2 and best float candidate (rows as ``sweep`` makes them)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from flr_sweep import _is_h2, candidate_tunings, report, table
+
+    assert any(t.uv == 7 for t in candidate_tunings(2, "float16"))
+    assert not any(t.uv & H2 for fd in (0, 1, 2) for t in candidate_tunings(fd, "float32"))
+    assert not any(t.uv & H2 for t in candidate_tunings(1, "float16"))
+    h2 = {"tuning": {"tile": 32, "threads": 128, "ry": 0, "uv": 7}, "ms": 0.5, "max_err": 1e-3,
+          "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 32, 32, 4, 128, 7>"}
+    flt = {"tuning": "default", "ms": 0.8, "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 26, 26, 7, 128, 3>"}
+    assert _is_h2(h2) and not _is_h2(flt)
+    row = {"where": ["sg3-r mixed L10_1044_161"], "dtype": "float16", "input": [1, 161, 532, 532],
+           "key": "float16/up4/ku24/down2/kd12/fd2@1044x1044", "candidates": [flt, h2], "best": h2,
+           "default_ms": 0.8, "old_ms": None, "h2_best": h2, "float_best": flt}
+    lines = report({"device": "x", "torch": "t", "date": "d", "seconds": 1.0, "rows": [row]})
+    line = next(x for x in lines if "L10_1044_161" in x and "half2" in x)
+    assert "float   0.800  half2   0.500 (1.60x" in line, line
+    assert table([row]) == {row["key"]: h2["tuning"]}
