@@ -15,7 +15,8 @@ captured CUDA graph (median replay; the replay is checked against the eager imag
 with calls and ms a frame and its share of the eager frame, and the kernel time by kind
 (filtered_lrelu, convolution / GEMM, the rest). Also which path each layer's filtered_lrelu
 takes (``fused_tile.tile_unsupported`` says why a layer is not fused), and the plan table in force
-(``FLOWML_GAN_FLR_PLANS``, e.g. ``flr_sweep.py``'s ``plans.json``). Prints a report and,
+(``FLOWML_GAN_FLR_PLANS``, e.g. ``flr_sweep.py``'s ``plans.json``; with half2 plans, ``uv`` 7, the
+"mixed image vs fp32" line is their user-visible effect). Prints a report and,
 with ``--out DIR``, writes ``sg3_profile.json`` and ``sg3_profile.txt`` there.
 """
 
@@ -200,6 +201,12 @@ def main(argv: list[str] | None = None) -> None:
                     row["last_layer_path"] = fused.last_path()
                     ref = images.setdefault(precision, img.float())
                     row["image_vs_first_path"] = (img.float() - ref).abs().max().item()
+                    if precision == "fp32":
+                        images[f"fp32 {path}"] = img.float()
+                    elif f"fp32 {path}" in images:   # the user-visible effect of mixed precision
+                        d = (img.float() - images[f"fp32 {path}"]).abs()
+                        row["mixed_vs_fp32"] = {"max": d.max().item(), "mean": d.mean().item(),
+                                                "image_max": images[f"fp32 {path}"].abs().max().item()}
                     row["eager_ms"] = round(_median_ms(run, args.frames, cuda), 3)
                     if cuda and not args.no_capture:
                         try:
@@ -249,6 +256,11 @@ def report(result: dict[str, Any]) -> list[str]:
         cap = r.get("captured_ms")
         lines.append(f"{r['path']:6} {r['precision']:9} {r['eager_ms']:9.2f}  "
                      f"{(f'{cap:11.2f}' if cap is not None else r.get('captured_error', '-')[:60]):>11}")
+    for r in rows:
+        if "mixed_vs_fp32" in r:
+            m = r["mixed_vs_fp32"]
+            lines.append(f"{r['path']}: mixed image vs fp32: max {m['max']:.4g}, mean {m['mean']:.4g} "
+                         f"(fp32 image max |x| {m['image_max']:.4g})")
     by = {(r["path"], r["precision"]): r for r in rows if "error" not in r}
     for precision in ("fp32", "mixed"):
         a, b = by.get(("3pass", precision)), by.get(("tile", precision))

@@ -216,4 +216,4 @@ def test_h2_mixed_generator_against_fp32(monkeypatch, record_property, capsys):
         print("\nSG3-R 1024 mixed vs fp32:", {k: round(v, 5) for k, v in stats.items()})
     assert not torch.equal(mixed_h2, mixed)
     assert torch.isfinite(mixed_h2).all()
-    assert stats["half2 mean"] <= 1.5 * stats["float plans mean"] + 1e-3
+    assert stats["half2 mean"] <= 2 * stats["float plans mean"] + 1e-3
