@@ -544,6 +544,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
 _H2W = r"""
 #define CB {CB}
 #define PXT {PXT}
+#define BC {BC}
 #define HW2 (PXT / 2)                                    // half2 words of one tap's weights
 #define TXQ {TXQ}
 #define TY {TY}
@@ -561,7 +562,24 @@ _H2W = r"""
 #if (TXQ * PXT) % 4 || (PXT != 2 && PXT != 4)
 #error "wf_h2w: PXT is 2 or 4 and a block row TXQ * PXT pixels, a multiple of 4"
 #endif
+#if BC && PXT != 2
+#error "wf_h2w: BC (broadcast input halves) takes pixel pairs"
+#endif
 {HFMA2}
+// BC: c + a * (x's half H in both lanes); on the GPU the broadcast is HFMA2's operand selector
+template <int H> __device__ __forceinline__ unsigned hfma2_bc(unsigned a, unsigned x, unsigned c) {{
+#ifdef __CUDA_ARCH__
+    unsigned d;
+    if (H) asm("{{ .reg .f16 l, h; .reg .b32 t; mov.b32 {{l, h}}, %2; mov.b32 t, {{h, h}};"
+               " fma.rn.f16x2 %0, %1, t, %3; }}" : "=r"(d) : "r"(a), "r"(x), "r"(c));
+    else asm("{{ .reg .f16 l, h; .reg .b32 t; mov.b32 {{l, h}}, %2; mov.b32 t, {{l, l}};"
+             " fma.rn.f16x2 %0, %1, t, %3; }}" : "=r"(d) : "r"(a), "r"(x), "r"(c));
+    return d;
+#else
+    const unsigned v = H ? x >> 16 : x & 0xffffu;
+    return hfma2(a, v | (v << 16), c);
+#endif
+}}
 // 4 halves (8 bytes) global -> shared, zeros when !in (nothing read); cp.async on sm_80+
 __device__ __forceinline__ void c8(T* s, const T* g, bool in) {{
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -627,23 +645,41 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
     const int chunks = (C + CB - 1) / CB;
     h2w_fill(xs_s[0], xb, 0, C, H, W, ty0, tx0, vec);   // chunk 0 in flight during the weights
     c8_commit();
+#if BC
+    // tap row i, input half m (column px0-R+m): (w of pixel 0 tap m, w of pixel 1 tap m-1),
+    // 0 past either end: each input half serves both pixels, no funnel shift
+    unsigned wr[N][N + 1];
+    #pragma unroll
+    for (int i = 0; i < N; ++i)
+        #pragma unroll
+        for (int m = 0; m <= N; ++m) wr[i][m] = 0u;
+#else
     unsigned wr[NN][HW2];                                // tap k: pixels 0,1 (and 2,3) as half2
+#endif
     const T* wb = w + b * NN * HW + (long long)py * W + px0;
     #pragma unroll
     for (int k = 0; k < NN; ++k) {{
+        unsigned wk[HW2];
         if (live && vec && PXT == 4) {{
             const uint2 q = *reinterpret_cast<const uint2*>(wb + k * HW);
-            wr[k][0] = q.x; wr[k][HW2 - 1] = q.y;
+            wk[0] = q.x; wk[HW2 - 1] = q.y;
         }} else if (live && vec) {{
-            wr[k][0] = *reinterpret_cast<const unsigned*>(wb + k * HW);
+            wk[0] = *reinterpret_cast<const unsigned*>(wb + k * HW);
         }} else {{
             #pragma unroll
             for (int h = 0; h < HW2; ++h) {{
                 const T lo = live && px0 + 2 * h < W ? wb[k * HW + 2 * h] : (T)0;
                 const T hi = live && px0 + 2 * h + 1 < W ? wb[k * HW + 2 * h + 1] : (T)0;
-                wr[k][h] = lo | ((unsigned)hi << 16);
+                wk[h] = lo | ((unsigned)hi << 16);
             }}
         }}
+#if BC
+        wr[k / N][k % N] |= wk[0] & 0xffffu;
+        wr[k / N][k % N + 1] |= wk[0] & 0xffff0000u;
+#else
+        #pragma unroll
+        for (int h = 0; h < HW2; ++h) wr[k][h] = wk[h];
+#endif
     }}
     T* ob = out + b * C * HW + (long long)py * W + px0;
     #pragma unroll 1
@@ -680,6 +716,16 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                     unsigned part[HW2];
                     #pragma unroll
                     for (int h = 0; h < HW2; ++h) part[h] = 0u;     // +0, +0 (half2)
+#if BC
+                    // pixel 0 takes taps 0..N-1 then 0 * x, pixel 1 0 * x then taps 0..N-1: the
+                    // h2 order, and a part that starts at +0 never is -0, so +-0 leaves it as is
+                    #pragma unroll
+                    for (int m = 0; m <= N; ++m) {{
+                        const int s = PADE - R + m;                 // the half of column px0-R+m
+                        part[0] = s & 1 ? hfma2_bc<1>(wr[i][m], xw[s >> 1], part[0])
+                                        : hfma2_bc<0>(wr[i][m], xw[s >> 1], part[0]);
+                    }}
+#else
                     #pragma unroll
                     for (int j = 0; j < N; ++j)
                         #pragma unroll
@@ -689,6 +735,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                                 ? (xw[s >> 1] >> 16) | (xw[(s >> 1) + 1] << 16) : xw[s >> 1];
                             part[h] = hfma2(wr[i * N + j][h], xv, part[h]);
                         }}
+#endif
                     #pragma unroll
                     for (int h = 0; h < HW2; ++h) {{
                         const T hv[2] = {{(T)(part[h] & 0xffffu), (T)(part[h] >> 16)}};
@@ -799,13 +846,17 @@ def wgrad_source(dtype: str, n: int) -> str:
     return _common(dtype, n) + _WGRAD.format()
 
 
-def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int) -> str:
+def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int, bc: bool = False) -> str:
     """``wf_h2w`` (float16 storage only): blocks of ``ty`` rows x ``txq`` threads of ``pxt``
     (2 or 4) pixels, each pixel's N*N weights read once into registers, every channel walked in
     chunks of ``cb`` through a double-buffered shared tile, tap rows summed in half2 as the
-    ``h2`` plans do. ``x`` (B, C, H, W), ``w`` (B, N*N, H, W) -> ``out`` (B, C, H, W)."""
+    ``h2`` plans do. ``bc`` (pairs only): each input half broadcast to both lanes against
+    pre-paired weights (N + 1 FMAs a row, no funnel shifts; N*(N+1) weight registers).
+    ``x`` (B, C, H, W), ``w`` (B, N*N, H, W) -> ``out`` (B, C, H, W)."""
     if pxt not in (2, 4) or txq * pxt % 4:
         raise ValueError(f"wf_h2w: pxt is 2 or 4 and txq * pxt a multiple of 4, not pxt={pxt} "
                          f"txq={txq}")
-    return _common("float16", n) + _H2W.format(CB=cb, PXT=pxt, TXQ=txq, TY=ty,
+    if bc and pxt != 2:
+        raise ValueError(f"wf_h2w bc broadcasts input halves to a pixel pair: pxt 2, not {pxt}")
+    return _common("float16", n) + _H2W.format(CB=cb, PXT=pxt, BC=int(bc), TXQ=txq, TY=ty,
                                                 HFMA2=_HFMA2.format())

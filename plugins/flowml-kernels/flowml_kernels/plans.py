@@ -55,7 +55,9 @@ class ForwardPlan:
     float16 only, with ``smem`` and pf bit 2): the shared tile kept as raw half words and each
     tap row's N taps summed in packed half2 (two pixels a register), then added in float.
     ``h2w``: ``px`` (2 or 4) pixels a thread, their N*N weights held in registers as half2 for
-    all C channels (``cuda_source._H2W``), ``cb`` the channels of one shared-memory chunk."""
+    all C channels (``cuda_source._H2W``), ``cb`` the channels of one shared-memory chunk;
+    ``bc`` (pairs): each input half broadcast to both pixels against weights paired per input
+    column (N + 1 FMAs a tap row instead of N and N - 1 funnel shifts; N*(N+1) registers)."""
 
     name: str
     kernel: str
@@ -67,6 +69,7 @@ class ForwardPlan:
     pf: int = 0
     h2: bool = False
     px: int = 4
+    bc: bool = False
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
@@ -107,10 +110,10 @@ class ForwardPlan:
             return f"tensor-core plans take float16 or bfloat16 storage, not {dtype}"
         if self.kernel == "h2w" and dtype != "float16":
             return f"h2w plans sum tap rows in half2 arithmetic: float16 storage only, not {dtype}"
-        if self.kernel == "h2w" and n * n * self.px // 2 > H2W_WEIGHTS:
+        held = n * (n + 1) if self.bc else n * n * self.px // 2
+        if self.kernel == "h2w" and held > H2W_WEIGHTS:
             return (f"h2w holds a thread's {self.px} pixels' N*N weights in registers: "
-                    f"{n * n * self.px // 2} half2 > {H2W_WEIGHTS} (N = {n}); pairs take N <= 9, "
-                    f"quads N <= 7")
+                    f"{held} half2 > {H2W_WEIGHTS} (N = {n}); pairs take N <= 9, quads N <= 7")
         if self.kernel == "mma" and n > 17:
             return f"wf_mma's tile halo is 8 columns: N <= 17, not {n}"
         if self.smem_bytes(n, c) > SMEM_LIMIT:
@@ -160,10 +163,11 @@ def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, pf: int = 0,
     return ForwardPlan(name, "tile", cb, txq, ty, smem, pf=pf, h2=h2)
 
 
-def _h2w(name: str, px: int, txq: int, ty: int, cb: int) -> ForwardPlan:
-    if px not in (2, 4) or px * txq % 4:
-        raise ValueError(f"plan {name}: h2w takes 2 or 4 pixels a thread, txq * px a multiple of 4")
-    return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px)
+def _h2w(name: str, px: int, txq: int, ty: int, cb: int, bc: bool = False) -> ForwardPlan:
+    if px not in (2, 4) or px * txq % 4 or (bc and px != 2):
+        raise ValueError(f"plan {name}: h2w takes 2 or 4 pixels a thread (bc: 2), txq * px a "
+                         f"multiple of 4")
+    return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px, bc=bc)
 
 
 def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
@@ -211,11 +215,17 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # and at N=9 the weights are 81 of the 145 half words a pixel moves); the weights stay in
     # registers as half2, the channels stream through a double-buffered shared tile (cp.async).
     # p2: a pixel pair a thread (N <= 9: 81 registers of weights), p4: a quad (N <= 7; half the
-    # tile reads a pixel, uint2). Not timed yet: not in FORWARD_TABLE.
+    # tile reads a pixel, uint2); b2: pairs, each input half broadcast to both pixels (HFMA2's
+    # operand selector) against weights paired per input column, so no funnel shifts: NVRTC's
+    # sm_90 SASS for a channel at N=9 is 205 instructions against p2's 231 (90 HFMA2 for 81, no
+    # SHF for 37). Not timed yet: not in FORWARD_TABLE.
     _h2w("h2w_p2_32x8_cb8", 2, 32, 8, 8),
     _h2w("h2w_p2_32x8_cb4", 2, 32, 8, 4),
     _h2w("h2w_p2_16x16_cb8", 2, 16, 16, 8),
     _h2w("h2w_p2_64x4_cb4", 2, 64, 4, 4),
+    _h2w("h2w_b2_32x8_cb8", 2, 32, 8, 8, bc=True),
+    _h2w("h2w_b2_32x8_cb4", 2, 32, 8, 4, bc=True),
+    _h2w("h2w_b2_16x16_cb8", 2, 16, 16, 8, bc=True),
     _h2w("h2w_p4_16x8_cb8", 4, 16, 8, 8),
     _h2w("h2w_p4_16x16_cb4", 4, 16, 16, 4),
     _h2w("h2w_p4_32x8_cb4", 4, 32, 8, 4),

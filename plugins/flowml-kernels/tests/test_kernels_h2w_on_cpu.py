@@ -15,7 +15,9 @@ Checked: every ``h2w`` plan gives ``kernels_half2.h2_rows_ref``'s bits (the h2 p
 and order) and is within the float16 tolerance of the float64 reference, for every N it takes
 and C in {3, 32, 33} (one chunk; whole chunks; a last chunk of one channel), B = 2, odd heights,
 widths that are and are not a multiple of 4; the harness itself fails a kernel missing its
-trailing barrier; NVRTC compiles every plan for sm_90 with no spill (registers reported).
+trailing barrier; NVRTC compiles every plan for sm_90 with no spill (registers reported). The
+``bc`` plans' host build broadcasts an input half in C where the GPU uses HFMA2's operand
+selector (inline PTX): the same products, so the same bits (the ``cuda`` test checks them).
 """
 
 from __future__ import annotations
@@ -209,6 +211,13 @@ def test_h2w_plans_say_what_they_cannot_run():
     assert plans.select("float16", 33, 9, force=p2.name) is p2
     with pytest.raises(ValueError, match="2 or 4 pixels"):
         plans._h2w("h2w_bad", 2, 3, 8, 8)                 # 6 px a block row: not whole quads
+    with pytest.raises(ValueError, match="bc: 2"):
+        plans._h2w("h2w_bad", 4, 16, 8, 8, bc=True)       # bc pairs the weights of two pixels
+    with pytest.raises(ValueError, match="pxt 2"):
+        h2w_source(5, 8, 4, 16, 8, bc=True)
+    b2 = plans.PLANS["h2w_b2_32x8_cb8"]                   # N x (N + 1) paired weights
+    assert b2.unsupported("float16", 9, 32) is None
+    assert "132 half2 > 100 (N = 11)" in b2.unsupported("float16", 11, 32)
     # one block per tile and image, every channel inside: 64 px x 8 rows, 30 x 135 at 1080p
     assert p2.grid(2, 33, 1080, 1920, 9) == (30 * 135, 2, 1) and p2.threads() == 256
     assert p4.grid(1, 32, 17, 130, 5) == (3 * 2, 1, 1) and p4.channels(3) == 4
