@@ -21,6 +21,17 @@ it, minus its ``process()``: the output checks; ``on_params``, the edits' writes
 timed part) and
 ``loop_us``: what a hand-written loop pays for the same edits (three ``torch.mul``/``add`` from
 kept originals into the weights, the expression values with ``math``), the floor.
+
+``--completion``: what the GPU completion thread (``flowml.runtime.completion``) takes from the
+dispatcher, emulated on the CPU: the dispatcher runs ``--busy`` us of Python a tick (an eager
+frame's kernel launches hold the GIL the same way) and hands each tick to ``Completion`` with an
+event that passes ``--gpu-lag`` us later (its ``synchronize`` sleeps with the GIL released, as a
+blocking-sync CUDA event does), at most 2 ticks in flight, under the runtime's GIL switch
+interval. ``completion_us``: host microseconds a tick beyond the busy work; ``inline_us``: the
+same ticks booked on the dispatcher at once (no thread), the floor. On this 2-core CPU box
+(2026-12-03, 6 interleaved runs of 2000 ticks): 104 us against 7 inline, each tick's GIL
+hand-over to the thread and back, more than all the param and scheduler work of a tick above;
+a leaner thread (a ``SimpleQueue`` instead of a worker with futures) measured the same (106 us).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import pstats
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,14 +191,80 @@ def loop_us(ticks: int) -> float:
     return 1e6 * (time.perf_counter() - t0) / ticks
 
 
+class _Event:
+    """A CUDA event's interface: passes at ``due``; ``synchronize`` sleeps (GIL released)."""
+
+    def __init__(self, due: float):
+        self.due = due
+
+    def query(self) -> bool:
+        return time.perf_counter() >= self.due
+
+    def synchronize(self) -> None:
+        time.sleep(max(0.0, self.due - time.perf_counter()))
+
+
+class _Lane:
+    def recycle(self, event: Any) -> None:
+        pass
+
+
+def completion_us(ticks: int, busy_us: float, lag_us: float, inline: bool) -> float:
+    """Host microseconds a tick beyond ``busy_us`` (see ``--completion``)."""
+    from flowml.node import Tick
+    from flowml.runtime.completion import Completion
+    from flowml.runtime.scheduler import GIL_SWITCH_S
+    from flowml.runtime.ticks import TickRun
+
+    slots = threading.BoundedSemaphore(2)
+    lane, interval = _Lane(), sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_S)
+    done = Completion(lambda run: slots.release(), lambda run, exc: None)
+    try:
+        t0 = time.perf_counter()
+        for i in range(ticks):
+            slots.acquire()
+            end = time.perf_counter() + busy_us * 1e-6
+            while time.perf_counter() < end:  # the frame's launches: Python holding the GIL
+                pass
+            run = TickRun(Tick(i, i / 60), end, done.done, lambda exc: None)
+            run.ends.append((lane, _Event(time.perf_counter() + lag_us * 1e-6)))
+            if inline:
+                slots.release()
+            else:
+                done.done(run)
+        for _ in range(2):
+            slots.acquire()
+        wall = time.perf_counter() - t0
+    finally:
+        done.close(5.0)
+        sys.setswitchinterval(interval)
+    return 1e6 * wall / ticks - busy_us
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ticks", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="cProfile one more round, print the top N functions by own time")
+    ap.add_argument("--completion", action="store_true",
+                    help="emulate the GPU completion thread's cost to the dispatcher instead")
+    ap.add_argument("--busy", type=float, default=300.0, help="--completion: us of Python a tick")
+    ap.add_argument("--gpu-lag", type=float, default=200.0,
+                    help="--completion: us after its hand-over that a tick's event passes")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.completion:
+        rows = [{"completion_us": completion_us(args.ticks, args.busy, args.gpu_lag, False),
+                 "inline_us": completion_us(args.ticks, args.busy, args.gpu_lag, True)}
+                for _ in range(args.rounds)]
+        for r, row in enumerate(rows):
+            print(json.dumps({"round": r, **{k: round(v, 1) for k, v in row.items()}}))
+        med = {k: round(statistics.median(row[k] for row in rows), 1) for k in rows[0]}
+        print(json.dumps({"median": med, "ticks": args.ticks, "busy_us": args.busy,
+                          "gpu_lag_us": args.gpu_lag}))
+        return
     print(f"# code from {Path(flowml.__file__).parent}", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
