@@ -5,8 +5,8 @@ written as a plan table (issue 14).
     python plugins/flowml-gan/benchmarks/flr_sweep.py --out $OUT/flr            # on a GPU
     FLOWML_GAN_FLR_PLANS=$OUT/flr/plans.json python plugins/flowml-gan/benchmarks/sg3_profile.py
 
-The half2 variant (``uv`` 7) against the plans in force (the table's plan is each call's
-"default" candidate, and its half2 twin is tried beside ``H2_TUNINGS``):
+The half2 variants (``uv`` 7 and 15) against the plans in force (the table's plan is each
+call's "default" candidate, and its half2 twins are tried beside ``H2_TUNINGS``):
 
     FLOWML_GAN_FLR_PLANS=plugins/flowml-gan/benchmarks/flr_plans_h200.json \
         python plugins/flowml-gan/benchmarks/flr_sweep.py --configs sg3-r --budget-s 400 --out $OUT/flr
@@ -43,10 +43,12 @@ import torch
 from flowml_gan.fused_tile import Tuning
 
 
-H2_TUNINGS = [Tuning(32, 128, 0, 7), Tuning(32, 256, 0, 7), Tuning(32, 64, 8, 7), Tuning(24, 128, 0, 7),
-              Tuning(48, 256, 0, 7), Tuning(48, 128, 0, 7), Tuning(16, 64, 0, 7)]
-"""The half2 variant's candidates (``uv`` 7, float16 storage, a 2-D down filter): a thread
-makes two columns, so ``ry`` by waves comes out about half the float plans'."""
+H2_TUNINGS = [Tuning(32, 128, 0, uv) for uv in (7, 15)] + [
+    Tuning(32, 256, 0, 15), Tuning(32, 64, 8, 15), Tuning(24, 128, 0, 15), Tuning(48, 256, 0, 15),
+    Tuning(48, 128, 0, 15), Tuning(16, 64, 0, 15), Tuning(48, 256, 0, 7)]
+"""The half2 variants' candidates (float16 storage, a 2-D down filter; ``uv`` 7 the down
+stage in half2, 15 the y-up stage too): a thread makes two columns, so ``ry`` by waves comes
+out about half the float plans'."""
 
 
 def candidate_tunings(fd: int, dtype: str = "float32") -> list[Tuning]:
@@ -153,8 +155,8 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
         fdk = 0 if c.fd is None else c.fd.ndim
         dtype = str(c.x.dtype).split(".")[-1]
         tunings = candidate_tunings(fdk, dtype)
-        if dtype == "float16" and fdk == 2:   # the half2 twin of the plan in force (tile, threads)
-            tunings.append(Tuning(_side_of(default, c), default.threads, 0, 7))
+        if dtype == "float16" and fdk == 2:   # the half2 twins of the plan in force (tile, threads)
+            tunings += [Tuning(_side_of(default, c), default.threads, 0, uv) for uv in (7, 15)]
         for t in tunings:
             try:
                 p = tile_plan(c.x, c.fu, c.fd, c.kw["up"], c.kw["down"], c.kw["padding"], t.tile,
@@ -277,7 +279,7 @@ def report(result: dict[str, Any]) -> list[str]:
                      f"{(f'{dflt:8.3f}' if dflt else '       -')} {b['ms']:8.3f}  {b['tuning']} {b['plan']}")
     h2 = [r for r in result["rows"] if r.get("h2_best") and r.get("float_best")]
     if h2:
-        lines += ["", "half2 variant (uv 7) against the best float plan, float16 calls:"]
+        lines += ["", "half2 variants (uv 7, 15) against the best float plan, float16 calls:"]
         for r in h2:
             names = ", ".join(w.split(" ", 1)[-1] for w in r["where"])
             hb, fb = r["h2_best"], r["float_best"]

@@ -34,7 +34,7 @@ from flowml.gpu.cuda_c import host_library
 from .fused_tile_source import KERNEL_SOURCE, host_harness, kernel_name
 from .ops_sg3 import _pad4
 
-__all__ = ["TILE", "THREADS", "H2", "H2_TOL", "TilePlan", "Tuning", "DEFAULT_PLANS", "PLANS_ENV", "kind_key",
+__all__ = ["TILE", "THREADS", "H2", "H2U", "H2_TOL", "TilePlan", "Tuning", "DEFAULT_PLANS", "PLANS_ENV", "kind_key",
            "plan_table", "set_plans", "load_plans", "tile_plan", "tile_unsupported", "tile_run",
            "CupyTileBackend", "CpuTileBackend"]
 
@@ -48,14 +48,15 @@ for a 32 x 32 tile; 256 threads would idle half of them there), 64 registers a t
 MAX_RY = 32
 MAX_SMEM = 227 * 1024          # bytes a block may opt in to (sm_90); 48 KB without opting in
 MAX_UP_TAPS, MAX_DOWN_TAPS = 64, 24   # fused_tile_source.MAX_FD_FLOATS holds 24 x 24
-H2 = 4
-"""The ``uv`` bit of the half2 variant (``TilePlan``): float16 storage and a 2-D down filter
-only (elsewhere the bit is dropped), with bits 1 and 2 (``uv`` 7)."""
+H2, H2U = 4, 8
+"""The ``uv`` bits of the half2 variant (``TilePlan``): float16 storage and a 2-D down filter
+only (elsewhere the bits are dropped), with bits 1 and 2: ``uv`` 7 the down stage in half2,
+15 the y-up stage too (B as half)."""
 H2_TOL = 4e-3
 """The half2 variant's tolerance: its float16 output within ``H2_TOL * max(1, max|ref|)`` of
 the float computation on the same float16 inputs (the float variants: 2e-3). Half a tap
 row's partial sums and half taps: measured on the CPU harness up to 1.23e-3 on SG3-R's
-radial layers (the float plans: 4.4e-4; tests/test_gan_fused_h2.py)."""
+radial layers, ``uv`` 7 and 15 alike (the float plans: 4.4e-4; tests/test_gan_fused_h2.py)."""
 _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 
@@ -67,8 +68,8 @@ class TilePlan:
     variant bits ``uv`` (1: the up-sampling stages make ``up`` samples a thread, else one;
     2: the down stage as a rolling loop (a separable filter: along y first), else fully
     unrolled; 4 (with 1 and 2, a 2-D down filter, float16 storage only): the up-sampled tile
-    as half and the down stage in half2 FMAs, two outputs a thread; see
-    ``fused_tile_source``)."""
+    as half and the down stage in half2 FMAs, two outputs a thread; 8 (with 4): the x-up
+    buffer as half and the y-up stage in half2 too; see ``fused_tile_source``)."""
 
     up: int
     ku: int
@@ -123,7 +124,9 @@ class TilePlan:
         nfu = 0 if self.uv & 1 else (self.ku + 3) // 4 * 4
         a = self.uhp * self.uwdh * self.down // 2 if self.uv & 4 else self.uhp * self.uws
         sa = max(self.ih * self.iw, a)
-        sb = (max(self.ih * self.sbw, self.uhp * self.tw, self.th * self.uws) if self.fd == 1
+        qxh = -(-((self.uw + self.up - 2) // self.up + 1) // 2) * 2
+        sb = (self.ih * self.up * qxh // 2 if self.uv & H2U
+              else max(self.ih * self.sbw, self.uhp * self.tw, self.th * self.uws) if self.fd == 1
               else self.ih * self.sbw)
         return nfu + sa + sb
 
@@ -206,9 +209,9 @@ def _tuning(d: dict[str, Any], where: str) -> Tuning:
         raise ValueError(f"{where}: unknown plan fields {sorted(unknown)} (tile, threads, ry, uv)")
     t = Tuning(**{k: int(v) for k, v in d.items()})
     if not (4 <= t.tile <= 128 and t.threads in (32, 64, 96, 128, 192, 256, 384, 512)
-            and 0 <= t.ry <= MAX_RY and t.uv in (0, 1, 2, 3, 7)):
+            and 0 <= t.ry <= MAX_RY and t.uv in (0, 1, 2, 3, 7, 15)):
         raise ValueError(f"{where}: plan {t} out of range (tile 4..128, threads a multiple of 32 "
-                         f"up to 512, ry 0..{MAX_RY}, uv 0..3 or 7: half2)")
+                         f"up to 512, ry 0..{MAX_RY}, uv 0..3, or 7 / 15: half2)")
     return t
 
 
@@ -358,7 +361,13 @@ def tile_run(backend: Any, x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor |
         if fd2.numel() % 2:
             fd2 = torch.cat([fd2, fd2.new_zeros(1)])
         fd2 = fd2.view(torch.int32)
-    backend.run_tile(plan, _DTYPES[x.dtype], n * c * tiles, [x, y, fu, bias], scalars, fd, fd2)
+    fu2 = None
+    if plan.uv & H2U:                               # the up filter likewise (12 or 24 taps)
+        fu2 = fu.reshape(-1).to(torch.float16)
+        if fu2.numel() % 2:
+            fu2 = torch.cat([fu2, fu2.new_zeros(1)])
+        fu2 = fu2.view(torch.int32)
+    backend.run_tile(plan, _DTYPES[x.dtype], n * c * tiles, [x, y, fu, bias], scalars, fd, fd2, fu2)
     return y
 
 
@@ -367,14 +376,14 @@ class CupyTileBackend:
     (NVRTC, name expression; a module's constant-memory filter is then never shared by two
     streams), launched on torch's current stream with CuPy's handle on it, the down-sampling
     filter copied into the module's ``flr_cfd`` (and, ``uv`` 1, the up-sampling one into
-    ``flr_cfu``; ``uv`` 4, its half2 words into ``flr_cfd2``) on that stream first (device to device, so a captured graph copies the filter
+    ``flr_cfu``; ``uv`` 4 / 8, their half words into ``flr_cfd2`` / ``flr_cfu2``) on that stream first (device to device, so a captured graph copies the filter
     tensors' values at each replay)."""
 
     def __init__(self, stream_of: Any):
         self._stream_of = stream_of      # torch device -> CuPy stream (fused.CupyBackend's)
-        self._modules: dict[tuple[str, int, int], tuple[Any, int, int, int]] = {}
+        self._modules: dict[tuple[str, int, int], tuple[Any, int, int, int, int]] = {}
 
-    def _function(self, name: str, smem_bytes: int, device: int, stream: int) -> tuple[Any, int, int, int]:
+    def _function(self, name: str, smem_bytes: int, device: int, stream: int) -> tuple[Any, int, int, int, int]:
         key = (name, device, stream)
         got = self._modules.get(key)
         if got is None:
@@ -382,7 +391,7 @@ class CupyTileBackend:
         return got
 
     @staticmethod
-    def _load(name: str, smem_bytes: int) -> tuple[Any, int, int, int]:
+    def _load(name: str, smem_bytes: int) -> tuple[Any, int, int, int, int]:
         import cupy
 
         mod = cupy.RawModule(code=KERNEL_SOURCE, options=("--std=c++14",), name_expressions=[name])
@@ -395,11 +404,13 @@ class CupyTileBackend:
 
                 driver.funcSetAttribute(fn.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                         smem_bytes)
-        try:
-            cfd2 = int(mod.get_global("flr_cfd2").ptr)
-        except Exception:         # dropped from a module that does not use it: only uv 4 does
-            cfd2 = 0
-        return fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr), cfd2
+        half = []
+        for sym in ("flr_cfd2", "flr_cfu2"):
+            try:
+                half.append(int(mod.get_global(sym).ptr))
+            except Exception:     # dropped from a module that does not use it: only uv 4 / 8 do
+                half.append(0)
+        return (fn, int(mod.get_global("flr_cfd").ptr), int(mod.get_global("flr_cfu").ptr), *half)
 
     def preload(self, plans: Iterable[tuple[str, TilePlan]], device: torch.device,
                 workers: int = 16) -> dict[str, str]:
@@ -434,7 +445,8 @@ class CupyTileBackend:
         return errors
 
     def run_tile(self, plan: TilePlan, dtype: str, grid: int, tensors: Sequence[torch.Tensor | None],
-                 scalars: Sequence[Any], fd: torch.Tensor | None, fd2: torch.Tensor | None = None) -> None:
+                 scalars: Sequence[Any], fd: torch.Tensor | None, fd2: torch.Tensor | None = None,
+                 fu2: torch.Tensor | None = None) -> None:
         import cupy
         import numpy as np
 
@@ -442,7 +454,7 @@ class CupyTileBackend:
         stream = self._stream_of(dev)
         args = tuple(np.uint64(t.data_ptr() if t is not None else 0) for t in tensors) + tuple(scalars)
         with cupy.cuda.Device(dev.index):
-            fn, cfd, cfu, cfd2 = self._function(plan.name(dtype), plan.smem_bytes, dev.index, stream.ptr)
+            fn, cfd, cfu, cfd2, cfu2 = self._function(plan.name(dtype), plan.smem_bytes, dev.index, stream.ptr)
             rt = cupy.cuda.runtime
             if fd is not None:
                 rt.memcpyAsync(cfd, fd.data_ptr(), 4 * fd.numel(), rt.memcpyDeviceToDevice, stream.ptr)
@@ -453,6 +465,10 @@ class CupyTileBackend:
                 if not cfd2:
                     raise RuntimeError(f"{plan.name(dtype)}: the module has no flr_cfd2 (half2 taps)")
                 rt.memcpyAsync(cfd2, fd2.data_ptr(), 4 * fd2.numel(), rt.memcpyDeviceToDevice, stream.ptr)
+            if fu2 is not None:
+                if not cfu2:
+                    raise RuntimeError(f"{plan.name(dtype)}: the module has no flr_cfu2 (half2 up taps)")
+                rt.memcpyAsync(cfu2, fu2.data_ptr(), 4 * fu2.numel(), rt.memcpyDeviceToDevice, stream.ptr)
             fn((grid,), (plan.threads,), args, shared_mem=plan.smem_bytes, stream=stream)
 
 
@@ -477,7 +493,8 @@ class CpuTileBackend:
             self._libs.update({name: lib for name in entries})
 
     def run_tile(self, plan: TilePlan, dtype: str, grid: int, tensors: Sequence[torch.Tensor | None],
-                 scalars: Sequence[Any], fd: torch.Tensor | None, fd2: torch.Tensor | None = None) -> None:
+                 scalars: Sequence[Any], fd: torch.Tensor | None, fd2: torch.Tensor | None = None,
+                 fu2: torch.Tensor | None = None) -> None:
         import numpy as np
 
         name = _symbol(dtype, plan)
@@ -486,7 +503,7 @@ class CpuTileBackend:
         fn = getattr(self._libs[name], name)
         fn.restype = ctypes.c_int
         conv = {np.int32: ctypes.c_int, np.float32: ctypes.c_float}
-        ptrs = list(tensors[:3]) + [fd, fd2] + list(tensors[3:])   # the runner takes fd, fd2 after fu
+        ptrs = list(tensors[:3]) + [fd, fd2, fu2] + list(tensors[3:])   # fd, fd2, fu2 after fu
         args = [ctypes.c_void_p(t.data_ptr() if t is not None else None) for t in ptrs]
         args += [conv[type(s)](s.item()) for s in scalars]
         rc = fn(*args, ctypes.c_uint(grid), ctypes.c_uint(plan.threads), ctypes.c_int(plan.smem_floats))

@@ -37,8 +37,12 @@ outputs of ``RY`` rows, each 32-bit word of A a pair of samples that both read (
 load for two outputs; the pairs of odd offsets cut from two aligned words), each filter row's
 ``KD`` taps in ``fma.rn.f16x2`` (taps from ``flr_cfd2``, the filter rounded to half, RN,
 two taps a word, each broadcast to both halves) in tap order, the row's sum then added to float accumulators (``KD`` rows in
-order), the result rounded to half once. Off the GPU ``flr_hfma2`` gives the instruction's
-bits (each half's fma in double, rounded once), so the CPU harness is exact.
+order), the result rounded to half once. Bit 8 (with 4): B too as half (the x-up stage
+rounds its sums), and the y-up stage in half2: a thread the ``UP`` rows of two adjacent input
+steps of one x phase (a word of B), each phase's ``NJ`` taps in ``fma.rn.f16x2`` (``flr_cfu2``,
+the up filter rounded to half), then the ``UP`` gain, gain, leaky ReLU and clamp in float per
+half. Off the GPU ``flr_hfma2`` gives the instruction's bits (each half's fma in double,
+rounded once), so the CPU harness is exact.
 
 Coordinates: ``u`` is a sample of the up-filtered image (the op's padded, up-sampled grid),
 ``s = u + k - P0`` the zero-stuffed input position that tap ``k`` of sample ``u`` meets (a real
@@ -124,7 +128,11 @@ struct FlrGeom {
     static constexpr int UWS2 = UWDH * DOWN;
     static constexpr int SA = (UV & 4) ? flr_max(IH * IW, UHP * UWS2 / 2)  // input, then the
                                        : flr_max(IH * IW, UHP * UWS);      // up-sampled tile
-    static constexpr int SB = FD == 1 ? flr_max(flr_max(IH * SBW, UHP * TW), TH * UWS) : IH * SBW;  // x-up, 1-D down
+    // UV 8 (with 4): B as raw half words too, each phase's QX steps padded to an even QXH
+    static constexpr int QXH = (QX + 1) / 2 * 2;
+    static constexpr int SBWH = UP * QXH;                      // B's row in halves
+    static constexpr int SB = (UV & 8) ? IH * SBWH / 2
+        : FD == 1 ? flr_max(flr_max(IH * SBW, UHP * TW), TH * UWS) : IH * SBW;  // x-up, 1-D down
     static constexpr int SMEM = NFU + SA + SB;                 // floats
 };
 
@@ -138,6 +146,8 @@ __constant__ float flr_cfu[FLR_MAX_FU];
 // UV 4: the down-sampling filter rounded to half (RN), in flr_cfd's order, two taps a word
 // (tap 2i the low half); filled by the launcher likewise
 __constant__ unsigned flr_cfd2[FLR_MAX_FD / 2];
+// UV 8: the up-sampling filter likewise (flr_cfu's order, rounded to half, two taps a word)
+__constant__ unsigned flr_cfu2[FLR_MAX_FU / 2];
 
 // half2 arithmetic (UV 4): on the GPU fma.rn.f16x2; on the host each half's fma in double,
 // rounded once to half (the product of two halves is exact in double, and where the sum's
@@ -180,6 +190,18 @@ __device__ __forceinline__ unsigned flr_tap2(int t) {
     return t % 2 ? (w >> 16) | (w & 0xffff0000u) : (w & 0xffffu) | (w << 16);
 #endif
 }
+// tap t of flr_cfu2 likewise
+__device__ __forceinline__ unsigned flr_tapu2(int t) {
+    const unsigned w = flr_cfu2[t / 2];
+#ifdef __CUDA_ARCH__
+    unsigned d;
+    if (t % 2) asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {h, h};}" : "=r"(d) : "r"(w));
+    else asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {l, l};}" : "=r"(d) : "r"(w));
+    return d;
+#else
+    return t % 2 ? (w >> 16) | (w & 0xffff0000u) : (w & 0xffffu) | (w << 16);
+#endif
+}
 // the aligned word of halves p[i], p[i + 1] (i even): p[i] the low half
 __device__ __forceinline__ unsigned flr_ldw(const unsigned short* p, int i) {
 #ifdef __CUDA_ARCH__
@@ -197,6 +219,7 @@ __device__ __forceinline__ void flr_tile_body(
     typedef FlrGeom<UP, KU, DOWN, KD, FD, TW, TH, RY, UV> G;
     static_assert(!(UV & 4) || (FD == 2 && (UV & 3) == 3),
                   "UV 4 (half2) is the 2-D down stage's, with UV bits 1 and 2");
+    static_assert(!(UV & 8) || (UV & 4), "UV 8 (half2 y-up) goes with UV 4");
     constexpr int NJ = (KU + UP - 1) / UP;                     // taps that meet real samples
     float* sfu = smem;
     float* sa = sfu + G::NFU;
@@ -241,13 +264,56 @@ __device__ __forceinline__ void flr_tile_body(
                 #pragma unroll
                 for (int j = 0; j < NJ; ++j)
                     if (k0 + j * UP < KU) acc += flr_cfu[KU - 1 - (k0 + j * UP)] * v[o + j];
-                sb[r * G::SBW + p * G::QX + g] = acc * (float)UP;   // every B entry written
+                if (UV & 8) st(reinterpret_cast<unsigned short*>(sb), (i64)r * G::SBWH + p * G::QXH + g,
+                               acc * (float)UP);               // B as half
+                else sb[r * G::SBW + p * G::QX + g] = acc * (float)UP;   // every B entry written
             }
         }
         __syncthreads();
 
         // up along y, UP rows a thread likewise, then gain, leaky ReLU, clamp; A as below
         const int dy = flr_mod(sy0, UP), cy = (sy0 - dy) / UP - iy0;
+        if (UV & 8) {
+            // half2: a thread the UP rows of two adjacent steps g0, g0 + 1 of one x phase (the
+            // low and high half of B's words), each tap in fma.rn.f16x2 over the NJ inputs of
+            // a phase; then in float the UP gain, gain, leaky ReLU and clamp, as below
+            const unsigned short* bh = reinterpret_cast<const unsigned short*>(sb);
+            unsigned short* ah = reinterpret_cast<unsigned short*>(sa);
+            for (int e = tid; e < G::QY * (G::SBWH / 2); e += NT) {
+                const int gy = e / (G::SBWH / 2), c = 2 * (e - gy * (G::SBWH / 2));
+                const int px = c / G::QXH, g0 = c - px * G::QXH;
+                const int u0 = UP * g0 + px - dx, u1 = u0 + UP;
+                const bool ok0 = u0 >= 0 && u0 < G::UW, ok1 = g0 + 1 < G::QX && u1 >= 0 && u1 < G::UW;
+                if (!ok0 && !ok1) continue;
+                unsigned v[NJ + 1];
+                #pragma unroll
+                for (int t = 0; t <= NJ; ++t) {
+                    const int rr = gy + cy + t;
+                    v[t] = (rr >= 0 && rr < G::IH) ? flr_ldw(bh, rr * G::SBWH + c) : 0u;
+                }
+                #pragma unroll
+                for (int p = 0; p < UP; ++p) {
+                    const int k0 = (UP - p) % UP, o = p > 0 ? 1 : 0;
+                    unsigned h = 0u;
+                    #pragma unroll
+                    for (int j = 0; j < NJ; ++j)
+                        if (k0 + j * UP < KU) h = flr_hfma2(flr_tapu2(KU - 1 - (k0 + j * UP)), v[o + j], h);
+                    const int uy = UP * gy + p - dy;
+                    if (uy < 0 || uy >= G::UH) continue;
+                    const unsigned short lanes[2] = {(unsigned short)h, (unsigned short)(h >> 16)};
+                    #pragma unroll
+                    for (int l = 0; l < 2; ++l) {
+                        const int u = l ? u1 : u0;
+                        if (!(l ? ok1 : ok0)) continue;
+                        float acc = ld(lanes, l) * (float)UP;
+                        acc *= gain;
+                        if (acc < 0.f) acc *= slope;
+                        if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
+                        st(ah, (i64)uy * G::UWS2 + (u % DOWN) * G::UWDH + u / DOWN, acc);
+                    }
+                }
+            }
+        } else
         for (int e = tid; e < G::QY * G::SBW; e += NT) {
             const int gy = e / G::SBW, c = e - gy * G::SBW;
             const int px = c / G::QX, u = UP * (c - px * G::QX) + px - dx;
@@ -594,7 +660,7 @@ static void {NAME}_call(void* p) {{
 }}
 // returns 0, 1 when smem_floats is not the kernel's own size, 2 when shared memory overran
 extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, const unsigned* fd2,
-        const void* bias,
+        const unsigned* fu2, const void* bias,
         int C, int H, int W, int Ho, int Wo, int px0, int py0, int tiles_x, int tiles, float gain,
         float slope, float clamp, unsigned grid, unsigned nt, int smem_floats) {{
     typedef FlrGeom<{UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {UV}> G;
@@ -602,6 +668,7 @@ extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, 
     std::memcpy(flr_cfu, fu, sizeof(float) * {KU});
     if ({FD} > 0) std::memcpy(flr_cfd, fd, sizeof(float) * ({FD} == 2 ? {KD} * {KD} : {KD}));
     if ({UV} & 4) std::memcpy(flr_cfd2, fd2, sizeof(unsigned) * (({KD} * {KD} + 1) / 2));
+    if ({UV} & 8) std::memcpy(flr_cfu2, fu2, sizeof(unsigned) * (({KU} + 1) / 2));
     FlrArgs a = {{x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp}};
     FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}, {UV}>, &a,
                   grid, nt, G::SMEM, false}};

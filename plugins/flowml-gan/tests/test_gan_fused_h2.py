@@ -1,9 +1,10 @@
-"""The half2 variant of the one-kernel filtered_lrelu (``TilePlan.uv`` 7, ``fused_tile.H2``), its
+"""The half2 variants of the one-kernel filtered_lrelu (``TilePlan.uv`` 7 and 15, ``fused_tile.H2``), their
 source built with g++ and run on the CPU (``CpuTileBackend``; ``flr_hfma2`` gives
 ``fma.rn.f16x2``'s bits there):
 
 - the down stage's arithmetic bit for bit against a torch emulation (a layer whose up stage is
-  exact: no up-sampling, a one-tap filter of 1, linear, no clamp, so A is the padded input);
+  exact: no up-sampling, a one-tap filter of 1, linear, no clamp, so A is the padded input;
+  ``uv`` 15 runs its half2 y-up stage there too, exactly);
 - SG3-R's radial layer kinds within ``H2_TOL`` of the float op on the same float16 inputs;
 - plans: the bit only for float16 and a 2-D down filter, half A's shared bytes, two columns a
   thread in the down stage's ``ry`` choice;
@@ -31,7 +32,9 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ t
 RADIAL = [k for k in FUSED_KINDS if len(k.down_shape) == 2]
 # (largest tile side, threads, ry (0: the plan's), uv): the default shape, small tiles with row
 # groups past the last row, an odd tile width (the last pair's high half is the next tile's)
-H2_TILINGS = [(32, 128, 0, 7), (12, 32, 5, 7), (11, 32, 3, 7), (16, 64, 2, 7)]
+# (uv 7: the down stage in half2; 15: the y-up stage too)
+H2_TILINGS = [(32, 128, 0, 7), (12, 32, 5, 7), (11, 32, 3, 7), (16, 64, 2, 7),
+              (32, 128, 0, 15), (11, 32, 3, 15), (16, 64, 2, 15)]
 
 
 def _to_half(t: torch.Tensor) -> torch.Tensor:
@@ -67,7 +70,7 @@ def _plan(x, fu, fd, up, down, padding, tiling):
     return tile_plan(x, fu, fd, up, down, padding, tile, threads, ry or None, uv)
 
 
-@pytest.mark.parametrize("tiling", H2_TILINGS, ids=lambda t: f"tile{t[0]}-t{t[1]}-ry{t[2]}")
+@pytest.mark.parametrize("tiling", H2_TILINGS, ids=lambda t: f"tile{t[0]}-t{t[1]}-ry{t[2]}-v{t[3]}")
 def test_h2_down_stage_bits_equal_a_torch_emulation(backend, tiling):
     fd = RADIAL[0].filters(asymmetric=True)[1]
     fu = torch.ones(1)
@@ -77,7 +80,7 @@ def test_h2_down_stage_bits_equal_a_torch_emulation(backend, tiling):
     pad = [5, 4, 3, 6]
     kw = dict(up=1, down=2, padding=pad, gain=1.0, slope=1.0, clamp=None)
     plan = _plan(x, fu, fd, 1, 2, pad, tiling)
-    assert plan.uv == 7
+    assert plan.uv == tiling[3]
     got = tile_run(backend, x, fu, fd, None, plan=plan, **kw)
     ho, wo = output_size(27, 31, 1, 12, 1, 2, pad)
     a = F.pad(x.float(), pad).half()                  # exact: A is the padded input
@@ -108,14 +111,12 @@ def test_h2_within_tolerance_of_the_float_op(backend, kind, record_property):
         xh, bh = x.half(), b.half()
         kw = args(kind, clamp)
         want = filtered_lrelu(xh.float(), fu, fd, bh.float(), **kw)
-        h2 = tile_run(backend, xh, fu, fd, bh, plan=_plan(xh, fu, fd, kind.up, kind.down, kw["padding"],
-                                                          (32, 128, 0, 7)), **kw)
-        flt = tile_run(backend, xh, fu, fd, bh, plan=_plan(xh, fu, fd, kind.up, kind.down, kw["padding"],
-                                                           (32, 128, 0, 3)), **kw)
-        err, ferr = _rel_err(h2, want), _rel_err(flt, want)
-        record_property(f"err_{x.shape[2]}_{clamp}", f"h2 {err:.3g} float {ferr:.3g}")
-        assert err < H2_TOL and ferr < 2e-3, (err, ferr)
-        assert not torch.equal(h2, flt)               # the half2 stage ran
+        run = {uv: tile_run(backend, xh, fu, fd, bh, plan=_plan(xh, fu, fd, kind.up, kind.down, kw["padding"],
+                                                               (32, 128, 0, uv)), **kw) for uv in (3, 7, 15)}
+        errs = {uv: _rel_err(y, want) for uv, y in run.items()}
+        record_property(f"err_{x.shape[2]}_{clamp}", " ".join(f"uv{uv} {e:.3g}" for uv, e in errs.items()))
+        assert errs[3] < 2e-3 and errs[7] < H2_TOL and errs[15] < H2_TOL, errs
+        assert not torch.equal(run[7], run[3]) and not torch.equal(run[15], run[7])   # the half2 stages ran
 
 
 def test_h2_plans():
@@ -128,11 +129,14 @@ def test_h2_plans():
     pad = list(kind.padding)
     h2 = tile_plan(x16, fu, fd, kind.up, kind.down, pad, uv=7)
     flt = tile_plan(x16, fu, fd, kind.up, kind.down, pad, uv=3)
+    h2u = tile_plan(x16, fu, fd, kind.up, kind.down, pad, uv=15)
+    assert h2u.uv == 15 and h2u.smem_bytes < h2.smem_bytes and h2u.ry == h2.ry
     assert h2.uv & H2 and h2.tw == flt.tw == 32
     a_h2, a_flt = h2.uhp * h2.uwdh * h2.down // 2, flt.uhp * flt.uws
     assert a_h2 <= a_flt // 2 + h2.uhp * h2.down and h2.smem_bytes < 0.7 * flt.smem_bytes
     assert (h2.ry, flt.ry) == (4, 8)                  # 8 x 16 pairs: one wave of 128 threads
     assert tile_plan(x16.float(), fu, fd, kind.up, kind.down, pad, uv=7).uv == 3
+    assert tile_plan(x16.float(), fu, fd, kind.up, kind.down, pad, uv=15).uv == 3
     assert tile_plan(x16, fu, fd[0], kind.up, kind.down, pad, uv=7).uv == 3     # separable
     assert tile_plan(x16, fu, None, kind.up, kind.down, pad, uv=7).uv == 1
     assert Tuning(uv=7).uv == 7
@@ -142,8 +146,10 @@ def test_plan_table_reads_uv_7_and_refuses_other_bits(tmp_path):
     path = tmp_path / "plans.json"
     path.write_text('{"plans": {"float16/up2/ku12/down2/kd12/fd2": {"uv": 7}}}')
     assert load_plans(path)["float16/up2/ku12/down2/kd12/fd2"].uv == 7
+    path.write_text('{"plans": {"*": {"uv": 15}}}')
+    assert load_plans(path)["*"].uv == 15
     path.write_text('{"plans": {"*": {"uv": 5}}}')
-    with pytest.raises(ValueError, match="uv 0..3 or 7"):
+    with pytest.raises(ValueError, match="uv 0..3, or 7 / 15"):
         load_plans(path)
 
 
@@ -196,7 +202,7 @@ def test_sweep_offers_and_reports_the_h2_variant():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from flr_sweep import _is_h2, candidate_tunings, report, table
 
-    assert any(t.uv == 7 for t in candidate_tunings(2, "float16"))
+    assert {t.uv for t in candidate_tunings(2, "float16")} >= {7, 15}
     assert not any(t.uv & H2 for fd in (0, 1, 2) for t in candidate_tunings(fd, "float32"))
     assert not any(t.uv & H2 for t in candidate_tunings(1, "float16"))
     h2 = {"tuning": {"tile": 32, "threads": 128, "ry": 0, "uv": 7}, "ms": 0.5, "max_err": 1e-3,
