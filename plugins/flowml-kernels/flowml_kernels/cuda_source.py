@@ -541,6 +541,9 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
 # bits: tests/kernels_half2.h2_rows_ref), the row's sum added in float, the channel stored as
 # soon as its N rows are done. Rows outside the image are summed too (their tile rows are zero:
 # +0 partials, the same bits as skipping them), so no thread branches inside the row loop.
+# BC (pairs): a tap at an odd column offset would take a funnel shift of two tile words; instead
+# each input half of a row is broadcast to both lanes against weights paired per input column
+# (N + 1 FMAs a row, no shifts; N*(N+1) weight registers).
 _H2W = r"""
 #define CB {CB}
 #define PXT {PXT}
