@@ -272,6 +272,9 @@ def test_h2w_plans_bits_and_graph_replay_on_the_gpu(name):
         eager = weighted_filter(x, w, 5)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):              # warm up on the capturing stream
+            weighted_filter(x, w, 5)
+        torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=side):
             out = weighted_filter(x, w, 5)
