@@ -226,18 +226,19 @@ class ParamStore:
         parent = self.by_key.get((node, param))
         if parent is None or not parent.meta.parts:
             return
-        old = {lp.name: lp for lp in self._parts.get((node, param), ())}
+        parts = self._parts.get((node, param), [])
         items = parent.value if isinstance(parent.value, (list, tuple)) else []
-        now = [(part_name(param, i, key), item[key]) for i, item in enumerate(items)
+        now = [(i, key) for i, item in enumerate(items)
                if isinstance(item, dict) for key in parent.meta.parts if key in item]
-        if [name for name, _ in now] == list(old):  # the same parts: new values only
-            for name, value in now:
-                kept = old[name]
+        if now == [lp.part[1:] for lp in parts]:  # the same parts: new values only
+            for kept, (i, key) in zip(parts, now):
+                value = items[i][key]
                 if not _same(kept.value, value):
                     kept.value, kept.version = value, kept.version + 1
                 if kept.expr is None and kept.fade is None:
                     kept.target, kept.level = value, _level(value) if kept.level is not None else None
             return
+        old = {lp.name: lp for lp in parts}
         new = self._parts_of(parent, smooth=None)
         for lp in new:
             prev = old.get(lp.name)
@@ -258,12 +259,15 @@ class ParamStore:
     def _fold_parts(self, node: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` with the values of parts folded into their params' lists (what the
         node's params model takes); a param in ``values`` itself is the list they go into."""
-        parts = [(n, self.by_key[(node, n)].part) for n in values
-                 if (node, n) in self.by_key and self.by_key[(node, n)].part is not None]
+        by_key, parts, out = self.by_key, [], {}
+        for n, v in values.items():
+            lp = by_key.get((node, n))
+            if lp is not None and lp.part is not None:
+                parts.append((n, lp.part))
+            else:
+                out[n] = v
         if not parts:
             return values
-        out = {n: v for n, v in values.items() if (node, n) not in self.by_key
-               or self.by_key[(node, n)].part is None}
         for name, (param, i, key) in parts:
             items = list(out.get(param, self.by_key[(node, param)].value))
             if i < len(items) and isinstance(items[i], dict):
