@@ -265,7 +265,8 @@ class Scheduler:
             merged = {**self._pending_params.get(node_id, {}), **changes}
             nrt = self.nodes.get(node_id)
             current = nrt.params if nrt is not None else rn.params
-            new = type(current).model_validate({**current.model_dump(), **merged})
+            # the fields as they are (no dump: a nested model stays an instance, accepted as is)
+            new = type(current).model_validate({**current.__dict__, **merged})
             self._pending_params[node_id] = merged
             self._validated[node_id] = (current, merged, new)
         return new
@@ -290,8 +291,7 @@ class Scheduler:
             except Exception as exc:  # validated on arrival; only a race could get here
                 log.error("node '%s': params not applied: %s", nid, exc)
                 continue
-            changed = {k for k in type(old).model_fields if getattr(old, k) != getattr(new, k)}
-            if changed & rebuild_fields(type(old)):
+            if any(getattr(old, k) != getattr(new, k) for k in rebuild_fields(type(old))):
                 self._rebuild(nid, new, old)
             else:
                 nrt.params = new
