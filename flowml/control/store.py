@@ -590,6 +590,10 @@ class ParamStore:
                 lp.level = _approach(lp.level, _level(goal), k)
             else:
                 lp.level = _level(goal)
+                if lp.expr is not None and not isinstance(goal, (list, tuple)):
+                    # a number the expression's value was just coerced to: coercing its level
+                    # (float(goal)) again gives it back
+                    return _SAME if _same(goal, lp.value) else goal
             value = self._coerce(lp, lp.level)
         else:
             lp.fade = None
