@@ -48,7 +48,12 @@ H2_TUNINGS = [Tuning(32, 128, 0, uv) for uv in (7, 15)] + [
     Tuning(48, 128, 0, 15), Tuning(16, 64, 0, 15), Tuning(48, 256, 0, 7)]
 """The half2 variants' candidates (float16 storage, a 2-D down filter; ``uv`` 7 the down
 stage in half2, 15 the y-up stage too): a thread makes two columns, so ``ry`` by waves comes
-out about half the float plans'."""
+out about half the float plans' (2-D filters)."""
+
+
+H2_SEP_TUNINGS = [Tuning(32, 128, 0, 7), Tuning(32, 128, 0, 15), Tuning(32, 256, 4, 15),
+                  Tuning(48, 256, 0, 15), Tuning(24, 128, 0, 15), Tuning(16, 64, 0, 15)]
+"""The half2 variants' candidates for a separable down filter (float16 storage)."""
 
 
 def candidate_tunings(fd: int, dtype: str = "float32") -> list[Tuning]:
@@ -56,15 +61,15 @@ def candidate_tunings(fd: int, dtype: str = "float32") -> list[Tuning]:
     separable, 0: none): the old kernel (a sample a thread in the up stages, 256 threads, 4
     outputs a thread), each variant bit alone, the defaults, more outputs a thread with fewer
     threads (the rolling 2-D stage takes any ``ry``), and other tile sides; for float16 storage
-    and a 2-D filter also the half2 variant (``H2_TUNINGS``; ``sweep`` adds the half2 twin of
-    the plan in force)."""
+    and a down filter also the half2 variants (``H2_TUNINGS``, ``H2_SEP_TUNINGS``; ``sweep``
+    adds the half2 twins of the plan in force)."""
     if fd == 2:
         return (H2_TUNINGS if dtype == "float16" else []) + [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 256, 4, 2),
                 Tuning(32, 256, 4, 3), Tuning(32, 128, 0, 3), Tuning(32, 128, 16, 3),
                 Tuning(32, 64, 16, 3), Tuning(32, 64, 32, 3), Tuning(24, 128, 0, 3),
                 Tuning(48, 256, 0, 3), Tuning(16, 64, 0, 3)]
     if fd == 1:
-        return [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 128, 0, 1),
+        return (H2_SEP_TUNINGS if dtype == "float16" else []) + [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 128, 0, 1),
                 Tuning(32, 256, 4, 3), Tuning(32, 128, 0, 3), Tuning(32, 128, 16, 3),
                 Tuning(24, 128, 0, 3), Tuning(48, 256, 0, 3), Tuning(16, 64, 0, 3)]
     return [Tuning(32, 256, 4, 0), Tuning(32, 256, 4, 1), Tuning(32, 128, 0, 1),
@@ -155,7 +160,7 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
         fdk = 0 if c.fd is None else c.fd.ndim
         dtype = str(c.x.dtype).split(".")[-1]
         tunings = candidate_tunings(fdk, dtype)
-        if dtype == "float16" and fdk == 2:   # the half2 twins of the plan in force (tile, threads)
+        if dtype == "float16" and fdk:        # the half2 twins of the plan in force (tile, threads)
             tunings += [Tuning(_side_of(default, c), default.threads, 0, uv) for uv in (7, 15)]
         for t in tunings:
             try:

@@ -49,14 +49,15 @@ MAX_RY = 32
 MAX_SMEM = 227 * 1024          # bytes a block may opt in to (sm_90); 48 KB without opting in
 MAX_UP_TAPS, MAX_DOWN_TAPS = 64, 24   # fused_tile_source.MAX_FD_FLOATS holds 24 x 24
 H2, H2U = 4, 8
-"""The ``uv`` bits of the half2 variant (``TilePlan``): float16 storage and a 2-D down filter
-only (elsewhere the bits are dropped), with bits 1 and 2: ``uv`` 7 the down stage in half2,
+"""The ``uv`` bits of the half2 variant (``TilePlan``): float16 storage and a down filter
+(2-D or separable) only (elsewhere the bits are dropped), with bits 1 and 2: ``uv`` 7 the down stage in half2,
 15 the y-up stage too (B as half)."""
 H2_TOL = 4e-3
 """The half2 variant's tolerance: its float16 output within ``H2_TOL * max(1, max|ref|)`` of
 the float computation on the same float16 inputs (the float variants: 2e-3). Half a tap
 row's partial sums and half taps: measured on the CPU harness up to 1.23e-3 on SG3-R's
-radial layers, ``uv`` 7 and 15 alike (the float plans: 4.4e-4; tests/test_gan_fused_h2.py)."""
+radial layers and 1.59e-3 on the separable ones, ``uv`` 7 and 15 alike (the float plans:
+4.5e-4; tests/test_gan_fused_h2.py)."""
 _DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 
@@ -67,8 +68,8 @@ class TilePlan:
     ``tw x th``, ``ry`` outputs a thread in the down-sampling stage, ``threads`` a block,
     variant bits ``uv`` (1: the up-sampling stages make ``up`` samples a thread, else one;
     2: the down stage as a rolling loop (a separable filter: along y first), else fully
-    unrolled; 4 (with 1 and 2, a 2-D down filter, float16 storage only): the up-sampled tile
-    as half and the down stage in half2 FMAs, two outputs a thread; 8 (with 4): the x-up
+    unrolled; 4 (with 1 and 2, a down filter, float16 storage only): the up-sampled tile as
+    half and the down stage in half2 FMAs, two outputs a thread; 8 (with 4): the x-up
     buffer as half and the y-up stage in half2 too; see ``fused_tile_source``)."""
 
     up: int
@@ -125,9 +126,9 @@ class TilePlan:
         a = self.uhp * self.uwdh * self.down // 2 if self.uv & 4 else self.uhp * self.uws
         sa = max(self.ih * self.iw, a)
         qxh = -(-((self.uw + self.up - 2) // self.up + 1) // 2) * 2
-        sb = (self.ih * self.up * qxh // 2 if self.uv & H2U
-              else max(self.ih * self.sbw, self.uhp * self.tw, self.th * self.uws) if self.fd == 1
-              else self.ih * self.sbw)
+        sbx = self.ih * self.up * qxh // 2 if self.uv & H2U else self.ih * self.sbw
+        sb = (max(sbx, self.th * self.uwdh * self.down // 2) if self.fd == 1 and self.uv & H2
+              else max(sbx, self.uhp * self.tw, self.th * self.uws) if self.fd == 1 else sbx)
         return nfu + sa + sb
 
     @property
@@ -291,9 +292,9 @@ def _plan(shape: tuple[int, ...], dtype: torch.dtype, ku: int | None, fd_shape: 
     threads = threads or t.threads
     tw, th = _side(wo, tile), _side(ho, tile)
     uv = t.uv if uv is None else uv
-    if uv & H2 and (dtype != torch.float16 or fdk != 2 or uv & 3 != 3):
-        uv &= 3          # half2: float16 storage, a 2-D down filter, with bits 1 and 2 only
-    cols = (tw + 1) // 2 if uv & H2 else tw        # half2: a thread makes two columns
+    if uv & H2 and (dtype != torch.float16 or fdk == 0 or uv & 3 != 3):
+        uv &= 3          # half2: float16 storage, a down filter, with bits 1 and 2 only
+    cols = (tw + 1) // 2 if uv & H2 and fdk == 2 else tw   # half2 2-D: a thread two columns
     ry = min(ry or t.ry or _rows_a_thread(cols, th, down, kd, threads), th)
     plan = TilePlan(up, ku, down, kd, fdk, tw, th, ry, threads, uv if fdk else uv & 1)
     if plan.smem_bytes > MAX_SMEM:

@@ -30,14 +30,17 @@ every row's loads: over 64 registers from ``RY`` 6 on); set, a rolling loop over
 ``DOWN`` tap rows with ``ceil(KD / DOWN)`` running sums (any ``RY``, few registers); for a
 separable filter (``FD == 1``) the y pass first, rolling likewise over A's columns into B
 (``TH x UWS``), then the x pass from B to the output (the same sums as x first, fewer loads).
-Bit 4 (with bits 1 and 2, a 2-D down filter, float16 storage; the half2 variant): A holds
+Bit 4 (with bits 1 and 2, a down filter, float16 storage; the half2 variant): A holds
 the up-sampled tile as raw half words (the y-up stage rounds each sample to half, RN: half
 A's shared bytes), and the down stage computes in half2: a thread makes two adjacent
 outputs of ``RY`` rows, each 32-bit word of A a pair of samples that both read (one shared
 load for two outputs; the pairs of odd offsets cut from two aligned words), each filter row's
 ``KD`` taps in ``fma.rn.f16x2`` (taps from ``flr_cfd2``, the filter rounded to half, RN,
 two taps a word, each broadcast to both halves) in tap order, the row's sum then added to float accumulators (``KD`` rows in
-order), the result rounded to half once. Bit 8 (with 4): B too as half (the x-up stage
+order), the result rounded to half once; a separable filter (``FD == 1``): the y pass two
+adjacent columns of A a thread, the x pass two adjacent outputs, each output's taps of one
+phase (``k % DOWN``) one half2 chain, the ``DOWN`` chains added in float and rounded to half
+(B, between the passes, is half too). Bit 8 (with 4): B too as half (the x-up stage
 rounds its sums), and the y-up stage in half2: a thread the ``UP`` rows of two adjacent input
 steps of one x phase (a word of B), each phase's ``NJ`` taps in ``fma.rn.f16x2`` (``flr_cfu2``,
 the up filter rounded to half), then the ``UP`` gain, gain, leaky ReLU and clamp in float per
@@ -131,8 +134,9 @@ struct FlrGeom {
     // UV 8 (with 4): B as raw half words too, each phase's QX steps padded to an even QXH
     static constexpr int QXH = (QX + 1) / 2 * 2;
     static constexpr int SBWH = UP * QXH;                      // B's row in halves
-    static constexpr int SB = (UV & 8) ? IH * SBWH / 2
-        : FD == 1 ? flr_max(flr_max(IH * SBW, UHP * TW), TH * UWS) : IH * SBW;  // x-up, 1-D down
+    static constexpr int SBX = (UV & 8) ? IH * SBWH / 2 : IH * SBW;  // the x-up buffer
+    static constexpr int SB = (FD == 1 && (UV & 4)) ? flr_max(SBX, TH * UWS2 / 2)  // 1-D down: B
+        : FD == 1 ? flr_max(flr_max(SBX, UHP * TW), TH * UWS) : SBX;  // the y pass's output too
     static constexpr int SMEM = NFU + SA + SB;                 // floats
 };
 
@@ -217,8 +221,8 @@ __device__ __forceinline__ void flr_tile_body(
         const T* __restrict__ bias, int C, int H, int W, int Ho, int Wo, int px0, int py0,
         int tiles_x, int tiles, float gain, float slope, float clamp, float* smem) {
     typedef FlrGeom<UP, KU, DOWN, KD, FD, TW, TH, RY, UV> G;
-    static_assert(!(UV & 4) || (FD == 2 && (UV & 3) == 3),
-                  "UV 4 (half2) is the 2-D down stage's, with UV bits 1 and 2");
+    static_assert(!(UV & 4) || (FD >= 1 && (UV & 3) == 3),
+                  "UV 4 (half2) is a down filter's, with UV bits 1 and 2");
     static_assert(!(UV & 8) || (UV & 4), "UV 8 (half2 y-up) goes with UV 4");
     constexpr int NJ = (KU + UP - 1) / UP;                     // taps that meet real samples
     float* sfu = smem;
@@ -500,6 +504,90 @@ __device__ __forceinline__ void flr_tile_body(
                 if (g * RY + m < TH && oy < Ho && ox < Wo) st(yp, (i64)oy * Wo + ox, acc[m]);
             }
         }
+    } else if (FD == 1 && (UV & 4)) {                          // separable, half2: y into B, then x
+        // the y pass a thread two adjacent columns of A (a word) and RY rows, each output's taps
+        // ky = rr (mod DOWN) one fma.rn.f16x2 chain (rolling: slot a's chain rr meets tap row
+        // DOWN * a + rr), the DOWN chains added in float, rounded to half into B (TH x UWS2);
+        // then the x pass two adjacent outputs a thread from B's words as the 2-D stage reads
+        // a row of A, the taps of each phase one chain, the DOWN chains added in float
+        constexpr int A = (KD + DOWN - 1) / DOWN;
+        const unsigned short* ah = reinterpret_cast<const unsigned short*>(sa);
+        unsigned short* bh = reinterpret_cast<unsigned short*>(sb);
+        for (int e = tid; e < G::GY * (G::UWS2 / 2); e += NT) {
+            const int g = e / (G::UWS2 / 2), c = 2 * (e - g * (G::UWS2 / 2));
+            const int mend = TH - g * RY < RY ? TH - g * RY : RY;
+            const int col = (g * RY * DOWN) * G::UWS2 + c;
+            unsigned h[A][DOWN];
+            #pragma unroll
+            for (int a = 0; a < A; ++a) {
+                #pragma unroll
+                for (int rr = 0; rr < DOWN; ++rr) h[a][rr] = 0u;
+            }
+            #pragma unroll 1
+            for (int i = 0; i < mend + A - 1; ++i) {
+                #pragma unroll
+                for (int rr = 0; rr < DOWN; ++rr) {
+                    const unsigned v = flr_ldw(ah, col + (DOWN * i + rr) * G::UWS2);
+                    #pragma unroll
+                    for (int a = 0; a < A; ++a) {
+                        const int ky = DOWN * a + rr;
+                        if (ky < KD && i - a >= 0 && i - a < mend)
+                            h[a][rr] = flr_hfma2(flr_tap2(KD - 1 - ky), v, h[a][rr]);
+                    }
+                }
+                const int m = i - (A - 1);
+                if (m >= 0) {
+                    float lo = 0.f, hi = 0.f;
+                    #pragma unroll
+                    for (int rr = 0; rr < DOWN; ++rr) {
+                        const unsigned short l = (unsigned short)h[A - 1][rr], u = (unsigned short)(h[A - 1][rr] >> 16);
+                        lo += ld(&l, 0);
+                        hi += ld(&u, 0);
+                    }
+                    st(bh, (i64)(g * RY + m) * G::UWS2 + c, lo);
+                    st(bh, (i64)(g * RY + m) * G::UWS2 + c + 1, hi);
+                }
+                #pragma unroll
+                for (int a = A - 1; a > 0; --a) {
+                    #pragma unroll
+                    for (int rr = 0; rr < DOWN; ++rr) h[a][rr] = h[a - 1][rr];
+                }
+                #pragma unroll
+                for (int rr = 0; rr < DOWN; ++rr) h[0][rr] = 0u;
+            }
+        }
+        __syncthreads();
+        for (int e = tid; e < TH * G::NJJ; e += NT) {
+            const int i = e / G::NJJ, j0 = 2 * (e - i * G::NJJ);
+            const int oy = oy0 + i, ox = ox0 + j0;
+            const int row = i * G::UWS2 + j0;
+            unsigned w[DOWN][G::NW];
+            #pragma unroll
+            for (int p = 0; p < DOWN; ++p) {
+                #pragma unroll
+                for (int m = 0; m < G::NW; ++m) w[p][m] = flr_ldw(bh, row + p * G::UWDH + 2 * m);
+            }
+            unsigned h[DOWN];
+            #pragma unroll
+            for (int p = 0; p < DOWN; ++p) h[p] = 0u;
+            #pragma unroll
+            for (int k = 0; k < KD; ++k) {
+                const int p = k % DOWN, q = k / DOWN;
+                const unsigned v = q % 2 == 0 ? w[p][q / 2] : flr_mid(w[p][q / 2], w[p][q / 2 + 1]);
+                h[p] = flr_hfma2(flr_tap2(KD - 1 - k), v, h[p]);
+            }
+            float lo = 0.f, hi = 0.f;
+            #pragma unroll
+            for (int p = 0; p < DOWN; ++p) {
+                const unsigned short l = (unsigned short)h[p], u = (unsigned short)(h[p] >> 16);
+                lo += ld(&l, 0);
+                hi += ld(&u, 0);
+            }
+            if (oy < Ho && ox < Wo) {
+                st(yp, (i64)oy * Wo + ox, lo);
+                if (j0 + 1 < TW && ox + 1 < Wo) st(yp, (i64)oy * Wo + ox + 1, hi);
+            }
+        }
     } else if (FD == 1 && (UV & 2)) {                          // separable: y into B, then x
         // along y first, a thread RY outputs of one column of A (rolling, as the 2-D stage),
         // B[i][phase][idx] in A's column order; then along x from B to the output (the same
@@ -667,7 +755,7 @@ extern "C" int {NAME}(const void* x, void* y, const float* fu, const float* fd, 
     if (smem_floats != G::SMEM || nt != {NT}) return 1;
     std::memcpy(flr_cfu, fu, sizeof(float) * {KU});
     if ({FD} > 0) std::memcpy(flr_cfd, fd, sizeof(float) * ({FD} == 2 ? {KD} * {KD} : {KD}));
-    if ({UV} & 4) std::memcpy(flr_cfd2, fd2, sizeof(unsigned) * (({KD} * {KD} + 1) / 2));
+    if ({UV} & 4) std::memcpy(flr_cfd2, fd2, sizeof(unsigned) * (({FD} == 2 ? {KD} * {KD} + 1 : {KD} + 1) / 2));
     if ({UV} & 8) std::memcpy(flr_cfu2, fu2, sizeof(unsigned) * (({KU} + 1) / 2));
     FlrArgs a = {{x, y, fu, bias, C, H, W, Ho, Wo, px0, py0, tiles_x, tiles, gain, slope, clamp}};
     FlrRun run = {{{NAME}_call<{T}, {UP}, {KU}, {DOWN}, {KD}, {FD}, {TW}, {TH}, {RY}, {NT}, {UV}>, &a,

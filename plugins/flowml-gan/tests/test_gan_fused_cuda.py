@@ -127,15 +127,17 @@ def test_tile_kernel_with_large_tiles_takes_the_shared_memory_opt_in(kind):
 # ---- the half2 variant (uv 7: float16 storage, 2-D down filter; test_gan_fused_h2.py on the CPU)
 
 RADIAL = [k for k in FUSED_KINDS if len(k.down_shape) == 2]
+SEPARABLE = [k for k in FUSED_KINDS if len(k.down_shape) == 1]
 
 
-def test_h2_down_stage_bits_on_the_gpu():
-    """fma.rn.f16x2 and the half2 filter copy on the GPU: the exact-up-stage layer of the CPU
+@pytest.mark.parametrize("fdk", [2, 1], ids=["radial", "separable"])
+def test_h2_down_stage_bits_on_the_gpu(fdk):
+    """fma.rn.f16x2 and the half filter copies on the GPU: the exact-up-stage layer of the CPU
     test gives the torch emulation's bits (the CPU harness gives them too)."""
     from flowml_gan.fused_tile import output_size
     from test_gan_fused_h2 import H2_TILINGS, h2_down_ref
 
-    fd = RADIAL[0].filters(asymmetric=True)[1]
+    fd = (RADIAL if fdk == 2 else SEPARABLE)[0].filters(asymmetric=True)[1]
     fu = torch.ones(1)
     x = (torch.randn(2, 3, 83, 91, generator=torch.Generator().manual_seed(3)) * 30).half()
     pad = [5, 4, 3, 6]
@@ -151,8 +153,8 @@ def test_h2_down_stage_bits_on_the_gpu():
             (plan, (got.float() - want.float()).abs().max())
 
 
-@pytest.mark.parametrize("kind", RADIAL, ids=lambda k: k.id)
-def test_h2_variant_on_every_radial_kind(kind, record_property):
+@pytest.mark.parametrize("kind", RADIAL + SEPARABLE, ids=lambda k: k.id)
+def test_h2_variant_on_every_kind_with_a_down_filter(kind, record_property):
     """The half2 plans at the layer's own size and about 300 px out, 8 channels: within
     H2_TOL of the op on the same float16 inputs; captured replay = eager."""
     from flowml_gan.fused_tile import H2_TOL
@@ -176,20 +178,20 @@ def test_h2_variant_captured_equals_eager(monkeypatch):
     from flowml_gan.fused_tile import Tuning, set_plans
 
     monkeypatch.setenv("FLOWML_GAN_FUSED", "tile")
-    kind = next(k for k in RADIAL if k.up == 4)
-    fu, fd = kind.filters(asymmetric=True, device="cuda")
-    x, b = small_input(kind, input_size(kind, 300), channels=8, device="cuda")
     try:
-        for uv in (7, 15):
-            set_plans({"*": Tuning(uv=uv)})
-            _capture_equals_eager(x.half(), fu, fd, b.half(), args(kind, 25.0))
+        for kind in (next(k for k in RADIAL if k.up == 4), SEPARABLE[0]):
+            fu, fd = kind.filters(asymmetric=True, device="cuda")
+            x, b = small_input(kind, input_size(kind, 300), channels=8, device="cuda")
+            for uv in (7, 15):
+                set_plans({"*": Tuning(uv=uv)})
+                _capture_equals_eager(x.half(), fu, fd, b.half(), args(kind, 25.0))
     finally:
         set_plans(None)
 
 
 def test_h2_mixed_generator_against_fp32(monkeypatch, record_property, capsys):
     """SG3-R 1024 (the official config, random weights), mixed precision with the half2 plans
-    on its float16 radial layers, against the fp32 image: about as close as mixed with the float
+    on its float16 layers (radial and separable), against the fp32 image: about as close as mixed with the float
     plans (the user-visible effect; printed), and the fp32 image untouched by the table."""
     from flowml_gan.build import make_generator
     from flowml_gan.fused_tile import Tuning, set_plans

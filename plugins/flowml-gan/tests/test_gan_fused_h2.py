@@ -5,9 +5,10 @@ source built with g++ and run on the CPU (``CpuTileBackend``; ``flr_hfma2`` give
 - the down stage's arithmetic bit for bit against a torch emulation (a layer whose up stage is
   exact: no up-sampling, a one-tap filter of 1, linear, no clamp, so A is the padded input;
   ``uv`` 15 runs its half2 y-up stage there too, exactly);
-- SG3-R's radial layer kinds within ``H2_TOL`` of the float op on the same float16 inputs;
-- plans: the bit only for float16 and a 2-D down filter, half A's shared bytes, two columns a
-  thread in the down stage's ``ry`` choice;
+- SG3-T/R's layer kinds with a down filter (radial and separable) within ``H2_TOL`` of the
+  float op on the same float16 inputs;
+- plans: the bits only for float16 and a down filter, fewer shared bytes, two columns a thread
+  in the 2-D down stage's ``ry`` choice;
 - NVRTC for sm_90: the sweep's half2 candidates compile, at most 64 registers, no spills.
 
 ``test_gan_fused_cuda.py`` runs the variant on the GPU."""
@@ -30,6 +31,7 @@ from sg3_layer_kinds import FUSED_KINDS, args, input_size, small_input
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++ to compile the kernels for the CPU")
 
 RADIAL = [k for k in FUSED_KINDS if len(k.down_shape) == 2]
+SEPARABLE = [k for k in FUSED_KINDS if len(k.down_shape) == 1]
 # (largest tile side, threads, ry (0: the plan's), uv): the default shape, small tiles with row
 # groups past the last row, an odd tile width (the last pair's high half is the next tile's)
 # (uv 7: the down stage in half2; 15: the y-up stage too)
@@ -46,8 +48,26 @@ def h2_down_ref(a: torch.Tensor, fd: torch.Tensor, down: int, ho: int, wo: int) 
     """The half2 down stage in torch: ``a`` (B, C, UH, UW) float16, the up-sampled tile of the
     whole plane; output (oy, ox) sums filter row ky (flipped: the op convolves) over taps kx in
     tap order, each ``tap * a + part`` rounded once to half (fma.rn.f16x2 per lane, taps rounded
-    to half), the rows' sums added in float32 in row order, the result rounded to half."""
+    to half), the rows' sums added in float32 in row order, the result rounded to half. A 1-D
+    ``fd`` (separable): along y then along x, each output's taps k = p (mod ``down``) one such
+    chain in half, the ``down`` chains' sums added in float32 (p in order) and rounded to half
+    (the y pass's output, half, is the x pass's input)."""
     kd = fd.shape[0]
+    if fd.ndim == 1:
+        taps = fd.flip(0).half().double()
+
+        def one_pass(src: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+            acc = 0
+            for p in range(down):
+                part = 0
+                for k in range(p, kd, down):
+                    win = src.narrow(dim, k, down * (n - 1) + 1)[(..., slice(None, None, down)) +
+                                                                ((slice(None),) if dim == 2 else ())]
+                    part = _to_half(taps[k] * win.double() + (part.double() if torch.is_tensor(part) else 0.0))
+                acc = acc + part.float()
+            return acc.half()
+
+        return one_pass(one_pass(a, ho, 2), wo, 3)
     taps = fd.flip(0, 1).half().double()
     ad = a.double()
     acc = torch.zeros(a.shape[:2] + (ho, wo), dtype=torch.float32)
@@ -70,9 +90,10 @@ def _plan(x, fu, fd, up, down, padding, tiling):
     return tile_plan(x, fu, fd, up, down, padding, tile, threads, ry or None, uv)
 
 
+@pytest.mark.parametrize("fdk", [2, 1], ids=["radial", "separable"])
 @pytest.mark.parametrize("tiling", H2_TILINGS, ids=lambda t: f"tile{t[0]}-t{t[1]}-ry{t[2]}-v{t[3]}")
-def test_h2_down_stage_bits_equal_a_torch_emulation(backend, tiling):
-    fd = RADIAL[0].filters(asymmetric=True)[1]
+def test_h2_down_stage_bits_equal_a_torch_emulation(backend, tiling, fdk):
+    fd = (RADIAL if fdk == 2 else SEPARABLE)[0].filters(asymmetric=True)[1]
     fu = torch.ones(1)
     g = torch.Generator().manual_seed(3)
     x = (torch.randn(2, 3, 27, 31, generator=g) * 30).half()
@@ -98,14 +119,14 @@ def _rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
     return ((got.double() - want.double()).abs().max() / max(1.0, want.abs().max().item())).item()
 
 
-@pytest.mark.parametrize("kind", RADIAL, ids=lambda k: k.id)
+@pytest.mark.parametrize("kind", RADIAL + SEPARABLE, ids=lambda k: k.id)
 def test_h2_within_tolerance_of_the_float_op(backend, kind, record_property):
     """Asymmetric filters, bias, clamp 25 and none; then the layer's own size, StyleGAN3's
     clamp of 256, inputs to 100: float16 output within H2_TOL of the float op on the same
     float16 inputs (the float plan of the same tile: within 2e-3)."""
     fu, fd = kind.filters(asymmetric=True)
     cases = [(small_input(kind, input_size(kind, 37)), 25.0), (small_input(kind, input_size(kind, 37)), None),
-             (small_input(kind, kind.in_size, channels=2, batch=1, scale=100.0, seed=1), kind.clamp)]
+             (small_input(kind, min(kind.in_size, 60), channels=2, batch=1, scale=100.0, seed=1), kind.clamp)]
     for (x, b), clamp in cases:
         x = x[..., :x.shape[2]]
         xh, bh = x.half(), b.half()
@@ -137,7 +158,8 @@ def test_h2_plans():
     assert (h2.ry, flt.ry) == (4, 8)                  # 8 x 16 pairs: one wave of 128 threads
     assert tile_plan(x16.float(), fu, fd, kind.up, kind.down, pad, uv=7).uv == 3
     assert tile_plan(x16.float(), fu, fd, kind.up, kind.down, pad, uv=15).uv == 3
-    assert tile_plan(x16, fu, fd[0], kind.up, kind.down, pad, uv=7).uv == 3     # separable
+    sep = tile_plan(x16, fu, fd[0], kind.up, kind.down, pad, uv=15)             # separable
+    assert sep.uv == 15 and sep.smem_bytes < tile_plan(x16, fu, fd[0], kind.up, kind.down, pad, uv=3).smem_bytes
     assert tile_plan(x16, fu, None, kind.up, kind.down, pad, uv=7).uv == 1
     assert Tuning(uv=7).uv == 7
 
@@ -154,7 +176,7 @@ def test_plan_table_reads_uv_7_and_refuses_other_bits(tmp_path):
 
 
 def h2_sweep_names() -> set[str]:
-    """The half2 kernels of flr_sweep's float16 candidates for SG3-T/R 1024's radial layers."""
+    """The half2 kernels of flr_sweep's float16 candidates for SG3-T/R 1024's layers."""
     import sys
     from pathlib import Path
 
@@ -162,11 +184,11 @@ def h2_sweep_names() -> set[str]:
     from flr_sweep import candidate_tunings
 
     names = set()
-    for kind in RADIAL:
+    for kind in RADIAL + SEPARABLE:
         fu, fd = kind.filters()
         for size in (kind.in_size, input_size(kind, 532)):
             x = torch.empty(1, 1, size, size, device="meta", dtype=torch.float16)
-            for t in candidate_tunings(2, "float16"):
+            for t in candidate_tunings(len(kind.down_shape), "float16"):
                 p = tile_plan(x, fu, fd, kind.up, kind.down, list(kind.padding), t.tile, t.threads,
                               t.ry or None, t.uv)
                 if p.uv & H2:
@@ -204,7 +226,8 @@ def test_sweep_offers_and_reports_the_h2_variant():
 
     assert {t.uv for t in candidate_tunings(2, "float16")} >= {7, 15}
     assert not any(t.uv & H2 for fd in (0, 1, 2) for t in candidate_tunings(fd, "float32"))
-    assert not any(t.uv & H2 for t in candidate_tunings(1, "float16"))
+    assert {t.uv for t in candidate_tunings(1, "float16")} >= {7, 15}
+    assert not any(t.uv & H2 for t in candidate_tunings(0, "float16"))
     h2 = {"tuning": {"tile": 32, "threads": 128, "ry": 0, "uv": 7}, "ms": 0.5, "max_err": 1e-3,
           "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 32, 32, 4, 128, 7>"}
     flt = {"tuning": "default", "ms": 0.8, "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 26, 26, 7, 128, 3>"}
