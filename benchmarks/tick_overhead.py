@@ -16,11 +16,20 @@ host work, the part of an eager StyleGAN tick that a hand-written loop does not 
         .venv/bin/python benchmarks/tick_overhead.py               # another tree's code (a before)
 
 Prints, per round and as the median: ``tick_us`` (wall time per tick), ``outside_us`` (tick
-minus time spent inside ``process()``), ``call_us`` (the generator node's call as its stats time
+minus time spent inside ``process()``), ``outside_cpu_us`` (the same in the dispatcher thread's
+CPU time: steadier on a shared machine, where other processes preempt it), ``call_us`` (the generator node's call as its stats time
 it, minus its ``process()``: the output checks; ``on_params``, the edits' writes, comes before the
 timed part) and
 ``loop_us``: what a hand-written loop pays for the same edits (three ``torch.mul``/``add`` from
 kept originals into the weights, the expression values with ``math``), the floor.
+
+On this 2-core shared CPU box, 2026-12-03, 8 runs of 3000 ticks, the tree before and after
+the changes of that day taken in turn (``PYTHONPATH`` as above), median ``outside_cpu_us``:
+152 before (the tree at 705c13b), 107 after (the loop's floor ~12). Where the 107 goes
+(cProfile, ``--profile``): the param store ~45 (three expressions ~15, folding the parts into the
+edits list and ``set_params``' one validation of the generator's params ~13), the two nodes'
+calls ~20 (output normalisation and contracts), the edits ~17 (of which ~15 the three writes a
+loop makes too), the rest of the scheduler ~15.
 
 ``--completion``: what the GPU completion thread (``flowml.runtime.completion``) takes from the
 dispatcher, emulated on the CPU: the dispatcher runs ``--busy`` us of Python a tick (an eager
@@ -146,7 +155,9 @@ def flowml_round(folder: Path, ticks: int, profile: cProfile.Profile | None = No
     graph = load_graph(path, _registry())
     with Scheduler(graph, device="cpu") as sched:
         stamps: list[float] = []  # each tick's start, before any hook (run()'s gc.collect not in)
-        sched.before_tick.append(lambda tick: stamps.append(time.perf_counter()))
+        cpu: list[float] = []  # the same in the dispatcher's CPU time (not counting preemption)
+        sched.before_tick.append(lambda tick: (stamps.append(time.perf_counter()),
+                                               cpu.append(time.thread_time())))
         session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
         session.start()
         gen = sched.nodes["gen"]
@@ -158,6 +169,7 @@ def flowml_round(folder: Path, ticks: int, profile: cProfile.Profile | None = No
             if profile is not None:
                 profile.enable()
             stamps.clear()
+            cpu.clear()
             result = sched.run(frames=ticks + 1)
             if profile is not None:
                 profile.disable()
@@ -173,6 +185,7 @@ def flowml_round(folder: Path, ticks: int, profile: cProfile.Profile | None = No
         process_us = 1e6 * SPENT["process_s"] / calls  # both nodes' process(), a tick
         return {"tick_us": 1e6 * wall / ticks,
                 "outside_us": 1e6 * wall / ticks - process_us,
+                "outside_cpu_us": 1e6 * (cpu[-1] - cpu[0]) / ticks - process_us,
                 "call_us": 1e6 * (gen.stats.total_s - total0) / calls - process_us / 2}
 
 
