@@ -218,7 +218,9 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # tile reads a pixel, uint2); b2: pairs, each input half broadcast to both pixels (HFMA2's
     # operand selector) against weights paired per input column, so no funnel shifts: NVRTC's
     # sm_90 SASS for a channel at N=9 is 205 instructions against p2's 231 (90 HFMA2 for 81, no
-    # SHF for 37). Not timed yet: not in FORWARD_TABLE.
+    # SHF for 37). H200, 2026-12-03 18:15 UTC (docs/bench-2026-12-03e-h200-wf-h2w.txt): p4
+    # 16x8 cb8 took C=32 N=5 in 0.180 ms (49.0% of copy; h2_h 0.199), in FORWARD_TABLE; p2 and
+    # b2 lost to h2_h at N=5 and N=9 (b2 0.81 ms at N=9). The other p4 shapes below: not timed yet.
     _h2w("h2w_p2_32x8_cb8", 2, 32, 8, 8),
     _h2w("h2w_p2_32x8_cb4", 2, 32, 8, 4),
     _h2w("h2w_p2_16x16_cb8", 2, 16, 16, 8),
@@ -229,6 +231,10 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _h2w("h2w_p4_16x8_cb8", 4, 16, 8, 8),
     _h2w("h2w_p4_16x16_cb4", 4, 16, 16, 4),
     _h2w("h2w_p4_32x8_cb4", 4, 32, 8, 4),
+    _h2w("h2w_p4_16x4_cb8", 4, 16, 4, 8),
+    _h2w("h2w_p4_8x16_cb8", 4, 8, 16, 8),
+    _h2w("h2w_p4_32x4_cb8", 4, 32, 4, 8),
+    _h2w("h2w_p4_16x8_cb4", 4, 16, 8, 4),
     # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9
@@ -253,14 +259,15 @@ FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
     # (docs/bench-2026-12-03d-h200-wf-sweep-pf.txt): fp32 N=5 0.279 ms (63% of copy; 0.344 before),
     # N=9 0.535 ms (53%; 0.682). fp16: the half2 plans' sweep of 2026-12-03 17:31 UTC
     # (docs/bench-2026-12-03e-h200-wf-h2.txt): h2_h_smem_16x8_cb8 N=5 0.229 ms (38.6%; pf_h 0.262
-    # in the same run), N=9 0.456 ms (31.6%; mma_c16_g4_w8 0.516).
+    # in the same run), N=9 0.456 ms (31.6%; mma_c16_g4_w8 0.516); N=5 then h2w_p4_16x8_cb8
+    # (the sweep of 18:15 UTC, docs/bench-2026-12-03e-h200-wf-h2w.txt: 0.180 ms GPU, 49.0%).
     "float32": {
         4: {5: "smem_16x8_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
         BIG: {5: "pf_h_smem_16x8_cb8", 9: "pf_t_smem_16x8_cb8", 15: "l1_32x8_cb2"},
     },
     "float16": {
         4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
-        BIG: {5: "h2_h_smem_16x8_cb8", 9: "h2_h_smem_16x8_cb8", 15: "l1_32x8_cb2"},
+        BIG: {5: "h2w_p4_16x8_cb8", 9: "h2_h_smem_16x8_cb8", 15: "l1_32x8_cb2"},
     },
     "bfloat16": {   # the half2 plans are float16 only: float16's choices before them
         4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
