@@ -181,30 +181,24 @@ __device__ __forceinline__ unsigned flr_mid(unsigned a, unsigned b) {
     return (a >> 16) | (b << 16);
 #endif
 }
-// tap t of flr_cfd2 in both halves of a word: on the GPU ptxas folds this into the HFMA2's
+// half `odd` of w in both halves of a word: on the GPU ptxas folds this into the HFMA2's
 // operand (R.H0_H0 / R.H1_H1), so one constant load serves two taps (prmt did not fold)
-__device__ __forceinline__ unsigned flr_tap2(int t) {
-    const unsigned w = flr_cfd2[t / 2];
+__device__ __forceinline__ unsigned flr_both_halves(unsigned w, int odd) {
 #ifdef __CUDA_ARCH__
     unsigned d;
-    if (t % 2) asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {h, h};}" : "=r"(d) : "r"(w));
+    if (odd) asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {h, h};}" : "=r"(d) : "r"(w));
     else asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {l, l};}" : "=r"(d) : "r"(w));
     return d;
 #else
-    return t % 2 ? (w >> 16) | (w & 0xffff0000u) : (w & 0xffffu) | (w << 16);
+    return odd ? (w >> 16) | (w & 0xffff0000u) : (w & 0xffffu) | (w << 16);
 #endif
 }
-// tap t of flr_cfu2 likewise
+// tap t of flr_cfd2 (down filter) and of flr_cfu2 (up filter) in both halves of a word
+__device__ __forceinline__ unsigned flr_tap2(int t) {
+    return flr_both_halves(flr_cfd2[t / 2], t % 2);
+}
 __device__ __forceinline__ unsigned flr_tapu2(int t) {
-    const unsigned w = flr_cfu2[t / 2];
-#ifdef __CUDA_ARCH__
-    unsigned d;
-    if (t % 2) asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {h, h};}" : "=r"(d) : "r"(w));
-    else asm("{.reg .b16 l, h; mov.b32 {l, h}, %1; mov.b32 %0, {l, l};}" : "=r"(d) : "r"(w));
-    return d;
-#else
-    return t % 2 ? (w >> 16) | (w & 0xffff0000u) : (w & 0xffffu) | (w << 16);
-#endif
+    return flr_both_halves(flr_cfu2[t / 2], t % 2);
 }
 // the aligned word of halves p[i], p[i + 1] (i even): p[i] the low half
 __device__ __forceinline__ unsigned flr_ldw(const unsigned short* p, int i) {
