@@ -29,7 +29,8 @@ from .reader import _gpu_index, _place
 
 DEFAULT = {"frames": ProcessDesc()}
 FILES_PER_DECODER = 4
-"""Decoders a thread keeps open (one a file, least recently used closed): bounds NVDEC sessions."""
+"""Decoders a thread keeps open (one a file, the least recently used handed back to
+``decoder_pool``): bounds NVDEC sessions."""
 NVDEC_WINDOW = 128
 """Samples a window at least on NVDEC by default: a larger window decodes each GOP once for more
 samples (fewer frames decoded a sample), and what it holds is NV12 (``crop_before_convert``).
@@ -236,8 +237,8 @@ class Clips(Node):
 
     # -- K decoders ----------------------------------------------------------------------------
     def _thread_video(self, file: int) -> Any:
-        """This thread's decoder of ``file`` (opened here; the least recently used past
-        ``FILES_PER_DECODER`` closed)."""
+        """This thread's decoder of ``file`` (taken from ``decoder_pool`` or opened here; the
+        least recently used past ``FILES_PER_DECODER`` handed back)."""
         videos = getattr(self.local, "videos", None)
         if videos is None:
             videos = self.local.videos = OrderedDict()

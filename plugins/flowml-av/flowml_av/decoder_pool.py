@@ -19,8 +19,12 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable
+
+from flowml.lazy import lazy_import
+torch = lazy_import("torch")
 
 IDLE_LIMIT = 64
 """Idle decoders kept, at most: two epochs' worth of 7 threads x ``FILES_PER_DECODER`` (4)
@@ -34,13 +38,18 @@ class DecoderPool:
         self.limit = limit
         self._lock = threading.Lock()
         self._idle: OrderedDict[int, tuple[tuple[str, str], Any]] = OrderedDict()  # oldest first
-        self._keys: dict[int, tuple[str, str]] = {}   # id(video) -> its key, for every video lent
+        self._keys: weakref.WeakKeyDictionary[Any, tuple[str, str]] = weakref.WeakKeyDictionary()  # video -> key
         self.opened = 0     # decoders opened by take() (for tests and benchmarks)
         self.reused = 0     # takes served by an idle decoder
 
     @staticmethod
     def key(path: str, device: str) -> tuple[str, str]:
-        return os.path.realpath(path), device
+        """``(the file's real path, the device resolved)``: ``cuda`` is the current CUDA device,
+        the one a decoder opened now binds to."""
+        d = torch.device(device)
+        if d.type == "cuda" and d.index is None:
+            d = torch.device("cuda", torch.cuda.current_device())
+        return os.path.realpath(path), str(d)
 
     def take(self, path: str, device: str, open_video: Callable[[], Any]) -> Any:
         """An idle decoder of ``path`` on ``device``, or ``open_video()``'s (its errors raised)."""
@@ -53,7 +62,7 @@ class DecoderPool:
                 return video
         video = open_video()
         with self._lock:
-            self._keys[id(video)] = key
+            self._keys[video] = key
             self.opened += 1
         return video
 
@@ -63,14 +72,14 @@ class DecoderPool:
         with self._lock:
             if id(video) in self._idle:
                 return
-            key = self._keys.get(id(video))
+            key = self._keys.get(video)
             if key is None:
                 closing = [video]
             else:
                 self._idle[id(video)] = (key, video)
                 closing = [self._idle.popitem(last=False)[1][1] for _ in range(len(self._idle) - self.limit)]
                 for old in closing:
-                    self._keys.pop(id(old), None)
+                    self._keys.pop(old, None)
         for old in closing:   # outside the lock: closing a decoder takes a while
             old.close()
 
@@ -84,7 +93,7 @@ class DecoderPool:
             videos = [v for _, v in self._idle.values()]
             self._idle.clear()
             for v in videos:
-                self._keys.pop(id(v), None)
+                self._keys.pop(v, None)
         for v in videos:
             v.close()
 

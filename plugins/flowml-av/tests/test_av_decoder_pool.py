@@ -34,7 +34,9 @@ def test_a_decoder_handed_back_is_taken_again_for_its_file_and_device(files):
         pool.give(v)
     pool.give(a)                                                               # twice: kept once
     assert pool.idle() == 3
-    assert pool.take(files[1], "cuda:0", lambda: "opened") == "opened"          # another device
+    other = CpuVideo(files[1], "cpu")
+    assert pool.take(files[1], "cuda:0", lambda: other) is other                # another device
+    other.close()
     pool.clear()
     assert pool.idle() == 0
     with pytest.raises(Exception):

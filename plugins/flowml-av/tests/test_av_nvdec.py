@@ -208,32 +208,40 @@ def test_video_loader_on_cuda_uses_nvdec_and_matches_the_cpu_loader(files):
 def test_video_loader_epochs_take_the_nvdec_decoders_of_the_epochs_before(files):
     """Each epoch's graph hands its decoders back (``decoder_pool``); with overlapping epochs
     the first two open theirs and the later ones take those (opening few if any), and the batches
-    are those of a loader without overlapping epochs."""
+    are those of a loader whose every epoch opens fresh decoders."""
     from flowml.data import VideoDataset, VideoLoader
     from flowml_av.decoder_pool import NVDEC
 
     data = VideoDataset([files["h264_210x146.mp4"], files["hevc_210x146.mp4"]], 5)
     NVDEC.clear()
+    opened0, reused0 = NVDEC.opened, NVDEC.reused     # the counters run over the process
     loader = VideoLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda", decoders=2)
     opened = []
     epochs = []
     for _ in range(4):
         epochs.append([b["frames"].cpu() for b in loader])
-        opened.append(NVDEC.opened)
+        opened.append(NVDEC.opened - opened0)
     loader.close()
     assert loader.last_decoder == "nvdec"
     # epochs 3 and 4 take the decoders of 1 and 2 (a thread may want a file the ones handed
     # back hold too few of: a few are opened)
     assert opened[1] > 0 and opened[3] - opened[1] <= opened[1] // 2, opened
-    assert NVDEC.reused > 0 and NVDEC.idle() > 0
+    assert NVDEC.reused > reused0 and NVDEC.idle() > 0
     NVDEC.clear()
-    plain = VideoLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda", decoders=2, overlap_epochs=False)
-    for epoch in range(4):
-        again = [b["frames"].cpu() for b in plain]
-        assert len(again) == len(epochs[epoch])
-        for a, b in zip(again, epochs[epoch]):
-            assert torch.equal(a, b)
-    plain.close()
+    limit, NVDEC.limit = NVDEC.limit, 0                 # none kept: every epoch opens its own
+    try:
+        plain = VideoLoader(data, batch_size=4, shuffle=True, seed=3, device="cuda", decoders=2,
+                            overlap_epochs=False)
+        reused = NVDEC.reused
+        for epoch in range(4):
+            again = [b["frames"].cpu() for b in plain]
+            assert len(again) == len(epochs[epoch])
+            for a, b in zip(again, epochs[epoch]):
+                assert torch.equal(a, b)
+        plain.close()
+        assert NVDEC.reused == reused                   # fresh decoders gave the same batches
+    finally:
+        NVDEC.limit = limit
 
 
 @pytest.mark.parametrize("name", ["h264_210x146.mp4", "hevc_210x146.mp4"])

@@ -205,7 +205,7 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # row's N taps in fma.rn.f16x2 (two pixels a register, the weights as loaded: no cvt), each
     # row's partial sums added to float accumulators. Bits are pf's (all fill the tile PFB
     # quads at a time). Timed 2026-12-03 17:31 UTC: h2_h_ 13% (N=5) and 12% (N=9) faster than the
-    # best float plan of the same run; in FORWARD_TABLE for fp16 C > 4.
+    # best float plan of the same run; in FORWARD_TABLE for fp16 C > 4 and 5 < N <= 9.
     _tile("h2_t_smem_16x8_cb8", 8, 16, 8, True, pf=2, h2=True),
     _tile("h2_t_smem_32x8_cb4", 4, 32, 8, True, pf=2, h2=True),
     _tile("h2_h_smem_16x8_cb8", 8, 16, 8, True, pf=6, h2=True),
@@ -221,6 +221,8 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # SHF for 37). H200, 2026-12-03 18:15 UTC (docs/bench-2026-12-03e-h200-wf-h2w.txt): p4
     # 16x8 cb8 took C=32 N=5 in 0.180 ms (49.0% of copy; h2_h 0.199), in FORWARD_TABLE; p2 and
     # b2 lost to h2_h at N=5 and N=9 (b2 0.81 ms at N=9). The other p4 shapes below: not timed yet.
+    # Timed at 1920x1080 only: its grid has no channel blocks (every channel in a block), so a
+    # small image makes few blocks (256x256: 128, h2_h 512) and may leave SMs idle.
     _h2w("h2w_p2_32x8_cb8", 2, 32, 8, 8),
     _h2w("h2w_p2_32x8_cb4", 2, 32, 8, 4),
     _h2w("h2w_p2_16x16_cb8", 2, 16, 16, 8),
