@@ -32,6 +32,7 @@ import logging
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
@@ -520,14 +521,14 @@ class ParamStore:
                 except Exception as exc:
                     log.debug("param listener failed: %s", exc)
 
-    def after_tick(self, tick: Tick, values: dict[str, Any]) -> None:
+    def after_tick(self, tick: Tick, values: Mapping[str, Any]) -> None:
         """Keep the scalar outputs that expressions read (the last finished frame's)."""
         try:
             self._after_tick(values)
         except Exception:  # a bug here must not stop the graph
             log.exception("live params: reading outputs failed (the graph goes on)")
 
-    def _after_tick(self, values: dict[str, Any]) -> None:
+    def _after_tick(self, values: Mapping[str, Any]) -> None:
         for key in list(self._wanted_outputs):
             out = values.get(key[0])
             if isinstance(out, Future):

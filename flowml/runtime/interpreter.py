@@ -5,7 +5,9 @@ made out of the garbage collector's reach (``gc.collect()`` then ``gc.freeze()``
 pauses). Both are settings of the whole process, so they are taken when the first of the
 graphs running at once starts and given back when the last one ends: a run that ends does
 not unfreeze the objects of one still running, and overlapping runs (``VideoLoader``'s next
-epoch starting while this one is read) do not each pay a full collection with the GIL held.
+epoch starting while this one is read) do not each pay a full collection with the GIL held;
+a run starting under another freezes its own setup's objects too (``gc.freeze()`` alone moves
+the collector's lists, no collection).
 On an H200 (2026-12-03, py-spy over ``nvdec_bench.py``'s loader) that collection, once an
 epoch, was about an eighth of the time any thread held the GIL.
 """
@@ -32,7 +34,7 @@ def graph_running(switch_interval_s: float) -> Iterator[None]:
             _saved_interval = sys.getswitchinterval()
             sys.setswitchinterval(switch_interval_s)
             gc.collect()
-            gc.freeze()
+        gc.freeze()
         _running += 1
     try:
         yield

@@ -265,8 +265,7 @@ class Scheduler:
             merged = {**self._pending_params.get(node_id, {}), **changes}
             nrt = self.nodes.get(node_id)
             current = nrt.params if nrt is not None else rn.params
-            # the fields as they are (no dump: a nested model stays an instance, accepted as is)
-            new = type(current).model_validate({**current.__dict__, **merged})
+            new = _revalidated(current, merged)
             self._pending_params[node_id] = merged
             self._validated[node_id] = (current, merged, new)
         return new
@@ -287,7 +286,7 @@ class Scheduler:
             base, merged, new = validated.get(nid, (None, None, None))
             try:
                 if base is not old or merged is not changes:  # validated on other params
-                    new = type(old).model_validate({**old.model_dump(), **changes})
+                    new = _revalidated(old, changes)
             except Exception as exc:  # validated on arrival; only a race could get here
                 log.error("node '%s': params not applied: %s", nid, exc)
                 continue
@@ -764,6 +763,12 @@ def _same_instance(old, new) -> bool:
                for k in rebuild_fields(type(new.params)))
 
 
+def _revalidated(params: Params, changes: dict[str, Any]) -> Params:
+    """``params`` with ``changes``, validated: the fields as they are (no dump: a nested model
+    stays an instance, accepted as is) under the changed ones."""
+    return type(params).model_validate({**params.__dict__, **changes})
+
+
 class _Ready(Mapping):
     """The tick's outputs by node for the after-tick hooks (``_outputs_of``), each node's made
     when a hook first reads it: a hook that reads one node (the param store reads the scalar
@@ -782,6 +787,9 @@ class _Ready(Mapping):
 
     def __iter__(self):
         return iter(self._values)
+
+    def __contains__(self, nid: object) -> bool:   # without making the node's outputs
+        return nid in self._values
 
     def __len__(self) -> int:
         return len(self._values)
