@@ -105,6 +105,5 @@ def check_edits(edits: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from pydantic import TypeAdapter
 
         _EDITS = TypeAdapter(list[_EditDict])
-    return [{"name": e["name"], "op": e.get("op", _EDIT_DEFAULTS["op"]),
-             "value": e.get("value", _EDIT_DEFAULTS["value"]), "seed": e.get("seed", _EDIT_DEFAULTS["seed"])}
+    return [{k: e[k] if k in e else _EDIT_DEFAULTS[k] for k in EditSpec.model_fields}
             for e in _EDITS.validate_python(edits)]

@@ -160,3 +160,21 @@ def test_weights_from_a_safetensors_state_dict(models, tmp_path):
         run_node(TorchModel, {"image": x}, {"path": "net.pt2", "weights": "part.safetensors"}, graph_dir=folder)
     with pytest.raises(NodeError, match=r"weights only.*`weights: other.safetensors`"):
         run_node(TorchModel, {"image": x}, {"path": "other.safetensors"}, graph_dir=folder)
+
+
+def test_edit_checks_as_a_dict_keep_edit_spec_s_fields_and_defaults():
+    """``check_edits`` (a TypedDict, one pass) must stay ``EditSpec``: the same fields, in its
+    order, its defaults filled in, its refusals."""
+    from pydantic import ValidationError
+
+    from flowml_torch.specs import EditSpec, _EditDict, check_edits
+
+    assert list(_EditDict.__annotations__) == list(EditSpec.model_fields)
+    edits = [{"name": "a.weight"}, {"name": "b.bias", "op": "noise", "value": 0.1, "seed": 3}]
+    assert check_edits(edits) == [EditSpec(**e).model_dump() for e in edits]
+    assert [list(e) for e in check_edits(edits)] == [list(EditSpec.model_fields)] * 2
+    for bad in ({"name": "a", "op": "twist"}, {"name": "a", "colour": 1}, {"op": "scale"}):
+        with pytest.raises(ValidationError):
+            check_edits([bad])
+        with pytest.raises(ValidationError):
+            EditSpec(**bad)
