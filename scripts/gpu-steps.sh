@@ -4,8 +4,9 @@
 # or at what is left of BUDGET_S (default 570: one device call lasts at most 600 s), and one with
 # under 20 s left is skipped. NAMEs pick steps, in the file's order (default: all). A step writes
 # its own files under $STEP_OUT ($OUT/NAME); its output goes to $OUT/NAME.txt and a summary line
-# (rc, seconds, its last line) to $OUT/steps.txt and stdout. A step folder of over 20 files is
-# tarred, so that it comes back whole.
+# (rc, seconds, its last line) to $OUT/steps.txt and stdout. The device tool brings back 8 files
+# at most, 16 MiB each: past 8, all but steps.txt end in one $OUT/all.tar.gz (a warning in
+# steps.txt where that is over 16 MiB).
 #   source scripts/gpu-kit-env.sh && scripts/gpu-steps.sh benchmarks/gpu-next.steps av-cuda sg2-eager
 set -uo pipefail
 steps=${1:?usage: $0 STEPS_FILE [NAME...]}; shift
@@ -23,12 +24,12 @@ while read -r name secs cmd; do
   rc=$?
   last=$(grep -v '^\s*$' "$out/$name.txt" | tail -1 | cut -c1-160)
   echo "$name: rc $rc, $(( SECONDS - t0 )) s (limit $secs): $last" | tee -a "$out/steps.txt"
-  n=$(find "$STEP_OUT" -type f | wc -l)
-  if [ "$n" = 0 ]; then rmdir "$STEP_OUT"
-  elif [ "$n" -gt 20 ]; then tar czf "$STEP_OUT.tar.gz" -C "$out" "$name" && rm -rf "$STEP_OUT"; fi
+  [ -n "$(find "$STEP_OUT" -type f)" ] || rmdir "$STEP_OUT"
 done < "$steps"
 # the device tool brings back 8 files at most: past that, all but steps.txt in one tarball
 if [ "$(find "$out" -type f | wc -l)" -gt 8 ]; then
   (cd "$out" && find . -type f ! -name steps.txt ! -name all.tar.gz -print0 | tar czf all.tar.gz --null -T - \
      && find . -type f ! -name steps.txt ! -name all.tar.gz -delete && find . -mindepth 1 -type d -empty -delete)
+  [ "$(stat -c %s "$out/all.tar.gz")" -le $((16 << 20)) ] \
+    || echo "all.tar.gz is over 16 MiB: the device tool will not bring it back; write less" | tee -a "$out/steps.txt"
 fi
