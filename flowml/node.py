@@ -138,9 +138,10 @@ class NodeContext:
     anew between two ticks (a captured node captures again), so read it in ``process`` rather
     than once in ``setup``."""
     stopped_at: float | None = None
-    """When the graph stopped taking frames (``time.perf_counter()``), set as the run loop
-    ends, before the frames in flight are drained and the nodes torn down: a live recorder
-    ends its take there, however long the shutdown after it takes."""
+    """When the graph stopped taking frames (``time.perf_counter()``; a run for a ``duration``:
+    when that ran out, however late the loop saw it), set as the run loop ends, before the
+    frames in flight are drained and the nodes torn down: a live recorder ends its take there,
+    however long the shutdown after it takes."""
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the graph file, made absolute relative to the graph file's folder."""

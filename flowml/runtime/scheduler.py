@@ -462,6 +462,8 @@ class Scheduler:
                 index += 1
         finally:
             stopped_at = time.perf_counter()
+            if reason == "duration":  # the take ended when its time ran out, however late the loop saw it
+                stopped_at = min(stopped_at, self.stats.started + duration)
             for nrt in self.nodes.values():
                 nrt.node.ctx.stopped_at = stopped_at
             self._stop_clock()
