@@ -332,6 +332,17 @@ def tile_plan(x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor | None, up: in
     return plan
 
 
+def _half_words(t: torch.Tensor) -> torch.Tensor:
+    """A float32 filter ``(k,)`` or ``(k, k)`` rounded to half (RN), flattened, padded with a
+    zero half to an even count and viewed as 32-bit words ``(ceil(numel / 2),)`` int32, tap
+    ``2i`` the low half: ``flr_cfd2`` / ``flr_cfu2``'s layout. Torch ops on the stream, like
+    the filters' copies, so a captured graph recomputes it at each replay."""
+    h = t.reshape(-1).to(torch.float16)
+    if h.numel() % 2:
+        h = torch.cat([h, h.new_zeros(1)])
+    return h.view(torch.int32)
+
+
 def tile_run(backend: Any, x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor | None,
              b: torch.Tensor | None, up: int, down: int, padding: int | Sequence[int],
              gain: float, slope: float, clamp: float | None, plan: TilePlan | None = None
@@ -354,20 +365,9 @@ def tile_run(backend: Any, x: torch.Tensor, fu: torch.Tensor, fd: torch.Tensor |
     cl = float(clamp) if clamp is not None and clamp >= 0 else -1.0
     scalars = [np.int32(v) for v in (c, h, w, ho, wo, px0, py0, tiles_x, tiles)]
     scalars += [np.float32(gain), np.float32(slope), np.float32(cl)]
-    # uv 4: the down filter rounded to half (RN), two taps a 32-bit word, by torch ops on the
-    # stream like the filters' copies (a captured graph recomputes it at each replay)
-    fd2 = None
-    if plan.uv & H2:
-        fd2 = fd.reshape(-1).to(torch.float16)     # one kernel (KD x KD even: 12 x 12)
-        if fd2.numel() % 2:
-            fd2 = torch.cat([fd2, fd2.new_zeros(1)])
-        fd2 = fd2.view(torch.int32)
-    fu2 = None
-    if plan.uv & H2U:                               # the up filter likewise (12 or 24 taps)
-        fu2 = fu.reshape(-1).to(torch.float16)
-        if fu2.numel() % 2:
-            fu2 = torch.cat([fu2, fu2.new_zeros(1)])
-        fu2 = fu2.view(torch.int32)
+    # uv 4: the down filter as half words (flr_cfd2), uv 8: the up filter likewise (flr_cfu2)
+    fd2 = _half_words(fd) if plan.uv & H2 else None
+    fu2 = _half_words(fu) if plan.uv & H2U else None
     backend.run_tile(plan, _DTYPES[x.dtype], n * c * tiles, [x, y, fu, bias], scalars, fd, fd2, fu2)
     return y
 
