@@ -123,7 +123,7 @@ struct FlrGeom {
     static constexpr int QY = (UH + UP - 2) / UP + 1;          //       and along y
     static constexpr int SBW = (UV & 1) ? UP * QX : UW;        // row stride of B
     static constexpr int NFU = (UV & 1) ? 0 : (KU + 3) / 4 * 4;  // UV 1: fu in constant memory
-    // UV 4 (half2, FD 2, float16 storage): A as raw half words, each phase row padded to an
+    // UV 4 (half2, FD 1 or 2, float16 storage): A as raw half words, each phase row padded to an
     // even UWDH that holds the NW aligned words a pair of outputs reads (UWS2 halves a row)
     static constexpr int NJJ = (TW + 1) / 2;                   // output pairs of a tile row
     static constexpr int NW = (KD + DOWN - 1) / DOWN / 2 + 1;  // words a phase a pair reads
@@ -207,6 +207,22 @@ __device__ __forceinline__ unsigned flr_ldw(const unsigned short* p, int i) {
 #else
     unsigned w; std::memcpy(&w, p + i, 4); return w;
 #endif
+}
+// the low and the high half of a half2 word as floats (exact; ld: cvt.f32.f16 on the GPU,
+// _Float16 on the host)
+__device__ __forceinline__ float flr_lo(unsigned w) {
+    const unsigned short h = (unsigned short)w; return ld(&h, 0);
+}
+__device__ __forceinline__ float flr_hi(unsigned w) {
+    const unsigned short h = (unsigned short)(w >> 16); return ld(&h, 0);
+}
+// the activation of an up-sampled sample v: times gain, leaky ReLU (slope), clamp to
+// [-clamp, clamp] when clamp >= 0 (the op's order)
+__device__ __forceinline__ float flr_act(float v, float gain, float slope, float clamp) {
+    v *= gain;
+    if (v < 0.f) v *= slope;
+    if (clamp >= 0.f) v = v > clamp ? clamp : (v < -clamp ? -clamp : v);
+    return v;
 }
 
 template <typename T, int UP, int KU, int DOWN, int KD, int FD, int TW, int TH, int RY, int NT, int UV>
@@ -298,15 +314,11 @@ __device__ __forceinline__ void flr_tile_body(
                         if (k0 + j * UP < KU) h = flr_hfma2(flr_tapu2(KU - 1 - (k0 + j * UP)), v[o + j], h);
                     const int uy = UP * gy + p - dy;
                     if (uy < 0 || uy >= G::UH) continue;
-                    const unsigned short lanes[2] = {(unsigned short)h, (unsigned short)(h >> 16)};
                     #pragma unroll
                     for (int l = 0; l < 2; ++l) {
                         const int u = l ? u1 : u0;
                         if (!(l ? ok1 : ok0)) continue;
-                        float acc = ld(lanes, l) * (float)UP;
-                        acc *= gain;
-                        if (acc < 0.f) acc *= slope;
-                        if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
+                        const float acc = flr_act((l ? flr_hi(h) : flr_lo(h)) * (float)UP, gain, slope, clamp);
                         st(ah, (i64)uy * G::UWS2 + (u % DOWN) * G::UWDH + u / DOWN, acc);
                     }
                 }
@@ -332,10 +344,7 @@ __device__ __forceinline__ void flr_tile_body(
                 #pragma unroll
                 for (int j = 0; j < NJ; ++j)
                     if (k0 + j * UP < KU) acc += flr_cfu[KU - 1 - (k0 + j * UP)] * v[o + j];
-                acc *= (float)UP;
-                acc *= gain;
-                if (acc < 0.f) acc *= slope;
-                if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
+                acc = flr_act(acc * (float)UP, gain, slope, clamp);
                 const int uy = UP * gy + p - dy;
                 if (uy >= 0 && uy < G::UH) {
                     if (UV & 4) st(dsth, (i64)uy * G::UWS2, acc);      // A as half
@@ -367,10 +376,7 @@ __device__ __forceinline__ void flr_tile_body(
         #pragma unroll
         for (int j = 0; j < NJ; ++j)
             if (KU % UP == 0 || k0 + j * UP < KU) acc += sfu[k0 + j * UP] * col[j * G::UW];
-        acc *= gain;
-        if (acc < 0.f) acc *= slope;
-        if (clamp >= 0.f) acc = acc > clamp ? clamp : (acc < -clamp ? -clamp : acc);
-        sa[uy * G::UWS + (u % DOWN) * G::UWD + u / DOWN] = acc;
+        sa[uy * G::UWS + (u % DOWN) * G::UWD + u / DOWN] = flr_act(acc, gain, slope, clamp);
     }
     __syncthreads();
     }
@@ -418,9 +424,8 @@ __device__ __forceinline__ void flr_tile_body(
                             #pragma unroll
                             for (int k = 0; k < KD; ++k)
                                 h = flr_hfma2(flr_tap2(KD * KD - 1 - (ky * KD + k)), v[k], h);
-                            const unsigned short lo = (unsigned short)h, hi = (unsigned short)(h >> 16);
-                            acc0[a] += ld(&lo, 0);
-                            acc1[a] += ld(&hi, 0);
+                            acc0[a] += flr_lo(h);
+                            acc1[a] += flr_hi(h);
                         }
                     }
                 }
@@ -534,9 +539,8 @@ __device__ __forceinline__ void flr_tile_body(
                     float lo = 0.f, hi = 0.f;
                     #pragma unroll
                     for (int rr = 0; rr < DOWN; ++rr) {
-                        const unsigned short l = (unsigned short)h[A - 1][rr], u = (unsigned short)(h[A - 1][rr] >> 16);
-                        lo += ld(&l, 0);
-                        hi += ld(&u, 0);
+                        lo += flr_lo(h[A - 1][rr]);
+                        hi += flr_hi(h[A - 1][rr]);
                     }
                     st(bh, (i64)(g * RY + m) * G::UWS2 + c, lo);
                     st(bh, (i64)(g * RY + m) * G::UWS2 + c + 1, hi);
@@ -573,9 +577,8 @@ __device__ __forceinline__ void flr_tile_body(
             float lo = 0.f, hi = 0.f;
             #pragma unroll
             for (int p = 0; p < DOWN; ++p) {
-                const unsigned short l = (unsigned short)h[p], u = (unsigned short)(h[p] >> 16);
-                lo += ld(&l, 0);
-                hi += ld(&u, 0);
+                lo += flr_lo(h[p]);
+                hi += flr_hi(h[p]);
             }
             if (oy < Ho && ox < Wo) {
                 st(yp, (i64)oy * Wo + ox, lo);
