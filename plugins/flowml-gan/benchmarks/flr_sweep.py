@@ -40,15 +40,16 @@ from typing import Any
 
 import torch
 
-from flowml_gan.fused_tile import Tuning
+from flowml_gan.fused_tile import H2, Tuning
 
 
 H2_TUNINGS = [Tuning(32, 128, 0, uv) for uv in (7, 15)] + [
     Tuning(32, 256, 0, 15), Tuning(32, 64, 8, 15), Tuning(24, 128, 0, 15), Tuning(48, 256, 0, 15),
     Tuning(48, 128, 0, 15), Tuning(16, 64, 0, 15), Tuning(48, 256, 0, 7)]
-"""The half2 variants' candidates (float16 storage, a 2-D down filter; ``uv`` 7 the down
-stage in half2, 15 the y-up stage too): a thread makes two columns, so ``ry`` by waves comes
-out about half the float plans' (2-D filters)."""
+"""The half2 variants' candidates for a 2-D down filter (float16 storage; ``uv`` 7 the down
+stage in half2, 15 the y-up stage too; ``H2_SEP_TUNINGS`` the separable filters'): a thread
+makes two columns of the 2-D down stage, so ``ry`` by waves comes out about half the float
+plans'."""
 
 
 H2_SEP_TUNINGS = [Tuning(32, 128, 0, 7), Tuning(32, 128, 0, 15), Tuning(32, 256, 4, 15),
@@ -160,8 +161,9 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
         fdk = 0 if c.fd is None else c.fd.ndim
         dtype = str(c.x.dtype).split(".")[-1]
         tunings = candidate_tunings(fdk, dtype)
-        if dtype == "float16" and fdk:        # the half2 twins of the plan in force (tile, threads)
-            tunings += [Tuning(_side_of(default, c), default.threads, 0, uv) for uv in (7, 15)]
+        if dtype == "float16" and fdk:        # the half2 twins of the plan in force: its tiles
+            side = max(default.tw, default.th)  # (the largest side gives them), its threads
+            tunings += [Tuning(side, default.threads, 0, uv) for uv in (7, 15)]
         for t in tunings:
             try:
                 p = tile_plan(c.x, c.fu, c.fd, c.kw["up"], c.kw["down"], c.kw["padding"], t.tile,
@@ -191,7 +193,7 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
         over = time.perf_counter() - started > args.budget_s
         for t, p in cands:
             cand: dict[str, Any] = {"tuning": (t.as_dict() if t else "default"), "plan": p.name(dtype),
-                                    "smem_kb": round(p.smem_bytes / 1024, 1)}
+                                    "uv": p.uv, "smem_kb": round(p.smem_bytes / 1024, 1)}
             row["candidates"].append(cand)
             if over and t is not None:
                 cand["skipped"] = "over --budget-s"
@@ -230,13 +232,8 @@ def sweep(calls: list[Call], args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _is_h2(cand: dict[str, Any]) -> bool:
-    """Whether a candidate ran the half2 variant (its kernel's last template argument, uv, has bit 4)."""
-    return int(cand["plan"].rstrip(">").split(",")[-1]) & 4 != 0
-
-
-def _side_of(plan: Any, c: Call) -> int:
-    """The largest-tile-side argument that gives ``plan``'s tiles for call ``c``: its width."""
-    return max(plan.tw, plan.th)
+    """Whether a candidate ran the half2 variant (its plan's ``uv`` has bit 4, ``H2``)."""
+    return cand["uv"] & H2 != 0
 
 
 def table(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -141,8 +141,9 @@ def test_h2_within_tolerance_of_the_float_op(backend, kind, record_property):
 
 
 def test_h2_plans():
-    """uv 7 only where it applies (float16 storage, a 2-D down filter, the table may say 7 for
-    any key); half A's bytes; ry chosen for two columns a thread; the table reads uv 7."""
+    """uv 7 / 15 only where they apply (float16 storage and a down filter, 2-D or separable:
+    the table may say either for any key; otherwise the float bits); half A's bytes (uv 15
+    B's too); ry chosen for two columns a thread in the 2-D down stage."""
     kind = next(k for k in RADIAL if k.up == 4)
     fu, fd = kind.filters()
     size = input_size(kind, 532)
@@ -216,7 +217,8 @@ def test_h2_kernels_compile_with_nvrtc_for_sm90_without_spills(record_property):
 
 
 def test_sweep_offers_and_reports_the_h2_variant():
-    """flr_sweep: half2 candidates for float16 radial calls only; the report's half2 lines
+    """flr_sweep: half2 candidates for float16 calls with a down filter (radial or separable)
+    only, the candidate's ``uv`` telling them apart; the report's half2 lines
     compare a call's best half2 and best float candidate (rows as ``sweep`` makes them)."""
     import sys
     from pathlib import Path
@@ -228,9 +230,9 @@ def test_sweep_offers_and_reports_the_h2_variant():
     assert not any(t.uv & H2 for fd in (0, 1, 2) for t in candidate_tunings(fd, "float32"))
     assert {t.uv for t in candidate_tunings(1, "float16")} >= {7, 15}
     assert not any(t.uv & H2 for t in candidate_tunings(0, "float16"))
-    h2 = {"tuning": {"tile": 32, "threads": 128, "ry": 0, "uv": 7}, "ms": 0.5, "max_err": 1e-3,
+    h2 = {"tuning": {"tile": 32, "threads": 128, "ry": 0, "uv": 7}, "uv": 7, "ms": 0.5, "max_err": 1e-3,
           "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 32, 32, 4, 128, 7>"}
-    flt = {"tuning": "default", "ms": 0.8, "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 26, 26, 7, 128, 3>"}
+    flt = {"tuning": "default", "uv": 3, "ms": 0.8, "plan": "flr_tile<unsigned short, 4, 24, 2, 12, 2, 26, 26, 7, 128, 3>"}
     assert _is_h2(h2) and not _is_h2(flt)
     row = {"where": ["sg3-r mixed L10_1044_161"], "dtype": "float16", "input": [1, 161, 532, 532],
            "key": "float16/up4/ku24/down2/kd12/fd2@1044x1044", "candidates": [flt, h2], "best": h2,
