@@ -15,7 +15,7 @@ captured CUDA graph (median replay; the replay is checked against the eager imag
 with calls and ms a frame and its share of the eager frame, and the kernel time by kind
 (filtered_lrelu, convolution / GEMM, the rest). Also which path each layer's filtered_lrelu
 takes (``fused_tile.tile_unsupported`` says why a layer is not fused), and the plan table in force
-(``FLOWML_GAN_FLR_PLANS``, e.g. ``flr_sweep.py``'s ``plans.json``; with half2 plans, ``uv`` 7, the
+(``FLOWML_GAN_FLR_PLANS``, e.g. ``flr_sweep.py``'s ``plans.json``; with half2 plans, ``uv`` 7 / 15, the
 "mixed image vs fp32" line is their user-visible effect). Prints a report and,
 with ``--out DIR``, writes ``sg3_profile.json`` and ``sg3_profile.txt`` there.
 """

@@ -124,7 +124,8 @@ def test_tile_kernel_with_large_tiles_takes_the_shared_memory_opt_in(kind):
     assert (got - want).abs().max().item() < 1e-4 * max(1.0, want.abs().max().item())
 
 
-# ---- the half2 variant (uv 7: float16 storage, 2-D down filter; test_gan_fused_h2.py on the CPU)
+# ---- the half2 variants (uv 7 / 15: float16 storage, a 2-D or separable down filter;
+# test_gan_fused_h2.py on the CPU)
 
 RADIAL = [k for k in FUSED_KINDS if len(k.down_shape) == 2]
 SEPARABLE = [k for k in FUSED_KINDS if len(k.down_shape) == 1]
