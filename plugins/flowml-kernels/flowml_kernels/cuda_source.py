@@ -721,7 +721,10 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                     for (int h = 0; h < HW2; ++h) part[h] = 0u;     // +0, +0 (half2)
 #if BC
                     // pixel 0 takes taps 0..N-1 then 0 * x, pixel 1 0 * x then taps 0..N-1: the
-                    // h2 order, and a part that starts at +0 never is -0, so +-0 leaves it as is
+                    // h2 order. The zero-weight lane's 0 * x changes at most the sign of a zero
+                    // part (a part can be -0: +0 plus a negative product that underflows), and
+                    // acc starts at +0.f, so it is never -0 and a zero of either sign leaves it
+                    // as is (+0 + +-0 = +0): the same float sums, the same bits
                     #pragma unroll
                     for (int m = 0; m <= N; ++m) {{
                         const int s = PADE - R + m;                 // the half of column px0-R+m
