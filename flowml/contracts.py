@@ -143,8 +143,12 @@ def _image_problem(image: Any) -> str | None:
 
 
 def input_versions(inputs: Mapping[str, Any]) -> dict[str, int]:
-    """The version counter of each tensor input (it grows with every in-place change)."""
-    return {name: value._version for name, value in inputs.items() if _torch_tensor(value)}
+    """The version counter of each tensor input (it grows with every in-place change).
+    Inference tensors (made under ``torch.inference_mode``, as ``torch.model`` and the
+    StyleGAN nodes make their outputs) have none and are left out: torch itself refuses
+    to change one in place outside inference mode."""
+    return {name: value._version for name, value in inputs.items()
+            if _torch_tensor(value) and not value.is_inference()}
 
 
 def check_inputs_unchanged(type_name: str, before: Mapping[str, int], inputs: Mapping[str, Any]) -> None:

@@ -108,6 +108,15 @@ def test_in_place_change_of_an_input_is_caught_in_check_mode():
     assert "test.made changed its input 'image' in place" in str(e) and "image * 0" in str(e)
 
 
+def test_an_inference_tensor_input_is_checked_and_a_change_to_it_refused():
+    with torch.inference_mode():  # as torch.model and stylegan.* make their outputs
+        image = torch.rand(1, 3, 2, 2)
+    out = run_node(node([IMG], lambda x: (x * 0.5).clamp(0, 1)), {"image": image}, check=True)
+    assert torch.equal(out["image"], (image * 0.5).clamp(0, 1))
+    with pytest.raises(Exception, match="[Ii]nference tensor"):  # torch refuses the change itself
+        run_node(node([IMG], lambda x: x, mutate=True), {"image": image}, check=True)
+
+
 def test_a_good_node_passes_every_check():
     out = run_node(node([IMG], lambda x: (x * 0.5).clamp(0, 1)), {"image": torch.rand(1, 3, 4, 4)}, check=True)
     assert out["image"].shape == (1, 3, 4, 4)

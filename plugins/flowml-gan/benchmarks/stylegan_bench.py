@@ -32,7 +32,9 @@ is done, ``flowml.runtime.completion``), over its last 120 ticks, warm-up includ
 Eager rows also time the hand loop in the node's conditions, to say where an eager gap
 comes from (an eager frame is host-bound: ~135 kernels launched from Python, the GPU mostly
 idle): ``loop_lane`` runs the loop's body as the node's ``process`` runs it (on a side CUDA
-stream, as the node's lane, under ``torch.no_grad`` rather than ``inference_mode``);
+stream, as the node's lane, under ``inference_mode`` as the loop and the node run);
+``loop_lane_no_grad`` the same under ``no_grad``, as the node ran before 2026-12-04 (every op
+then paid autograd's view and version-counter bookkeeping);
 ``loop_runtime`` adds what the scheduler's run adds around it: its GIL switch interval
 (``scheduler.GIL_SWITCH_S``), a completion thread that waits on a blocking-sync event per
 frame and then wants the GIL to book it, and at most ``max_in_flight`` (2) frames unfinished;
@@ -101,6 +103,9 @@ def pick(G: torch.nn.Module) -> tuple[str, list[str]]:
             and "affine" not in n][-1]
     return layers[len(layers) // 2], [first, biases[len(biases) // 2], last]
 
+
+AS_NODE = ("lane", "lane_no_grad", "runtime", "runtime_polled")
+"""The hand loop's variants in the node's conditions (``loop_fps``'s ``as_node``)."""
 
 WARMUP = 5
 """Frames run before the timed ones, by the loop and by flowml alike (flowml's first frame
@@ -303,14 +308,15 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
     """The hand loop, ``WARMUP`` then ``frames`` frames back to back: ``fps`` from the
     frames' completion events, ``wall_fps`` from the host clock between two synchronizes,
     ``gpu_ms`` the median CUDA-event time of one frame's ``run()`` (one replay, captured).
-    ``as_node``: ``lane`` runs it on a side stream under ``no_grad`` (as the node's
-    ``process`` runs), ``runtime`` also in ``RuntimeSurroundings`` (module docstring),
+    ``as_node``: ``lane`` runs it on a side stream (as the node's ``process`` runs),
+    ``lane_no_grad`` the same under ``no_grad`` (as the node ran before 2026-12-04), ``runtime``
+    also in ``RuntimeSurroundings`` (module docstring),
     ``runtime_polled`` there with polled events instead of blocking-sync ones."""
     cuda = next(G.parameters()).is_cuda
     loop = HandLoop(G, tap, edits, precision, compiled)
     out: dict[str, Any] = {}
     stream = torch.cuda.Stream() if cuda and as_node else None
-    grad = torch.no_grad if as_node else torch.inference_mode
+    grad = torch.no_grad if as_node == "lane_no_grad" else torch.inference_mode
     try:
         if captured:
             loop.capture()
@@ -533,11 +539,17 @@ def main(argv: list[str] | None = None) -> None:
                                    flowml={k: _round(v) for k, v in fl.items() if k != "fps"})
                     if (not captured and args.device.startswith("cuda") and "error" not in row
                             and not args.no_as_node):
-                        try:  # where an eager gap comes from (module docstring)
-                            for as_node in ("lane", "runtime", "runtime_polled"):
-                                r = loop_fps(G, tap, edits, precision, False, n, as_node=as_node)
-                                row[f"loop_{as_node}_fps"] = round(r["fps"], 1)
-                                row[f"loop_{as_node}_gpu_ms"] = _round(r["gpu_ms"])
+                        try:  # where an eager gap comes from (module docstring); the variants
+                            # in turn, --rounds times, each one's median (one run each drifts)
+                            got: dict[str, list[dict[str, Any]]] = {v: [] for v in AS_NODE}
+                            for _ in range(args.rounds):
+                                for as_node in AS_NODE:
+                                    got[as_node].append(loop_fps(G, tap, edits, precision, False, n,
+                                                                 as_node=as_node))
+                            for as_node, runs in got.items():
+                                row[f"loop_{as_node}_fps"] = round(_median([r["fps"] for r in runs]), 1)
+                                row[f"loop_{as_node}_gpu_ms"] = _round(_median(
+                                    [r["gpu_ms"] for r in runs if r["gpu_ms"] is not None]))
                         except Exception as exc:
                             row["loop_as_node_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
                     if args.compiled and "error" not in row:
@@ -579,8 +591,8 @@ def main(argv: list[str] | None = None) -> None:
         if "loop_lane_fps" in r:
             lf = r["loop_fps"]
             lines.append(
-                f"    eager gap: loop {lf:.1f} fps -> on a side stream, no_grad {r['loop_lane_fps']:.1f} "
-                f"({r['loop_lane_fps'] / lf:.3f}) -> + the runtime's threads {r['loop_runtime_fps']:.1f} "
+                f"    eager gap: loop {lf:.1f} fps -> on a side stream {r['loop_lane_fps']:.1f} "
+                f"({r['loop_lane_fps'] / lf:.3f}; under no_grad {r['loop_lane_no_grad_fps']:.1f}) -> + the runtime's threads {r['loop_runtime_fps']:.1f} "
                 f"({r['loop_runtime_fps'] / lf:.3f}; its events polled, not blocking-sync: "
                 f"{r['loop_runtime_polled_fps']:.1f}) -> flowml {r['flowml_fps']:.1f} ({r['ratio']:.3f}); "
                 f"gpu/frame {_ms(r['loop_lane_gpu_ms'])}, {_ms(r['loop_runtime_gpu_ms'])}, "

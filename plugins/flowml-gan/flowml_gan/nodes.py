@@ -102,7 +102,7 @@ class StyleGANLatent(Node):
         w = self._ws.get(seed)
         if w is None:
             z = seed_z(seed, self.mapping.z_dim).to(self.ctx.torch_device)
-            with torch.no_grad():
+            with torch.inference_mode():
                 w = self.mapping(z, None)
             self._ws[seed] = w
             if len(self._ws) > 64:
@@ -126,7 +126,7 @@ class StyleGANLatent(Node):
 
         p = self.params
         if p.z_input:
-            with torch.no_grad():
+            with torch.inference_mode():
                 w = self.mapping(self._z(z), None)
                 if p.psi != 1:
                     w = truncate(w, self.mapping.w_avg, p.psi, p.cutoff)
@@ -140,7 +140,7 @@ class StyleGANLatent(Node):
         if p.keyframes:
             n = len(p.keyframes)
             a, b = p.keyframes[base % n], p.keyframes[(base + 1) % n]
-        with torch.no_grad():
+        with torch.inference_mode():
             w = self._w(a)
             if frac > 0:
                 w = torch.lerp(w, self._w(b), frac)
@@ -267,7 +267,7 @@ class StyleGANGenerator(Node):
         image_wanted = self._image_wanted()
         self.taps.stop_when_done = not image_wanted   # the rest is not computed after the last tap
         out: dict[str, Any] = {}
-        with torch.no_grad():
+        with torch.inference_mode():
             try:
                 img = s(w, noise_mode=p.noise_mode, force_fp32=p.precision == "fp32")
                 if image_wanted:
