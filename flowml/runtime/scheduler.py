@@ -29,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
@@ -211,7 +212,8 @@ class Scheduler:
         if self._lanes is not None:
             place(self.nodes, self.graph, self._lanes, self.device, self.gpu_timing)
             if self._completion is None:
-                self._completion = Completion(self._tick_finished, self._gpu_failed)
+                self._completion = Completion(self._tick_finished, self._gpu_failed,
+                                              dispatcher_books=self.mode == "offline")
 
     def _copy_stream(self, device: str):
         import torch
@@ -447,7 +449,8 @@ class Scheduler:
                     break
                 if not self._acquire_slot():
                     break
-                frame = self._clock.next()
+                with self._waiting():
+                    frame = self._clock.next()
                 if frame is None:
                     self._slots.release()
                     reason = "stopped" if self._stop.is_set() else "end of stream"
@@ -502,19 +505,29 @@ class Scheduler:
         return SourcePump(read, live=live, capacity=self.max_in_flight, keep_going=keep_going)
 
     def _acquire_slot(self) -> bool:
-        while not self._stop.is_set():
-            if self._slots.acquire(timeout=0.05):
-                return True
+        if self._completion is not None:
+            self._completion.poll()  # offline: book the ticks whose GPU work is done (completion.py)
+        if self._slots.acquire(blocking=False):
+            return True
+        with self._waiting():
+            while not self._stop.is_set():
+                if self._slots.acquire(timeout=0.05):
+                    return True
         return False
+
+    def _waiting(self):
+        """Around a wait of the dispatcher: the completion thread books GPU ticks meanwhile."""
+        return self._completion.waiting() if self._completion is not None else nullcontext()
 
     def _drain(self) -> None:
         """Wait (bounded) for every unfinished tick (all slots back: their calls returned and
         their GPU work done), then free the slots."""
         deadline = time.perf_counter() + STOP_WAIT_S
         got = 0
-        for _ in range(self.max_in_flight):
-            if self._slots.acquire(timeout=max(0.0, deadline - time.perf_counter())):
-                got += 1
+        with self._waiting():
+            for _ in range(self.max_in_flight):
+                if self._slots.acquire(timeout=max(0.0, deadline - time.perf_counter())):
+                    got += 1
         if got < self.max_in_flight:
             log.warning("%d frame(s) still in flight after %.0f s; stopping without them",
                         self.max_in_flight - got, STOP_WAIT_S)

@@ -77,6 +77,7 @@ def test_ticks_complete_at_the_gpu_rate_and_in_flight_bounds_gpu_work(gpu_graph,
         sched.before_tick.append(before)
         sched.after_tick.append(after)
         result = sched.run()
+        assert sched.mode == "offline"  # the dispatcher books the ticks (completion.py)
         fps, lat_min = sched.stats.recent_fps(), sched.stats.latency_ms(0)
     assert result.ok, result.error
     assert result.stats.completed == FRAMES

@@ -174,3 +174,57 @@ def test_a_cpu_graph_has_no_completion_thread(graph):
         assert sched._completion is None
     assert result.ok and result.stats.completed == 20
     assert not any(t.name == "flowml-gpu-done" for t in threading.enumerate())
+
+
+def test_offline_the_dispatcher_books_ticks_whose_events_passed_when_it_comes_around():
+    book = Book()
+    completion = Completion(book.finish, book.failed, dispatcher_books=True)
+    lane = HostLane()
+    runs = [tick_run(i, completion) for i in range(3)]
+    for run in runs:
+        run.used(lane)
+        run.part_done()
+    lane.recorded[0].fire()
+    lane.recorded[1].fire()
+    assert book.finished == [] and completion.backlog == 3  # nobody looked yet
+    completion.poll()  # the dispatcher comes around: the passed ones, oldest first, here
+    me = threading.current_thread().name
+    assert book.finished == [(0, False, me), (1, False, me)] and completion.backlog == 1
+    completion.poll()  # tick 2's work is still running: it waits
+    assert len(book.finished) == 2
+    lane.recorded[2].fire()
+    completion.poll()
+    assert book.finished[2] == (2, False, me)
+    assert lane.recycled == lane.recorded
+    assert completion.close(WAIT_S)
+
+
+def test_while_the_dispatcher_waits_the_thread_books_waiting_and_new_ticks():
+    book = Book()
+    completion = Completion(book.finish, book.failed, dispatcher_books=True)
+    lane = HostLane()
+    first, second = tick_run(0, completion), tick_run(1, completion)
+    first.used(lane)
+    first.part_done()  # waits in the list
+    with completion.waiting():  # the dispatcher blocks (no slot): nothing may wait on it
+        second.used(lane)
+        second.part_done()  # done meanwhile (a worker's last call): straight to the thread
+        for event in lane.recorded:
+            event.fire()
+        book.wait_for(2)
+    assert [i for i, *_ in book.finished] == [0, 1]
+    assert {name for *_, name in book.finished} == {"flowml-gpu-done"}
+    assert completion.close(WAIT_S)
+
+
+def test_close_hands_the_waiting_ticks_to_the_thread():
+    book = Book()
+    completion = Completion(book.finish, book.failed, dispatcher_books=True)
+    run = tick_run(0, completion)
+    event = HostEvent()
+    run.wait_for(event)
+    run.part_done()
+    assert book.finished == []
+    threading.Timer(0.05, event.fire).start()
+    assert completion.close(WAIT_S)
+    assert [i for i, *_ in book.finished] == [0]
