@@ -102,8 +102,8 @@ class VideoClip(Node):
             return []
         if "frames" not in upstream:
             return ["input: frames takes K consecutive frames a tick and needs to know which they "
-                    "are: connect the source's frame info, e.g. `frames: src/frames` (capture.pattern "
-                    "with batch: K)"]
+                    "are: connect the source's frame info, e.g. `frames: src/frames` (capture.video "
+                    "or capture.pattern with batch: K)"]
         keys = upstream["frames"]
         if keys is not None and not SOURCE_KEYS <= keys:
             return [f"input `frames` must come from a source's `frames` output ({', '.join(sorted(SOURCE_KEYS))}); "
@@ -141,7 +141,7 @@ class VideoClip(Node):
     def _batched(self, image: torch.Tensor, frames: Any) -> Any:
         if frames is None:
             raise NodeError("input: frames needs the source's frame info: connect its `frames` output "
-                            "to this node's `frames` input (capture.pattern with batch: K)")
+                            "to this node's `frames` input (capture.video or capture.pattern with batch: K)")
         clips, ends = self.ring.push(image, self.params.stride)
         if clips is None:
             return NO_VALUE

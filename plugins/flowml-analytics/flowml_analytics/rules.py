@@ -20,7 +20,12 @@ class Rules(Node):
 
     ``metadata``: a record (dict) or a list of records (e.g. one per track). A list is checked
     record by record, each keyed by its ``key`` field (``tracker_id``), so every track has its
-    own state. A rule that matches a record is *active* from that tick (``since``) until a tick
+    own state. ``extra`` (optional): a second node's metadata joined into those records first,
+    so that one rule can name keys of both (``class`` from ``classify.join`` and
+    ``tracking_duration_in_seconds`` from ``track.objects``): a list is joined by ``key`` (a
+    record gets the fields of the ``extra`` record with the same ``tracker_id``; a record with
+    none gets nothing), a dict is joined into every record; a key both have keeps the value of
+    ``metadata``'s record. A rule that matches a record is *active* from that tick (``since``) until a tick
     where it does not match (or the record is gone); on every tick it matches, the node emits
     one event for it: ``{rule_name, state: "start" | "continue", since, t, frame, tracker_id,
     metadata: the record, action: the rule's action}``. Output ``events``: the list of this
@@ -38,7 +43,9 @@ class Rules(Node):
     """
 
     type_name = "rules.match"
-    inputs = (Input("metadata", JSON, "a dict of metadata, or a list of them (one per track)"),)
+    inputs = (Input("metadata", JSON, "a dict of metadata, or a list of them (one per track)"),
+              Input("extra", JSON, "another node's metadata, joined in by `key` (a list) or into every record (a dict)",
+                    optional=True))
     outputs = (Output("events", JSON, "list of {rule_name, state, since, t, frame, tracker_id, metadata, action}"),)
     blocking = True  # on a worker: waiting there for the classifier's result, not on the graph's thread
 
@@ -58,11 +65,15 @@ class Rules(Node):
             rules = load_rules(path, str(path))
         except GraphErrors as errors:
             return [str(e).replace(": error: ", ": ", 1) for e in errors.errors]
-        keys = upstream.get("metadata")
+        keys, feeding = upstream.get("metadata"), "the node feeding `metadata`"
+        if "extra" in upstream:
+            extra = upstream["extra"]
+            keys = None if keys is None or extra is None else keys | extra
+            feeding = "the nodes feeding `metadata` and `extra`"
         if keys is None:
             return []
-        return [f"{c.where}: rule {rule.name!r}: key {c.key!r} is not in the metadata of the node "
-                f"feeding `metadata`; it emits {', '.join(sorted(keys)) or 'nothing'}"
+        return [f"{c.where}: rule {rule.name!r}: key {c.key!r} is not in the metadata of {feeding}; "
+                f"{'they emit' if 'extra' in upstream else 'it emits'} {', '.join(sorted(keys)) or 'nothing'}"
                 for rule in rules for c in rule.conditions if c.key not in keys]
 
     def setup(self, ctx: flowml.NodeContext) -> None:
@@ -73,11 +84,13 @@ class Rules(Node):
             raise NodeError("rules file has mistakes:\n" + str(errors)) from None
         self.since: dict[tuple[str, Any], float] = {}
 
-    def process(self, metadata: Any) -> Any:
+    def process(self, metadata: Any, extra: Any = None) -> Any:
         records = metadata if isinstance(metadata, list) else [metadata] if metadata is not None else []
         for record in records:
             if not isinstance(record, dict):
                 raise NodeError(f"metadata must be a dict or a list of dicts, got a {type(record).__name__}")
+        if extra is not None:
+            records = join(records, extra, self.params.key)
         events: list[dict] = []
         for frame, t, group in self._frames(records):
             self._step(group, frame, t, events)
@@ -116,3 +129,18 @@ class Rules(Node):
                                "metadata": record, "action": rule.action})
         for gone in set(self.since) - active:  # not matching, or its record is gone: inactive
             del self.since[gone]
+
+
+def join(records: list[dict], extra: Any, key: str) -> list[dict]:
+    """``records`` with ``extra``'s fields added: a dict's to every record; a list's record
+    with the same ``key`` value to each record that has one (the first, if several). A field
+    a record has already keeps its value."""
+    if isinstance(extra, dict):
+        return [{**extra, **record} for record in records]
+    if not isinstance(extra, list) or not all(isinstance(e, dict) for e in extra):
+        raise NodeError(f"extra must be a dict or a list of dicts (another node's metadata), got {extra!r:.200}")
+    by_key: dict[Any, dict] = {}
+    for e in extra:
+        if e.get(key) is not None:
+            by_key.setdefault(e[key], e)
+    return [{**by_key[r[key]], **r} if r.get(key) in by_key else r for r in records]

@@ -154,3 +154,44 @@ def test_an_event_with_no_keyframe_to_start_from_makes_its_own_frame_one(tmp_pat
     got = [clip_numbers(p) for p in sorted((tmp_path / "clips").glob("*.mp4"))]
     assert [n for n, _ in got] == [[0, 1, 2], [3, 4, 5, 6, 7, 8]]
     assert all(keys[0] for _, keys in got)
+
+
+def test_the_packet_ring_keeps_from_the_last_keyframe_before_its_seconds():
+    """After every frame, the ring starts at the last keyframe at or before newest - seconds
+    (the first frame while there is none) and holds every frame from there: any pre-roll up to
+    ``seconds`` starts on a keyframe, and nothing older is kept."""
+    from flowml_analytics.packets import Coded, PacketRing
+
+    for seconds, gop, fps in ((1.0, 4, 10), (0.5, 7, 30), (2.0, 1, 25), (0.05, 30, 30)):
+        ring, added = PacketRing(seconds), []
+        for i in range(200):
+            item = Coded(None, i / fps, i, i, i % gop == 0)
+            ring.add(item)
+            added.append(item)
+            early = [c for c in added if c.key and c.t <= item.t - seconds]
+            first = early[-1].index if early else 0
+            assert [c.index for c in ring.items] == list(range(first, i + 1)), (seconds, gop, i)
+        assert len(ring.items) <= seconds * fps + gop + 1
+
+
+def test_a_1080p_ring_holds_packets_not_raw_frames(tmp_path):
+    """30 frames of 1080p at 10 fps, a 1 s buffer, a keyframe every 5: the ring holds frames
+    15-29 (from the keyframe at or before 2.9 - 1 s), as H.264 packets far smaller than the
+    6 MB a raw frame takes."""
+    import torch
+
+    from flowml.testing import NodeHarness
+    from flowml_analytics.record import Record
+
+    height, width = 1080, 1920
+    y, x = torch.linspace(0, 1, height).view(-1, 1), torch.linspace(0, 1, width).view(1, -1)
+    params = {"folder": "clips", "fps": 10, "gop": 5, "threads": 1, "preset": "ultrafast", "buffer_seconds": 1.0}
+    with NodeHarness(Record, params, graph_dir=tmp_path) as h:
+        for i in range(30):
+            moving = torch.stack([(x + 0.03 * i) % 1 * y, 0.5 + 0 * x * y, (x * y + 0.01 * i) % 1])
+            h.process(t=i / 10, image=moving[None])
+        held = list(h.node.ring.items)
+    assert [c.index for c in held] == list(range(15, 30)) and held[0].key
+    raw = len(held) * height * width * 3
+    assert sum(c.packet.size for c in held) < raw / 100  # measured ~0.4%
+    assert not list((tmp_path / "clips").glob("*.mp4"))  # no event, no clip

@@ -151,3 +151,61 @@ def test_a_rule_on_a_key_no_node_emits_is_reported_when_the_graph_is_validated(t
     with pytest.raises(GraphErrors) as err:
         load_graph(graph, registry)
     assert any("bad.json:3:" in e.message and "unknown operator" in e.message for e in err.value.errors)
+
+
+CLASS_AND_TIME = """\
+- rule_name: disc_followed
+  and:
+    - {key: class, operator: ==, value: disc}
+    - {key: tracking_duration_in_seconds, operator: ">=", value: 1.3}
+"""
+
+
+def test_extra_joins_a_second_nodes_metadata_by_tracker_id(tmp_path):
+    """A rule on a track's duration and its class: the tracks from one node, the classes from
+    another, joined by tracker_id; a track without a class this tick does not match."""
+    write(tmp_path / "r.yaml", CLASS_AND_TIME)
+    tracks = [{"tracker_id": 1, "tracking_duration_in_seconds": 2.0},
+              {"tracker_id": 2, "tracking_duration_in_seconds": 1.5},
+              {"tracker_id": 3, "tracking_duration_in_seconds": 0.4},
+              {"tracker_id": 4, "tracking_duration_in_seconds": 3.0}]  # not classified this tick
+    classes = [{"tracker_id": 2, "class": "disc", "probability": 70.0},
+               {"tracker_id": 1, "class": "square", "probability": 90.0},
+               {"tracker_id": 3, "class": "disc", "probability": 60.0}]
+    with NodeHarness(Rules, {"path": "r.yaml"}, graph_dir=tmp_path) as h:
+        (event,) = h.process(t=1.0, metadata=tracks, extra=classes)["events"]
+        assert event["tracker_id"] == 2 and event["metadata"] == {
+            "tracker_id": 2, "tracking_duration_in_seconds": 1.5, "class": "disc", "probability": 70.0}
+        assert h.process(t=1.1, metadata=tracks)["events"] is NO_VALUE  # no classes: no class key
+        # a dict is joined into every record; a key the record has keeps the record's value
+        got = h.process(t=1.2, metadata=tracks, extra={"class": "disc", "tracking_duration_in_seconds": 9})["events"]
+        assert [(e["tracker_id"], e["state"]) for e in got] == [(1, "start"), (2, "start"), (4, "start")]
+        with pytest.raises(Exception, match="extra must be a dict or a list of dicts"):
+            h.process(metadata=tracks, extra=[1, 2])
+
+
+def test_a_rule_may_name_keys_of_the_extra_node_at_validation(tmp_path):
+    """capture.pattern's `frames` declares {index, count, t}, classify.topk its own keys: a rule
+    on `index` and `probability` validates when both feed the rules, not with `metadata` alone."""
+    write(tmp_path / "r.json", '[{"rule_name": "late", "and": [{"key": "index", "operator": ">", "value": 1},'
+                               ' {"key": "probability", "operator": ">=", "value": 20}]}]')
+    graph = tmp_path / "g.yaml"
+    text = ("flowml: 1\nnodes:\n"
+            "  src: {type: capture.pattern, params: {size: [32, 32], frames: 2}}\n"
+            "  logits: {type: python.function, inputs: {image: src/image}, params: {function: \"x:y\", outputs: [\"l:tensor\"]}}\n"
+            "  top: {type: classify.topk, inputs: {logits: logits/l}}\n"
+            "  rules: {type: rules.match, inputs: {metadata: top/metadata%s}, params: {path: r.json}}\n")
+    registry = load_registry()
+    graph.write_text(text % "")
+    with pytest.raises(GraphErrors) as err:
+        load_graph(graph, registry)
+    (message,) = [e.message for e in err.value.errors]
+    assert "key 'index' is not in the metadata of the node feeding `metadata`; it emits" in message
+    graph.write_text(text % ", extra: src/frames")
+    load_graph(graph, registry)  # index comes from extra: valid
+    write(tmp_path / "r.json", '[{"rule_name": "x", "and": [{"key": "indx", "operator": ">", "value": 1}]}]')
+    with pytest.raises(GraphErrors) as err:
+        load_graph(graph, registry)
+    (message,) = [e.message for e in err.value.errors]
+    assert "key 'indx' is not in the metadata of the nodes feeding `metadata` and `extra`; they emit" in message
+    assert message.endswith("they emit class_index, count, frame, index, predicted_class, probability, t, top")
