@@ -9,6 +9,9 @@ import flowml
 from flowml import JSON, TENSOR, Field, Input, Node, NodeError, Output
 
 
+KEYS = frozenset({"tracker_id", "class", "class_id", "probability"})
+
+
 class ClassifyJoin(Node):
     """Per-track ``{tracker_id, class, class_id, probability}`` from a classifier's logits.
 
@@ -28,6 +31,11 @@ class ClassifyJoin(Node):
     class Params(flowml.Params):
         labels: list[str] = Field([], description="class names, in the classifier's order")
         labels_file: str | None = Field(None, file="input", description="a text file, one class name a line")
+
+    @classmethod
+    def metadata_keys(cls, params: flowml.Params) -> frozenset[str]:
+        """The keys of each dict on ``classes``, for rules to name (``rules.match``'s ``extra``)."""
+        return KEYS
 
     def setup(self, ctx: flowml.NodeContext) -> None:
         self.names = self._names(self.params)

@@ -3,10 +3,12 @@ detect.background -> track.objects -> crop.square -> torch.model (SqueezeNet) ->
 classify.join -> overlay.tracks -> output.video and output.image."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from flowml.graph import load_graph
 from flowml.plugins import load_registry
@@ -54,6 +56,13 @@ def test_tracking_graph_writes_an_overlay_video_with_classes_joined_to_tracks(tm
     long_tracks = {(i, t["tracker_id"]) for i, (_, _, tracks) in seen.items() for t in tracks
                    if t["tracking_duration_in_seconds"] >= 0.5 and t["tracking_ended_time"] == "N/A"}
     assert long_tracks and {(e["frame"], e["tracker_id"]) for e in events} == long_tracks
+    # each event's record has its track's class of that frame joined in (rules' `extra`)
+    classified = {(i, c["tracker_id"]): c for i, (classes, _, _) in seen.items() for c in classes}
+    joined = [e for e in events if (e["frame"], e["tracker_id"]) in classified]
+    assert len(joined) > len(events) // 2
+    for e in joined:
+        c = classified[(e["frame"], e["tracker_id"])]
+        assert (e["metadata"]["class"], e["metadata"]["probability"]) == (c["class"], c["probability"])
     assert list((tmp_path / "out" / "tracking_clips").glob("*.mp4"))
     # the overlay drew on the frames: they differ from the source where the objects are
     source = decoded(tmp_path / "out" / "tracking_scene.mp4")
@@ -74,6 +83,15 @@ def test_a_rule_on_a_key_track_does_not_emit_fails_validation(tmp_path):
         load_graph(path, load_registry())
     message = str(errors.value)
     assert "'tracking_seconds' is not in the metadata" in message and "tracking_duration_in_seconds" in message
+    # a rule on the class of a track: classify.join's key, joined in as rules' `extra`
+    with_class = json.loads(RULES.read_text())
+    with_class[0]["and"].append({"key": "class", "operator": "==", "value": "disc"})
+    (tmp_path / "graphs" / RULES.name).write_text(json.dumps(with_class))
+    load_graph(path, load_registry())
+    with_class[0]["and"][-1]["key"] = "klass"
+    (tmp_path / "graphs" / RULES.name).write_text(json.dumps(with_class))
+    with pytest.raises(GraphErrors, match="'klass' is not in the metadata of the nodes feeding `metadata` and `extra`"):
+        load_graph(path, load_registry())
 
 
 def test_offline_detection_overlaps_the_crops_and_is_deterministic(tmp_path):
@@ -115,3 +133,55 @@ nodes:
     assert sum(len(b) for _, b, _ in first) > 100
     for (i, boxes, crops), (_, again, _) in zip(first, second):
         assert torch.equal(boxes, alone[i]["boxes"]) and torch.equal(boxes, again) and crops == len(boxes)
+
+
+
+class Saturated(torch.nn.Module):
+    """A box detector as a model file: the bounding box of the saturated pixels (the scene's one
+    coloured object on its grey background) as an (N, 6) tensor of x1, y1, x2, y2, score, label."""
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image[0]
+        where = torch.nonzero(x.amax(0) - x.amin(0) > 0.4)  # (n, 2) rows, columns
+        ys, xs = where[:, 0], where[:, 1]
+        if xs.numel() == 0:
+            return image.new_zeros(0, 6)
+        row = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).to(image.dtype)
+        score_label = torch.tensor([0.9, 3.0], dtype=image.dtype, device=image.device)
+        return torch.cat([row, score_label])[None]
+
+
+def test_a_torch_model_detector_feeds_the_tracker_through_the_adapter(tmp_path):
+    """capture.video -> torch.model (a TorchScript detector) -> detect.from_tensor ->
+    track.objects, scored against the scene's known path with trackers' own evaluation."""
+    from flowml_track.score import score
+
+    scene = Scene((160, 120), 45, 30, objects=1, seed=4)
+    write_video(scene, tmp_path / "scene.mp4")
+    with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; torch.model still loads it
+        warnings.simplefilter("ignore")
+        torch.jit.script(Saturated()).save(str(tmp_path / "detector.pt"))
+    (tmp_path / "g.yaml").write_text("""
+flowml: 1
+mode: offline
+nodes:
+  video: {type: capture.video, params: {path: scene.mp4}}
+  model: {type: torch.model, inputs: {image: video/image}, params: {path: detector.pt, outputs: ["rows:tensor"]}}
+  adapt: {type: detect.from_tensor, inputs: {value: model/rows}, params: {min_score: 0.5}}
+  track: {type: track.objects, inputs: {detections: adapt/detections}, params: {minimum_consecutive_frames: 1}}
+""")
+    tracked, labels = [], set()
+
+    def keep(tick, out):
+        track = out["track"]  # a leaf on a worker: its outputs may still be coming (a Future)
+        d = (track.result() if hasattr(track, "result") else track)["detections"]
+        labels.update(int(v) for v in out["adapt"]["detections"]["labels"])
+        tracked.append((tick.index, [{"id": int(i), "box": b} for i, b in zip(d["tracker_id"], d["boxes"].tolist())]))
+
+    with Scheduler(load_graph(tmp_path / "g.yaml", load_registry()), device="cpu") as sched:
+        sched.after_tick.append(keep)
+        assert sched.run().ok
+    assert len(tracked) == scene.frames and labels == {3}
+    assert len({o["id"] for _, objs in tracked for o in objs}) == 1  # one object, one id
+    result = score(((i, scene.truth(i)) for i in range(scene.frames)), tracked)
+    assert result["MOTA"] >= 0.95 and result["IDSW"] == 0, result
