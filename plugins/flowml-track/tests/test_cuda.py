@@ -25,7 +25,7 @@ def scene_detections(n: int, width: int, height: int) -> dict:
 @needs_cuda
 @pytest.mark.parametrize("size, margin", [(224, 0.0), (96, 0.2)])
 def test_crop_square_on_cuda_equals_cpu(size, margin):
-    image = torch.rand(1, 3, 1080, 1920)
+    image = torch.rand(1, 3, 1080, 1920, generator=torch.Generator().manual_seed(2))
     d = scene_detections(40, 1920, 1080)
     params = {"size": size, "margin": margin}
     cpu = run_node(CropSquare, {"image": image, "detections": d}, params)
@@ -33,9 +33,11 @@ def test_crop_square_on_cuda_equals_cpu(size, margin):
     assert gpu["crops"].is_cuda and gpu["crops"].shape == (40, 3, size, size)
     assert gpu["ids"] == cpu["ids"]
     torch.testing.assert_close(gpu["boxes"].cpu(), cpu["boxes"], rtol=0, atol=0)
-    # roi_align sums its bilinear taps in another order on the GPU: 2.3e-4 at most on the H200
-    # (2026-12-02), normalised values of std ~4; the boxes above are exact
-    torch.testing.assert_close(gpu["crops"].cpu(), cpu["crops"], rtol=0, atol=5e-4)
+    # the boxes above are exact; the crops are not bit-equal: roi_align places its samples with
+    # float32 arithmetic that rounds differently on the GPU (~1e-4 px at x ~ 1920), and on a
+    # noise image (neighbours differ by up to 1, x ~4.5 normalised) that moves a value by up to
+    # ~5e-4 per tap. Measured on the H200: 2.3e-4 (2026-12-02), 7.2e-4 (2026-12-04, unseeded image)
+    torch.testing.assert_close(gpu["crops"].cpu(), cpu["crops"], rtol=0, atol=2e-3)
 
 
 def grid_detections(cols: int = 6, rows: int = 5) -> dict:
