@@ -46,9 +46,11 @@ _HOST_VECTORS = r"""
 struct float4 { float x, y, z, w; };
 struct double2 { double x, y; };
 struct uint2 { unsigned x, y; };
+struct uint4 { unsigned x, y, z, w; };
 inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c, d}; }
 inline double2 make_double2(double a, double b) { return {a, b}; }
 inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
+inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
 #endif
 """
 
@@ -273,13 +275,7 @@ __device__ __forceinline__ wq_t ldq(const T* __restrict__ p, long long i, int lo
     return packq(h);
 }}
 {HALF2}
-// a hint: the line of p into L1 (and L2), no register, nothing waits for it (no-op on the host)
-__device__ __forceinline__ void pfl1(const void* p) {{
-#ifdef __CUDA_ARCH__
-    asm volatile("prefetch.L1 [%0];" :: "l"(p));
-#endif
-}}
-// One block: a tile of TY rows x TXQ quads (4 px) of the output and CB channels; one thread: a
+{PFL1}// One block: a tile of TY rows x TXQ quads (4 px) of the output and CB channels; one thread: a
 // quad of one row and CB channels. Channel blocks are the fastest grid index, so the blocks that
 // read the same weights run together (L2 hits, DRAM reads the weights once). Per tap row the
 // thread loads its N x 4 weights (vector loads, read once for CB channels), then per channel the
@@ -528,6 +524,115 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_tile(
 }}
 """
 
+# the 16-bit plans' shared pieces (wf_tile, wf_h2w, wf_h2r): format strings, formatted
+# once where a kernel takes them
+_PFL1 = r"""// a hint: the line of p into L1 (and L2), no register, nothing waits for it (no-op on the host)
+__device__ __forceinline__ void pfl1(const void* p) {{
+#ifdef __CUDA_ARCH__
+    asm volatile("prefetch.L1 [%0];" :: "l"(p));
+#endif
+}}
+"""
+
+# cp.async copies of a channel chunk's input tile (wf_h2w, wf_h2r: the macros CB, SH, SW,
+# SQ, NQ, PADX, TXQ, TY of the kernel)
+_H2_FILL = r"""// 4 halves (8 bytes) global -> shared, zeros when !in (nothing read); cp.async on sm_80+
+__device__ __forceinline__ void c8(T* s, const T* g, bool in) {{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned sa;
+    asm volatile("{{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }}"
+                 : "=r"(sa) : "l"(s));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;"
+                 :: "r"(sa), "l"(g), "r"(in ? 8 : 0) : "memory");
+#else
+    *reinterpret_cast<uint2*>(s) = in ? *reinterpret_cast<const uint2*>(g) : make_uint2(0u, 0u);
+#endif
+}}
+__device__ __forceinline__ void c8_commit() {{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}}
+template <int PENDING> __device__ __forceinline__ void c8_wait() {{   // all but PENDING groups
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory");
+#endif
+}}
+// channels c0 .. c0+CB-1 of the block's input tile (rows ty0-R .., columns tx0-PADX ..) into
+// xs: 8-byte copies when W % 4 == 0 (a chunk is then wholly in or out of the image), else
+// element by element (synchronous); zeros outside the image and past C
+__device__ __forceinline__ void h2w_fill(T (*xs)[SH][SW], const T* __restrict__ xb, int c0,
+                                         int C, int H, int W, int ty0, int tx0, bool vec) {{
+    const long long HW = (long long)H * W;
+    for (int e = threadIdx.x; e < NQ; e += TXQ * TY) {{
+        const int cc = e / (SH * SQ), rem = e % (SH * SQ);
+        const int r = rem / SQ, q4 = rem % SQ;
+        const int y = ty0 - R + r, xx = tx0 - PADX + q4 * 4;
+        T* s = &xs[cc][r][q4 * 4];
+        const bool row = c0 + cc < C && y >= 0 && y < H;
+        const long long at = (c0 + cc) * HW + (long long)y * W + xx;
+        if (vec) {{
+            const bool in = row && xx >= 0 && xx < W;
+            c8(s, in ? xb + at : xb, in);
+        }} else {{
+            #pragma unroll
+            for (int q = 0; q < 4; ++q) s[q] = row && xx + q >= 0 && xx + q < W ? xb[at + q] : (T)0;
+        }}
+    }}
+}}
+"""
+
+# a tap row in half2 and its sum into float (the h2 plans' rounding, kernels_half2), and the
+# store of a thread's pixels (wf_h2w, wf_h2r)
+_H2_ROW = r"""// one tap row of HW2 pixel pairs in half2, the h2 plans' order: part[h] += w[j * HW2 + h] *
+// (columns S + 2h + j, S + 2h + j + 1 of the row words xw) for j = 0 .. N-1, one fma.rn.f16x2
+// each; an odd column pair is a funnel of two words (one PRMT)
+template <int HW2_, int S> __device__ __forceinline__ void h2_row(
+    const unsigned* xw, const unsigned* wr, unsigned* part) {{
+    #pragma unroll
+    for (int j = 0; j < N; ++j)
+        #pragma unroll
+        for (int h = 0; h < HW2_; ++h) {{
+            const int s = S + 2 * h + j;                 // columns s, s+1
+            const unsigned xv = s & 1
+                ? (xw[s >> 1] >> 16) | (xw[(s >> 1) + 1] << 16) : xw[s >> 1];
+            part[h] = hfma2(wr[j * HW2_ + h], xv, part[h]);
+        }}
+}}
+// a row's half2 sums into the float accumulators: acc[2h] += low half, acc[2h+1] += high half
+template <int HW2_> __device__ __forceinline__ void h2_into_float(const unsigned* part,
+                                                                  float* acc) {{
+    #pragma unroll
+    for (int h = 0; h < HW2_; ++h) {{
+        const T hv[2] = {{(T)(part[h] & 0xffffu), (T)(part[h] >> 16)}};
+        acc[2 * h] += ld(hv, 0);
+        acc[2 * h + 1] += ld(hv, 1);
+    }}
+}}
+// PXT_ (2, 4 or 8) results rounded to half at oc: one vector store when vec (whole, aligned),
+// else those of columns px0 + q < W one by one
+template <int PXT_> __device__ __forceinline__ void h2_store(T* oc, const float* acc, int px0,
+                                                            int W, bool vec) {{
+    T hv[PXT_];
+    #pragma unroll
+    for (int q = 0; q < PXT_; ++q) st(hv, q, acc[q]);
+    if (vec && PXT_ == 8) {{
+        *reinterpret_cast<uint4*>(oc) = make_uint4(
+            hv[0] | ((unsigned)hv[1] << 16), hv[2 % PXT_] | ((unsigned)hv[3 % PXT_] << 16),
+            hv[4 % PXT_] | ((unsigned)hv[5 % PXT_] << 16),
+            hv[6 % PXT_] | ((unsigned)hv[7 % PXT_] << 16));
+    }} else if (vec && PXT_ == 4) {{
+        *reinterpret_cast<uint2*>(oc) = make_uint2(
+            hv[0] | ((unsigned)hv[1] << 16), hv[PXT_ - 2] | ((unsigned)hv[PXT_ - 1] << 16));
+    }} else if (vec) {{
+        *reinterpret_cast<unsigned*>(oc) = hv[0] | ((unsigned)hv[1] << 16);
+    }} else {{
+        #pragma unroll
+        for (int q = 0; q < PXT_; ++q) if (px0 + q < W) oc[q] = hv[q];
+    }}
+}}
+"""
+
 # wf_h2w (float16): each pixel's N*N weights read ONCE for all C channels. At C = 32 the wf_tile
 # plans read a pixel's weights once per channel block (4 times with CB = 8), and at N = 9 the
 # weights are 81 of the 145 half words a pixel moves: most of their traffic. Here a thread owns
@@ -583,50 +688,7 @@ template <int H> __device__ __forceinline__ unsigned hfma2_bc(unsigned a, unsign
     return hfma2(a, v | (v << 16), c);
 #endif
 }}
-// 4 halves (8 bytes) global -> shared, zeros when !in (nothing read); cp.async on sm_80+
-__device__ __forceinline__ void c8(T* s, const T* g, bool in) {{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    unsigned sa;
-    asm volatile("{{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }}"
-                 : "=r"(sa) : "l"(s));
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;"
-                 :: "r"(sa), "l"(g), "r"(in ? 8 : 0) : "memory");
-#else
-    *reinterpret_cast<uint2*>(s) = in ? *reinterpret_cast<const uint2*>(g) : make_uint2(0u, 0u);
-#endif
-}}
-__device__ __forceinline__ void c8_commit() {{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}}
-template <int PENDING> __device__ __forceinline__ void c8_wait() {{   // all but PENDING groups
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.wait_group %0;" :: "n"(PENDING) : "memory");
-#endif
-}}
-// channels c0 .. c0+CB-1 of the block's input tile (rows ty0-R .., columns tx0-PADX ..) into
-// xs: 8-byte copies when W % 4 == 0 (a chunk is then wholly in or out of the image), else
-// element by element (synchronous); zeros outside the image and past C
-__device__ __forceinline__ void h2w_fill(T (*xs)[SH][SW], const T* __restrict__ xb, int c0,
-                                         int C, int H, int W, int ty0, int tx0, bool vec) {{
-    const long long HW = (long long)H * W;
-    for (int e = threadIdx.x; e < NQ; e += TXQ * TY) {{
-        const int cc = e / (SH * SQ), rem = e % (SH * SQ);
-        const int r = rem / SQ, q4 = rem % SQ;
-        const int y = ty0 - R + r, xx = tx0 - PADX + q4 * 4;
-        T* s = &xs[cc][r][q4 * 4];
-        const bool row = c0 + cc < C && y >= 0 && y < H;
-        const long long at = (c0 + cc) * HW + (long long)y * W + xx;
-        if (vec) {{
-            const bool in = row && xx >= 0 && xx < W;
-            c8(s, in ? xb + at : xb, in);
-        }} else {{
-            #pragma unroll
-            for (int q = 0; q < 4; ++q) s[q] = row && xx + q >= 0 && xx + q < W ? xb[at + q] : (T)0;
-        }}
-    }}
-}}
+{FILL}
 // One block: TY rows x TXQ * PXT pixels of the output, every channel; one thread: PXT pixels
 // (px0 ..) of row py, their N*N x PXT/2 raw half2 weights in registers for the whole kernel.
 extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
@@ -732,36 +794,11 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                                         : hfma2_bc<0>(wr[i][m], xw[s >> 1], part[0]);
                     }}
 #else
-                    #pragma unroll
-                    for (int j = 0; j < N; ++j)
-                        #pragma unroll
-                        for (int h = 0; h < HW2; ++h) {{
-                            const int s = PADE - R + 2 * h + j;     // columns s, s+1
-                            const unsigned xv = s & 1
-                                ? (xw[s >> 1] >> 16) | (xw[(s >> 1) + 1] << 16) : xw[s >> 1];
-                            part[h] = hfma2(wr[i * N + j][h], xv, part[h]);
-                        }}
+                    h2_row<HW2, PADE - R>(xw, wr[i * N], part);
 #endif
-                    #pragma unroll
-                    for (int h = 0; h < HW2; ++h) {{
-                        const T hv[2] = {{(T)(part[h] & 0xffffu), (T)(part[h] >> 16)}};
-                        acc[2 * h] += ld(hv, 0);
-                        acc[2 * h + 1] += ld(hv, 1);
-                    }}
+                    h2_into_float<HW2>(part, acc);
                 }}
-                T* oc = ob + (long long)(kc * CB + cc) * HW;
-                T hv[PXT];
-                #pragma unroll
-                for (int q = 0; q < PXT; ++q) st(hv, q, acc[q]);
-                if (vec && PXT == 4) {{
-                    *reinterpret_cast<uint2*>(oc) = make_uint2(
-                        hv[0] | ((unsigned)hv[1] << 16), hv[PXT - 2] | ((unsigned)hv[PXT - 1] << 16));
-                }} else if (vec) {{
-                    *reinterpret_cast<unsigned*>(oc) = hv[0] | ((unsigned)hv[1] << 16);
-                }} else {{
-                    #pragma unroll
-                    for (int q = 0; q < PXT; ++q) if (px0 + q < W) oc[q] = hv[q];
-                }}
+                h2_store<PXT>(ob + (long long)(kc * CB + cc) * HW, acc, px0, W, vec);
             }}
         }}
         __syncthreads();                                 // xs_s[kc & 1] read by all: refill
@@ -769,6 +806,133 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
 }}
 """
 
+
+# wf_h2r (float16, "register rows"): the h2 plans' arithmetic with fewer instructions per FMA.
+# A thread owns PXT = 4 or 8 adjacent pixels of one row and a block of CB channels (the channel
+# block the fastest grid index, as wf_tile: the blocks reading the same weights run together,
+# L2 hits). Per tap row it loads that row's N x PXT weights once (raw half2, one 8- or 16-byte
+# load a tap, the next row's hinted into L1), used for all CB channels; per channel the row
+# segment px0-PADX .. px0+PXT+PADX-1 comes from the shared tile in aligned 8- or 16-byte loads
+# (LDS.64 / LDS.128), the odd column pairs are funnels of neighbouring words (PRMT), and the
+# N x PXT / 2 fma.rn.f16x2 run from registers (h2_row); the row's half2 sum is added to CB x PXT
+# float accumulators (h2_into_float). Same rounding and order as the h2 plans (kernels_half2.
+# h2_rows_ref). The tile (CB channels, TY + N - 1 rows) is copied with cp.async (_H2_FILL) while
+# the first tap row's weights load. Per channel and tap row at N = 9, PXT = 8: 36 HFMA2, 2 LDS.128,
+# 7 funnels, 16 float conversions and adds (the h2 quads: 18 HFMA2, 3 LDS.64, 5 funnels, 8).
+_H2R = r"""
+#define CB {CB}
+#define PXT {PXT}
+#define HW2 (PXT / 2)                                    // half2 words of one tap's weights
+#define TXQ {TXQ}
+#define TY {TY}
+#define PADX ((R + 3) / 4 * 4)                           // tile halo: whole 4-half (8-byte) chunks
+#define SEGW (HW2 + PADX)                                // words of a row segment (px0-PADX ..)
+#define SH (TY + N - 1)
+#define SW (TXQ * PXT + 2 * PADX)                        // smem column s: image column tx0-PADX+s
+#define SQ (SW / 4)
+#define NQ (CB * SH * SQ)                                // 8-byte chunks of the tile
+#if PXT != 4 && PXT != 8
+#error "wf_h2r: PXT is 4 or 8"
+#endif
+{HFMA2}
+{PFL1}
+{FILL}
+// One block: TY rows x TXQ * PXT pixels of the output and CB channels; one thread: PXT pixels
+// (px0 ..) of row py.
+extern "C" __global__ void __launch_bounds__(TXQ * TY{MINB}) wf_h2r(
+    const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ out, int C, int H, int W)
+{{
+    const long long HW = (long long)H * W;
+    const int nb = (C + CB - 1) / CB;
+    const int cblk = blockIdx.x % nb, tile = blockIdx.x / nb;
+    const int tiles_x = (W + TXQ * PXT - 1) / (TXQ * PXT);
+    const int ty0 = (tile / tiles_x) * TY, tx0 = (tile % tiles_x) * (TXQ * PXT);
+    const int lx = threadIdx.x % TXQ, ly = threadIdx.x / TXQ;
+    const int py = ty0 + ly, px0 = tx0 + lx * PXT;
+    const bool vec = (W % PXT) == 0;                     // whole, aligned weight and output words
+    const int c0 = cblk * CB;
+    const long long b = blockIdx.y;
+    __shared__ __align__(16) T xs_s[CB][SH][SW];         // raw half words
+#ifdef WF_SMEM_HOOK
+    WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
+#endif
+    h2w_fill(xs_s, x + b * C * HW, c0, C, H, W, ty0, tx0, (W % 4) == 0);
+    c8_commit();
+    const bool live = py < H && px0 < W;                 // the others only help fill the tile
+    const T* wb = w + b * NN * HW + (long long)py * W + px0;
+    if (live && vec && py - R >= 0) {{                   // tap row 0's weights: hinted meanwhile
+        #pragma unroll
+        for (int j = 0; j < N; ++j) pfl1(wb + (long long)j * HW);
+    }}
+    float acc[CB][PXT];
+    #pragma unroll
+    for (int cc = 0; cc < CB; ++cc)
+        #pragma unroll
+        for (int q = 0; q < PXT; ++q) acc[cc][q] = 0.f;
+    c8_wait<0>();
+    __syncthreads();                                     // the tile is in; no return before
+    if (!live) return;
+    #pragma unroll 1
+    for (int i = 0; i < N; ++i) {{
+        const int y = py + i - R;
+        if (vec && i + 1 < N && y + 1 >= 0 && y + 1 < H) {{   // row i+1's, hinted during row i
+            #pragma unroll
+            for (int j = 0; j < N; ++j) pfl1(wb + (long long)((i + 1) * N + j) * HW);
+        }}
+        if (y < 0 || y >= H) continue;                   // a zero tile row: +0 partials, skipped
+        unsigned wr[N * HW2];                            // tap j, pixels 2h, 2h+1: wr[j * HW2 + h]
+        #pragma unroll
+        for (int j = 0; j < N; ++j) {{
+            const T* wk = wb + (long long)(i * N + j) * HW;
+            if (vec && PXT == 8) {{
+                const uint4 q = *reinterpret_cast<const uint4*>(wk);
+                wr[j * HW2] = q.x; wr[j * HW2 + 1] = q.y;
+                wr[j * HW2 + 2 % HW2] = q.z; wr[j * HW2 + 3 % HW2] = q.w;
+            }} else if (vec) {{
+                const uint2 q = *reinterpret_cast<const uint2*>(wk);
+                wr[j * HW2] = q.x; wr[j * HW2 + 1] = q.y;
+            }} else {{
+                #pragma unroll
+                for (int h = 0; h < HW2; ++h) {{
+                    const T lo = px0 + 2 * h < W ? wk[2 * h] : (T)0;
+                    const T hi = px0 + 2 * h + 1 < W ? wk[2 * h + 1] : (T)0;
+                    wr[j * HW2 + h] = lo | ((unsigned)hi << 16);
+                }}
+            }}
+        }}
+        #pragma unroll
+        for (int cc = 0; cc < CB; ++cc) {{
+            if (c0 + cc < C) {{
+                unsigned xw[SEGW];                       // word s: columns px0-PADX+2s, +1
+                const unsigned* srow =
+                    reinterpret_cast<const unsigned*>(&xs_s[cc][ly + i][lx * PXT]);
+#if PXT == 8
+                #pragma unroll
+                for (int s = 0; s < SEGW; s += 4) {{
+                    const uint4 a = *reinterpret_cast<const uint4*>(srow + s);
+                    xw[s] = a.x; xw[s + 1] = a.y; xw[s + 2] = a.z; xw[s + 3] = a.w;
+                }}
+#else
+                #pragma unroll
+                for (int s = 0; s < SEGW; s += 2) {{
+                    const uint2 a = *reinterpret_cast<const uint2*>(srow + s);
+                    xw[s] = a.x; xw[s + 1] = a.y;
+                }}
+#endif
+                unsigned part[HW2];
+                #pragma unroll
+                for (int h = 0; h < HW2; ++h) part[h] = 0u;   // +0, +0 (half2)
+                h2_row<HW2, PADX - R>(xw, wr, part);
+                h2_into_float<HW2>(part, acc[cc]);
+            }}
+        }}
+    }}
+    T* ob = out + (b * C + c0) * HW + (long long)py * W + px0;
+    #pragma unroll
+    for (int cc = 0; cc < CB; ++cc)
+        if (c0 + cc < C) h2_store<PXT>(ob + (long long)cc * HW, acc[cc], px0, W, vec);
+}}
+"""
 
 _WGRAD = r"""
 extern "C" __global__ void wf_wgrad(const T* __restrict__ a, const T* __restrict__ bsrc,
@@ -844,6 +1008,7 @@ def tile_source(dtype: str, n: int, cb: int, txq: int, ty: int, smem: bool, pf: 
     quad = _QUAD["float32" if dtype == "float32" else "16"].format()
     return (_common(dtype, n) + f"#define PFB {pfb}\n"
             + _TILE.format(CB=cb, TXQ=txq, TY=ty, SMEM=int(smem), PF=pf, H2=int(h2), QUAD=quad,
+                           PFL1=_PFL1.format(),
                            HALF2=_HALF2.format() if h2 else ""))
 
 
@@ -865,4 +1030,24 @@ def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int, bc: bool = False) -
     if bc and pxt != 2:
         raise ValueError(f"wf_h2w bc broadcasts input halves to a pixel pair: pxt 2, not {pxt}")
     return _common("float16", n) + _H2W.format(CB=cb, PXT=pxt, BC=int(bc), TXQ=txq, TY=ty,
-                                                HFMA2=_HFMA2.format())
+                                                HFMA2=_HFMA2.format(),
+                                                FILL=_H2_FILL.format() + _H2_ROW.format())
+
+
+def h2r_source(n: int, cb: int, pxt: int, txq: int, ty: int, mb: int = 0) -> str:
+    """``wf_h2r`` (float16 storage only): blocks of ``ty`` rows x ``txq`` threads of ``pxt`` (4
+    or 8) pixels and ``cb`` channels (the channel block the fastest grid index), each tap row's
+    N x ``pxt`` weights loaded once for the ``cb`` channels, the row segment of each channel
+    from the shared tile in aligned vector loads, the taps in half2 from registers, rows added in
+    float (the ``h2`` plans' rounding). ``mb`` > 0: at least that many blocks an SM
+    (``__launch_bounds__``' second argument: ptxas caps the registers to fit them).
+    ``x`` (B, C, H, W), ``w`` (B, N*N, H, W) -> ``out`` (B, C, H, W)."""
+    if pxt not in (4, 8):
+        raise ValueError(f"wf_h2r: pxt is 4 or 8 (one or two 8-byte words of weights a tap), "
+                         f"not {pxt}")
+    if mb < 0:
+        raise ValueError(f"wf_h2r: mb (blocks an SM) is 0 (no bound) or more, not {mb}")
+    return _common("float16", n) + _H2R.format(CB=cb, PXT=pxt, TXQ=txq, TY=ty,
+                                                MINB=f", {mb}" if mb else "",
+                                                HFMA2=_HFMA2.format(), PFL1=_PFL1.format(),
+                                                FILL=_H2_FILL.format() + _H2_ROW.format())

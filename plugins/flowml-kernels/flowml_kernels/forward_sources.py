@@ -3,7 +3,7 @@ source that the CuPy backend compiles and the CPU tests build as C++."""
 
 from __future__ import annotations
 
-from .cuda_source import filter_source, gather4_source, h2w_source, tile_source
+from .cuda_source import filter_source, gather4_source, h2r_source, h2w_source, tile_source
 from .mma_source import mma_source
 from .plans import ForwardPlan, rows_per_thread
 
@@ -19,6 +19,10 @@ def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
         if dtype != "float16":
             raise ValueError(f"plan {plan.name!r}: wf_h2w takes float16 storage, not {dtype}")
         return h2w_source(n, cb, plan.px, plan.txq, plan.ty, plan.bc), "wf_h2w"
+    if plan.kernel == "h2r":
+        if dtype != "float16":
+            raise ValueError(f"plan {plan.name!r}: wf_h2r takes float16 storage, not {dtype}")
+        return h2r_source(n, cb, plan.px, plan.txq, plan.ty, plan.mb), "wf_h2r"
     if plan.kernel == "mma":
         return mma_source(dtype, n, cb, plan.txq, plan.ty, plan.py), "wf_mma"
     if plan.kernel == "gather4":

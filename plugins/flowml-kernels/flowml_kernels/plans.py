@@ -6,7 +6,9 @@ rows), ``tile`` (``wf_tile``: 2-D blocks of ``ty`` rows x ``txq`` quads, the cha
 fastest grid index, the input through shared memory or L1), ``mma`` (``wf_mma``: tensor
 cores, 16-bit storage; ``txq`` 8-pixel groups a warp, ``ty`` warps a block) and ``h2w``
 (``wf_h2w``, float16: ``txq`` x ``ty`` threads of ``px`` pixels, each pixel's weights read once
-into registers for all channels, the channels through shared memory ``cb`` at a time).
+into registers for all channels, the channels through shared memory ``cb`` at a time) and
+``h2r`` (``wf_h2r``, float16: ``txq`` x ``ty`` threads of ``px`` pixels and ``cb`` channels, a
+tap row's weights loaded once for the ``cb`` channels, the taps in half2 from registers).
 ``PLANS`` holds every variant the benchmark sweeps (``benchmarks/weighted_filter_bench.py
 --sweep``); ``FORWARD_TABLE`` says which one runs, per dtype, channel count and N: the one dict
 to edit from a sweep's result (the sweep prints a replacement). No CuPy or torch here.
@@ -24,6 +26,10 @@ THREADS = 256
 H2W_WEIGHTS = 100
 """Half2 weight registers an ``h2w`` thread may hold (N*N*px/2): pairs N <= 9 (81), quads
 N <= 7 (98); NVRTC 13 for sm_90 keeps both without spilling (tests/test_kernels_h2w_on_cpu.py)."""
+
+H2R_HELD = 128
+"""Registers an ``h2r`` thread may hold by ``ForwardPlan.unsupported``'s count (accumulators,
+one tap row's weights, the input row segment)."""
 
 SMEM_LIMIT = 48 * 1024
 """Static shared memory a block may take (bytes) without an opt-in."""
@@ -57,7 +63,10 @@ class ForwardPlan:
     ``h2w``: ``px`` (2 or 4) pixels a thread, their N*N weights held in registers as half2 for
     all C channels (``cuda_source._H2W``), ``cb`` the channels of one shared-memory chunk;
     ``bc`` (pairs): each input half broadcast to both pixels against weights paired per input
-    column (N + 1 FMAs a tap row instead of N and N - 1 funnel shifts; N*(N+1) registers)."""
+    column (N + 1 FMAs a tap row instead of N and N - 1 funnel shifts; N*(N+1) registers).
+    ``h2r``: ``px`` (4 or 8) pixels of a row and ``cb`` channels a thread, ``txq`` x ``ty``
+    threads a block, the channel block the fastest grid index (``cuda_source._H2R``); ``mb``
+    > 0: at least ``mb`` blocks an SM (``__launch_bounds__``: ptxas caps the registers)."""
 
     name: str
     kernel: str
@@ -70,6 +79,7 @@ class ForwardPlan:
     h2: bool = False
     px: int = 4
     bc: bool = False
+    mb: int = 0
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
@@ -82,7 +92,7 @@ class ForwardPlan:
         """Threads a block."""
         if self.kernel == "mma":
             return 32 * self.ty
-        if self.kernel in ("tile", "h2w"):
+        if self.kernel in ("tile", "h2w", "h2r"):
             return self.txq * self.ty
         return THREADS
 
@@ -94,6 +104,9 @@ class ForwardPlan:
         if self.kernel == "h2w":                      # two chunks (double buffer), half words
             pad = (n // 2 + 3) // 4 * 4
             return 2 * 2 * self.channels(c) * (self.ty + n - 1) * (self.px * self.txq + 2 * pad)
+        if self.kernel == "h2r":                      # one chunk, half words
+            pad = (n // 2 + 3) // 4 * 4
+            return 2 * self.channels(c) * (self.ty + n - 1) * (self.px * self.txq + 2 * pad)
         if self.kernel != "tile" or not self.smem:
             return 0
         pad = (n // 2 + 3) // 4 * 4
@@ -110,6 +123,8 @@ class ForwardPlan:
             return f"tensor-core plans take float16 or bfloat16 storage, not {dtype}"
         if self.kernel == "h2w" and dtype != "float16":
             return f"h2w plans sum tap rows in half2 arithmetic: float16 storage only, not {dtype}"
+        if self.kernel == "h2r" and dtype != "float16":
+            return f"h2r plans sum tap rows in half2 arithmetic: float16 storage only, not {dtype}"
         held = n * (n + 1) if self.bc else n * n * self.px // 2
         if self.kernel == "h2w" and held > H2W_WEIGHTS:
             return (f"h2w holds a thread's {self.px} pixels' N*N weights in registers: "
@@ -125,6 +140,16 @@ class ForwardPlan:
         # is alone on its SM, which the plans are not built for.
         # h2: a tap row's weights stay raw (2 registers a quad), the prefetched ones too.
         cb = self.channels(c)
+        if self.kernel == "h2r":
+            # cb x px float accumulators + a tap row's N x px / 2 half2 weights + the row
+            # segment's words; NVRTC 13 for sm_90 (tests/test_kernels_h2r_on_cpu.py) keeps the
+            # plans below within it without spilling at N <= 9
+            seg = (self.px + 2 * ((n // 2 + 3) // 4 * 4)) // 2
+            held = cb * self.px + n * self.px // 2 + seg
+            if held > H2R_HELD:
+                return (f"h2r holds {cb} channels x {self.px} px accumulators, a tap row's "
+                        f"{n * self.px // 2} half2 weights and {seg} input words: {held} "
+                        f"registers > {H2R_HELD} (N = {n})")
         if self.kernel in ("tile", "gather4"):
             held = cb * 4 + n * (2 if self.h2 else 4) \
                 + (n * (4 if dtype == "float32" else 2) if self.pf & 1 else 0)
@@ -140,6 +165,10 @@ class ForwardPlan:
         nb = (c + cb - 1) // cb
         if self.kernel == "tile":
             tiles = ((w + 3) // 4 + self.txq - 1) // self.txq * ((h + self.ty - 1) // self.ty)
+            return (tiles * nb, b, 1)
+        if self.kernel == "h2r":                      # channel blocks fastest, as tile
+            span = self.px * self.txq
+            tiles = (w + span - 1) // span * ((h + self.ty - 1) // self.ty)
             return (tiles * nb, b, 1)
         if self.kernel == "h2w":                      # every channel in each block
             span = self.px * self.txq
@@ -168,6 +197,13 @@ def _h2w(name: str, px: int, txq: int, ty: int, cb: int, bc: bool = False) -> Fo
         raise ValueError(f"plan {name}: h2w takes 2 or 4 pixels a thread (bc: 2), txq * px a "
                          f"multiple of 4")
     return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px, bc=bc)
+
+
+def _h2r(name: str, px: int, txq: int, ty: int, cb: int, mb: int = 0) -> ForwardPlan:
+    if px not in (4, 8) or mb < 0:
+        raise ValueError(f"plan {name}: h2r takes 4 or 8 pixels a thread and mb >= 0 blocks an "
+                         f"SM, not px={px} mb={mb}")
+    return ForwardPlan(name, "h2r", cb, txq, ty, True, px=px, mb=mb)
 
 
 def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
@@ -237,6 +273,24 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _h2w("h2w_p4_8x16_cb8", 4, 8, 16, 8),
     _h2w("h2w_p4_32x4_cb8", 4, 32, 4, 8),
     _h2w("h2w_p4_16x8_cb4", 4, 16, 8, 4),
+    # h2r (float16; cuda_source._H2R): "register rows", aimed at C=32 N=9 where h2_h took 0.418
+    # ms (34.4% of copy) and h2w cannot hold the weights of more than a pixel pair. A thread
+    # owns px (4, 8) pixels of a row and cb channels; a tap row's weights are loaded once for
+    # the cb channels (8 or 16 bytes a tap), each channel's row segment comes from the shared
+    # tile in aligned LDS.64 / LDS.128, odd column pairs are PRMTs of neighbouring words, and
+    # the HFMA2s run from registers: per channel and tap row at N = 9, p8 issues 36 HFMA2 with
+    # 2 LDS.128, 7 PRMT and 16 float ops (h2_h: 18 with 3 LDS.64, 5 and 8). p4 cb16 halves the
+    # weights' L2 re-reads of h2_h (cb 8: four channel blocks at C=32). _mK: __launch_bounds__
+    # asks for K blocks an SM. NVRTC 13 sm_90 registers at N = 5 / 9, no spills
+    # (tests/test_kernels_h2r_on_cpu.py): p8 cb8 158 / 180 (2 blocks of 128 threads an SM), m3
+    # 160 / 168; p8 cb4 m4 122 / 128; p8 16x16 cb4 m2 122 / 128; p4 cb16 m4 110 / 125; p4 32x8
+    # cb8 70 / 79 (p8 cb8 m4 spills: 128 registers, 52 bytes at N = 9). Not timed yet.
+    _h2r("h2r_p8_16x8_cb8", 8, 16, 8, 8),
+    _h2r("h2r_p8_16x8_cb8_m3", 8, 16, 8, 8, mb=3),
+    _h2r("h2r_p8_16x8_cb4_m4", 8, 16, 8, 4, mb=4),
+    _h2r("h2r_p8_16x16_cb4_m2", 8, 16, 16, 4, mb=2),
+    _h2r("h2r_p4_16x8_cb16_m4", 4, 16, 8, 16, mb=4),
+    _h2r("h2r_p4_32x8_cb8", 4, 32, 8, 8),
     # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9
