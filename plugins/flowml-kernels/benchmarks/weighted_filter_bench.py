@@ -8,6 +8,8 @@
         --plans 'pf_|^smem_32x8_cb4$|^smem_16x8_cb8$|^smem_32x4_cb8$|^l1_32x8_cb4$|^mma_c16_g4_w8$'
     python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep --channels 32 \
         --dtypes float16 --plans '^h2w_|^h2_h_smem_16x8_cb8$'
+    python plugins/flowml-kernels/benchmarks/weighted_filter_bench.py --sweep --channels 32 \
+        --dtypes float16 --plans '^h2r_|^h2_h_smem_16x8_cb8$|^h2w_p4_16x8_cb8$'
 
 Cases: 1920x1080, batch 1, C in {3, 32}, N in {5, 9}, float32 and float16, gather. ``gbps``
 counts the bytes a kernel must move at least: the forward reads x and w and writes out,
@@ -25,7 +27,8 @@ paste into ``plans.py``; JSON to ``--out`` (and the table next to it as ``.txt``
 compile in parallel first (NVRTC; CuPy's disk cache keeps them). ``--channels``, ``--kernels``,
 ``--dtypes`` pick the cases, ``--plans`` (a regular expression, searched in the names) the plans
 (the third line above: the prefetching ``pf_*`` plans against their plain twins; the fourth:
-the float16 weights-once ``h2w_*`` plans against the table's fp16 choice).
+the float16 weights-once ``h2w_*`` plans against the table's fp16 choice; the fifth: the
+float16 register-row ``h2r_*`` plans against the table's fp16 C=32 plans).
 Needs a GPU and CuPy.
 """
 

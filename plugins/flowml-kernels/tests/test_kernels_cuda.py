@@ -226,9 +226,9 @@ def test_prefetching_plans_give_the_plain_plans_bits_on_the_gpu(name, every_plan
 
 
 @pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
-                                         .PLANS.items() if p.h2 or p.kernel == "h2w"))
+                                         .PLANS.items() if p.h2 or p.kernel in ("h2w", "h2r")))
 def test_half2_plans_give_the_half2_emulations_bits_on_the_gpu(name, every_plan_compiled):
-    """h2 and h2w (float16): fma.rn.f16x2 per tap in a row, float row sums: the bits of
+    """h2, h2w and h2r (float16): fma.rn.f16x2 per tap in a row, float row sums: the bits of
     ``kernels_half2.h2_rows_ref`` on the CPU (as the CPU build of the kernel gives them);
     within the float16 tolerance of the reference by ``test_every_forward_plan_on_the_gpu``."""
     from kernels_half2 import h2_rows_ref
@@ -246,15 +246,17 @@ def test_half2_plans_give_the_half2_emulations_bits_on_the_gpu(name, every_plan_
             assert torch.equal(got.view(torch.int16), want.view(torch.int16)), (name, shape, n)
 
 
-H2W_SHAPES = [(2, 33, 19, 21), (1, 32, 40, 136), (3, 3, 9, 64)]
+H2W_SHAPES = [(2, 33, 19, 21), (1, 32, 40, 136), (3, 3, 9, 64), (2, 5, 23, 36)]
 
 
 @pytest.mark.parametrize("name", sorted(k for k, p in __import__("flowml_kernels.plans").plans
-                                         .PLANS.items() if p.kernel == "h2w"))
+                                         .PLANS.items() if p.kernel in ("h2w", "h2r")))
 def test_h2w_plans_bits_and_graph_replay_on_the_gpu(name):
-    """h2w (cp.async double buffer on sm_80+, every channel in a block): h2_rows_ref's bits for
-    C 33 (a last chunk of one channel), odd W (the scalar path) and B 3; then the plan forced
-    through the op, captured in a CUDA graph on a side stream: replay equals eager."""
+    """h2w (cp.async double buffer on sm_80+, every channel in a block) and h2r (cp.async tile,
+    a tap row's weights in registers for a channel block, LDS.64/128 rows): h2_rows_ref's bits
+    for C 33 (a last chunk / block of one channel), C 5, odd W (the scalar path), W % 8 == 4
+    (h2r p8: scalar weights, vector tile) and B 3; then the plan forced through the op, captured
+    in a CUDA graph on a side stream: replay equals eager."""
     from kernels_half2 import h2_rows_ref
 
     from flowml_kernels import plans
