@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dist=${1:-.dist-gpu}; deps=${2:-.whl-min}
 py=${PYTHON:-.venv/bin/python}
+[ -x "$py" ] || { echo "gpu-wheels-prepare: no $py: run scripts/setup.sh --dev first (or set PYTHON)" >&2; exit 1; }
 mkdir -p .git/info
 for d in "$dist" "$deps"; do
   grep -qxF "/${d#./}/" .git/info/exclude 2>/dev/null || echo "/${d#./}/" >> .git/info/exclude
@@ -19,6 +20,9 @@ fresh=(); for d in "${dists[@]}"; do [ -e "$d/build" ] || fresh+=("$d/build"); d
 trap 'rm -rf "${fresh[@]}"' EXIT   # setuptools' build/ folders this made (stale files there end up in later wheels)
 "$py" -m pip wheel -q --no-index --no-deps --no-build-isolation -w "$dist" "${dists[@]}" 2>&1 \
   | grep -v -E "BuildBackendWarning|^ *(!!|\*{5,})" || true
+built=$(ls "$dist"/*.whl 2>/dev/null | wc -l)
+[ "${#dists[@]}" -gt 0 ] && [ "$built" -eq "${#dists[@]}" ] \
+  || { echo "gpu-wheels-prepare: $built wheels built in $dist, ${#dists[@]} distributions listed" >&2; exit 1; }
 mapfile -t reqs < <(grep -v -E '^\s*(#|$)' scripts/gpu-wheels-deps.txt)
 echo "gpu-wheels-prepare: downloading ${#reqs[@]} dependency wheels into $deps"
 plat=()
