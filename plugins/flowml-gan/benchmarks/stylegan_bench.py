@@ -391,6 +391,7 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
         started: list[float] = []
 
         host_at: list[tuple[float, int]] = []
+        threads: set[str] = set()  # the Python threads alive while it runs (who may want the GIL)
 
         def before(tick: Any) -> None:
             if tick.index == WARMUP:
@@ -406,6 +407,7 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
             clock.mark(gen.gpu.lane.stream if gen.gpu is not None else None)
             if tick.index in (WARMUP, WARMUP + 1):
                 images.append(out["image"])
+                threads.update(t.name for t in threading.enumerate())
 
         sched.before_tick.append(before)
         sched.after_tick.append(after)
@@ -431,7 +433,7 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
                 "gpu_ms": _median(gpu_ms[WARMUP:]),
                 "host_ms": 1e3 * total_s / calls if calls else None,
                 "frames_move": float((images[1] - images[0]).abs().max()),
-                "recent_fps": sched.stats.recent_fps(),
+                "recent_fps": sched.stats.recent_fps(), "threads": sorted(threads),
                 "completed": sched.stats.completed, **counters}
 
 
@@ -481,9 +483,16 @@ def main(argv: list[str] | None = None) -> None:
         "(eager StyleGAN2's hand loop measured 132 and 192 fps ten minutes apart)"))
     ap.add_argument("--seconds", type=float, default=4.0, help=(
         "at most about this long per timed run: fewer frames than --frames for a slow case"))
+    ap.add_argument("--gil-switch-ms", type=float, help=(
+        "the GIL switch interval a graph run sets (flowml.runtime.scheduler.GIL_SWITCH_S, "
+        "0.5 ms), for the flowml runs: does the hand-over cost the eager frame?"))
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager; host clock)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.gil_switch_ms is not None:
+        import flowml.runtime.scheduler as scheduler
+
+        scheduler.GIL_SWITCH_S = args.gil_switch_ms / 1e3
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("stylegan_bench needs a CUDA GPU (or --device cpu --modes eager for a smoke run)")
     if not args.device.startswith("cuda") and "captured" in args.modes:

@@ -111,9 +111,17 @@ def test_h2r_plans_say_what_they_cannot_run():
     assert p4.grid(1, 33, 17, 130, 5) == (3 * 3 * 3, 1, 1)
     assert "__launch_bounds__(TXQ * TY, 4)" in forward_source(p4, "float16", 9, 16)[0]
     assert "__launch_bounds__(TXQ * TY) wf_h2r(" in forward_source(p8, "float16", 9, 8)[0]
-    # the table is the lead's (after timing): no h2r entry yet, select does not take them
-    assert all(plans.PLANS[v].kernel != "h2r" for by_c in plans.FORWARD_TABLE.values()
-               for by_n in by_c.values() for v in by_n.values())
+    # the table's h2r entries (timed on the H200) are float16 plans that run every C > 4 and
+    # N up to their bound (select would fall back to gather4 where they could not)
+    for dtype, by_c in plans.FORWARD_TABLE.items():
+        for cmax, by_n in by_c.items():
+            for nmax, v in by_n.items():
+                if plans.PLANS[v].kernel == "h2r":
+                    assert dtype == "float16" and cmax > 4, v
+                    assert all(plans.PLANS[v].unsupported(dtype, n, c) is None
+                               for n in range(1, nmax + 1, 2) for c in (5, 8, 13, 32, 64)), v
+    assert plans.select("float16", 32, 9).name == "h2r_p8_16x8_cb8_m3"
+    assert plans.select("float16", 5, 9).name == "h2r_p8_16x8_cb8_m3"
 
 
 @pytest.mark.skipif(find_nvrtc() is None, reason="no libnvrtc (it comes with torch's CUDA wheels)")

@@ -230,7 +230,7 @@ def test_h2w_plans_say_what_they_cannot_run():
                 if plans.PLANS[v].kernel == "h2w":
                     assert dtype == "float16" and plans.PLANS[v].unsupported(dtype, nmax, 32) is None, v
     assert plans.select("float16", 32, 5).name == "h2w_p4_16x8_cb8"
-    assert plans.select("float16", 32, 7).name == "h2_h_smem_16x8_cb8"
+    assert plans.select("float16", 32, 7).name == "h2r_p8_16x8_cb8_m3"
     # bfloat16 has its own row: the half2 plans are float16 only
     assert plans.select("bfloat16", 32, 5).name == "pf_h_smem_16x8_cb8"
     assert plans.select("bfloat16", 32, 9).name == "mma_c16_g4_w8"
