@@ -107,6 +107,10 @@ def pick(G: torch.nn.Module) -> tuple[str, list[str]]:
 AS_NODE = ("lane", "lane_no_grad", "runtime", "runtime_polled")
 """The hand loop's variants in the node's conditions (``loop_fps``'s ``as_node``)."""
 
+GRAPH_RUN: dict[str, Any] = {"max_in_flight": None, "gpu_timing": True}
+"""The graph runs' Scheduler settings (``--max-in-flight``, ``--no-gpu-timing``; None: the
+graph's own, 2)."""
+
 WARMUP = 5
 """Frames run before the timed ones, by the loop and by flowml alike (flowml's first frame
 also captures its graph): they are not timed."""
@@ -381,7 +385,8 @@ def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: 
                                  taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
     graph = load_graph(path, load_registry())
     cuda = device.startswith("cuda")
-    with Scheduler(graph, device=device, gpu_timing=cuda) as sched:
+    with Scheduler(graph, device=device, gpu_timing=cuda and GRAPH_RUN["gpu_timing"],
+                   max_in_flight=GRAPH_RUN["max_in_flight"]) as sched:
         # the param store evaluates the edits' expressions each tick, as `flowml run` does
         # (a bare Scheduler would keep their values at t = 0: no edit would change)
         session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
@@ -486,9 +491,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gil-switch-ms", type=float, help=(
         "the GIL switch interval a graph run sets (flowml.runtime.scheduler.GIL_SWITCH_S, "
         "0.5 ms), for the flowml runs: does the hand-over cost the eager frame?"))
+    ap.add_argument("--max-in-flight", type=int, help=(
+        "the graph's max_in_flight (ticks unfinished at once; default the graph's, 2)"))
+    ap.add_argument("--no-gpu-timing", action="store_true", help=(
+        "the graph without the scheduler's per-call CUDA timing events (no gpu/frame for it)"))
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager; host clock)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    GRAPH_RUN.update(max_in_flight=args.max_in_flight, gpu_timing=not args.no_gpu_timing)
     if args.gil_switch_ms is not None:
         import flowml.runtime.scheduler as scheduler
 

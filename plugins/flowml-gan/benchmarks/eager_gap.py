@@ -1,0 +1,138 @@
+"""Where eager StyleGAN2's host time goes inside a graph run (issue 14's eager gap).
+
+``stylegan_bench.py`` finds the graph's generator call taking 7 - 10% more host time than the
+hand loop's generator (H200, 2026-12-04, cores held by taskset), with the same code, the side
+stream costing nothing (``benchmarks/stream_launch.py``) and no other thread active (py-spy).
+This runs the bench's graph offline and, before each tick (on the dispatcher, between the
+graph's frames), one frame of the hand loop on the same generator weights, so both run in the
+same surroundings, in turn: the host time of the node's call against the inline loop frame's,
+each tick. Then the hand loop alone, for its host time outside a run. Medians in ms.
+
+    python plugins/flowml-gan/benchmarks/eager_gap.py [--frames 150] [--stream lane|default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import stylegan_bench as sb  # noqa: E402
+
+from flowml.control import ControlSession, ControlSettings  # noqa: E402
+from flowml.graph import load_graph  # noqa: E402
+from flowml.plugins import load_registry  # noqa: E402
+from flowml.runtime.scheduler import Scheduler  # noqa: E402
+
+
+def _ms(xs: list[float]) -> float:
+    return round(1e3 * statistics.median(xs), 3)
+
+
+def run(snap: Path, folder: Path, frames: int, stream: str, device: str) -> dict[str, Any]:
+    from flowml_gan.snapshot import load_generator
+
+    G = load_generator(snap).to(device)
+    tap, edits = sb.pick(G)
+    loop = sb.HandLoop(G, tap, edits, "fp32")
+    spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, sb.EXPRS)]
+    path = folder / "gap.yaml"
+    path.write_text(sb.GRAPH.format(snap=snap, captured="false", precision="fp32",
+                                    taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    cuda = device.startswith("cuda")
+    node_s: list[float] = []
+    inline_s: list[float] = []
+    with Scheduler(load_graph(path, load_registry()), device=device) as sched:
+        session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
+        gen = sched.nodes["gen"]
+        process = gen.node.process
+
+        def timed(**inputs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = process(**inputs)
+            node_s.append(time.perf_counter() - t0)
+            return out
+
+        gen.node.process = timed
+        lane = gen.gpu.lane.stream if cuda and gen.gpu is not None else None
+
+        def before(tick: Any) -> None:
+            use = lane if stream == "lane" else (torch.cuda.default_stream() if cuda else None)
+            with torch.inference_mode(), (torch.cuda.stream(use) if use is not None else _null()):
+                loop.write_edits(tick.index / 60)
+                t0 = time.perf_counter()
+                loop.run()
+                inline_s.append(time.perf_counter() - t0)
+
+        sched.before_tick.append(before)
+        session.start()
+        try:
+            t0 = time.perf_counter()
+            result = sched.run(frames=sb.WARMUP + frames)
+            if cuda:
+                torch.cuda.synchronize()
+            graph_wall = time.perf_counter() - t0
+        finally:
+            session.stop()
+        if not result.ok:
+            raise RuntimeError(f"graph run failed: {result.error}")
+    alone: list[float] = []
+    with torch.inference_mode():
+        for i in range(sb.WARMUP + frames):
+            loop.write_edits(i / 60)
+            t0 = time.perf_counter()
+            loop.run()
+            alone.append(time.perf_counter() - t0)
+        if cuda:
+            torch.cuda.synchronize()
+    loop.restore()
+    w = sb.WARMUP
+    return {"stream": stream, "frames": frames,
+            "node_call_ms": _ms(node_s[w:]), "inline_loop_ms": _ms(inline_s[w:]),
+            "loop_alone_ms": _ms(alone[w:]),
+            "run_ms_a_tick": round(1e3 * graph_wall / (w + frames), 3)}  # start and stop included
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--resolution", type=int, default=1024)
+    ap.add_argument("--small", action="store_true")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    from flowml_gan.build import build
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        snap = build(folder, "sg2", args.resolution, args.small, device=args.device)
+        for _ in range(args.rounds):
+            for stream in ("lane", "default"):
+                row = run(snap, folder, args.frames, stream, args.device)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "eager_gap.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
