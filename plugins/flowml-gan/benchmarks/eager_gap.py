@@ -8,7 +8,15 @@ graph's frames), one frame of the hand loop on the same generator weights, so bo
 same surroundings, in turn: the host time of the node's call against the inline loop frame's,
 each tick. Then the hand loop alone, for its host time outside a run. Medians in ms.
 
-    python plugins/flowml-gan/benchmarks/eager_gap.py [--frames 150] [--stream lane|default]
+``--blocks K`` measures frame rates instead, in short blocks that alternate on one scheduler
+and one hand loop (the loop's ``F`` frames, then the graph's ``F`` ticks, K times; no graph
+is loaded between them), so that the host's drift, which moved whole rounds of the bench by
+up to 2x, falls mostly between pairs rather than inside one: fps per block from CUDA events
+(``stylegan_bench.FrameClock``), the ratio per pair, the median pair; and per graph tick the
+host time outside the node's call (dispatcher, params, expressions, the latent's call).
+
+    python plugins/flowml-gan/benchmarks/eager_gap.py [--frames 150] [--rounds 3]
+    python plugins/flowml-gan/benchmarks/eager_gap.py --blocks 12 --frames 60
 """
 
 from __future__ import annotations
@@ -101,6 +109,72 @@ def run(snap: Path, folder: Path, frames: int, stream: str, device: str) -> dict
             "run_ms_a_tick": round(1e3 * graph_wall / (w + frames), 3)}  # start and stop included
 
 
+def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
+           precision: str = "fp32") -> dict[str, Any]:
+    """``count`` pairs of blocks, loop then graph, ``frames`` timed frames each (module doc)."""
+    from flowml_gan.snapshot import load_generator
+
+    G = load_generator(snap).to(device)
+    tap, edits = sb.pick(G)
+    loop = sb.HandLoop(G, tap, edits, precision)
+    spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, sb.EXPRS)]
+    path = folder / "blocks.yaml"
+    path.write_text(sb.GRAPH.format(snap=snap, captured="false", precision=precision,
+                                    taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    cuda = device.startswith("cuda")
+    warm = 3
+    pairs: list[tuple[float, float]] = []
+    outside: list[float] = []   # per graph tick: host ms between ticks minus the node's call
+    with Scheduler(load_graph(path, load_registry()), device=device) as sched:
+        session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
+        gen = sched.nodes["gen"]
+        process = gen.node.process
+        calls: list[float] = []
+        stamps: list[float] = []
+        clock = sb.FrameClock(cuda)
+
+        def timed(**inputs: Any) -> Any:
+            t0 = time.perf_counter()
+            out = process(**inputs)
+            calls.append(time.perf_counter() - t0)
+            return out
+
+        gen.node.process = timed
+        lane = gen.gpu.lane.stream if cuda and gen.gpu is not None else None
+        sched.before_tick.append(lambda tick: stamps.append(time.perf_counter()))
+        sched.after_tick.append(lambda tick, ready: clock.mark(lane))
+        session.start()
+        try:
+            for b in range(count):
+                mine = sb.FrameClock(cuda)
+                with torch.inference_mode():
+                    for i in range(warm + frames):
+                        loop.write_edits(i / 60)
+                        loop.run()
+                        mine.mark()
+                clock.marks.clear()
+                calls.clear()
+                stamps.clear()
+                result = sched.run(frames=warm + frames)
+                if not result.ok:
+                    raise RuntimeError(f"graph run failed: {result.error}")
+                pairs.append((mine.fps(warm), clock.fps(warm)))
+                outside += [1e3 * (b - a - c) for a, b, c in
+                            zip(stamps[warm:], stamps[warm + 1:], calls[warm:])]
+        finally:
+            session.stop()
+    loop.restore()
+    ratios = sorted(g / lo for lo, g in pairs)
+    return {"precision": precision, "blocks": count, "frames": frames,
+            "pairs": [{"loop_fps": round(lo, 1), "flowml_fps": round(g, 1), "ratio": round(g / lo, 3)}
+                      for lo, g in pairs],
+            "ratio_median": round(statistics.median(ratios), 3),
+            "ratios_sorted": [round(r, 3) for r in ratios],
+            "loop_fps_median": round(statistics.median(lo for lo, _ in pairs), 1),
+            "flowml_fps_median": round(statistics.median(g for _, g in pairs), 1),
+            "outside_call_ms_median": round(statistics.median(outside), 3) if outside else None}
+
+
 class _null:
     def __enter__(self) -> None:
         return None
@@ -115,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--resolution", type=int, default=1024)
     ap.add_argument("--small", action="store_true")
+    ap.add_argument("--blocks", type=int, help="alternating blocks of --frames frames (module doc)")
+    ap.add_argument("--precision", nargs="+", default=["fp32"], help="with --blocks: fp32, mixed")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -124,7 +200,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         snap = build(folder, "sg2", args.resolution, args.small, device=args.device)
-        for _ in range(args.rounds):
+        for precision in args.precision if args.blocks else ():
+            row = blocks(snap, folder, args.blocks, args.frames, args.device, precision)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        for _ in range(0 if args.blocks else args.rounds):
             for stream in ("lane", "default"):
                 row = run(snap, folder, args.frames, stream, args.device)
                 print(json.dumps(row), flush=True)
