@@ -54,6 +54,11 @@ class RateClock:
     def start(self) -> None:
         self._start = time.perf_counter()
 
+    def ready(self) -> bool:
+        """Would ``next()`` return without waiting? Offline always; live once the tick is due."""
+        return (not self.live or self._stopped.is_set()
+                or time.perf_counter() >= self._start + self._k * self.period)
+
     def next(self) -> SourceFrame | SourceFailure | None:
         if self._stopped.is_set():
             return None
@@ -97,6 +102,10 @@ class InlineSource:
 
     def join(self, timeout: float | None = None) -> bool:
         return True  # read on the dispatcher: nothing runs once the run loop has returned
+
+    def ready(self) -> bool:
+        """False: ``next()`` reads the source, which may wait for its capture thread."""
+        return self._stopped.is_set()
 
     def next(self) -> SourceFrame | SourceFailure | None:
         if self._stopped.is_set():
@@ -143,6 +152,10 @@ class SourcePump:
         if self._thread.ident is not None:
             self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def ready(self) -> bool:
+        """Would ``next()`` return without waiting (a frame, the end, or a failure queued)?"""
+        return self._stopped.is_set() or not self._q.empty()
 
     def next(self) -> SourceFrame | SourceFailure | None:
         """The next frame (live: the newest); None at the end of the stream or after stop()."""

@@ -18,7 +18,8 @@ no thread hop, its latency as before.
 Offline (``dispatcher_books``), the thread is the exception: a tick with events to pass waits
 in a list, and the dispatcher books the ones whose events have passed each time it comes
 around (``poll``, an ``event.query()`` each), on its own thread. Only while the dispatcher
-itself waits (no free slot, a source's next frame: ``waiting``) do the ticks go to the thread,
+itself waits (no free slot, a source's next frame not there yet: ``waiting``; an offline rate
+clock's next frame always is, so such a graph never hands a tick in) do the ticks go to the thread,
 so no finished tick waits on a dispatcher that waits. The thread's two GIL hand-overs a tick
 (the hand-in, the wake-up) fell in the middle of the next tick's calls: in an eager,
 host-bound StyleGAN2 frame (~135 kernels launched from Python) each took the GIL from the

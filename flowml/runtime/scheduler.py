@@ -449,8 +449,7 @@ class Scheduler:
                     break
                 if not self._acquire_slot():
                     break
-                with self._waiting():
-                    frame = self._clock.next()
+                frame = self._next_frame()
                 if frame is None:
                     self._slots.release()
                     reason = "stopped" if self._stop.is_set() else "end of stream"
@@ -514,6 +513,16 @@ class Scheduler:
                 if self._slots.acquire(timeout=0.05):
                     return True
         return False
+
+    def _next_frame(self) -> SourceFrame | SourceFailure | None:
+        """The clock's next frame; the completion thread books ticks only if this waits (an
+        offline rate clock never does: handing the tick in and back each tick put two GIL
+        hand-overs into the next tick's calls, which ``dispatcher_books`` is there to avoid)."""
+        clock = self._clock
+        if clock.ready():  # type: ignore[union-attr]
+            return clock.next()  # type: ignore[union-attr]
+        with self._waiting():
+            return clock.next()  # type: ignore[union-attr]
 
     def _waiting(self):
         """Around a wait of the dispatcher: the completion thread books GPU ticks meanwhile."""

@@ -5,9 +5,11 @@ here are host-side stand-ins with the two methods the completion path uses of a 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 
-from flowml.node import Tick
+from flowml.node import EndOfStream, Tick
+from flowml.runtime.clock import RateClock, SourcePump
 from flowml.runtime.completion import Completion
 from flowml.runtime.edges import Produced
 from flowml.runtime.scheduler import Scheduler
@@ -228,3 +230,53 @@ def test_close_hands_the_waiting_ticks_to_the_thread():
     threading.Timer(0.05, event.fire).start()
     assert completion.close(WAIT_S)
     assert [i for i, *_ in book.finished] == [0]
+
+
+def test_the_dispatcher_waits_for_a_frame_only_when_the_clock_has_none_ready(graph):
+    # waiting() hands the ticks to the completion thread: an offline rate clock, whose next
+    # frame is always there, must not enter it each tick (two GIL hand-overs a tick)
+    g = graph("""
+        flowml: 1
+        clock: {fps: 60}
+        mode: offline
+        nodes:
+          src: {type: test.counter, params: {frames: 1000}}
+          add: {type: test.add, inputs: {value: src/value}}
+    """)
+    with Scheduler(g) as sched:  # inline nodes only: every tick is done when it returns
+        waits = []
+        inner = sched._waiting
+        sched._waiting = lambda: waits.append(1) or inner()
+        result = sched.run(frames=30)
+    assert result.ok and result.stats.completed == 30
+    assert len(waits) == 1  # the drain's; not one a tick
+
+
+def test_clocks_say_whether_their_next_frame_is_ready():
+    offline = RateClock(1000.0, live=False)
+    offline.start()
+    assert all(offline.ready() and offline.next() is not None for _ in range(5))
+    live = RateClock(2.0, live=True)
+    live.start()
+    assert live.ready()            # tick 0 is due at once
+    assert live.next() is not None
+    assert not live.ready()        # tick 1 in half a second
+    live.stop()
+    assert live.ready() and live.next() is None
+    frames = iter(range(3))
+
+    def read():
+        try:
+            return {"value": next(frames)}, None
+        except StopIteration:
+            raise EndOfStream from None
+
+    pump = SourcePump(read, live=False, capacity=4)
+    assert not pump.ready()        # nothing read yet (the thread is not started)
+    pump.start()
+    deadline = time.monotonic() + WAIT_S
+    while not pump.ready() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert pump.ready() and pump.next().outputs == {"value": 0}
+    pump.stop()
+    assert pump.join(WAIT_S)
