@@ -109,8 +109,44 @@ def run(snap: Path, folder: Path, frames: int, stream: str, device: str) -> dict
             "run_ms_a_tick": round(1e3 * graph_wall / (w + frames), 3)}  # start and stop included
 
 
+PARTS = (("flowml.control.store", "ParamStore", "_before_tick"),
+         ("flowml.runtime.scheduler", "Scheduler", "_apply_params"),
+         ("flowml.runtime.node_runtime", "NodeRuntime", "apply_params"),
+         ("flowml.runtime.node_runtime", "NodeRuntime", "call"),
+         ("flowml.runtime.scheduler", "Scheduler", "_acquire_slot"),
+         ("flowml.runtime.scheduler", "Scheduler", "_next_frame"),
+         ("flowml.runtime.scheduler", "Scheduler", "_finish_tick"),
+         ("flowml.runtime.completion", "Completion", "poll"))
+"""What ``--breakdown`` times in the graph's blocks: the per-tick pieces outside the node's
+``process`` (``NodeRuntime.call`` is both nodes' calls, ``process`` included)."""
+
+
+def _timing(parts: dict[str, list[float]]) -> list[tuple[Any, str, Any]]:
+    """Wrap ``PARTS`` with timers into ``parts``; returns what to put back."""
+    import functools
+    import importlib
+
+    undo = []
+    for module, cls, name in PARTS:
+        owner = getattr(importlib.import_module(module), cls)
+        fn = getattr(owner, name)
+        key = f"{cls}.{name}"
+        spent = parts.setdefault(key, [])
+
+        def timed(*a: Any, _fn: Any = fn, _spent: list[float] = spent, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _fn(*a, **k)
+            finally:
+                _spent.append(time.perf_counter() - t0)
+
+        setattr(owner, name, functools.wraps(fn)(timed))
+        undo.append((owner, name, fn))
+    return undo
+
+
 def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
-           precision: str = "fp32") -> dict[str, Any]:
+           precision: str = "fp32", breakdown: bool = False) -> dict[str, Any]:
     """``count`` pairs of blocks, loop then graph, ``frames`` timed frames each (module doc)."""
     from flowml_gan.snapshot import load_generator
 
@@ -143,6 +179,8 @@ def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
         lane = gen.gpu.lane.stream if cuda and gen.gpu is not None else None
         sched.before_tick.append(lambda tick: stamps.append(time.perf_counter()))
         sched.after_tick.append(lambda tick, ready: clock.mark(lane))
+        parts: dict[str, list[float]] = {}
+        undo = _timing(parts) if breakdown else []
         session.start()
         try:
             for b in range(count):
@@ -163,8 +201,13 @@ def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
                             zip(stamps[warm:], stamps[warm + 1:], calls[warm:])]
         finally:
             session.stop()
+            for owner, name, fn in undo:
+                setattr(owner, name, fn)
     loop.restore()
     ratios = sorted(g / lo for lo, g in pairs)
+    ticks = count * (warm + frames)
+    spent = {k: {"us_median": round(1e6 * statistics.median(v), 1), "us_a_tick": round(1e6 * sum(v) / ticks, 1),
+                 "calls_a_tick": round(len(v) / ticks, 2)} for k, v in parts.items() if v}
     return {"precision": precision, "blocks": count, "frames": frames,
             "pairs": [{"loop_fps": round(lo, 1), "flowml_fps": round(g, 1), "ratio": round(g / lo, 3)}
                       for lo, g in pairs],
@@ -172,7 +215,8 @@ def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
             "ratios_sorted": [round(r, 3) for r in ratios],
             "loop_fps_median": round(statistics.median(lo for lo, _ in pairs), 1),
             "flowml_fps_median": round(statistics.median(g for _, g in pairs), 1),
-            "outside_call_ms_median": round(statistics.median(outside), 3) if outside else None}
+            "outside_call_ms_median": round(statistics.median(outside), 3) if outside else None,
+            **({"breakdown": spent} if breakdown else {})}
 
 
 class _null:
@@ -191,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--small", action="store_true")
     ap.add_argument("--blocks", type=int, help="alternating blocks of --frames frames (module doc)")
     ap.add_argument("--precision", nargs="+", default=["fp32"], help="with --blocks: fp32, mixed")
+    ap.add_argument("--breakdown", action="store_true", help=(
+        "with --blocks: time the per-tick pieces outside process (PARTS) in the graph's blocks"))
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
@@ -201,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = Path(tmp)
         snap = build(folder, "sg2", args.resolution, args.small, device=args.device)
         for precision in args.precision if args.blocks else ():
-            row = blocks(snap, folder, args.blocks, args.frames, args.device, precision)
+            row = blocks(snap, folder, args.blocks, args.frames, args.device, precision, args.breakdown)
             print(json.dumps(row), flush=True)
             rows.append(row)
         for _ in range(0 if args.blocks else args.rounds):
