@@ -1,7 +1,7 @@
 """Host cost of launching torch ops on a side stream against the default stream (issue 14).
 
 The eager StyleGAN2-1024 hand loop ran 0.876x as fast on a side stream as on the default
-stream (H200, 2026-12-04 20:20 UTC, cores 2-5, medians of 5 rounds), which is where flowml's
+stream (H200, 2026-12-04 20:07 UTC, cores 2-5, medians of 5 rounds), which is where flowml's
 nodes run. This times the host side of single ops of the kinds the generator issues
 (elementwise, cuDNN convolution, cuBLAS matmul, a reduction, an allocation) on each stream in
 turn, ``--rounds`` times, tiny tensors so that the GPU keeps up and the host's launch path is

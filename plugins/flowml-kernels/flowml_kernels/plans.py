@@ -285,7 +285,7 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # (tests/test_kernels_h2r_on_cpu.py): p8 cb8 158 / 180 (2 blocks of 128 threads an SM), m3
     # 160 / 168; p8 cb4 m4 122 / 128; p8 16x16 cb4 m2 122 / 128; p4 cb16 m4 110 / 125; p4 32x8
     # cb8 70 / 79 (p8 cb8 m4 spills: 128 registers, 52 bytes at N = 9). Timed on the H200,
-    # 2026-12-04 20:10 UTC (docs/bench-2026-12-04b-h200-wf-h2r.txt, GPU ms, C=32): N=9 p8 cb8 m3
+    # 2026-12-04 20:02 UTC (docs/bench-2026-12-04b-h200-wf-h2r.txt, GPU ms, C=32): N=9 p8 cb8 m3
     # 0.406 (35.3% of copy; h2_h 0.421, p4 cb16 m4 0.422, p8 cb8 0.513: at 2 blocks an SM the
     # loads are not hidden), in FORWARD_TABLE; N=5 all slower than h2w_p4_16x8_cb8 (0.216 - 0.246
     # against 0.181).
@@ -321,7 +321,7 @@ FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
     # (docs/bench-2026-12-03e-h200-wf-h2.txt): h2_h_smem_16x8_cb8 N=5 0.229 ms (38.6%; pf_h 0.262
     # in the same run), N=9 0.456 ms (31.6%; mma_c16_g4_w8 0.516); N=5 then h2w_p4_16x8_cb8
     # (the sweep of 18:15 UTC, docs/bench-2026-12-03e-h200-wf-h2w.txt: 0.180 ms GPU, 49.0%), and
-    # N=9 h2r_p8_16x8_cb8_m3 (the sweep of 2026-12-04 20:10 UTC,
+    # N=9 h2r_p8_16x8_cb8_m3 (the sweep of 2026-12-04 20:02 UTC,
     # docs/bench-2026-12-04b-h200-wf-h2r.txt: 0.406 ms GPU, 35.3%; h2_h_smem_16x8_cb8 0.421).
     "float32": {
         4: {5: "smem_16x8_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
