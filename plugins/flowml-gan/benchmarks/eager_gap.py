@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,36 +46,47 @@ def _ms(xs: list[float]) -> float:
     return round(1e3 * statistics.median(xs), 3)
 
 
-def run(snap: Path, folder: Path, frames: int, stream: str, device: str) -> dict[str, Any]:
+def _setup(snap: Path, folder: Path, device: str, precision: str) -> tuple[Path, Any]:
+    """The bench's graph file (``stylegan_bench.GRAPH``: eager, one tap, three expression
+    edits) and the hand loop of the same work on its own copy of the generator."""
     from flowml_gan.snapshot import load_generator
 
     G = load_generator(snap).to(device)
     tap, edits = sb.pick(G)
-    loop = sb.HandLoop(G, tap, edits, "fp32")
     spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, sb.EXPRS)]
-    path = folder / "gap.yaml"
-    path.write_text(sb.GRAPH.format(snap=snap, captured="false", precision="fp32",
+    path = folder / f"gap-{precision}.yaml"
+    path.write_text(sb.GRAPH.format(snap=snap, captured="false", precision=precision,
                                     taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    return path, sb.HandLoop(G, tap, edits, precision)
+
+
+def _time_process(gen: Any, spent: list[float]) -> None:
+    """The generator node's ``process`` timed into ``spent`` (seconds a call)."""
+    process = gen.node.process
+
+    def timed(**inputs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = process(**inputs)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    gen.node.process = timed
+
+
+def run(snap: Path, folder: Path, frames: int, stream: str, device: str) -> dict[str, Any]:
+    path, loop = _setup(snap, folder, device, "fp32")
     cuda = device.startswith("cuda")
     node_s: list[float] = []
     inline_s: list[float] = []
     with Scheduler(load_graph(path, load_registry()), device=device) as sched:
         session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
         gen = sched.nodes["gen"]
-        process = gen.node.process
-
-        def timed(**inputs: Any) -> Any:
-            t0 = time.perf_counter()
-            out = process(**inputs)
-            node_s.append(time.perf_counter() - t0)
-            return out
-
-        gen.node.process = timed
+        _time_process(gen, node_s)
         lane = gen.gpu.lane.stream if cuda and gen.gpu is not None else None
 
         def before(tick: Any) -> None:
             use = lane if stream == "lane" else (torch.cuda.default_stream() if cuda else None)
-            with torch.inference_mode(), (torch.cuda.stream(use) if use is not None else _null()):
+            with torch.inference_mode(), (torch.cuda.stream(use) if use is not None else nullcontext()):
                 loop.write_edits(tick.index / 60)
                 t0 = time.perf_counter()
                 loop.run()
@@ -148,15 +160,7 @@ def _timing(parts: dict[str, list[float]]) -> list[tuple[Any, str, Any]]:
 def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
            precision: str = "fp32", breakdown: bool = False) -> dict[str, Any]:
     """``count`` pairs of blocks, loop then graph, ``frames`` timed frames each (module doc)."""
-    from flowml_gan.snapshot import load_generator
-
-    G = load_generator(snap).to(device)
-    tap, edits = sb.pick(G)
-    loop = sb.HandLoop(G, tap, edits, precision)
-    spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, sb.EXPRS)]
-    path = folder / "blocks.yaml"
-    path.write_text(sb.GRAPH.format(snap=snap, captured="false", precision=precision,
-                                    taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    path, loop = _setup(snap, folder, device, precision)
     cuda = device.startswith("cuda")
     warm = 3
     pairs: list[tuple[float, float]] = []
@@ -164,18 +168,10 @@ def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
     with Scheduler(load_graph(path, load_registry()), device=device) as sched:
         session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
         gen = sched.nodes["gen"]
-        process = gen.node.process
         calls: list[float] = []
         stamps: list[float] = []
         clock = sb.FrameClock(cuda)
-
-        def timed(**inputs: Any) -> Any:
-            t0 = time.perf_counter()
-            out = process(**inputs)
-            calls.append(time.perf_counter() - t0)
-            return out
-
-        gen.node.process = timed
+        _time_process(gen, calls)
         lane = gen.gpu.lane.stream if cuda and gen.gpu is not None else None
         sched.before_tick.append(lambda tick: stamps.append(time.perf_counter()))
         sched.after_tick.append(lambda tick, ready: clock.mark(lane))
@@ -217,14 +213,6 @@ def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
             "flowml_fps_median": round(statistics.median(g for _, g in pairs), 1),
             "outside_call_ms_median": round(statistics.median(outside), 3) if outside else None,
             **({"breakdown": spent} if breakdown else {})}
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:
