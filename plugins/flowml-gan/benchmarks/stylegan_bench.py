@@ -42,7 +42,10 @@ frame and then wants the GIL to book it, and at most ``max_in_flight`` (2) frame
 blocking-sync events shows apart from one of the thread.
 flowml ~ loop_lane < loop: the node's stream or grad mode; flowml ~ loop_runtime < loop_lane:
 the threads of the runtime (not the generator); flowml < loop_runtime: the scheduler's own
-per-tick work (params, expressions, hooks). The generators are random-weight snapshots in
+per-tick work (params, expressions, hooks). These variants run one after another, and on the
+H200 the host's drift between runs was larger than what they look for: ``eager_gap.py`` in
+this folder measures the same questions in one run (the node's call against a loop frame in
+its surroundings; alternating blocks; the tick's pieces). The generators are random-weight snapshots in
 NVIDIA's layout (``flowml_gan.build``), as fast as trained ones. Prints JSON lines and, with
 ``--out``, writes ``stylegan_bench.json`` and ``stylegan_bench.txt`` (ratio = flowml fps / loop fps;
 targets from issue 14: ratio >= 0.97, StyleGAN2-1024 captured >= 180 fps, StyleGAN3-R-1024
