@@ -1,12 +1,13 @@
 """Where eager StyleGAN2's host time goes inside a graph run (issue 14's eager gap).
 
-``stylegan_bench.py`` finds the graph's generator call taking 7 - 10% more host time than the
-hand loop's generator (H200, 2026-12-04, cores held by taskset), with the same code, the side
-stream costing nothing (``benchmarks/stream_launch.py``) and no other thread active (py-spy).
-This runs the bench's graph offline and, before each tick (on the dispatcher, between the
-graph's frames), one frame of the hand loop on the same generator weights, so both run in the
-same surroundings, in turn: the host time of the node's call against the inline loop frame's,
-each tick. Then the hand loop alone, for its host time outside a run. Medians in ms.
+``stylegan_bench.py`` runs the loop and the graph one after the other, and on the H200 the
+host's speed drifted by up to 2x between runs. This measures inside one run instead. It runs
+the bench's graph offline and, before each tick (on the dispatcher, between the graph's
+frames), one frame of the hand loop on its own copy of the weights, so both run in the same
+surroundings, in turn: the host time of the node's call against the inline loop frame's, each
+tick. Then the hand loop alone, for its host time outside a run. Medians in ms. (H200,
+2026-12-04: the two calls were equal within 1.5% in six runs; the gap was the tick's time
+outside the call, see ``--blocks``.)
 
 ``--blocks K`` measures frame rates instead, in short blocks that alternate on one scheduler
 and one hand loop (the loop's ``F`` frames, then the graph's ``F`` ticks, K times; no graph
@@ -14,9 +15,10 @@ is loaded between them), so that the host's drift, which moved whole rounds of t
 up to 2x, falls mostly between pairs rather than inside one: fps per block from CUDA events
 (``stylegan_bench.FrameClock``), the ratio per pair, the median pair; and per graph tick the
 host time outside the node's call (dispatcher, params, expressions, the latent's call).
+``--breakdown`` also times the pieces of that (``PARTS``).
 
     python plugins/flowml-gan/benchmarks/eager_gap.py [--frames 150] [--rounds 3]
-    python plugins/flowml-gan/benchmarks/eager_gap.py --blocks 12 --frames 60
+    python plugins/flowml-gan/benchmarks/eager_gap.py --blocks 16 --frames 60 [--breakdown]
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def blocks(snap: Path, folder: Path, count: int, frames: int, device: str,
         undo = _timing(parts) if breakdown else []
         session.start()
         try:
-            for b in range(count):
+            for _ in range(count):
                 mine = sb.FrameClock(cuda)
                 with torch.inference_mode():
                     for i in range(warm + frames):
