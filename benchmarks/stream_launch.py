@@ -35,7 +35,6 @@ def cases(dev: torch.device) -> dict[str, Callable[[], object]]:
         "add_tensor": lambda: x + x,
         "lrelu": lambda: F.leaky_relu(x, 0.2),
         "conv2d_cudnn": lambda: F.conv2d(x, w, padding=1),
-        "conv2d_grouped": lambda: F.conv2d(x.reshape(1, -1, 16, 16), w, padding=1, groups=1),
         "linear_cublas": lambda: F.linear(a, b),
         "addmm_cublas": lambda: torch.addmm(s, a[:1], b),
         "sum_reduce": lambda: x.square().sum(dim=[2, 3]),

@@ -24,6 +24,8 @@ host time outside the node's call (dispatcher, params, expressions, the latent's
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import statistics
 import sys
@@ -49,30 +51,31 @@ def _ms(xs: list[float]) -> float:
 
 
 def _setup(snap: Path, folder: Path, device: str, precision: str) -> tuple[Path, Any]:
-    """The bench's graph file (``stylegan_bench.GRAPH``: eager, one tap, three expression
+    """The bench's graph file (``stylegan_bench.graph_file``: eager, one tap, three expression
     edits) and the hand loop of the same work on its own copy of the generator."""
     from flowml_gan.snapshot import load_generator
 
     G = load_generator(snap).to(device)
     tap, edits = sb.pick(G)
-    spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, sb.EXPRS)]
-    path = folder / f"gap-{precision}.yaml"
-    path.write_text(sb.GRAPH.format(snap=snap, captured="false", precision=precision,
-                                    taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    path = sb.graph_file(folder / f"gap-{precision}.yaml", snap, tap, edits, precision, False)
     return path, sb.HandLoop(G, tap, edits, precision)
+
+
+def _timed(fn: Any, spent: list[float]) -> Any:
+    """``fn`` with each call's seconds appended to ``spent``."""
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - t0)
+    return timed
 
 
 def _time_process(gen: Any, spent: list[float]) -> None:
     """The generator node's ``process`` timed into ``spent`` (seconds a call)."""
-    process = gen.node.process
-
-    def timed(**inputs: Any) -> Any:
-        t0 = time.perf_counter()
-        out = process(**inputs)
-        spent.append(time.perf_counter() - t0)
-        return out
-
-    gen.node.process = timed
+    gen.node.process = _timed(gen.node.process, spent)
 
 
 def run(snap: Path, folder: Path, frames: int, stream: str, device: str) -> dict[str, Any]:
@@ -137,24 +140,11 @@ PARTS = (("flowml.control.store", "ParamStore", "_before_tick"),
 
 def _timing(parts: dict[str, list[float]]) -> list[tuple[Any, str, Any]]:
     """Wrap ``PARTS`` with timers into ``parts``; returns what to put back."""
-    import functools
-    import importlib
-
     undo = []
     for module, cls, name in PARTS:
         owner = getattr(importlib.import_module(module), cls)
         fn = getattr(owner, name)
-        key = f"{cls}.{name}"
-        spent = parts.setdefault(key, [])
-
-        def timed(*a: Any, _fn: Any = fn, _spent: list[float] = spent, **k: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return _fn(*a, **k)
-            finally:
-                _spent.append(time.perf_counter() - t0)
-
-        setattr(owner, name, functools.wraps(fn)(timed))
+        setattr(owner, name, _timed(fn, parts.setdefault(f"{cls}.{name}", [])))
         undo.append((owner, name, fn))
     return undo
 

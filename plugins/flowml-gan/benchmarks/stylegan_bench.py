@@ -110,10 +110,6 @@ def pick(G: torch.nn.Module) -> tuple[str, list[str]]:
 AS_NODE = ("lane", "lane_no_grad", "runtime", "runtime_polled")
 """The hand loop's variants in the node's conditions (``loop_fps``'s ``as_node``)."""
 
-GRAPH_RUN: dict[str, Any] = {"max_in_flight": None, "gpu_timing": True}
-"""The graph runs' Scheduler settings (``--max-in-flight``, ``--no-gpu-timing``; None: the
-graph's own, 2)."""
-
 WARMUP = 5
 """Frames run before the timed ones, by the loop and by flowml alike (flowml's first frame
 also captures its graph): they are not timed."""
@@ -374,22 +370,30 @@ def loop_fps(G: torch.nn.Module, tap: str, edits: list[str], precision: str, cap
     return out
 
 
+def graph_file(path: Path, snap: Path, tap: str, edits: list[str], precision: str,
+               captured: bool) -> Path:
+    """Write ``GRAPH`` for ``snap`` to ``path``: the tap and the three ``EXPRS`` edits."""
+    spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, EXPRS)]
+    path.write_text(GRAPH.format(snap=snap, captured=str(captured).lower(), precision=precision,
+                                 taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    return path
+
+
 def flowml_fps(folder: Path, snap: Path, tap: str, edits: list[str], precision: str,
-               captured: bool, frames: int, device: str = "cuda") -> dict[str, Any]:
+               captured: bool, frames: int, device: str = "cuda",
+               max_in_flight: int | None = None, gpu_timing: bool = True) -> dict[str, Any]:
     """The graph, ``WARMUP`` then ``frames`` frames offline: ``fps`` from CUDA events recorded
     on the generator's stream after each frame's output (an after-tick hook; beside it the
     graph's own ``recent_fps``, ticks counted when their GPU work is done), ``wall_fps`` from the
     host clock between a synchronize before the first timed tick and one after the run,
     ``gpu_ms`` the median of the scheduler's CUDA-event time of the generator's calls
-    (``gpu_timing``: one replay, captured), ``frames_move`` that the outputs do change."""
-    spec = [{"name": n, "op": op, "value": {"expr": e}} for n, (op, e, _) in zip(edits, EXPRS)]
-    path = folder / "bench.yaml"
-    path.write_text(GRAPH.format(snap=snap, captured=str(captured).lower(), precision=precision,
-                                 taps=json.dumps([f"tap={tap}"]), edits=json.dumps(spec)))
+    (``gpu_timing``: one replay, captured), ``frames_move`` that the outputs do change.
+    ``max_in_flight`` None: the graph's own (2); ``gpu_timing`` False: no per-call events."""
+    path = graph_file(folder / "bench.yaml", snap, tap, edits, precision, captured)
     graph = load_graph(path, load_registry())
     cuda = device.startswith("cuda")
-    with Scheduler(graph, device=device, gpu_timing=cuda and GRAPH_RUN["gpu_timing"],
-                   max_in_flight=GRAPH_RUN["max_in_flight"]) as sched:
+    with Scheduler(graph, device=device, gpu_timing=cuda and gpu_timing,
+                   max_in_flight=max_in_flight) as sched:
         # the param store evaluates the edits' expressions each tick, as `flowml run` does
         # (a bare Scheduler would keep their values at t = 0: no edit would change)
         session = ControlSession(sched, ControlSettings(), graph_path=path, say=lambda s: None)
@@ -501,7 +505,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke run (eager; host clock)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    GRAPH_RUN.update(max_in_flight=args.max_in_flight, gpu_timing=not args.no_gpu_timing)
     if args.gil_switch_ms is not None:
         import flowml.runtime.scheduler as scheduler
 
@@ -538,7 +541,8 @@ def main(argv: list[str] | None = None) -> None:
                         for _ in range(args.rounds):
                             pairs.append((loop_fps(G, tap, edits, precision, captured, n),
                                           flowml_fps(folder, snap, tap, edits, precision, captured, n,
-                                                     args.device)))
+                                                     args.device, args.max_in_flight,
+                                                     not args.no_gpu_timing)))
                         pairs.sort(key=lambda pair: pair[1]["fps"] / pair[0]["fps"])
                         lp, fl = pairs[len(pairs) // 2]
                         row["rounds"] = [{"loop_fps": round(a["fps"], 1), "flowml_fps": round(b["fps"], 1),
