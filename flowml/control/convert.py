@@ -14,6 +14,7 @@ import math
 import struct
 import typing
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import PurePath
 from typing import Any, Literal
 
@@ -49,7 +50,7 @@ class ParamShape:
     int_elements: bool = False  # a vector of ints: expressions and smoothing round
     fixed_length: bool = True
 
-    @property
+    @cached_property  # read for each param stepped, each tick
     def numeric(self) -> bool:
         return self.kind in (Kind.FLOAT, Kind.INT) or (
             self.kind == Kind.VECTOR and all(c in "if" for c in self.typetag))

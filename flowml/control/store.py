@@ -221,24 +221,27 @@ class ParamStore:
                 out.append(lp)
         return out
 
-    def _sync_parts(self, node: str, param: str) -> None:
+    def _sync_parts(self, node: str, param: str) -> list[LiveParam]:
         """After ``param`` of ``node`` changed: its parts follow its new items (new parts when
-        the list's shape changed, each keeping the expression of the part of the same name)."""
+        the list's shape changed, each keeping the expression of the part of the same name).
+        Returns the parts kept whose value changed."""
         parent = self.by_key.get((node, param))
         if parent is None or not parent.meta.parts:
-            return
+            return []
         parts = self._parts.get((node, param), [])
         items = parent.value if isinstance(parent.value, (list, tuple)) else []
         now = [(i, key) for i, item in enumerate(items)
                if isinstance(item, dict) for key in parent.meta.parts if key in item]
         if now == [lp.part[1:] for lp in parts]:  # the same parts: new values only
+            changed = []
             for kept, (i, key) in zip(parts, now):
                 value = items[i][key]
                 if not _same(kept.value, value):
                     kept.value, kept.version = value, kept.version + 1
+                    changed.append(kept)
                 if kept.expr is None and kept.fade is None:
                     kept.target, kept.level = value, _level(value) if kept.level is not None else None
-            return
+            return changed
         old = {lp.name: lp for lp in parts}
         new = self._parts_of(parent, smooth=None)
         for lp in new:
@@ -269,11 +272,14 @@ class ParamStore:
                 out[n] = v
         if not parts:
             return values
+        lists: dict[str, list[Any]] = {}  # each list copied once, however many of its parts changed
         for name, (param, i, key) in parts:
-            items = list(out.get(param, self.by_key[(node, param)].value))
+            items = lists.get(param)
+            if items is None:
+                items = lists[param] = list(out.get(param, by_key[(node, param)].value))
             if i < len(items) and isinstance(items[i], dict):
                 items[i] = {**items[i], key: values[name]}
-            out[param] = items
+        out.update(lists)
         return out
 
     def _value_in(self, params: Any, node: str, name: str) -> Any:
@@ -634,19 +640,21 @@ class ParamStore:
             if len(group) == 1:
                 self._refused(node, group, exc)
             return False
+        by_key = self.by_key
         for name in group:
-            lp = self.by_key[(node, name)]
-            lp.value = self._value_in(new, node, name)
-            lp.version += 1
-            changed.append(lp)
+            lp = by_key[(node, name)]
+            if lp.part is None:  # a part follows its list, below
+                lp.value = getattr(new, name)
+                lp.version += 1
+                changed.append(lp)
         for name in folded:  # a list whose parts are live params: they follow it
-            parent = self.by_key.get((node, name))
+            parent = by_key.get((node, name))
             if parent is not None and parent.meta.parts:
                 if name not in group:
                     parent.value = getattr(new, name)
                     parent.version += 1
                     changed.append(parent)
-                self._sync_parts(node, name)
+                changed += self._sync_parts(node, name)
         return True
 
     def node_refused(self, node: str, refused: Any, kept: Any, why: Exception) -> None:

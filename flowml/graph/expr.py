@@ -1,7 +1,10 @@
 """Safe expressions for live params: ``0.5 + 0.5*sin(t*0.7)``.
 
 An expression is parsed with :mod:`ast` and compiled into a tree of small Python closures;
-nothing is ever passed to ``eval``/``exec``. Only this is allowed:
+nothing is ever passed to ``eval``/``exec``. The compiler knows which sub-expressions are
+always numbers (``Code.kind``): operators on those skip the per-evaluation type checks, and a
+part that depends on nothing (``2*pi``) is computed once, when the expression is parsed. Only
+this is allowed:
 
 - numbers, ``true``/``false`` (or ``True``/``False``), strings, and ``[a, b]`` / ``(a, b)`` lists
   (for vector params: ``[960 + 200*sin(t), 540]``);
@@ -33,6 +36,7 @@ from __future__ import annotations
 import ast
 import difflib
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -154,6 +158,31 @@ class _Env:
 
 Code = Callable[[_Env], Any]
 
+FLOAT, NUMBER = "float", "number"
+"""What the compiler knows of a sub-expression's value, its code's ``kind``: always a float, or
+always a number (an int, a bool or a float); no ``kind``: anything (a string, a list, another
+node's value), checked by the operator that uses it at each evaluation."""
+
+_UNSET = object()
+
+
+def _typed(code: Code, kind: str | None, const: Any = _UNSET) -> Code:
+    """``code`` marked with its ``kind`` and, when it depends on nothing, its value ``const``."""
+    code.kind = kind  # type: ignore[attr-defined]
+    if const is not _UNSET:
+        code.const = const  # type: ignore[attr-defined]
+    return code
+
+
+def _kind(code: Code) -> str | None:
+    return getattr(code, "kind", None)
+
+
+def _join(*codes: Code) -> str | None:
+    """The kind of a value that is one of ``codes``' values."""
+    kinds = {_kind(c) for c in codes}
+    return FLOAT if kinds == {FLOAT} else NUMBER if None not in kinds else None
+
 
 @dataclass(frozen=True)
 class Expression:
@@ -171,7 +200,7 @@ class Expression:
     def evaluate(self, t: float = 0.0, frame: int = 0, refs: Refs | None = None) -> Any:
         """The value at time ``t`` / frame ``frame``; raises ``ExprError`` if it cannot be
         computed (division by zero, a math domain error, an unknown reference...)."""
-        env = _Env(t, frame, refs or _no_refs)
+        env = _Env(float(t), frame, refs or _no_refs)
         try:
             return self._code(env)
         except ExprError as exc:
@@ -241,10 +270,15 @@ def _int_ok(value: Any, op: str, col: int) -> Any:
 
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
-    ast.Pow: lambda a, b: math.pow(a, b),
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Pow: math.pow,  # in floating point: overflow is an error, not a hang
 }
+_FLOAT_RESULTS = frozenset((
+    "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "exp", "log",
+    "log2", "log10", "sqrt", "pow", "hypot", "degrees", "radians", "rand", "noise", "smoothstep",
+    "step", "square", "float"))
+"""The functions whose value is always a float; every other one's is a number."""
 _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
     ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
     ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
@@ -289,19 +323,18 @@ class _Compiler:
         if type(value) is int and value.bit_length() > MAX_INT_BITS:
             raise self.fail(node, f"the integer is {value.bit_length()} bits long; at most "
                                   f"{MAX_INT_BITS} (write a float, e.g. 1e300, for huge numbers)")
-        return lambda env: value
+        return _constant(value)
 
     def c_Name(self, node: ast.Name) -> Code:
         name = node.id
         if name == "t":
             self.uses_time = True
-            return lambda env: env.t
+            return _typed(lambda env: env.t, FLOAT)
         if name == "frame":
             self.uses_time = True
-            return lambda env: env.frame
+            return _typed(lambda env: env.frame, NUMBER)
         if name in CONSTANTS:
-            value = CONSTANTS[name]
-            return lambda env: value
+            return _constant(CONSTANTS[name])
         if name in FUNCTIONS:
             raise self.fail(node, f"{name} is a function: call it, e.g. {name}(t)")
         raise self.fail(node, _unknown_name(name))
@@ -322,18 +355,27 @@ class _Compiler:
         sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
                ast.Mod: "%", ast.Pow: "**"}[type(node.op)]
         col = node.col_offset + 1 + self.lead
-        if sym in ("+", "-", "*", "//", "%"):  # int results can grow: check their size
-            return lambda env: _int_ok(op(_number(left(env), sym), _number(right(env), sym)), sym, col)
-        return lambda env: op(_number(left(env), sym), _number(right(env), sym))
+        if _kind(left) is None or _kind(right) is None:  # checked each time
+            if sym in ("+", "-", "*", "//", "%"):  # int results can grow: check their size
+                return lambda env: _int_ok(op(_number(left(env), sym), _number(right(env), sym)), sym, col)
+            return lambda env: op(_number(left(env), sym), _number(right(env), sym))
+        if sym in ("/", "**") or FLOAT in (_kind(left), _kind(right)):
+            return _folded(_binary(op, left, right), FLOAT, [left, right])
+        return _folded(lambda env: _int_ok(op(left(env), right(env)), sym, col), NUMBER, [left, right])
 
     def c_UnaryOp(self, node: ast.UnaryOp) -> Code:
         operand = self.compile(node.operand)
+        kind = _kind(operand)
         if isinstance(node.op, ast.USub):
+            if kind is not None:
+                return _folded(lambda env: -operand(env), kind, [operand])
             return lambda env: -_number(operand(env), "-")
         if isinstance(node.op, ast.UAdd):
+            if kind is not None:
+                return operand
             return lambda env: +_number(operand(env), "+")
         if isinstance(node.op, ast.Not):
-            return lambda env: not operand(env)
+            return _typed(lambda env: not operand(env), NUMBER)
         raise self.fail(node, _bad_operator(node.op))
 
     def c_BoolOp(self, node: ast.BoolOp) -> Code:
@@ -346,7 +388,7 @@ class _Compiler:
                     if not value:
                         return value
                 return value
-            return both
+            return _typed(both, _join(*parts))
 
         def either(env: _Env) -> Any:
             value: Any = False
@@ -355,7 +397,7 @@ class _Compiler:
                 if value:
                     return value
             return value
-        return either
+        return _typed(either, _join(*parts))
 
     def c_Compare(self, node: ast.Compare) -> Code:
         ops = []
@@ -375,11 +417,11 @@ class _Compiler:
                     return False
                 a = b
             return True
-        return compare
+        return _typed(compare, NUMBER)
 
     def c_IfExp(self, node: ast.IfExp) -> Code:
         test, yes, no = self.compile(node.test), self.compile(node.body), self.compile(node.orelse)
-        return lambda env: yes(env) if test(env) else no(env)
+        return _typed(lambda env: yes(env) if test(env) else no(env), _join(yes, no))
 
     def c_Call(self, node: ast.Call) -> Code:
         if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
@@ -406,6 +448,7 @@ class _Compiler:
                 except Exception:  # e.g. 1/0: reported when evaluated, as it always was
                     continue
                 _within(name, value, lo, hi, what, arg.col_offset + 1 + self.lead)
+        kind = FLOAT if name in _FLOAT_RESULTS else NUMBER
         if limits:
             col = node.col_offset + 1 + self.lead
 
@@ -414,17 +457,50 @@ class _Compiler:
                 for index, lo, hi, what in limits:
                     _within(name, values[index], lo, hi, what, col)
                 return fn(*values)
-            return limited
+            return _typed(limited, kind)
+        if all(_kind(a) is not None for a in args):  # numbers: no checks
+            if len(args) == 1:
+                only = args[0]
+                return _folded(lambda env: fn(only(env)), kind, args)
+            return _folded(lambda env: fn(*[a(env) for a in args]), kind, args)
         if len(args) == 1:
             only = args[0]
-            return lambda env: fn(_number(only(env), name))
-        return lambda env: fn(*(_number(a(env), name) for a in args))
+            return _typed(lambda env: fn(_number(only(env), name)), kind)
+        return _typed(lambda env: fn(*(_number(a(env), name) for a in args)), kind)
 
     def c_List(self, node: ast.List | ast.Tuple) -> Code:
         items = [self.compile(e) for e in node.elts]
         return lambda env: [i(env) for i in items]
 
     c_Tuple = c_List
+
+
+def _constant(value: Any) -> Code:
+    kind = FLOAT if type(value) is float else NUMBER if isinstance(value, (int, float)) else None
+    return _typed(lambda env: value, kind, value)
+
+
+def _binary(op: Callable[[Any, Any], Any], left: Code, right: Code) -> Code:
+    """``op`` of two numbers (a constant side read once, not called)."""
+    if hasattr(right, "const"):
+        b = right.const  # type: ignore[attr-defined]
+        return lambda env: op(left(env), b)
+    if hasattr(left, "const"):
+        a = left.const  # type: ignore[attr-defined]
+        return lambda env: op(a, right(env))
+    return lambda env: op(left(env), right(env))
+
+
+def _folded(code: Code, kind: str, operands: list[Code]) -> Code:
+    """``code``, of a ``kind``, on ``operands``; when they are all constants, its value is
+    computed now. An error is left for evaluation time, where it was always reported (``1/0``)."""
+    if all(hasattr(c, "const") for c in operands):
+        try:
+            value = code(_CONST_ENV)
+        except Exception:
+            return _typed(code, kind)
+        return _typed(lambda env: value, kind, value)
+    return _typed(code, kind)
 
 
 def _is_constant(node: ast.AST) -> bool:

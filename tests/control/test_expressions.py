@@ -312,3 +312,46 @@ def test_the_json_schema_accepts_expressions_and_smoothing(registry):
     assert problems({"smooth": 0.5}) == []
     assert any("is not of type 'string'" in p for p in problems({"params": {"gain": {"expr": 3}}}))
     assert any("20 is greater than the maximum of 10" in p for p in problems({"params": {"gain": 20}}))
+
+
+ORACLE_TEXTS = [
+    "1 + 0.5*sin(t*3)", "0.2*sin(t*5)", "2*pi*0.5 + t", "frame * 3 - 1", "frame // 3 + frame % 2",
+    "-frame + 2", "-(2*t)", "+t", "true + true + frame", "(t > 1) * 10 + frame", "t / 2 + 7 // 2",
+    "abs(-frame) + floor(t) * 2", "min(frame, 3) * max(t, 1)", "clamp(frame, 0, 1) + 1",
+    "1 if frame > 2 else 2.5", "frame and t", "0 or frame", "round(t, 1) * 3", "fract(frame) + 1",
+    "tri(frame) * 4", "mix(frame, 10, 0.5)", "int(t * 10) * 3", "sign(t - 5) * frame",
+    "10 * fader.v + frame", "fader.v * fader.v", "-fader.v", "sin(fader.v) + 1", "2 - t",
+    "10 / (t + 1)", "7 % (frame + 2)", "2.5 - frame",
+]
+
+
+@pytest.mark.parametrize("text", ORACLE_TEXTS)
+@pytest.mark.parametrize("t, frame", [(0.0, 0), (1.75, 5), (12.5, 301)])
+def test_expressions_equal_plain_python_value_and_type(text, t, frame):
+    """The compiler skips the number checks where it knows a value is a number and computes
+    constant parts once: the results, value and type, must still be Python's own."""
+    from flowml.graph.expr import CONSTANTS, FUNCTIONS
+
+    ref = {"v": 3}
+    names = {**CONSTANTS, **{k: f for k, (f, *_rest) in FUNCTIONS.items()}, "t": t, "frame": frame,
+             "fader": type("Fader", (), ref)}
+    expected = eval(text, {"__builtins__": {}}, names)  # the oracle: plain Python, in this test only
+    got = parse_expression(text).evaluate(t, frame, lambda node, name: ref[name])
+    assert got == expected and type(got) is type(expected)
+
+
+def test_constant_parts_are_computed_once_and_their_errors_stay_at_evaluation():
+    assert parse_expression("2 * pi * 10").evaluate() == pytest.approx(20 * math.pi)
+    e = parse_expression("1/0 + t")  # parses: the division fails each time it is evaluated
+    with pytest.raises(ExprError, match="division by zero"):
+        e.evaluate(1.0)
+    assert parse_expression("int(1e300) // int(1e290) + frame").evaluate(0.0, 1) > 1
+
+
+def test_a_value_from_another_node_is_still_checked_for_being_a_number():
+    e = parse_expression("fader.v * 2 + sin(t)")
+    assert e.evaluate(0.0, 0, lambda node, name: 4) == 8
+    with pytest.raises(ExprError, match="'\\*' works on numbers, not on list"):
+        e.evaluate(0.0, 0, lambda node, name: [0] * 3)
+    with pytest.raises(ExprError, match="'sin' works on numbers"):
+        parse_expression("sin(fader.v)").evaluate(0.0, 0, lambda node, name: "x")

@@ -178,3 +178,32 @@ def test_edit_checks_as_a_dict_keep_edit_spec_s_fields_and_defaults():
             check_edits([bad])
         with pytest.raises(ValidationError):
             EditSpec(**bad)
+
+
+@pytest.mark.parametrize("edit", [
+    {"name": "a.weight", "op": "add", "value": 1, "seed": 0},              # an int value
+    {"name": "a.weight", "op": "add", "value": 0.5, "seed": True},         # a bool seed
+    {"seed": 0, "name": "a.weight", "op": "add", "value": 0.5},            # keys in another order
+    {"name": "a.weight", "op": "twist", "value": 0.5, "seed": 0},          # an unknown op
+    {"name": "a.weight", "op": ["add"], "value": 0.5, "seed": 0},          # an unhashable op
+    {"name": "a.weight", "op": "add", "value": "0.5", "seed": 0},          # a string value
+    {"name": 3, "op": "add", "value": 0.5, "seed": 0},
+])
+def test_edit_checks_take_only_finished_edits_as_they_are(edit):
+    """The live path's shortcut (edits already in ``check_edits``' form are not validated
+    again) must give what ``EditSpec`` gives, or refuse what it refuses."""
+    from pydantic import ValidationError
+
+    from flowml_torch.specs import EditSpec, check_edits
+
+    done = {"name": "b.bias", "op": "scale", "value": 2.0, "seed": 1}
+    assert check_edits([done]) == [done] and check_edits([done])[0] is not done
+    try:
+        expected = [EditSpec(**done).model_dump(), EditSpec(**edit).model_dump()]
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            check_edits([done, edit])
+    else:
+        got = check_edits([done, edit])
+        assert got == expected and [type(e["value"]) for e in got] == [float, float]
+        assert [list(e) for e in got] == [list(EditSpec.model_fields)] * 2
