@@ -303,12 +303,12 @@ def normalize_outputs(node: Node, ports: Ports, result: Any) -> tuple[dict[str, 
     stamp = None
     if isinstance(result, Stamped):
         stamp, result = result.t, result.outputs
-    names = [o.name for o in ports.outputs]
+    names = ports.output_names
     if not names:
         return {}, stamp
     if result is NO_VALUE:
         return {n: NO_VALUE for n in names}, stamp
-    if isinstance(result, Mapping) and result and set(result) <= set(names):
+    if isinstance(result, Mapping) and result and ports.output_set.issuperset(result):
         outputs = dict(result)
     elif len(names) == 1 and not (isinstance(result, Mapping) and _returns_ports(ports.outputs[0].type)):
         outputs = {names[0]: result}

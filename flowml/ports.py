@@ -19,6 +19,7 @@ Conventions for the values themselves:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -114,6 +115,14 @@ class Ports:
 
     def output(self, name: str) -> Output | None:
         return next((p for p in self.outputs if p.name == name), None)
+
+    @cached_property  # read at each call of the node
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.outputs)
+
+    @cached_property
+    def output_set(self) -> frozenset[str]:
+        return frozenset(self.output_names)
 
 
 def ports_problem(cls: Any, ports: Any) -> str | None:

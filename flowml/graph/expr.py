@@ -371,8 +371,10 @@ class _Compiler:
                 return _folded(lambda env: -operand(env), kind, [operand])
             return lambda env: -_number(operand(env), "-")
         if isinstance(node.op, ast.UAdd):
-            if kind is not None:
+            if kind == FLOAT:
                 return operand
+            if kind is not None:  # +true is 1
+                return _folded(lambda env: +operand(env), kind, [operand])
             return lambda env: +_number(operand(env), "+")
         if isinstance(node.op, ast.Not):
             return _typed(lambda env: not operand(env), NUMBER)

@@ -316,7 +316,7 @@ def test_the_json_schema_accepts_expressions_and_smoothing(registry):
 
 ORACLE_TEXTS = [
     "1 + 0.5*sin(t*3)", "0.2*sin(t*5)", "2*pi*0.5 + t", "frame * 3 - 1", "frame // 3 + frame % 2",
-    "-frame + 2", "-(2*t)", "+t", "true + true + frame", "(t > 1) * 10 + frame", "t / 2 + 7 // 2",
+    "-frame + 2", "-(2*t)", "+t", "+true", "+frame", "-true", "true + true + frame", "(t > 1) * 10 + frame", "t / 2 + 7 // 2",
     "abs(-frame) + floor(t) * 2", "min(frame, 3) * max(t, 1)", "clamp(frame, 0, 1) + 1",
     "1 if frame > 2 else 2.5", "frame and t", "0 or frame", "round(t, 1) * 3", "fract(frame) + 1",
     "tri(frame) * 4", "mix(frame, 10, 0.5)", "int(t * 10) * 3", "sign(t - 5) * frame",
