@@ -97,14 +97,14 @@ _EDIT_DEFAULTS = {k: f.default for k, f in EditSpec.model_fields.items() if not 
 _EDITS: Any = None  # TypeAdapter(list[_EditDict]), made on first use
 
 
-_KEYS = tuple(EditSpec.model_fields)
+_KEYS = ("name", "op", "value", "seed")  # EditSpec's fields in order (a test holds them so)
 _OPS = frozenset(get_args(EditOp))
 
 
 def _checked_already(e: Any) -> bool:
     """Is ``e`` an edit as ``check_edits`` returns one: ``EditSpec``'s keys in order, each
-    value of the exact type it validates to (a str op among ``EditOp``, a float value, an int
-    seed)? Such an edit validates to itself."""
+    value of the exact type its field validates to (a str op among ``EditOp``, a float value,
+    an int seed)? Such an edit validates to itself."""
     return (type(e) is dict and tuple(e) == _KEYS and type(e["name"]) is str
             and type(e["op"]) is str and e["op"] in _OPS and type(e["value"]) is float
             and type(e["seed"]) is int)

@@ -194,8 +194,9 @@ def test_edit_checks_take_only_finished_edits_as_they_are(edit):
     again) must give what ``EditSpec`` gives, or refuse what it refuses."""
     from pydantic import ValidationError
 
-    from flowml_torch.specs import EditSpec, check_edits
+    from flowml_torch.specs import _KEYS, EditSpec, check_edits
 
+    assert _KEYS == tuple(EditSpec.model_fields)  # the shortcut checks each of them
     done = {"name": "b.bias", "op": "scale", "value": 2.0, "seed": 1}
     assert check_edits([done]) == [done] and check_edits([done])[0] is not done
     try:
