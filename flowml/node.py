@@ -171,6 +171,13 @@ class Node:
     live: ClassVar[bool] = False
     """For sources: True when frames arrive in real time (camera, network), so the graph runs
     in live mode (latest frame wins); False for files (offline: every frame, back-pressure)."""
+    pure: ClassVar[bool] = False
+    """True when ``process`` gives the same outputs for the same params and the same input
+    values, and does nothing else (no clock, randomness, I/O or count of calls in it): a
+    latent from a seed, a filter. When a tick would call it with the params of its last call
+    and with inputs its producers handed on unchanged (they were not called either, or hold
+    their outputs, or it has no inputs), the scheduler hands its last outputs on instead,
+    counted in the node's ``held``: what TouchDesigner calls cooking only on change."""
     captures_in_background: ClassVar[bool] = False
     """For live sources with a capture thread of their own (a camera's reader): ``process``
     only waits for the newest frame that thread has, and returns when ``ctx.stopping`` is set.
@@ -208,6 +215,13 @@ class Node:
         run on a worker thread of its own? Default: ``blocking``. Override when it depends on
         params (a user function that says it does I/O)."""
         return cls.blocking
+
+    @classmethod
+    def is_pure(cls, params: Params) -> bool:
+        """Are this node's outputs a function of its params and inputs alone, with these params
+        (``pure``)? Override when it depends on params (random noise is not). Asked when the
+        node is built and when the graph is reloaded, with the graph file's params."""
+        return cls.pure
 
     @classmethod
     def unavailable(cls) -> str | None:

@@ -15,6 +15,8 @@ every reload (``make_policy``):
 - ``SampleAndHold`` (``hold: true``, live mode): started whenever it is free; every tick sees
   its last finished outputs, so a slow estimator never bounds the frame rate.
 - ``EveryN`` wraps any of them (``every: N``): runs on every Nth tick, holds its outputs between.
+- ``OnChange`` wraps ``Inline`` for a ``pure`` node type: it runs only when its params or one
+  of its producers' outputs changed since its last call; else it hands on its last outputs.
 
 A policy decides whether a node runs *before* its inputs are gathered, so a dropped frame costs
 nothing (no download, no conversion). Each call carries the params of the tick it was
@@ -161,15 +163,37 @@ class EveryN(Policy):
         return self.inner.dispatch(nrt, run, gather)
 
 
+class OnChange(Policy):
+    """Runs ``inner`` (``Inline``) for a ``pure`` node only when something it reads changed:
+    its params, or what one of its producers handed this tick (another ``Produced`` than at
+    its last call: the producer ran). Otherwise its consumers get its last outputs, and the
+    node is not called. A call that raised leaves nothing to reuse: the next tick calls again."""
+
+    def __init__(self, inner: Policy):
+        self.inner = inner
+        self._read: tuple | None = None  # the params and producers' values of the last call
+
+    def dispatch(self, nrt: NodeRuntime, run: TickRun, gather: Gather) -> Produced | Future:
+        read = (getattr(gather, "params", None) or nrt.params, *gather.sources)  # type: ignore[attr-defined]
+        last = self._read
+        if last is not None and nrt.last is not None and all(a is b for a, b in zip(read, last)):
+            nrt.stats.held += 1
+            return nrt.last
+        self._read = None
+        produced = self.inner.dispatch(nrt, run, gather)
+        self._read = read
+        return produced
+
+
 def make_policy(nrt: NodeRuntime, *, blocking: bool, hold: bool, every: int, live: bool,
                 is_clock: bool, on_failure: Callable[[BaseException], None],
-                old: Policy | None = None) -> Policy:
+                old: Policy | None = None, pure: bool = False) -> Policy:
     """The policy for a node; a worker thread the node already has (``old``) is kept."""
     policy: Policy
     if is_clock or not (blocking or hold):
         if old is not None and old.worker is not None:
             old.close(None)
-        policy = Inline()
+        policy = OnChange(Inline()) if pure and not is_clock else Inline()
     else:
         worker = old.worker if old is not None and old.worker is not None else SerialWorker(nrt.id)
         policy = SampleAndHold(worker, on_failure) if hold else OnWorker(worker, live)

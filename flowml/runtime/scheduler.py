@@ -206,7 +206,7 @@ class Scheduler:
         rn = graph.nodes[nrt.id]
         return make_policy(nrt, blocking=rn.type.cls.is_blocking(rn.params), hold=nrt.hold, every=nrt.every,
                            live=self.mode == "live", is_clock=nrt.id == graph.clock,
-                           on_failure=self._worker_failed, old=old)
+                           on_failure=self._worker_failed, old=old, pure=rn.type.cls.is_pure(rn.params))
 
     def _place(self) -> None:
         if self._lanes is not None:
@@ -761,6 +761,12 @@ class _Gather:
     def pending(self) -> bool:
         return any(isinstance(v := self.values.get(src.node), Future) and not v.done()
                    for src in self.rn.inputs.values())
+
+    @property
+    def sources(self) -> tuple[Produced | Future | None, ...]:
+        """What each input's producer handed on this tick, in the inputs' order."""
+        values = self.values
+        return tuple(values.get(src.node) for src in self.rn.inputs.values())
 
 
 def _lacks(values: dict[str, Produced | Future], needed: tuple[tuple[str, str], ...]) -> bool:

@@ -19,7 +19,7 @@ def registry():
     reg = Registry()
     for cls in (runtime_nodes.Counter, runtime_nodes.LiveCounter, runtime_nodes.AddOne,
                 runtime_nodes.Blob, runtime_nodes.Record, runtime_nodes.Fail, runtime_nodes.Calls,
-                runtime_nodes.BackgroundCamera):
+                runtime_nodes.BackgroundCamera, runtime_nodes.PureCalls, runtime_nodes.PureConstant):
         reg.add(cls, "runtime-tests")
     for cls in live_nodes.ALL:
         reg.add(cls, "runtime-tests")

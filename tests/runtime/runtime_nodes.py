@@ -183,7 +183,36 @@ class Calls(Node):
         return (value, self.n)
 
 
+class PureCalls(Calls):
+    """``test.calls`` declared ``pure``: its output is its input's (the count only tells the
+    calls apart)."""
+
+    type_name = "test.pure_calls"
+    pure = True
+
+
+class PureConstant(Node):
+    """A pure node without inputs: ``value``; raises on its first ``fail_first`` calls."""
+
+    type_name = "test.pure_constant"
+    outputs = (Output("value", SCALAR),)
+    pure = True
+
+    class Params(Params):
+        value: int = 1
+        fail_first: int = Field(0, ge=0)
+
+    def setup(self, ctx):
+        self.n = 0
+
+    def process(self):
+        self.n += 1
+        if self.n <= self.params.fail_first:
+            raise ValueError(f"call {self.n} fails")
+        return self.params.value
+
+
 @flowml.hookimpl
 def register_node_types(register):
-    for cls in (Counter, LiveCounter, AddOne, Blob, Record, Fail, Calls):
+    for cls in (Counter, LiveCounter, AddOne, Blob, Record, Fail, Calls, PureCalls, PureConstant):
         register(cls)

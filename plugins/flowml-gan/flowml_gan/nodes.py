@@ -60,10 +60,14 @@ class StyleGANLatent(Node):
     ``(B, z_dim)`` (an OSC vector, audio features), or an image ``(B, C, H, W)`` with
     ``H * W == z_dim`` (TouchDesigner's 1x512 noise image), whose first channel in [0, 1] is
     taken as ``2 * x - 1``. The mapping network normalises z's scale, not its offset.
+
+    ``pure``: while its params and its ``z`` stay the same, it is not called again, and the
+    generator gets the same ``w``.
     """
 
     type_name = "stylegan.latent"
     outputs = (Output("w", TENSOR, "(B, num_ws, w_dim) float32"),)
+    pure = True
 
     class Params(flowml.Params):
         path: str = Field(file="input", rebuild=True, description=SNAPSHOT_HELP)
