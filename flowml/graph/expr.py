@@ -38,7 +38,7 @@ import difflib
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 __all__ = ["Expression", "ExprError", "parse_expression", "FUNCTIONS", "CONSTANTS", "VARIABLES",
            "MAX_LENGTH", "MAX_STEPS", "MAX_DEPTH", "MAX_INT_BITS", "ARG_LIMITS"]
@@ -149,8 +149,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int, str]] = {
 
 # -- the compiled expression --------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Env:
+class _Env(NamedTuple):  # made at every evaluation: a tuple is cheaper than a frozen dataclass
     t: float
     frame: int
     refs: Refs
