@@ -30,8 +30,9 @@ the changes of that day taken in turn (``PYTHONPATH`` as above), median ``outsid
 edits list and ``set_params``' one validation of the generator's params ~13), the two nodes'
 calls ~20 (output normalisation and contracts), the edits ~17 (of which ~15 the three writes a
 loop makes too), the rest of the scheduler ~15. 2026-12-04 night, 10 single rounds each in
-turn: 75.8 before (a7d5be0), 68.3 after the expressions' number kinds, ``check_edits``' way
-through for finished edits and the store's one pass over a list's parts (docs/benchmarks.md).
+turn: 81.1 before (a7d5be0), 64.5 after the expressions' number kinds, ``check_edits``' way
+through for finished edits, the store's shorter steps and pure nodes (the latent is not called
+while its seed stays; docs/benchmarks.md).
 
 ``--completion``: what the GPU completion thread (``flowml.runtime.completion``) takes from the
 dispatcher, emulated on the CPU: the dispatcher runs ``--busy`` us of Python a tick (an eager
