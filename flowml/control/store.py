@@ -582,15 +582,11 @@ class ParamStore:
         if lp.expr is not None:
             try:
                 value = lp.expr.evaluate(t, self.frame, self._ref)
-            except ExprError as exc:
-                self.reporter.error(lp.address, str(exc))
-                return _SAME
-            if (type(value) is float and lp.shape.kind is Kind.FLOAT and lp.level is not None
-                    and lp.fade is None and not lp.smooth > 0):
-                # the usual case (a float following t), as the general path below has it
-                lp.target = lp.level = value = _clamp(value, lp.info)
-                return _SAME if value == lp.value else value
-            try:
+                if (type(value) is float and lp.shape.kind is Kind.FLOAT and lp.level is not None
+                        and lp.fade is None and not lp.smooth > 0):
+                    # the usual case (a float following t), as the general path below has it
+                    lp.target = lp.level = value = _clamp(value, lp.info)
+                    return _SAME if value == lp.value else value
                 lp.target = self._coerce(lp, value)
             except ExprError as exc:
                 self.reporter.error(lp.address, str(exc))
