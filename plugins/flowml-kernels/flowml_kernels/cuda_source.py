@@ -649,10 +649,13 @@ template <int PXT_> __device__ __forceinline__ void h2_store(T* oc, const float*
 # BC (pairs): a tap at an odd column offset would take a funnel shift of two tile words; instead
 # each input half of a row is broadcast to both lanes against weights paired per input column
 # (N + 1 FMAs a row, no shifts; N*(N+1) weight registers).
+# CG > 1: a tile's channel chunks are split among CG blocks (adjacent in the grid), each loading
+# the weights: more, shorter blocks, for a grid whose last wave is not a tenth full.
 _H2W = r"""
 #define CB {CB}
 #define PXT {PXT}
 #define BC {BC}
+#define CG {CG}                                          // blocks a tile: its channels split in CG
 #define HW2 (PXT / 2)                                    // half2 words of one tap's weights
 #define TXQ {TXQ}
 #define TY {TY}
@@ -696,7 +699,17 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
 {{
     const long long HW = (long long)H * W;
     const int tiles_x = (W + TXQ * PXT - 1) / (TXQ * PXT);
+#if CG > 1
+    const int tile = blockIdx.x / CG, group = blockIdx.x % CG;   // a tile's groups run together
+    const int ty0 = (tile / tiles_x) * TY, tx0 = (tile % tiles_x) * (TXQ * PXT);
+    const int all = (C + CB - 1) / CB, per = (all + CG - 1) / CG;
+    const int k0 = group * per, k1 = k0 + per < all ? k0 + per : all;   // its chunks
+    if (k0 >= k1) return;                                // the whole block: no barrier reached
+#define BUF(k) (((k) - k0) & 1)                          // chunk k's buffer
+#else
     const int ty0 = (blockIdx.x / tiles_x) * TY, tx0 = (blockIdx.x % tiles_x) * (TXQ * PXT);
+#define BUF(k) ((k) & 1)
+#endif
     const int lx = threadIdx.x % TXQ, ly = threadIdx.x / TXQ;
     const int py = ty0 + ly, px0 = tx0 + lx * PXT;
     const bool vec = (W % 4) == 0;                       // aligned whole quads and pairs
@@ -707,8 +720,10 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
 #ifdef WF_SMEM_HOOK
     WF_SMEM_HOOK(xs_s);                                  // the CPU test poisons it per block
 #endif
-    const int chunks = (C + CB - 1) / CB;
-    h2w_fill(xs_s[0], xb, 0, C, H, W, ty0, tx0, vec);   // chunk 0 in flight during the weights
+#if CG == 1
+    const int k0 = 0, k1 = (C + CB - 1) / CB;            // every chunk
+#endif
+    h2w_fill(xs_s[0], xb, k0 * CB, C, H, W, ty0, tx0, vec);   // in flight during the weights
     c8_commit();
 #if BC
     // tap row i, input half m (column px0-R+m): (w of pixel 0 tap m, w of pixel 1 tap m-1),
@@ -748,15 +763,15 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
     }}
     T* ob = out + b * C * HW + (long long)py * W + px0;
     #pragma unroll 1
-    for (int kc = 0; kc < chunks; ++kc) {{
-        if (kc + 1 < chunks) {{                          // the next chunk, in flight meanwhile
-            h2w_fill(xs_s[(kc + 1) & 1], xb, (kc + 1) * CB, C, H, W, ty0, tx0, vec);
+    for (int kc = k0; kc < k1; ++kc) {{
+        if (kc + 1 < k1) {{                              // the next chunk, in flight meanwhile
+            h2w_fill(xs_s[BUF(kc + 1)], xb, (kc + 1) * CB, C, H, W, ty0, tx0, vec);
             c8_commit();
             c8_wait<1>();
         }} else {{
             c8_wait<0>();
         }}
-        __syncthreads();                                 // chunk kc in xs_s[kc & 1]
+        __syncthreads();                                 // chunk kc in xs_s[BUF(kc)]
         if (live) {{
             #pragma unroll 1
             for (int cc = 0; cc < CB && kc * CB + cc < C; ++cc) {{
@@ -767,7 +782,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                 for (int i = 0; i < N; ++i) {{
                     unsigned xw[SEGW];                   // word s: columns px0-PADE+2s, +1
                     const unsigned* srow = reinterpret_cast<const unsigned*>(
-                        &xs_s[kc & 1][cc][ly + i][PADX - PADE + lx * PXT]);
+                        &xs_s[BUF(kc)][cc][ly + i][PADX - PADE + lx * PXT]);
 #if PXT == 4
                     #pragma unroll
                     for (int s = 0; s < SEGW; s += 2) {{
@@ -801,7 +816,7 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
                 h2_store<PXT>(ob + (long long)(kc * CB + cc) * HW, acc, px0, W, vec);
             }}
         }}
-        __syncthreads();                                 // xs_s[kc & 1] read by all: refill
+        __syncthreads();                                 // xs_s[BUF(kc)] read by all: refill
     }}
 }}
 """
@@ -1017,19 +1032,24 @@ def wgrad_source(dtype: str, n: int) -> str:
     return _common(dtype, n) + _WGRAD.format()
 
 
-def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int, bc: bool = False) -> str:
+def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int, bc: bool = False,
+               cg: int = 1) -> str:
     """``wf_h2w`` (float16 storage only): blocks of ``ty`` rows x ``txq`` threads of ``pxt``
     (2 or 4) pixels, each pixel's N*N weights read once into registers, every channel walked in
     chunks of ``cb`` through a double-buffered shared tile, tap rows summed in half2 as the
     ``h2`` plans do. ``bc`` (pairs only): each input half broadcast to both lanes against
     pre-paired weights (N + 1 FMAs a row, no funnel shifts; N*(N+1) weight registers).
+    ``cg`` > 1: a tile's channel chunks split among ``cg`` blocks (each reads the weights; the
+    grid's fastest index, so they run together and the later reads hit L2).
     ``x`` (B, C, H, W), ``w`` (B, N*N, H, W) -> ``out`` (B, C, H, W)."""
+    if cg < 1:
+        raise ValueError(f"wf_h2w: cg (blocks a tile) is 1 or more, not {cg}")
     if pxt not in (2, 4) or txq * pxt % 4:
         raise ValueError(f"wf_h2w: pxt is 2 or 4 and txq * pxt a multiple of 4, not pxt={pxt} "
                          f"txq={txq}")
     if bc and pxt != 2:
         raise ValueError(f"wf_h2w bc broadcasts input halves to a pixel pair: pxt 2, not {pxt}")
-    return _common("float16", n) + _H2W.format(CB=cb, PXT=pxt, BC=int(bc), TXQ=txq, TY=ty,
+    return _common("float16", n) + _H2W.format(CB=cb, PXT=pxt, BC=int(bc), TXQ=txq, TY=ty, CG=cg,
                                                 HFMA2=_HFMA2.format(),
                                                 FILL=_H2_FILL.format() + _H2_ROW.format())
 

@@ -18,7 +18,7 @@ def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
     if plan.kernel == "h2w":
         if dtype != "float16":
             raise ValueError(f"plan {plan.name!r}: wf_h2w takes float16 storage, not {dtype}")
-        return h2w_source(n, cb, plan.px, plan.txq, plan.ty, plan.bc), "wf_h2w"
+        return h2w_source(n, cb, plan.px, plan.txq, plan.ty, plan.bc, plan.cg), "wf_h2w"
     if plan.kernel == "h2r":
         if dtype != "float16":
             raise ValueError(f"plan {plan.name!r}: wf_h2r takes float16 storage, not {dtype}")

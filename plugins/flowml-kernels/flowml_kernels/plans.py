@@ -80,6 +80,7 @@ class ForwardPlan:
     px: int = 4
     bc: bool = False
     mb: int = 0
+    cg: int = 1
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
@@ -170,9 +171,9 @@ class ForwardPlan:
             span = self.px * self.txq
             tiles = (w + span - 1) // span * ((h + self.ty - 1) // self.ty)
             return (tiles * nb, b, 1)
-        if self.kernel == "h2w":                      # every channel in each block
+        if self.kernel == "h2w":                      # a tile's channels in cg blocks
             span = self.px * self.txq
-            return ((w + span - 1) // span * ((h + self.ty - 1) // self.ty), b, 1)
+            return ((w + span - 1) // span * ((h + self.ty - 1) // self.ty) * self.cg, b, 1)
         if self.kernel == "mma":
             rows = self.ty * self.py
             tiles = (w + 8 * self.txq - 1) // (8 * self.txq) * ((h + rows - 1) // rows)
@@ -192,11 +193,12 @@ def _tile(name: str, cb: int, txq: int, ty: int, smem: bool, pf: int = 0,
     return ForwardPlan(name, "tile", cb, txq, ty, smem, pf=pf, h2=h2)
 
 
-def _h2w(name: str, px: int, txq: int, ty: int, cb: int, bc: bool = False) -> ForwardPlan:
-    if px not in (2, 4) or px * txq % 4 or (bc and px != 2):
+def _h2w(name: str, px: int, txq: int, ty: int, cb: int, bc: bool = False,
+         cg: int = 1) -> ForwardPlan:
+    if px not in (2, 4) or px * txq % 4 or (bc and px != 2) or cg < 1:
         raise ValueError(f"plan {name}: h2w takes 2 or 4 pixels a thread (bc: 2), txq * px a "
-                         f"multiple of 4")
-    return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px, bc=bc)
+                         f"multiple of 4, and cg >= 1 blocks a tile")
+    return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px, bc=bc, cg=cg)
 
 
 def _h2r(name: str, px: int, txq: int, ty: int, cb: int, mb: int = 0) -> ForwardPlan:
@@ -273,6 +275,16 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _h2w("h2w_p4_8x16_cb8", 4, 8, 16, 8),
     _h2w("h2w_p4_32x4_cb8", 4, 32, 4, 8),
     _h2w("h2w_p4_16x8_cb4", 4, 16, 8, 4),
+    # _gK: a tile's channel chunks split among K blocks. All the p4 shapes above take 80
+    # registers at N = 5 (6 blocks of 128 threads an SM on sm_90), which makes 1920x1080 5.11
+    # waves of blocks over the H200's 132 SMs: the sixth wave is a tenth full, and every p4
+    # shape timed the same 49%. g2 makes 10.2 waves (g4 20.5), for a second (fourth) read of
+    # each pixel's weights, from L2. (Capping the registers for a seventh block an SM,
+    # __launch_bounds__(128, 7), spills 40 bytes at 72.)
+    _h2w("h2w_p4_16x8_cb8_g2", 4, 16, 8, 8, cg=2),
+    _h2w("h2w_p4_16x8_cb4_g2", 4, 16, 8, 4, cg=2),
+    _h2w("h2w_p4_16x8_cb4_g4", 4, 16, 8, 4, cg=4),
+    _h2w("h2w_p4_16x16_cb4_g2", 4, 16, 16, 4, cg=2),
     # h2r (float16; cuda_source._H2R): "register rows", aimed at C=32 N=9 where h2_h took 0.418
     # ms (34.4% of copy) and h2w cannot hold the weights of more than a pixel pair. A thread
     # owns px (4, 8) pixels of a row and cb channels; a tap row's weights are loaded once for

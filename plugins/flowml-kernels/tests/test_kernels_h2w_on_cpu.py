@@ -187,7 +187,7 @@ def test_the_fiber_player_fails_a_kernel_without_its_trailing_barrier(tmp):
     nothing about the double buffer)."""
     plan = plans.PLANS["h2w_p2_32x8_cb4"]
     src = h2w_source(3, 4, plan.px, plan.txq, plan.ty)
-    barrier = "__syncthreads();                                 // xs_s[kc & 1] read by all"
+    barrier = "__syncthreads();                                 // xs_s[BUF(kc)] read by all"
     assert src.count(barrier) == 1
     lib = host_library(PRELUDE + _HOST_VECTORS
                        + "".join(_namespace(src.replace(barrier, "//"), "wf_h2w", "racy")),
