@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pydantic import BaseModel
 

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from control_helpers import LOOPBACK, OscDump, free_udp_port, oscsend
+from control_helpers import LOOPBACK, OscDump, free_udp_port, need_liblo, oscsend
 from control_nodes import FRAMES
 
 from flowml import cli
@@ -27,6 +27,7 @@ def cli_registry(live, monkeypatch):
 
 
 def test_run_listens_for_osc(cli_registry, capsys):
+    need_liblo()  # here, not in the thread (a skip raised there would not reach pytest)
     path = cli_registry.write(GRAPH)
     port = free_udp_port()
 
