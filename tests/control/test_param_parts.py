@@ -100,7 +100,9 @@ def test_parts_are_live_params_of_their_own(graphs):
 
     store.set("/n/items", [{"name": "a", "value": 1.0}, {"name": "b", "value": 2.0}, {"name": "c", "value": 3.0}])
     wait_until(lambda: "/n/items/2/value" in store.params)
-    wait_until(lambda: run.sched.params_of("n").items[2]["value"] == 3)
+    # the store knows the new part as it hands the list over; the node switches at that
+    # tick's start, a moment later
+    wait_until(lambda: len(items := run.sched.params_of("n").items) == 3 and items[2]["value"] == 3)
     assert store.params["/n/items/0/value"].expr is not None  # same name: keeps its expression
     tree = build_tree(store)
     leaf = tree["CONTENTS"]["n"]["CONTENTS"]["items"]["CONTENTS"]["2"]["CONTENTS"]["value"]

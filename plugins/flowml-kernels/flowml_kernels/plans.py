@@ -63,7 +63,8 @@ class ForwardPlan:
     ``h2w``: ``px`` (2 or 4) pixels a thread, their N*N weights held in registers as half2 for
     all C channels (``cuda_source._H2W``), ``cb`` the channels of one shared-memory chunk;
     ``bc`` (pairs): each input half broadcast to both pixels against weights paired per input
-    column (N + 1 FMAs a tap row instead of N and N - 1 funnel shifts; N*(N+1) registers).
+    column (N + 1 FMAs a tap row instead of N and N - 1 funnel shifts; N*(N+1) registers);
+    ``cg`` > 1: a tile's channel chunks split among ``cg`` blocks, neighbours in the grid.
     ``h2r``: ``px`` (4 or 8) pixels of a row and ``cb`` channels a thread, ``txq`` x ``ty``
     threads a block, the channel block the fastest grid index (``cuda_source._H2R``); ``mb``
     > 0: at least ``mb`` blocks an SM (``__launch_bounds__``: ptxas caps the registers)."""
