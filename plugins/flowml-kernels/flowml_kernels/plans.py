@@ -281,7 +281,10 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # waves of blocks over the H200's 132 SMs: the sixth wave is a tenth full, and every p4
     # shape timed the same 49%. g2 makes 10.2 waves (g4 20.5), for a second (fourth) read of
     # each pixel's weights, from L2. (Capping the registers for a seventh block an SM,
-    # __launch_bounds__(128, 7), spills 40 bytes at 72.)
+    # __launch_bounds__(128, 7), spills 40 bytes at 72.) H100, 2026-12-08 00:33 UTC
+    # (docs/bench-2026-12-08-h100-wf-g.txt, C=32 N=5, GPU ms): 16x16_cb4_g2 0.1761 (in
+    # FORWARD_TABLE), 16x8_cb8_g2 0.1832, 16x8_cb4_g2 0.1850, 16x8_cb4_g4 0.1926, against 0.1855
+    # and 0.1839 for 16x8_cb8 and 16x16_cb4 ungrouped.
     _h2w("h2w_p4_16x8_cb8_g2", 4, 16, 8, 8, cg=2),
     _h2w("h2w_p4_16x8_cb4_g2", 4, 16, 8, 4, cg=2),
     _h2w("h2w_p4_16x8_cb4_g4", 4, 16, 8, 4, cg=4),
@@ -336,13 +339,17 @@ FORWARD_TABLE: dict[str, dict[int, dict[int, str]]] = {
     # (the sweep of 18:15 UTC, docs/bench-2026-12-03e-h200-wf-h2w.txt: 0.180 ms GPU, 49.0%), and
     # N=9 h2r_p8_16x8_cb8_m3 (the sweep of 2026-12-04 20:02 UTC,
     # docs/bench-2026-12-04b-h200-wf-h2r.txt: 0.406 ms GPU, 35.3%; h2_h_smem_16x8_cb8 0.421).
+    # fp16 N <= 5 since 2026-12-08: h2w_p4_16x16_cb4_g2 (channel groups), from the H100 sweep of
+    # 00:33 UTC (docs/bench-2026-12-08-h100-wf-g.txt): 0.1761 ms GPU, 70.0% of that H100's
+    # copy, against 0.1855 (66.4%) for h2w_p4_16x8_cb8 and 0.1839 for h2w_p4_16x16_cb4 in the
+    # same run; not yet timed on the H200 (gpu-next.steps wf-g).
     "float32": {
         4: {5: "smem_16x8_cb8", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
         BIG: {5: "pf_h_smem_16x8_cb8", 9: "pf_t_smem_16x8_cb8", 15: "l1_32x8_cb2"},
     },
     "float16": {
         4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
-        BIG: {5: "h2w_p4_16x8_cb8", 9: "h2r_p8_16x8_cb8_m3", 15: "l1_32x8_cb2"},
+        BIG: {5: "h2w_p4_16x16_cb4_g2", 9: "h2r_p8_16x8_cb8_m3", 15: "l1_32x8_cb2"},
     },
     "bfloat16": {   # the half2 plans are float16 only: float16's choices before them
         4: {5: "smem_32x8_cb4", 9: "smem_16x8_cb8", 15: "l1_32x8_cb2"},
