@@ -307,6 +307,11 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # against 0.181).
     _h2r("h2r_p8_16x8_cb8", 8, 16, 8, 8),
     _h2r("h2r_p8_16x8_cb8_m3", 8, 16, 8, 8, mb=3),
+    # 8x16: the same registers as 16x8 m3 (NVRTC 13 sm_90: 160 / 168 at N = 5 / 9), a taller,
+    # narrower block whose tile has less halo: 24 x 80 halves for 16 x 64 outputs (1.88x)
+    # against 16 x 144 for 8 x 128 (2.25x), 17% less tile traffic from L2. Not timed yet
+    # (gpu-next.steps wf-h2r-tall): at N = 9 the H100 had 16x8 m3 at 49.0% of copy.
+    _h2r("h2r_p8_8x16_cb8_m3", 8, 8, 16, 8, mb=3),
     _h2r("h2r_p8_16x8_cb4_m4", 8, 16, 8, 4, mb=4),
     _h2r("h2r_p8_16x16_cb4_m2", 8, 16, 16, 4, mb=2),
     _h2r("h2r_p4_16x8_cb16_m4", 4, 16, 8, 16, mb=4),
