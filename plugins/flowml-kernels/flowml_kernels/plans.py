@@ -258,10 +258,11 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # operand selector) against weights paired per input column, so no funnel shifts: NVRTC's
     # sm_90 SASS for a channel at N=9 is 205 instructions against p2's 231 (90 HFMA2 for 81, no
     # SHF for 37). H200, 2026-12-03 18:15 UTC (docs/bench-2026-12-03e-h200-wf-h2w.txt): p4
-    # 16x8 cb8 took C=32 N=5 in 0.180 ms (49.0% of copy; h2_h 0.199), in FORWARD_TABLE; p2 and
-    # b2 lost to h2_h at N=5 and N=9 (b2 0.81 ms at N=9). The other p4 shapes below: not timed yet.
-    # Timed at 1920x1080 only: its grid has no channel blocks (every channel in a block), so a
-    # small image makes few blocks (256x256: 128, h2_h 512) and may leave SMs idle.
+    # 16x8 cb8 took C=32 N=5 in 0.180 ms (49.0% of copy; h2_h 0.199), then in FORWARD_TABLE; p2
+    # and b2 lost to h2_h at N=5 and N=9 (b2 0.81 ms at N=9). The other p4 shapes below timed the
+    # same on 2026-12-04 (0.1800 - 0.1815 ms). Timed at 1920x1080 only: without channel groups
+    # (cg, the _g plans) every channel is in one block, so a small image makes few blocks
+    # (256x256: 128, h2_h 512) and may leave SMs idle.
     _h2w("h2w_p2_32x8_cb8", 2, 32, 8, 8),
     _h2w("h2w_p2_32x8_cb4", 2, 32, 8, 4),
     _h2w("h2w_p2_16x16_cb8", 2, 16, 16, 8),
