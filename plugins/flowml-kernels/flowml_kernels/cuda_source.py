@@ -836,6 +836,11 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY) wf_h2w(
 # h2_rows_ref). The tile (CB channels, TY + N - 1 rows) is copied with cp.async (_H2_FILL) while
 # the first tap row's weights load. Per channel and tap row at N = 9, PXT = 8: 36 HFMA2, 2 LDS.128,
 # 7 funnels, 16 float conversions and adds (the h2 quads: 18 HFMA2, 3 LDS.64, 5 funnels, 8).
+# PIPE: no branch between the CB channels. The per-channel test c0 + cc < C is a branch, and
+# ptxas schedules nothing across it: each channel's LDS then waits alone before its HFMA2s (the
+# SASS of nvdisasm shows LDS, LDS, then the dependent funnels, 8 times a row). Without it the
+# next channel's LDS issue during this channel's HFMA2s. Channels past C sum their tile rows,
+# which the fill made zero, and are not stored. Each kernel's text is the same with PIPE 0.
 _H2R = r"""
 #define CB {CB}
 #define PXT {PXT}
@@ -848,6 +853,7 @@ _H2R = r"""
 #define SW (TXQ * PXT + 2 * PADX)                        // smem column s: image column tx0-PADX+s
 #define SQ (SW / 4)
 #define NQ (CB * SH * SQ)                                // 8-byte chunks of the tile
+#define PIPE {PIPE}                                      // no branch between channels
 #if PXT != 4 && PXT != 8
 #error "wf_h2r: PXT is 4 or 8"
 #endif
@@ -919,7 +925,11 @@ extern "C" __global__ void __launch_bounds__(TXQ * TY{MINB}) wf_h2r(
         }}
         #pragma unroll
         for (int cc = 0; cc < CB; ++cc) {{
+#if PIPE
+            {{                                           // past C: the zero tile, not stored
+#else
             if (c0 + cc < C) {{
+#endif
                 unsigned xw[SEGW];                       // word s: columns px0-PADX+2s, +1
                 const unsigned* srow =
                     reinterpret_cast<const unsigned*>(&xs_s[cc][ly + i][lx * PXT]);
@@ -1056,20 +1066,23 @@ def h2w_source(n: int, cb: int, pxt: int, txq: int, ty: int, bc: bool = False,
                                                 FILL=_H2_FILL.format() + _H2_ROW.format())
 
 
-def h2r_source(n: int, cb: int, pxt: int, txq: int, ty: int, mb: int = 0) -> str:
+def h2r_source(n: int, cb: int, pxt: int, txq: int, ty: int, mb: int = 0,
+               pipe: bool = False) -> str:
     """``wf_h2r`` (float16 storage only): blocks of ``ty`` rows x ``txq`` threads of ``pxt`` (4
     or 8) pixels and ``cb`` channels (the channel block the fastest grid index), each tap row's
     N x ``pxt`` weights loaded once for the ``cb`` channels, the row segment of each channel
     from the shared tile in aligned vector loads, the taps in half2 from registers, rows added in
     float (the ``h2`` plans' rounding). ``mb`` > 0: at least that many blocks an SM
     (``__launch_bounds__``' second argument: ptxas caps the registers to fit them).
+    ``pipe``: no branch between a thread's channels (the next one's shared loads overlap this
+    one's FMAs; channels past C run on the zero tile and are not stored).
     ``x`` (B, C, H, W), ``w`` (B, N*N, H, W) -> ``out`` (B, C, H, W)."""
     if pxt not in (4, 8):
         raise ValueError(f"wf_h2r: pxt is 4 or 8 (one or two 8-byte words of weights a tap), "
                          f"not {pxt}")
     if mb < 0:
         raise ValueError(f"wf_h2r: mb (blocks an SM) is 0 (no bound) or more, not {mb}")
-    return _common("float16", n) + _H2R.format(CB=cb, PXT=pxt, TXQ=txq, TY=ty,
+    return _common("float16", n) + _H2R.format(CB=cb, PXT=pxt, TXQ=txq, TY=ty, PIPE=int(pipe),
                                                 MINB=f", {mb}" if mb else "",
                                                 HFMA2=_HFMA2.format(), PFL1=_PFL1.format(),
                                                 FILL=_H2_FILL.format() + _H2_ROW.format())

@@ -22,7 +22,7 @@ def forward_source(plan: ForwardPlan, dtype: str, n: int, cb: int,
     if plan.kernel == "h2r":
         if dtype != "float16":
             raise ValueError(f"plan {plan.name!r}: wf_h2r takes float16 storage, not {dtype}")
-        return h2r_source(n, cb, plan.px, plan.txq, plan.ty, plan.mb), "wf_h2r"
+        return h2r_source(n, cb, plan.px, plan.txq, plan.ty, plan.mb, plan.pipe), "wf_h2r"
     if plan.kernel == "mma":
         return mma_source(dtype, n, cb, plan.txq, plan.ty, plan.py), "wf_mma"
     if plan.kernel == "gather4":

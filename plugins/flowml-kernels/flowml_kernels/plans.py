@@ -67,7 +67,9 @@ class ForwardPlan:
     ``cg`` > 1: a tile's channel chunks split among ``cg`` blocks, neighbours in the grid.
     ``h2r``: ``px`` (4 or 8) pixels of a row and ``cb`` channels a thread, ``txq`` x ``ty``
     threads a block, the channel block the fastest grid index (``cuda_source._H2R``); ``mb``
-    > 0: at least ``mb`` blocks an SM (``__launch_bounds__``: ptxas caps the registers)."""
+    > 0: at least ``mb`` blocks an SM (``__launch_bounds__``: ptxas caps the registers);
+    ``pipe``: no branch between the thread's channels, so that the next one's shared loads
+    issue during this one's FMAs (channels past C computed on the zero tile, not stored)."""
 
     name: str
     kernel: str
@@ -82,6 +84,7 @@ class ForwardPlan:
     bc: bool = False
     mb: int = 0
     cg: int = 1
+    pipe: bool = False
 
     def channels(self, c: int) -> int:
         """Channels a thread for ``c`` channels (the compile-time channel block; ``mma``: a
@@ -202,11 +205,12 @@ def _h2w(name: str, px: int, txq: int, ty: int, cb: int, bc: bool = False,
     return ForwardPlan(name, "h2w", cb, txq, ty, True, px=px, bc=bc, cg=cg)
 
 
-def _h2r(name: str, px: int, txq: int, ty: int, cb: int, mb: int = 0) -> ForwardPlan:
+def _h2r(name: str, px: int, txq: int, ty: int, cb: int, mb: int = 0,
+         pipe: bool = False) -> ForwardPlan:
     if px not in (4, 8) or mb < 0:
         raise ValueError(f"plan {name}: h2r takes 4 or 8 pixels a thread and mb >= 0 blocks an "
                          f"SM, not px={px} mb={mb}")
-    return ForwardPlan(name, "h2r", cb, txq, ty, True, px=px, mb=mb)
+    return ForwardPlan(name, "h2r", cb, txq, ty, True, px=px, mb=mb, pipe=pipe)
 
 
 def _mma(name: str, cb: int, gx: int, wy: int, py: int = 1) -> ForwardPlan:
@@ -317,6 +321,21 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     _h2r("h2r_p8_16x16_cb4_m2", 8, 16, 16, 4, mb=2),
     _h2r("h2r_p4_16x8_cb16_m4", 4, 16, 8, 16, mb=4),
     _h2r("h2r_p4_32x8_cb8", 4, 32, 8, 8),
+    # _pipe: no branch between a thread's channels (cuda_source._H2R's PIPE). nvdisasm of the
+    # plans above (NVRTC 13, sm_90) shows each channel's two LDS.128 followed at once by the
+    # funnels and HFMA2 that need them, 8 times a tap row, with nothing of the next channel
+    # between: the branch of c0 + cc < C keeps ptxas from moving loads across channels. With
+    # pipe the next channel's LDS sit among this one's HFMA2s. Registers at N = 5 / 9, no spills:
+    # p8 cb8 166 / 180 (2 blocks an SM; with m3 it spills 32 bytes at N = 9, so no m3 twin), p8
+    # cb4 m4 124 / 128, p4 cb16 m4 118 / 127, p4 32x8 cb8 m3 80 / 80, p4 16x8 cb8 m6 80 / 80, p4
+    # 16x16 cb8 m3 80 / 80 (24 warps an SM for the last three). Not timed yet (gpu-next.steps
+    # wf-h2r-pipe); CPU-checked bits (tests/test_kernels_h2r_on_cpu.py).
+    _h2r("h2r_p8_16x8_cb8_pipe", 8, 16, 8, 8, pipe=True),
+    _h2r("h2r_p8_16x8_cb4_m4_pipe", 8, 16, 8, 4, mb=4, pipe=True),
+    _h2r("h2r_p4_16x8_cb16_m4_pipe", 4, 16, 8, 16, mb=4, pipe=True),
+    _h2r("h2r_p4_32x8_cb8_m3_pipe", 4, 32, 8, 8, mb=3, pipe=True),
+    _h2r("h2r_p4_16x8_cb8_m6_pipe", 4, 16, 8, 8, mb=6, pipe=True),
+    _h2r("h2r_p4_16x16_cb8_m3_pipe", 4, 16, 16, 8, mb=3, pipe=True),
     # wf_mma: tensor cores (float16/bfloat16): 16 or 32 channels x 8 px per mma, a warp 1 or
     # 2 rows (py2: an input row's A fragments read once for 2 tap rows). On the H200,
     # 2026-12-03 (docs/bench-2026-12-03-h200-wf-sweep-xt-mma.json) mma_c16_g4_w8 took C=32 N=9
