@@ -29,6 +29,7 @@ class Lane:
     stream: torch.cuda.Stream
     timings: dict[str, deque] = field(default_factory=dict)
     _spare: deque = field(default_factory=deque, repr=False, compare=False)  # end events to reuse
+    _spare_timing: deque = field(default_factory=deque, repr=False, compare=False)  # harvested pairs
 
     def record_now(self) -> torch.cuda.Event:
         """An event marking the end of everything queued on this lane so far."""
@@ -51,13 +52,24 @@ class Lane:
         """Hand back an ``end_event`` that has passed and that nobody waits on any more."""
         self._spare.append(event)
 
+    def timing_pair(self) -> tuple[torch.cuda.Event, torch.cuda.Event]:
+        """Two timing events for a call's start and end, reused from the pairs ``harvest``
+        has read (making and destroying two CUDA events each call cost a GPU tick's host
+        several microseconds)."""
+        try:
+            return self._spare_timing.pop()
+        except IndexError:
+            return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
     def harvest(self, node_id: str) -> list[float]:
-        """Milliseconds of the node's finished calls since the last harvest (no host sync)."""
+        """Milliseconds of the node's finished calls since the last harvest (no host sync);
+        their events go back to the pool of ``timing_pair``."""
         q = self.timings.get(node_id)
         out = []
         while q and q[0][1].query():
-            start, end = q.popleft()
-            out.append(start.elapsed_time(end))
+            pair = q.popleft()
+            out.append(pair[0].elapsed_time(pair[1]))
+            self._spare_timing.append(pair)
         return out
 
 
@@ -137,17 +149,17 @@ class GpuCall:
                 if t.is_cuda:
                     t.record_stream(stream)
         if self.timing:
-            start = torch.cuda.Event(enable_timing=True)
+            start, end = lane.timing_pair()
             start.record(stream)
         result = fn(inputs)
-        end = None
         if self.timing:
-            end = torch.cuda.Event(enable_timing=True)
             end.record(stream)
             lane.timings.setdefault(self.node_id, deque(maxlen=256)).append((start, end))
         elif self.record_event:
             end = torch.cuda.Event()
             end.record(stream)
+        else:
+            end = None
         return result, end
 
     def _to_lane_device(self, t: torch.Tensor) -> torch.Tensor:

@@ -115,9 +115,13 @@ def test_gpu_time_per_node_from_events(gpu_graph):
           slow: {type: gpu.slow_add, inputs: {x: src/x}, params: {cycles: 1000000}}
           out: {type: gpu.collect, inputs: {x: slow/x}}
     """)
-    result, _ = run(g, device="cuda", gpu_timing=True)
+    result, sched = run(g, device="cuda", gpu_timing=True)
     d = result.stats.nodes["slow"].as_dict()
     assert d.get("gpu_mean_us", 0) > 50, d
+    # the timing events are reused: the lane holds a few pairs, not one per call
+    lane = sched.nodes["slow"].gpu.lane
+    held = len(lane._spare_timing) + sum(len(q) for q in lane.timings.values())
+    assert result.stats.nodes["slow"].gpu_calls >= 10 and held <= 6, (held, d)
 
 
 def test_two_devices_with_explicit_transfer(gpu_graph):
