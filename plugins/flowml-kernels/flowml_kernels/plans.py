@@ -326,11 +326,14 @@ PLANS: dict[str, ForwardPlan] = {p.name: p for p in (
     # funnels and HFMA2 that need them, 8 times a tap row, with nothing of the next channel
     # between: the branch of c0 + cc < C keeps ptxas from moving loads across channels. With
     # pipe the next channel's LDS sit among this one's HFMA2s. Registers at N = 5 / 9, no spills:
-    # p8 cb8 166 / 180 (2 blocks an SM; with m3 it spills 32 bytes at N = 9, so no m3 twin), p8
-    # cb4 m4 124 / 128, p4 cb16 m4 118 / 127, p4 32x8 cb8 m3 80 / 80, p4 16x8 cb8 m6 80 / 80, p4
-    # 16x16 cb8 m3 80 / 80 (24 warps an SM for the last three). Not timed yet (gpu-next.steps
-    # wf-h2r-pipe); CPU-checked bits (tests/test_kernels_h2r_on_cpu.py).
+    # p8 cb8 166 / 180 (2 blocks an SM); p8 cb8 m3 149 / 168, spilling 32 bytes at N = 9, all
+    # outside the channel loop (two LDL a tap row where its weights load: SPILLS_AT_N9 in the
+    # test); p8 cb4 m4 124 / 128, p4 cb16 m4 118 / 127, p4 32x8 cb8 m3 80 / 80, p4 16x8 cb8 m6
+    # 80 / 80, p4 16x16 cb8 m3 80 / 80 (24 warps an SM for the last three). Not timed yet
+    # (gpu-next.steps wf-h2r-pipe); CPU-checked bits (tests/test_kernels_h2r_on_cpu.py).
     _h2r("h2r_p8_16x8_cb8_pipe", 8, 16, 8, 8, pipe=True),
+    _h2r("h2r_p8_16x8_cb8_m3_pipe", 8, 16, 8, 8, mb=3, pipe=True),
+    _h2r("h2r_p8_8x16_cb8_m3_pipe", 8, 8, 16, 8, mb=3, pipe=True),
     _h2r("h2r_p8_16x8_cb4_m4_pipe", 8, 16, 8, 4, mb=4, pipe=True),
     _h2r("h2r_p4_16x8_cb16_m4_pipe", 4, 16, 8, 16, mb=4, pipe=True),
     _h2r("h2r_p4_32x8_cb8_m3_pipe", 4, 32, 8, 8, mb=3, pipe=True),

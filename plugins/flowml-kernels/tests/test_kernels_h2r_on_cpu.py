@@ -124,16 +124,25 @@ def test_h2r_plans_say_what_they_cannot_run():
     assert plans.select("float16", 5, 9).name == "h2r_p8_16x8_cb8_m3"
 
 
+# Spill bytes (stores, loads) a plan may have at N = 9. The pipelined p8 cb8 plans at three blocks
+# an SM (168 registers) keep a few addresses in local memory: in nvdisasm's SASS (NVRTC 13,
+# sm_90) two LDL a tap row where its weights load, the rest before the row loop and after it;
+# none among the channels' FMAs, so they are kept as plans (to be timed against their twins).
+SPILLS_AT_N9 = {"h2r_p8_16x8_cb8_m3_pipe": (32, 44), "h2r_p8_8x16_cb8_m3_pipe": (32, 44)}
+
+
 @pytest.mark.skipif(find_nvrtc() is None, reason="no libnvrtc (it comes with torch's CUDA wheels)")
 @pytest.mark.parametrize("name", H2R)
 def test_h2r_plans_compile_with_nvrtc_without_spilling(name):
     """The f16x2 FMAs, cp.async, LDS.64/128 and a tap row's weights for sm_90: no spill at the
-    benchmark's N = 5 and 9 (C = 32), registers reported (ptxas' -v)."""
+    benchmark's N = 5 and 9 (C = 32; at N = 9 ``SPILLS_AT_N9``'s exact bytes for the plans it
+    names), registers reported (ptxas' -v)."""
     plan = plans.PLANS[name]
     regs = {}
     for n in (5, 9):
         info = ptxas_report(forward_source(plan, "float16", n, plan.channels(32))[0])
-        assert info["spill_stores"] == 0 and info["spill_loads"] == 0, (name, n, info)
+        spills = SPILLS_AT_N9.get(name, (0, 0)) if n == 9 else (0, 0)
+        assert (info["spill_stores"], info["spill_loads"]) == spills, (name, n, info)
         assert info["registers"] <= 255, (name, n, info)
         if plan.mb:                                       # the bound holds mb blocks an SM
             assert info["registers"] * plan.threads() * plan.mb <= 65536, (name, n, info)
